@@ -1,0 +1,70 @@
+"""Soft crypto token: keys kept in the database, each as a PKCS#12 encrypted with the authentication code
+(PBES2 with AES-256-CBC, PBKDF2-HMAC-SHA256)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from cryptography.hazmat.primitives.serialization import PrivateFormat, pkcs12
+
+from ..errors import AuthenticationCodeError
+from .base import CryptoTokenBackend, GeneratedKeyPair, KeySpec, registry
+
+PBKDF2_ROUNDS = 200_000
+PKCS12_KDF_ROUNDS = 100_000
+
+
+def _verifier(auth_code: str, salt: bytes) -> str:
+    return hashlib.pbkdf2_hmac("sha256", auth_code.encode(), salt, PBKDF2_ROUNDS).hex()
+
+
+def encrypt_pkcs12(key: PrivateKeyTypes, alias: str, auth_code: str, certificate=None) -> bytes:
+    """A PKCS#12 holding ``key`` (and optionally its certificate), protected by ``auth_code``."""
+    encryption = (
+        PrivateFormat.PKCS12.encryption_builder()
+        .kdf_rounds(PKCS12_KDF_ROUNDS)
+        .key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC)
+        .hmac_hash(hashes.SHA256())
+        .build(auth_code.encode())
+    )
+    return pkcs12.serialize_key_and_certificates(alias.encode(), key, certificate, None, encryption)  # type: ignore[arg-type]
+
+
+@registry.register
+class SoftCryptoTokenBackend(CryptoTokenBackend):
+    type_name = "SoftCryptoToken"
+    label = "Soft (PKCS#12 keystore in the database)"
+    supports_export = True
+
+    def initialize(self, auth_code: str) -> None:
+        salt = os.urandom(16)
+        self.token.properties = {
+            **self.token.properties,
+            "auth_salt": base64.b64encode(salt).decode(),
+            "auth_verifier": _verifier(auth_code, salt),
+        }
+
+    def check_auth_code(self, auth_code: str) -> None:
+        salt = base64.b64decode(self.token.properties["auth_salt"])
+        if not hmac.compare_digest(_verifier(auth_code, salt), self.token.properties["auth_verifier"]):
+            raise AuthenticationCodeError(f"Wrong authentication code for crypto token '{self.token.name}'.")
+
+    def generate_key_pair(self, alias: str, spec: KeySpec, auth_code: str) -> GeneratedKeyPair:
+        key = spec.generate_software_key()
+        return GeneratedKeyPair(public_key=key.public_key(), private_data=encrypt_pkcs12(key, alias, auth_code))
+
+    def import_private_key(self, alias: str, key: PrivateKeyTypes, auth_code: str) -> GeneratedKeyPair:
+        return GeneratedKeyPair(public_key=key.public_key(), private_data=encrypt_pkcs12(key, alias, auth_code))
+
+    def load_private_key(self, entry, auth_code: str) -> PrivateKeyTypes:
+        try:
+            key, _cert, _extra = pkcs12.load_key_and_certificates(bytes(entry.private_data), auth_code.encode())
+        except ValueError as exc:
+            raise AuthenticationCodeError(f"Cannot open key '{entry.alias}': wrong authentication code.") from exc
+        assert key is not None
+        return key

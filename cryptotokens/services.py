@@ -1,0 +1,200 @@
+"""Crypto token operations. Every state change checks the caller's access rule and is audited.
+
+``actor`` is any object with ``name`` and ``require(resource)`` (the core's access-rule check);
+passing it in keeps this app free of imports from the layers above it.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Protocol
+
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from django.db import IntegrityError, transaction
+from django.db.models import F
+
+from .backends import KeySpec, registry
+from .backends.base import key_spec_of, public_key_der, subject_key_identifier
+from .errors import CryptoTokenError, CryptoTokenOfflineError, KeyPairExistsError, KeyPairNotFoundError
+from .models import CryptoToken, CryptoTokenKeyPair
+from .secrets import decrypt_secret, encrypt_secret
+from .signals import crypto_token_event
+
+
+class Actor(Protocol):
+    name: str
+
+    def require(self, resource: str) -> None: ...
+
+
+def _emit(event_type: str, actor: Actor, token: CryptoToken | None, outcome: str = "SUCCESS", **details: Any) -> None:
+    crypto_token_event.send(
+        sender=CryptoToken, event_type=event_type, actor=actor.name, token=token, outcome=outcome, details=details
+    )
+
+
+def _code_context(token: CryptoToken) -> str:
+    return f"cryptotoken:{token.token_id}"
+
+
+def backend_for(token: CryptoToken):
+    return registry.get(token.token_type)(token)
+
+
+@transaction.atomic
+def create_token(
+    actor: Actor,
+    *,
+    name: str,
+    token_type: str,
+    auth_code: str,
+    auto_activate: bool = False,
+    allow_export: bool = False,
+    explicit_ecc_parameters: bool = False,
+    properties: dict[str, Any] | None = None,
+) -> CryptoToken:
+    """Create a crypto token; with auto-activation its code is stored encrypted under the master key."""
+    actor.require("/cryptotoken/modify")
+    if not auth_code:
+        raise CryptoTokenError("An authentication code is required.")
+    if CryptoToken.objects.filter(name=name).exists():
+        raise CryptoTokenError(f"A crypto token named '{name}' already exists.")
+    token = CryptoToken(
+        name=name,
+        token_type=token_type,
+        auto_activate=auto_activate,
+        allow_export=allow_export,
+        explicit_ecc_parameters=explicit_ecc_parameters,
+        properties=properties or {},
+    )
+    backend = backend_for(token)
+    backend.initialize(auth_code)
+    enc = encrypt_secret(auth_code, _code_context(token))
+    if auto_activate:
+        token.auth_code_encrypted = enc
+    else:
+        token.activation_secret = enc  # a new token starts active, as it was just opened with its code
+    try:
+        with transaction.atomic():
+            token.save()
+    except IntegrityError:
+        raise CryptoTokenError(f"A crypto token named '{name}' already exists.") from None
+    _emit("CRYPTOTOKEN_CREATE", actor, token, type=token_type, auto_activation=auto_activate)
+    return token
+
+
+def auth_code_of(token: CryptoToken) -> str:
+    """The authentication code of an active token, or CryptoTokenOfflineError."""
+    stored = token.auth_code_encrypted if token.auto_activate else token.activation_secret
+    if not stored:
+        raise CryptoTokenOfflineError(token.name)
+    return decrypt_secret(stored, _code_context(token)).decode()
+
+
+def activate(actor: Actor, token: CryptoToken, auth_code: str) -> None:
+    """Check the code and make the token active for every process."""
+    actor.require(f"/cryptotoken/activate/{token.pk}")
+    try:
+        backend_for(token).check_auth_code(auth_code)
+    except CryptoTokenError as exc:
+        _emit("CRYPTOTOKEN_ACTIVATION", actor, token, outcome="FAILURE", reason=str(exc))
+        raise
+    token.activation_secret = encrypt_secret(auth_code, _code_context(token))
+    token.version = F("version") + 1
+    token.save(update_fields=["activation_secret", "version", "updated_at"])
+    token.refresh_from_db()
+    _emit("CRYPTOTOKEN_ACTIVATION", actor, token)
+
+
+def deactivate(actor: Actor, token: CryptoToken) -> None:
+    """Forget the activation; an auto-activated token stays active (its code is stored)."""
+    actor.require(f"/cryptotoken/deactivate/{token.pk}")
+    token.activation_secret = ""
+    token.version = F("version") + 1
+    token.save(update_fields=["activation_secret", "version", "updated_at"])
+    token.refresh_from_db()
+    _emit("CRYPTOTOKEN_DEACTIVATION", actor, token)
+
+
+def generate_key_pair(actor: Actor, token: CryptoToken, alias: str, key_spec: str | KeySpec) -> CryptoTokenKeyPair:
+    """Generate a key pair under ``alias``; the alias must be new on this token."""
+    actor.require(f"/cryptotoken/generate_keys/{token.pk}")
+    spec = key_spec if isinstance(key_spec, KeySpec) else KeySpec.parse(key_spec)
+    if not alias or len(alias) > 255:
+        raise CryptoTokenError("A key pair alias of 1 to 255 characters is required.")
+    backend = backend_for(token)
+    backend.supported(spec)
+    code = auth_code_of(token)
+    if CryptoTokenKeyPair.objects.filter(token=token, alias=alias).exists():
+        raise KeyPairExistsError(f"Key pair alias '{alias}' already exists on crypto token '{token.name}'.")
+    generated = backend.generate_key_pair(alias, spec, code)
+    try:
+        with transaction.atomic():
+            entry = CryptoTokenKeyPair.objects.create(
+                token=token,
+                alias=alias,
+                key_algorithm=spec.algorithm,
+                key_spec=spec.spec_value,
+                public_key_der=public_key_der(generated.public_key),
+                subject_key_id=subject_key_identifier(generated.public_key),
+                private_data=generated.private_data,
+            )
+    except IntegrityError:
+        backend.remove_key_pair(
+            CryptoTokenKeyPair(token=token, alias=alias, private_data=generated.private_data), code
+        )
+        raise KeyPairExistsError(f"Key pair alias '{alias}' already exists on crypto token '{token.name}'.") from None
+    _emit("CRYPTOTOKEN_GEN_KEYPAIR", actor, token, alias=alias, key_spec=str(spec))
+    return entry
+
+
+def import_private_key(actor: Actor, token: CryptoToken, alias: str, key: PrivateKeyTypes) -> CryptoTokenKeyPair:
+    """Put an existing software key on a soft token (used for imports and tests)."""
+    actor.require(f"/cryptotoken/generate_keys/{token.pk}")
+    backend = backend_for(token)
+    code = auth_code_of(token)
+    generated = backend.import_private_key(alias, key, code)
+    spec = key_spec_of(generated.public_key)
+    entry = CryptoTokenKeyPair.objects.create(
+        token=token,
+        alias=alias,
+        key_algorithm=spec.algorithm,
+        key_spec=spec.spec_value,
+        public_key_der=public_key_der(generated.public_key),
+        subject_key_id=subject_key_identifier(generated.public_key),
+        private_data=generated.private_data,
+    )
+    _emit("CRYPTOTOKEN_IMPORT_KEYPAIR", actor, token, alias=alias, key_spec=str(spec))
+    return entry
+
+
+# Per-process cache of opened keys: (token pk, alias) -> (token version, key handle). The version
+# comes from the database row, so deactivation or key changes in another process invalidate it.
+_key_cache: dict[tuple[int, str], tuple[int, PrivateKeyTypes]] = {}
+_key_cache_lock = threading.Lock()
+
+
+def get_private_key(token: CryptoToken, alias: str) -> PrivateKeyTypes:
+    """A signing handle for ``alias``. The caller has authorized the use (e.g. a CA operation).
+
+    ``token`` must be freshly read from the database, because its activation state is checked here.
+    """
+    if not token.is_active:
+        raise CryptoTokenOfflineError(token.name)
+    cache_key = (token.pk, alias)
+    hit = _key_cache.get(cache_key)
+    if hit and hit[0] == token.version:
+        return hit[1]
+    try:
+        entry = CryptoTokenKeyPair.objects.get(token=token, alias=alias)
+    except CryptoTokenKeyPair.DoesNotExist:
+        raise KeyPairNotFoundError(f"No key pair '{alias}' on crypto token '{token.name}'.") from None
+    key = backend_for(token).load_private_key(entry, auth_code_of(token))
+    with _key_cache_lock:
+        _key_cache[cache_key] = (token.version, key)
+    return key
+
+
+def clear_key_cache() -> None:
+    with _key_cache_lock:
+        _key_cache.clear()

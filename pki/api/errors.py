@@ -1,0 +1,47 @@
+"""The REST API's error body: ``{"error_code": ..., "error_message": ...}`` (EJBCA's shape)."""
+
+from __future__ import annotations
+
+import logging
+
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from ..errors import PkiError
+
+logger = logging.getLogger("pki.api")
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, PkiError):
+        logger.info("API refusal %s: %s", exc.error_code, exc.message)
+        return Response({"error_code": exc.http_status, "error_message": exc.message}, status=exc.http_status)
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        logger.exception("Unhandled API error")
+        return Response(
+            {"error_code": 500, "error_message": "Internal error; see the server log."},
+            status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+        )
+    if isinstance(exc, exceptions.ValidationError):
+        detail = exc.detail
+        message = "; ".join(_flatten(detail))
+    else:
+        message = str(getattr(exc, "detail", exc))
+    response.data = {"error_code": response.status_code, "error_message": message}
+    return response
+
+
+def _flatten(detail, prefix: str = "") -> list[str]:
+    if isinstance(detail, dict):
+        out: list[str] = []
+        for k, v in detail.items():
+            out.extend(_flatten(v, f"{k}: " if k != "non_field_errors" else ""))
+        return out
+    if isinstance(detail, list):
+        out = []
+        for v in detail:
+            out.extend(_flatten(v, prefix))
+        return out
+    return [f"{prefix}{detail}"]

@@ -1,0 +1,14 @@
+from django.apps import AppConfig
+
+
+class PkiConfig(AppConfig):
+    name = "pki"
+    verbose_name = "CA core"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from cryptotokens.signals import crypto_token_event
+
+        from . import receivers
+
+        crypto_token_event.connect(receivers.audit_crypto_token_event, dispatch_uid="pki-audit-cryptotoken")

@@ -1,0 +1,138 @@
+"""First start: the demo PKI every fresh installation gets (idempotent).
+
+Apps add their own steps with :func:`register_step` in ``AppConfig.ready`` (the end entity app adds
+the EMPTY profile), so the core never imports the layers above it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from cryptotokens import services as token_services
+from cryptotokens.models import CryptoToken
+
+from .auth.access import Actor
+from .choices import MemberMatch
+from .models import AccessRule, CertificateAuthority, Role, RoleMember
+from .services.cas import CASettings, create_ca
+from .services.profiles import ensure_builtin_profiles
+
+MANAGEMENT_CA = "ManagementCA"
+MANAGEMENT_TOKEN = "ManagementCA"
+
+DEFAULT_ROLES: dict[str, tuple[str, list[tuple[str, bool]]]] = {
+    "Super Administrator Role": ("Full access to everything", [("/", True)]),
+    "RA Administrator": (
+        "Enrolls, finds and revokes end entities and certificates",
+        [
+            ("/administrator", True),
+            ("/ra_functionality", True),
+            ("/endentityprofilesrules", True),
+            ("/ca", True),
+            ("/ca_functionality/view_certificate", True),
+            ("/ca_functionality/create_certificate", True),
+        ],
+    ),
+    "Auditor": (
+        "Reads the audit log and views CAs, profiles and certificates",
+        [
+            ("/administrator", True),
+            ("/audit/view", True),
+            ("/ca", True),
+            ("/ca_functionality/view_ca", True),
+            ("/ca_functionality/view_certificate", True),
+            ("/ca_functionality/view_certificate_profiles", True),
+            ("/cryptotoken/view", True),
+        ],
+    ),
+}
+
+
+@dataclass
+class BootstrapResult:
+    created: list[str] = field(default_factory=list)
+    admin_username: str = ""
+    admin_password: str | None = None  # only when the admin was created now
+
+
+BootstrapStep = Callable[[BootstrapResult], None]
+_steps: list[tuple[int, BootstrapStep]] = []
+
+
+def register_step(step: BootstrapStep, order: int = 100) -> None:
+    if all(s is not step for _, s in _steps):
+        _steps.append((order, step))
+
+
+def _profiles(result: BootstrapResult) -> None:
+    ensure_builtin_profiles()
+
+
+def _roles(result: BootstrapResult) -> None:
+    for name, (description, rules) in DEFAULT_ROLES.items():
+        role, created = Role.objects.get_or_create(name=name, defaults={"description": description})
+        if created:
+            AccessRule.objects.bulk_create([AccessRule(role=role, resource=r, allowed=a) for r, a in rules])
+            result.created.append(f"role {name}")
+
+
+def _admin(result: BootstrapResult) -> None:
+    username = os.environ.get("PKI_ADMIN_USER", "admin")
+    User = get_user_model()
+    result.admin_username = username
+    if not User.objects.filter(username=username).exists():
+        password = os.environ.get("PKI_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
+        User.objects.create_user(username=username, password=password, is_staff=True)
+        result.admin_password = password
+        result.created.append(f"admin {username}")
+    role = Role.objects.get(name="Super Administrator Role")
+    RoleMember.objects.get_or_create(
+        role=role, match_type=MemberMatch.LOCAL_USER, match_value=username,
+        defaults={"description": "bootstrap administrator"},
+    )
+
+
+def _management_ca(result: BootstrapResult) -> None:
+    if CertificateAuthority.objects.filter(name=MANAGEMENT_CA).exists():
+        return
+    actor = Actor.system_actor("init")
+    token = CryptoToken.objects.filter(name=MANAGEMENT_TOKEN).first()
+    if token is None:
+        token = token_services.create_token(
+            actor, name=MANAGEMENT_TOKEN, token_type="SoftCryptoToken",
+            auth_code=secrets.token_urlsafe(24), auto_activate=True,
+        )
+        result.created.append(f"crypto token {MANAGEMENT_TOKEN}")
+    base = settings.PKI_BASE_URL.rstrip("/")
+    create_ca(actor, CASettings(
+        name=MANAGEMENT_CA,
+        subject_dn=os.environ.get("PKI_MANAGEMENT_CA_DN", "CN=ManagementCA,O=PKI Demo,C=SE"),
+        crypto_token=token, key_alias="signKey", key_spec="RSA3072", validity="10y",
+        signature_algorithm="SHA256WithRSA", crl_period=timedelta(days=1), crl_overlap=timedelta(minutes=10),
+        crl_distribution_point=f"{base}/crl/{MANAGEMENT_CA}.crl", ca_issuers_url=f"{base}/ca/{MANAGEMENT_CA}.crt",
+        description="Management CA created at first start", is_default=True,
+    ))
+    result.created.append(f"CA {MANAGEMENT_CA}")
+
+
+register_step(_profiles, order=10)
+register_step(_roles, order=20)
+register_step(_admin, order=30)
+register_step(_management_ca, order=40)
+
+
+def run() -> BootstrapResult:
+    """Run every registered step in order, in one transaction."""
+    result = BootstrapResult()
+    with transaction.atomic():
+        for _, step in sorted(_steps, key=lambda s: s[0]):
+            step(result)
+    return result

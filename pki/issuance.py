@@ -1,0 +1,379 @@
+"""THE issuance pipeline. Every interface (admin UI, RA portal, REST, SCEP, CLI) ends in :func:`issue`.
+
+1. authorize the caller (an admin's access rules, or a hook of the layer above: enrollment code, renewal),
+2. validate the request against the certificate profile (key, validity, extensions) and the hooks
+   of the layer above (end entity profile rules),
+3. build the certificate, 4. sign it through the CA's crypto token,
+5. store it and the caller's own changes in one transaction, 6. audit it, and queue post-issuance work.
+A failure at any step leaves nothing behind but a FAILURE audit event.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+from cryptography.hazmat.primitives.serialization import Encoding
+from django.db import IntegrityError, transaction
+from django.dispatch import Signal
+from django.utils import timezone
+
+from cryptotokens.backends.base import key_spec_of
+from cryptotokens.errors import CryptoTokenError
+from cryptotokens.services import get_private_key
+
+from . import audit
+from .auth.access import Actor
+from .choices import CAStatus
+from .errors import CAOfflineError, PkiError, ValidationError, as_pki_error
+from .models import Certificate, CertificateAuthority, CertificateProfile
+from .x509.algorithms import signature_algorithm
+from .x509.altnames import AltNameError, format_altnames, parse_altnames
+from .x509.dn import DNError, format_dn, parse_dn
+from .x509.extensions import eku_oid, encode_custom_value, key_usage
+from .x509.validity import ValidityError, parse_validity
+
+logger = logging.getLogger("pki.issuance")
+
+# Sent after the issuing transaction committed: sender=Certificate, certificate=<Certificate row>.
+certificate_issued = Signal()
+
+BACKDATE = timedelta(minutes=10)  # EJBCA's default validity offset: tolerate clients with slow clocks
+SERIAL_ATTEMPTS = 3
+
+
+@dataclass
+class IssuanceHooks:
+    """Callables the layer above plugs in (the CA core never imports that layer).
+
+    authorize(request): replaces the admin access check (e.g. checks an enrollment code).
+    validate(request): may raise ValidationError, may adjust request.subject_dn/subject_alt_name/extensions.
+    on_stored(request, certificate_row): runs inside the issuing transaction (e.g. update the end entity).
+    """
+
+    authorize: Callable[[IssuanceRequest], None] | None = None
+    validate: Callable[[IssuanceRequest], None] | None = None
+    on_stored: Callable[[IssuanceRequest, Certificate], None] | None = None
+
+
+@dataclass
+class IssuanceRequest:
+    ca: CertificateAuthority
+    actor: Actor
+    profile: CertificateProfile | None = None
+    csr: x509.CertificateSigningRequest | bytes | str | None = None
+    public_key: CertificatePublicKeyTypes | None = None
+    subject_dn: str | None = None
+    subject_alt_name: str | None = None
+    validity: str | None = None  # override expression (days, "1y 6mo", or an end date)
+    not_before: datetime | None = None
+    not_after: datetime | None = None
+    username: str = ""
+    extra_extensions: list[x509.Extension] = field(default_factory=list)
+    custom_extension_values: dict[str, str] = field(default_factory=dict)
+    hooks: IssuanceHooks = field(default_factory=IssuanceHooks)
+    self_signed: bool = False
+    key_alias: str | None = None  # sign with this key of the CA's token (CA certificates, renewals)
+    audit_details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class IssuedCertificate:
+    row: Certificate
+    certificate: x509.Certificate
+
+    @property
+    def serial_hex(self) -> str:
+        return self.row.serial
+
+
+def load_csr(data: x509.CertificateSigningRequest | bytes | str) -> x509.CertificateSigningRequest:
+    """Parse a PKCS#10 request (PEM or DER) and check its self-signature."""
+    if isinstance(data, x509.CertificateSigningRequest):
+        csr = data
+    else:
+        raw = data.encode() if isinstance(data, str) else bytes(data)
+        try:
+            if b"-----BEGIN" in raw:
+                csr = x509.load_pem_x509_csr(raw)
+            else:
+                csr = x509.load_der_x509_csr(raw)
+        except ValueError:
+            raise ValidationError("The certificate request is not a valid PKCS#10 request.", field="csr") from None
+    try:
+        ok = csr.is_signature_valid
+    except Exception:  # unsupported key or algorithm inside the CSR
+        ok = False
+    if not ok:
+        raise ValidationError("The certificate request's signature does not verify.", field="csr")
+    return csr
+
+
+def new_serial() -> int:
+    """A random positive 20-byte serial (159 random bits; the top bit is clear so DER needs no 0x00)."""
+    return secrets.randbits(159) | (1 << 152)  # the set bit keeps it 20 bytes long
+
+
+def _check_key(profile: CertificateProfile, public_key) -> str:
+    try:
+        spec = key_spec_of(public_key)
+    except CryptoTokenError as exc:
+        raise ValidationError(str(exc), field="public_key") from None
+    if spec.algorithm not in profile.allowed_key_algorithms:
+        raise ValidationError(
+            f"Key algorithm {spec.algorithm} is not allowed by certificate profile '{profile.name}'.",
+            field="public_key",
+        )
+    if spec.algorithm == "RSA" and spec.size not in profile.allowed_rsa_sizes:
+        raise ValidationError(
+            f"RSA key size {spec.size} is not allowed by certificate profile '{profile.name}' "
+            f"(allowed: {', '.join(map(str, profile.allowed_rsa_sizes))}).",
+            field="public_key",
+        )
+    if spec.algorithm == "EC" and spec.curve not in profile.allowed_curves:
+        raise ValidationError(
+            f"Curve {spec.curve} is not allowed by certificate profile '{profile.name}' "
+            f"(allowed: {', '.join(profile.allowed_curves)}).",
+            field="public_key",
+        )
+    return str(spec)
+
+
+def _validity(req: IssuanceRequest, profile: CertificateProfile, ca_cert: x509.Certificate | None):
+    """Not-before and not-after: the profile's validity, or a requested one when the profile allows
+    overriding (capped at the profile's validity, as EJBCA does), never past the CA's own expiry."""
+    now = timezone.now().replace(microsecond=0)
+    overridden = bool(req.validity or req.not_before or req.not_after)
+    if overridden and not profile.allow_validity_override:
+        raise ValidationError(
+            f"Certificate profile '{profile.name}' does not allow validity override.", field="validity"
+        )
+    start = req.not_before or now
+    not_before = req.not_before or now - BACKDATE
+    try:
+        limit = parse_validity(profile.validity, start)
+        not_after = req.not_after or (parse_validity(req.validity, start) if req.validity else limit)
+    except ValidityError as exc:
+        raise ValidationError(str(exc), field="validity") from None
+    not_after = min(not_after, limit)
+    if not_after <= not_before:
+        raise ValidationError("The validity end is not after its start.", field="validity")
+    if ca_cert is not None and not_after > ca_cert.not_valid_after_utc:
+        not_after = ca_cert.not_valid_after_utc  # never outlive the issuing CA
+    return not_before, not_after
+
+
+def _extensions(req, profile, ca, subject, public_key, csr, issuer_key_id) -> list[x509.Extension]:
+    exts: dict[str, x509.Extension] = {}
+
+    def add(value: x509.ExtensionType, critical: bool) -> None:
+        exts[value.oid.dotted_string] = x509.Extension(value.oid, critical, value)
+
+    if csr is not None and profile.allow_extension_override:
+        for ext in csr.extensions:
+            exts[ext.oid.dotted_string] = ext
+    if profile.basic_constraints:
+        path = profile.path_length if profile.is_ca else None
+        add(x509.BasicConstraints(ca=profile.is_ca, path_length=path), profile.basic_constraints_critical)
+    if profile.key_usage:
+        add(key_usage(profile.key_usage), profile.key_usage_critical)
+    if profile.extended_key_usage:
+        add(
+            x509.ExtendedKeyUsage([x509.ObjectIdentifier(eku_oid(o)) for o in profile.extended_key_usage]),
+            profile.extended_key_usage_critical,
+        )
+    if profile.use_subject_key_id:
+        add(x509.SubjectKeyIdentifier.from_public_key(public_key), False)
+    if profile.use_authority_key_id and issuer_key_id is not None:
+        add(x509.AuthorityKeyIdentifier(issuer_key_id, None, None), False)
+    if profile.use_crl_distribution_point and ca.crl_distribution_point and not req.self_signed:
+        add(x509.CRLDistributionPoints([x509.DistributionPoint(
+            [x509.UniformResourceIdentifier(ca.crl_distribution_point)], None, None, None)]), False)
+    if profile.use_authority_info_access and not req.self_signed and (ca.ocsp_url or ca.ca_issuers_url):
+        descs = []
+        if ca.ocsp_url:
+            descs.append(x509.AccessDescription(x509.AuthorityInformationAccessOID.OCSP,
+                                                x509.UniformResourceIdentifier(ca.ocsp_url)))
+        if ca.ca_issuers_url:
+            descs.append(x509.AccessDescription(x509.AuthorityInformationAccessOID.CA_ISSUERS,
+                                                x509.UniformResourceIdentifier(ca.ca_issuers_url)))
+        add(x509.AuthorityInformationAccess(descs), False)
+    if profile.use_ocsp_no_check:
+        add(x509.OCSPNoCheck(), False)
+    for custom in profile.custom_extensions or []:
+        oid = custom["oid"]
+        value = req.custom_extension_values.get(oid) if custom.get("dynamic") else custom.get("value")
+        if value in (None, ""):
+            if custom.get("required", False):
+                raise ValidationError(f"Custom extension {oid} needs a value.", field="extensions")
+            continue
+        try:
+            der = encode_custom_value(custom.get("encoding", "UTF8String"), str(value))
+        except ValueError as exc:
+            raise ValidationError(f"Custom extension {oid}: {exc}", field="extensions") from None
+        ext_oid = x509.ObjectIdentifier(oid)
+        exts[oid] = x509.Extension(ext_oid, bool(custom.get("critical")), x509.UnrecognizedExtension(ext_oid, der))
+    for ext in req.extra_extensions:
+        exts[ext.oid.dotted_string] = ext
+    # Subject alternative name last: the request's string wins over the CSR's extension.
+    if req.subject_alt_name is not None:
+        try:
+            names = parse_altnames(req.subject_alt_name)
+        except AltNameError as exc:
+            raise ValidationError(str(exc), field="subject_alt_name") from None
+        exts.pop(x509.ExtensionOID.SUBJECT_ALTERNATIVE_NAME.dotted_string, None)
+        if names:
+            add(x509.SubjectAlternativeName(names), len(subject) == 0)
+    elif csr is not None and not profile.allow_extension_override:
+        try:
+            san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+            add(san.value, len(subject) == 0)
+        except x509.ExtensionNotFound:
+            pass
+    return list(exts.values())
+
+
+def _signing_key(ca: CertificateAuthority, alias: str):
+    from cryptotokens.models import CryptoToken
+
+    if ca.crypto_token_id is None:
+        raise CAOfflineError(f"CA '{ca.name}' holds no key here (it is an external CA).")
+    # Re-read the token row: activation is shared state another process may have changed.
+    token = CryptoToken.objects.get(pk=ca.crypto_token_id)
+    try:
+        return get_private_key(token, alias)
+    except CryptoTokenError as exc:
+        raise as_pki_error(exc) from None
+
+
+def _prepare(req: IssuanceRequest):
+    ca = req.ca
+    profile = req.profile
+    if profile is None:
+        raise ValidationError("A certificate profile is required.", field="certificate_profile")
+    if ca.status != CAStatus.ACTIVE:
+        raise CAOfflineError(f"CA '{ca.name}' is {ca.get_status_display().lower()} and cannot issue.")
+    if req.hooks.authorize:
+        req.hooks.authorize(req)
+    else:
+        req.actor.require(f"/ca/{ca.pk}")
+        req.actor.require("/ca_functionality/create_certificate")
+    csr = load_csr(req.csr) if req.csr is not None else None
+    public_key = csr.public_key() if csr is not None else req.public_key
+    if public_key is None:
+        raise ValidationError("A certificate request or a public key is required.", field="csr")
+    if req.subject_dn is None:
+        if csr is None:
+            raise ValidationError("A subject DN is required.", field="subject_dn")
+        req.subject_dn = format_dn(csr.subject)
+    if req.hooks.validate:
+        req.hooks.validate(req)
+    key_spec = _check_key(profile, public_key)
+    try:
+        subject = parse_dn(req.subject_dn) if req.subject_dn.strip() else x509.Name([])
+    except DNError as exc:
+        raise ValidationError(str(exc), field="subject_dn") from None
+    if len(subject) == 0 and not (req.subject_alt_name or (csr is not None and _has_san(csr))):
+        raise ValidationError("A certificate needs a subject DN or a subject alternative name.", field="subject_dn")
+    return ca, profile, csr, public_key, subject, key_spec
+
+
+def _has_san(csr: x509.CertificateSigningRequest) -> bool:
+    try:
+        csr.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        return True
+    except x509.ExtensionNotFound:
+        return False
+
+
+def issue(req: IssuanceRequest) -> IssuedCertificate:
+    """Issue a certificate for ``req``; raises a :class:`~pki.errors.PkiError` and stores nothing on refusal."""
+    try:
+        return _issue(req)
+    except PkiError as exc:
+        audit.record_failure(
+            "CERT_CREATION", req.actor.name, exc.message, object_type="ca", object_id=req.ca.pk,
+            details={"username": req.username, **req.audit_details},
+        )
+        raise
+
+
+def _issue(req: IssuanceRequest) -> IssuedCertificate:
+    ca, profile, csr, public_key, subject, key_spec = _prepare(req)
+    sig_alg = signature_algorithm(ca.signature_algorithm)
+    if profile.allowed_signature_algorithms and ca.signature_algorithm not in profile.allowed_signature_algorithms:
+        raise ValidationError(
+            f"CA signature algorithm {ca.signature_algorithm} is not allowed by profile '{profile.name}'.",
+            field="signature_algorithm",
+        )
+    if req.self_signed:
+        ca_cert = None
+        issuer = subject
+        issuer_key_id = x509.SubjectKeyIdentifier.from_public_key(public_key).digest
+    else:
+        ca_cert = ca.certificate
+        if ca_cert is None:
+            raise CAOfflineError(f"CA '{ca.name}' has no certificate yet.")
+        if ca_cert.not_valid_after_utc <= timezone.now():
+            raise CAOfflineError(f"The certificate of CA '{ca.name}' has expired.")
+        issuer = ca_cert.subject
+        try:
+            issuer_key_id = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+        except x509.ExtensionNotFound:
+            issuer_key_id = x509.SubjectKeyIdentifier.from_public_key(ca_cert.public_key()).digest
+    not_before, not_after = _validity(req, profile, ca_cert)
+    extensions = _extensions(req, profile, ca, subject, public_key, csr, issuer_key_id)
+    key = _signing_key(ca, req.key_alias or ca.key_alias)
+    subject_dn = format_dn(subject)
+    san = ""
+    for ext in extensions:
+        if isinstance(ext.value, x509.SubjectAlternativeName):
+            san = format_altnames(ext.value)
+
+    for attempt in range(SERIAL_ATTEMPTS):
+        builder = x509.CertificateBuilder(
+            issuer_name=issuer, subject_name=subject, public_key=public_key, serial_number=new_serial(),
+            not_valid_before=not_before, not_valid_after=not_after, extensions=extensions,
+        )
+        try:
+            cert = builder.sign(key, **sig_alg.builder_kwargs())
+        except PkiError:
+            raise
+        except Exception as exc:  # the token failed to sign (HSM error, key gone, ...)
+            logger.exception("Signing failed for CA %s", ca.name)
+            raise CAOfflineError(f"CA '{ca.name}' could not sign: {exc.__class__.__name__}") from None
+        der = cert.public_bytes(Encoding.DER)
+        try:
+            with transaction.atomic():
+                row = Certificate.objects.create(
+                    ca=ca, serial=format(cert.serial_number, "x"),
+                    fingerprint_sha256=cert.fingerprint(hashes.SHA256()).hex(),
+                    subject_dn=subject_dn, issuer_dn=format_dn(issuer), subject_alt_name=san,
+                    not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc, der=der,
+                    username=req.username, certificate_profile=profile, key_algorithm=key_spec,
+                    is_ca=profile.is_ca,
+                )
+                if req.hooks.on_stored:
+                    req.hooks.on_stored(req, row)
+                audit.record(
+                    "CERT_CREATION", req.actor.name, object_type="certificate", object_id=row.serial,
+                    details={"ca": ca.name, "subject": subject_dn, "profile": profile.name,
+                             "username": req.username, **req.audit_details},
+                    in_transaction=True,
+                )
+                transaction.on_commit(lambda row=row: certificate_issued.send(sender=Certificate, certificate=row))
+        except IntegrityError:
+            if attempt + 1 == SERIAL_ATTEMPTS:
+                raise
+            logger.warning("Serial collision on CA %s; signing again with a new serial", ca.name)
+            continue
+        return IssuedCertificate(row=row, certificate=cert)
+    raise AssertionError("unreachable")
+

@@ -1,0 +1,39 @@
+"""Shared plumbing of the command groups (``ca``, ``audit``, ...): subcommands, errors, the CLI actor."""
+
+from __future__ import annotations
+
+import argparse
+
+from django.core.management.base import BaseCommand, CommandError
+
+from cryptotokens.errors import CryptoTokenError
+
+from ..auth.access import Actor
+from ..errors import PkiError
+
+
+class GroupCommand(BaseCommand):
+    """A command with subcommands: each ``handle_<name>`` method is one, ``add_<name>`` adds its options."""
+
+    subcommands: dict[str, str] = {}
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        sub = parser.add_subparsers(dest="subcommand", required=True, parser_class=type(parser))
+        for name, help_text in self.subcommands.items():
+            p = sub.add_parser(
+                name, help=help_text, called_from_command_line=getattr(self, "_called_from_command_line", False)
+            )
+            adder = getattr(self, f"add_{name}", None)
+            if adder:
+                adder(p)
+
+    @property
+    def actor(self) -> Actor:
+        return Actor.system_actor("cli")
+
+    def handle(self, *args, **options):
+        name = options["subcommand"]
+        try:
+            return getattr(self, f"handle_{name}")(**options)
+        except (PkiError, CryptoTokenError) as exc:
+            raise CommandError(str(exc)) from None

@@ -1,0 +1,22 @@
+"""``python manage.py init``: create the demo PKI on first start (safe to run again)."""
+
+from django.core.management.base import BaseCommand
+
+from pki import bootstrap
+
+
+class Command(BaseCommand):
+    help = "Create the ManagementCA, default profiles, roles and the admin account (idempotent)."
+
+    def handle(self, *args, **options):
+        result = bootstrap.run()
+        if result.created:
+            for item in result.created:
+                self.stdout.write(f"created {item}")
+        else:
+            self.stdout.write("already initialized; nothing to do")
+        if result.admin_password:
+            self.stdout.write(self.style.SUCCESS(
+                f"\n  Admin login:  user '{result.admin_username}'  password '{result.admin_password}'\n"
+                "  (shown once; change it after logging in)\n"
+            ))

@@ -1,0 +1,21 @@
+"""Models of the CA core, split by subdomain."""
+
+from .audit import AuditChainHead, AuditEvent
+from .ca import CACertificate, CertificateAuthority
+from .certificates import Certificate
+from .crl import CRL
+from .profiles import CertificateProfile
+from .roles import AccessRule, Role, RoleMember
+
+__all__ = [
+    "AccessRule",
+    "AuditChainHead",
+    "AuditEvent",
+    "CACertificate",
+    "CRL",
+    "Certificate",
+    "CertificateAuthority",
+    "CertificateProfile",
+    "Role",
+    "RoleMember",
+]

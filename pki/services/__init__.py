@@ -1,0 +1,1 @@
+"""Domain services of the CA core: the rules and transactions behind every interface."""

@@ -1,0 +1,167 @@
+"""Certificate profiles: the built-in set and editing rules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+
+from .. import audit
+from ..auth.access import Actor
+from ..choices import ProfileType
+from ..errors import ConflictError, NotFoundError, ValidationError
+from ..models import CertificateProfile
+from ..x509.extensions import CUSTOM_ENCODINGS, KEY_USAGES, eku_oid
+from ..x509.validity import ValidityError, parse_validity
+
+# The fixed profiles EJBCA ships, with the same names.
+BUILTIN_PROFILES: dict[str, dict[str, Any]] = {
+    "ENDUSER": {
+        "profile_type": ProfileType.ENDENTITY,
+        "description": "End user: signing, encryption and client authentication",
+        "validity": "2y",
+        "key_usage": ["digitalSignature", "nonRepudiation", "keyEncipherment"],
+        "extended_key_usage": ["clientAuth", "emailProtection"],
+    },
+    "SERVER": {
+        "profile_type": ProfileType.ENDENTITY,
+        "description": "TLS server",
+        "validity": "2y",
+        "key_usage": ["digitalSignature", "keyEncipherment"],
+        "extended_key_usage": ["serverAuth"],
+    },
+    "OCSPSIGNER": {
+        "profile_type": ProfileType.ENDENTITY,
+        "description": "OCSP responder signing certificate",
+        "validity": "2y",
+        "key_usage": ["digitalSignature"],
+        "extended_key_usage": ["OCSPSigning"],
+        "use_ocsp_no_check": True,
+    },
+    "SUBCA": {
+        "profile_type": ProfileType.SUBCA,
+        "description": "Subordinate CA",
+        "validity": "25y",
+        "key_usage": ["digitalSignature", "keyCertSign", "cRLSign"],
+        "allowed_key_algorithms": ["RSA", "EC", "Ed25519", "Ed448"],
+        "allowed_rsa_sizes": [2048, 3072, 4096, 6144, 8192],
+        "allowed_curves": ["secp256r1", "secp384r1", "secp521r1", "brainpoolP256r1", "brainpoolP384r1",
+                           "brainpoolP512r1"],
+    },
+    "ROOTCA": {
+        "profile_type": ProfileType.ROOTCA,
+        "description": "Root CA",
+        "validity": "25y",
+        "key_usage": ["digitalSignature", "keyCertSign", "cRLSign"],
+        "use_crl_distribution_point": False,
+        "use_authority_info_access": False,
+        "allowed_key_algorithms": ["RSA", "EC", "Ed25519", "Ed448"],
+        "allowed_rsa_sizes": [2048, 3072, 4096, 6144, 8192],
+        "allowed_curves": ["secp256r1", "secp384r1", "secp521r1", "brainpoolP256r1", "brainpoolP384r1",
+                           "brainpoolP512r1"],
+    },
+}
+
+EDITABLE_FIELDS = (
+    "description", "profile_type", "validity", "allow_validity_override", "allow_extension_override",
+    "allow_dn_override", "key_usage", "key_usage_critical", "extended_key_usage", "extended_key_usage_critical",
+    "allowed_key_algorithms", "allowed_rsa_sizes", "allowed_curves", "allowed_signature_algorithms",
+    "basic_constraints", "basic_constraints_critical", "path_length", "use_subject_key_id",
+    "use_authority_key_id", "use_crl_distribution_point", "use_authority_info_access", "use_ocsp_no_check",
+    "custom_extensions",
+)
+
+
+def ensure_builtin_profiles() -> None:
+    """Create the built-in profiles that do not exist yet (idempotent)."""
+    for name, values in BUILTIN_PROFILES.items():
+        CertificateProfile.objects.get_or_create(name=name, defaults={**values, "builtin": True})
+
+
+def get_profile(name_or_id: str | int) -> CertificateProfile:
+    try:
+        if isinstance(name_or_id, int) or str(name_or_id).isdigit():
+            return CertificateProfile.objects.get(pk=int(name_or_id))
+        return CertificateProfile.objects.get(name=name_or_id)
+    except CertificateProfile.DoesNotExist:
+        raise NotFoundError(f"Certificate profile '{name_or_id}' does not exist.") from None
+
+
+def validate_profile_values(values: dict[str, Any]) -> dict[str, Any]:
+    """Check a profile's values; returns them normalized (EKU names become OIDs)."""
+    from datetime import UTC, datetime
+
+    out = dict(values)
+    if "validity" in out:
+        try:
+            parse_validity(out["validity"], datetime.now(UTC))
+        except ValidityError as exc:
+            raise ValidationError(str(exc), field="validity") from None
+    bad = set(out.get("key_usage", [])) - set(KEY_USAGES)
+    if bad:
+        raise ValidationError(f"Unknown key usage: {', '.join(sorted(bad))}", field="key_usage")
+    if "extended_key_usage" in out:
+        try:
+            out["extended_key_usage"] = [eku_oid(e) for e in out["extended_key_usage"]]
+        except ValueError:
+            raise ValidationError("Extended key usage must be a known name or a dotted OID.",
+                                  field="extended_key_usage") from None
+    for ext in out.get("custom_extensions", []) or []:
+        if not isinstance(ext, dict) or "oid" not in ext:
+            raise ValidationError("Each custom extension needs an OID.", field="custom_extensions")
+        try:
+            eku_oid(ext["oid"])
+        except ValueError:
+            raise ValidationError(f"'{ext['oid']}' is not a dotted OID.", field="custom_extensions") from None
+        if ext.get("encoding", "UTF8String") not in CUSTOM_ENCODINGS:
+            raise ValidationError(f"Encoding must be one of {', '.join(CUSTOM_ENCODINGS)}.", field="custom_extensions")
+    for size in out.get("allowed_rsa_sizes", []):
+        if not (1024 <= int(size) <= 16384):
+            raise ValidationError(f"RSA size {size} is out of range.", field="allowed_rsa_sizes")
+    return out
+
+
+@transaction.atomic
+def save_profile(actor: Actor, name: str, values: dict[str, Any], profile: CertificateProfile | None = None
+                 ) -> CertificateProfile:
+    """Create (``profile`` None) or edit a certificate profile. Built-in profiles are fixed."""
+    actor.require("/ca_functionality/edit_certificate_profiles")
+    values = validate_profile_values({k: v for k, v in values.items() if k in EDITABLE_FIELDS})
+    if profile is None:
+        if CertificateProfile.objects.filter(name=name).exists():
+            raise ConflictError(f"A certificate profile named '{name}' already exists.", field="name")
+        profile = CertificateProfile(name=name, **values)
+        event = "CERTPROFILE_CREATION"
+    else:
+        if profile.builtin:
+            raise ValidationError(f"'{profile.name}' is a fixed profile: clone it to change it.")
+        if name != profile.name and CertificateProfile.objects.filter(name=name).exists():
+            raise ConflictError(f"A certificate profile named '{name}' already exists.", field="name")
+        profile.name = name
+        for k, v in values.items():
+            setattr(profile, k, v)
+        event = "CERTPROFILE_EDIT"
+    profile.save()
+    audit.record(event, actor.name, object_type="certificate_profile", object_id=profile.pk,
+                 details={"name": profile.name, **{k: v for k, v in values.items()}}, in_transaction=True)
+    return profile
+
+
+def clone_profile(actor: Actor, source: CertificateProfile, new_name: str) -> CertificateProfile:
+    values = {f: getattr(source, f) for f in EDITABLE_FIELDS}
+    return save_profile(actor, new_name, values)
+
+
+@transaction.atomic
+def delete_profile(actor: Actor, profile: CertificateProfile) -> None:
+    actor.require("/ca_functionality/edit_certificate_profiles")
+    if profile.builtin:
+        raise ValidationError(f"'{profile.name}' is a fixed profile and cannot be deleted.")
+    from ..models import Certificate, CertificateAuthority
+
+    if CertificateAuthority.objects.filter(certificate_profile=profile).exists():
+        raise ConflictError(f"Certificate profile '{profile.name}' is used by a CA.")
+    Certificate.objects.filter(certificate_profile=profile).update(certificate_profile=None)
+    audit.record("CERTPROFILE_DELETION", actor.name, object_type="certificate_profile", object_id=profile.pk,
+                 details={"name": profile.name}, in_transaction=True)
+    profile.delete()

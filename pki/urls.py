@@ -1,0 +1,6 @@
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("pki.views.urls")),
+    path("", include("pki.api.urls")),
+]

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Install what the test suite needs beyond the Python packages: Debian packages (openssl, chromium
+# for the browser tests) and Playwright's Python driver (it drives the Debian chromium; no browser download).
+set -euo pipefail
+PY="${1:-.venv/bin/python}"
+need=()
+command -v openssl >/dev/null || need+=(openssl)
+command -v chromium >/dev/null || need+=(chromium)
+command -v pg_ctlcluster >/dev/null || need+=(postgresql)
+command -v redis-server >/dev/null || need+=(redis-server)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "Installing Debian packages: ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+"$PY" -c "import playwright" 2>/dev/null || "$PY" -m pip install -q "playwright>=1.45,<2"

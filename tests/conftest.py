@@ -1,0 +1,161 @@
+"""Fixtures shared by every test area: actors, tokens, CAs, CSRs and an openssl runner.
+
+The suite runs against PostgreSQL (DATABASE_URL, set by `make test`); it refuses to run on SQLite
+unless PKI_TEST_ALLOW_SQLITE=1, so a missing database fails loudly instead of testing something else.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("PKI_MASTER_KEY", "test-master-key-not-for-production")
+
+
+def pytest_configure(config):
+    from django.conf import settings
+
+    engine = settings.DATABASES["default"]["ENGINE"]
+    if "postgresql" not in engine and os.environ.get("PKI_TEST_ALLOW_SQLITE") != "1":
+        raise pytest.UsageError(
+            "The test suite runs against PostgreSQL: set DATABASE_URL=postgres://... (make test does), "
+            "or PKI_TEST_ALLOW_SQLITE=1 for a quick local run."
+        )
+
+
+@pytest.fixture
+def actor():
+    """The all-powerful system actor (the CLI's)."""
+    from pki.auth.access import Actor
+
+    return Actor.system_actor("test")
+
+
+@pytest.fixture
+def builtin_profiles(db):
+    from pki.services.profiles import ensure_builtin_profiles
+
+    ensure_builtin_profiles()
+
+
+@pytest.fixture
+def soft_token_factory(db, actor) -> Callable:
+    from cryptotokens import services
+
+    counter = {"n": 0}
+
+    def make(name: str | None = None, auth_code: str = "foo123", auto_activate: bool = True, **kw):
+        counter["n"] += 1
+        return services.create_token(
+            actor, name=name or f"token{counter['n']}", token_type="SoftCryptoToken", auth_code=auth_code,
+            auto_activate=auto_activate, **kw,
+        )
+
+    return make
+
+
+@pytest.fixture
+def soft_token(soft_token_factory):
+    return soft_token_factory("TestToken")
+
+
+@pytest.fixture
+def ca_factory(db, actor, builtin_profiles, soft_token_factory) -> Callable:
+    """Make a CA: ``ca_factory("Root")`` for a root, ``ca_factory("Sub", signed_by=root)`` for a sub-CA."""
+    from pki.services.cas import CASettings, create_ca
+
+    def make(name: str = "TestRoot", key_spec: str = "P-256", signed_by=None, token=None, **kw):
+        token = token or soft_token_factory(f"{name}Token")
+        settings = CASettings(
+            name=name, subject_dn=kw.pop("subject_dn", f"CN={name},O=Test,C=SE"), crypto_token=token,
+            key_alias=kw.pop("key_alias", "signKey"), key_spec=key_spec, signed_by=signed_by, **kw,
+        )
+        return create_ca(actor, settings)
+
+    return make
+
+
+@pytest.fixture
+def root_ca(ca_factory):
+    return ca_factory("TestRoot", key_spec="P-256", crl_distribution_point="http://127.0.0.1/crl/TestRoot.crl")
+
+
+@pytest.fixture
+def rsa_root_ca(ca_factory):
+    return ca_factory("RsaRoot", key_spec="RSA2048")
+
+
+@pytest.fixture
+def sub_ca(ca_factory, root_ca):
+    return ca_factory("TestSub", key_spec="P-256", signed_by=root_ca)
+
+
+@pytest.fixture
+def profile(builtin_profiles):
+    from pki.models import CertificateProfile
+
+    return CertificateProfile.objects.get(name="ENDUSER")
+
+
+@pytest.fixture
+def csr_factory() -> Callable:
+    """Build a PKCS#10 request: ``csr_factory("CN=x,O=y", key_spec="P-256", san=["a.example"])``."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    from cryptotokens.backends import KeySpec
+    from pki.x509.dn import parse_dn
+
+    def make(dn: str = "CN=Test User,O=Test,C=SE", key_spec: str = "P-256", san: list[str] | None = None,
+             key=None):
+        key = key or KeySpec.parse(key_spec).generate_software_key()
+        builder = x509.CertificateSigningRequestBuilder().subject_name(parse_dn(dn))
+        if san:
+            builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(s) for s in san]), False)
+        algorithm = None if key_spec.lower().startswith("ed") else hashes.SHA256()
+        return builder.sign(key, algorithm), key
+
+    return make
+
+
+class OpenSSL:
+    """Runs the openssl binary on files in a temporary directory."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+
+    def write(self, name: str, data: bytes) -> Path:
+        path = self.workdir / name
+        path.write_bytes(data)
+        return path
+
+    def __call__(self, *args: str | Path, check: bool = True) -> subprocess.CompletedProcess:
+        proc = subprocess.run(["openssl", *map(str, args)], capture_output=True, text=True, cwd=self.workdir)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"openssl {' '.join(map(str, args))} failed:\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+
+@pytest.fixture
+def openssl(tmp_path) -> OpenSSL:
+    return OpenSSL(tmp_path)
+
+
+def pem(*certs) -> bytes:
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    return b"".join(c.public_bytes(Encoding.PEM) for c in certs)
+
+
+@pytest.fixture(autouse=True)
+def _clear_key_cache():
+    """Each test opens keys fresh (the per-process cache would otherwise outlive rolled-back rows)."""
+    from cryptotokens.services import clear_key_cache
+
+    clear_key_cache()
+    yield
+    clear_key_cache()
