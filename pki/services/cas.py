@@ -241,6 +241,9 @@ def import_ca(actor: Actor, name: str, certificate_chain: bytes) -> CertificateA
     if bc is None or not bc.ca:
         raise ValidationError("The certificate is not a CA certificate (basic constraints cA is not set).",
                               field="certificate")
+    known = CACertificate.objects.filter(fingerprint_sha256=cert.fingerprint(hashes.SHA256()).hex()).first()
+    if known is not None:
+        raise ConflictError(f"This certificate is already known as CA '{known.ca.name}'.", field="certificate")
     if CertificateAuthority.objects.filter(name=name).exists():
         raise ConflictError(f"A CA named '{name}' already exists.", field="name")
     subject_dn = format_dn(cert.subject)

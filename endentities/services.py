@@ -1,0 +1,30 @@
+"""End entity services."""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from pki.models import CertificateProfile
+
+from .models import EndEntityProfile
+
+EMPTY = "EMPTY"
+
+
+@transaction.atomic
+def ensure_empty_profile(created: list[str] | None = None) -> EndEntityProfile:
+    """The built-in EMPTY profile: any CA, the ENDUSER certificate profile by default (idempotent)."""
+    profile, was_created = EndEntityProfile.objects.get_or_create(
+        name=EMPTY,
+        defaults={"builtin": True, "any_ca": True, "description": "Built-in profile that accepts any subject DN",
+                  "fields": [{"type": "CN", "required": False, "modifiable": True}]},
+    )
+    if was_created:
+        enduser = CertificateProfile.objects.filter(name="ENDUSER").first()
+        if enduser is not None:
+            profile.default_certificate_profile = enduser
+            profile.save(update_fields=["default_certificate_profile"])
+            profile.available_certificate_profiles.set(CertificateProfile.objects.filter(profile_type="ENDENTITY"))
+        if created is not None:
+            created.append(f"end entity profile {EMPTY}")
+    return profile
