@@ -181,3 +181,25 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# Crypto token backends.
+# PKCS#11 libraries operators may choose from: name -> path of the module (SoftHSM2's is the default here).
+PKCS11_LIBRARIES = {
+    name.strip(): path.strip()
+    for name, _, path in (
+        item.partition("=") for item in os.environ.get(
+            "PKCS11_LIBRARIES", "SoftHSM2=/usr/lib/softhsm/libsofthsm2.so"
+        ).split(",") if item.strip()
+    )
+}
+# Attribute files (templates of key attributes applied at generation), name -> path.
+PKCS11_ATTRIBUTE_FILES = {
+    name.strip(): path.strip()
+    for name, _, path in (item.partition("=") for item in os.environ.get("PKCS11_ATTRIBUTE_FILES", "").split(","))
+    if name.strip()
+}
+# Endpoint overrides so tests (moto, a local Key Vault server) and private endpoints can be used.
+AWS_KMS_ENDPOINT_URL = os.environ.get("AWS_KMS_ENDPOINT_URL", "")
+AZURE_KEYVAULT_URL_TEMPLATE = os.environ.get("AZURE_KEYVAULT_URL_TEMPLATE", "https://{name}.vault.azure.net")
+AZURE_AUTHORITY_HOST = os.environ.get("AZURE_AUTHORITY_HOST", "")
+AZURE_KEYVAULT_VERIFY_CHALLENGE_RESOURCE = _flag("AZURE_KEYVAULT_VERIFY_CHALLENGE_RESOURCE", True)

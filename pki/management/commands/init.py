@@ -20,3 +20,8 @@ class Command(BaseCommand):
                 f"\n  Admin login:  user '{result.admin_username}'  password '{result.admin_password}'\n"
                 "  (shown once; change it after logging in)\n"
             ))
+        else:
+            self.stdout.write(
+                f"Admin login: user '{result.admin_username}' (the password was shown at first start; set a new one "
+                f"with: .venv/bin/python manage.py changepassword {result.admin_username})"
+            )
