@@ -198,3 +198,115 @@ def get_private_key(token: CryptoToken, alias: str) -> PrivateKeyTypes:
 def clear_key_cache() -> None:
     with _key_cache_lock:
         _key_cache.clear()
+
+
+def _in_use_error(what: str, users: list[str]) -> CryptoTokenError:
+    return CryptoTokenError(f"{what} is in use by {', '.join(users)} and cannot be removed.")
+
+
+def delete_token(actor: Actor, token: CryptoToken) -> None:
+    """Delete a token and its key pairs; refused while a CA or key binding uses it."""
+    from .usage import users_of
+
+    actor.require(f"/cryptotoken/delete/{token.pk}")
+    users = users_of(token)
+    if users:
+        _emit("CRYPTOTOKEN_DELETE", actor, token, outcome="FAILURE", reason="in use", users=users)
+        raise _in_use_error(f"Crypto token '{token.name}'", users)
+    # Soft keys go with their rows; HSM and cloud keys stay on the device (as in EJBCA): deleting the
+    # mapping must not destroy keys that another installation may still use.
+    with transaction.atomic():
+        aliases = list(CryptoTokenKeyPair.objects.filter(token=token).values_list("alias", flat=True))
+        _emit("CRYPTOTOKEN_DELETE", actor, token, key_pairs=aliases)
+        token.delete()
+
+
+def edit_token(actor: Actor, token: CryptoToken, *, name: str | None = None, auth_code: str | None = None,
+               auto_activate: bool | None = None, allow_export: bool | None = None,
+               explicit_ecc_parameters: bool | None = None, properties: dict[str, Any] | None = None) -> CryptoToken:
+    """Change a token's settings. Remapping an HSM slot (``properties``) needs the same right as creating."""
+    actor.require(f"/cryptotoken/modify/{token.pk}")
+    backend = backend_for(token)
+    if auth_code:
+        backend.check_auth_code(auth_code)
+    changes: dict[str, Any] = {}
+    if name and name != token.name:
+        if CryptoToken.objects.filter(name=name).exclude(pk=token.pk).exists():
+            raise CryptoTokenError(f"A crypto token named '{name}' already exists.")
+        changes["name"] = token.name = name
+    for field_name, value in (("allow_export", allow_export), ("explicit_ecc_parameters", explicit_ecc_parameters)):
+        if value is not None and value != getattr(token, field_name):
+            changes[field_name] = value
+            setattr(token, field_name, value)
+    if properties is not None and properties != token.properties:
+        token.properties = {**token.properties, **properties}
+        changes["properties"] = sorted(properties)
+        if hasattr(backend, "validate_properties"):
+            backend.validate_properties(auth_code or auth_code_of(token))
+    if auto_activate is not None and auto_activate != token.auto_activate:
+        if auto_activate:
+            code = auth_code or (auth_code_of(token) if token.is_active else None)
+            if code is None:
+                raise CryptoTokenError("Give the authentication code to turn on auto-activation.")
+            token.auth_code_encrypted = encrypt_secret(code, _code_context(token))
+        else:
+            # The token stays active until someone deactivates it; only the stored code goes.
+            token.activation_secret, token.auth_code_encrypted = token.auth_code_encrypted, ""
+        token.auto_activate = auto_activate
+        changes["auto_activate"] = auto_activate
+    token.version = F("version") + 1
+    token.save()
+    token.refresh_from_db()
+    _emit("CRYPTOTOKEN_EDIT", actor, token, changed=sorted(changes))
+    return token
+
+
+def remove_key_pair(actor: Actor, token: CryptoToken, alias: str) -> None:
+    """Remove a key pair from the token; refused while a CA or key binding uses it."""
+    from .usage import users_of
+
+    actor.require(f"/cryptotoken/remove_keys/{token.pk}")
+    try:
+        entry = CryptoTokenKeyPair.objects.get(token=token, alias=alias)
+    except CryptoTokenKeyPair.DoesNotExist:
+        raise KeyPairNotFoundError(f"No key pair '{alias}' on crypto token '{token.name}'.") from None
+    users = users_of(token, alias)
+    if users:
+        _emit("CRYPTOTOKEN_DELETE_KEYPAIR", actor, token, outcome="FAILURE", alias=alias, reason="in use")
+        raise _in_use_error(f"Key pair '{alias}'", users)
+    backend_for(token).remove_key_pair(entry, auth_code_of(token))
+    with transaction.atomic():
+        entry.delete()
+        CryptoToken.objects.filter(pk=token.pk).update(version=F("version") + 1)
+    _emit("CRYPTOTOKEN_DELETE_KEYPAIR", actor, token, alias=alias)
+
+
+def test_key_pair(actor: Actor, token: CryptoToken, alias: str) -> bool:
+    """Sign a random challenge with the key and verify it with the stored public key."""
+    import os
+
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
+    actor.require(f"/cryptotoken/test_keys/{token.pk}")
+    try:
+        entry = CryptoTokenKeyPair.objects.get(token=token, alias=alias)
+    except CryptoTokenKeyPair.DoesNotExist:
+        raise KeyPairNotFoundError(f"No key pair '{alias}' on crypto token '{token.name}'.") from None
+    key = get_private_key(CryptoToken.objects.get(pk=token.pk), alias)
+    public = serialization.load_der_public_key(bytes(entry.public_key_der))
+    challenge = os.urandom(32)
+    try:
+        if isinstance(public, rsa.RSAPublicKey):
+            public.verify(key.sign(challenge, padding.PKCS1v15(), hashes.SHA256()), challenge, padding.PKCS1v15(),
+                          hashes.SHA256())
+        elif isinstance(public, ec.EllipticCurvePublicKey):
+            public.verify(key.sign(challenge, ec.ECDSA(hashes.SHA256())), challenge, ec.ECDSA(hashes.SHA256()))
+        else:
+            public.verify(key.sign(challenge), challenge)
+    except InvalidSignature:
+        _emit("CRYPTOTOKEN_TEST_KEYPAIR", actor, token, outcome="FAILURE", alias=alias, reason="signature mismatch")
+        raise CryptoTokenError(f"Key pair '{alias}' failed its test: the signature does not match the public key.")
+    _emit("CRYPTOTOKEN_TEST_KEYPAIR", actor, token, alias=alias)
+    return True

@@ -8,7 +8,9 @@ class PkiConfig(AppConfig):
 
     def ready(self) -> None:
         from cryptotokens.signals import crypto_token_event
+        from cryptotokens.usage import register_usage_provider
 
         from . import receivers
 
         crypto_token_event.connect(receivers.audit_crypto_token_event, dispatch_uid="pki-audit-cryptotoken")
+        register_usage_provider(receivers.cas_using_token)
