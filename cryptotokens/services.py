@@ -310,3 +310,21 @@ def test_key_pair(actor: Actor, token: CryptoToken, alias: str) -> bool:
         raise CryptoTokenError(f"Key pair '{alias}' failed its test: the signature does not match the public key.")
     _emit("CRYPTOTOKEN_TEST_KEYPAIR", actor, token, alias=alias)
     return True
+
+
+def export_key_pair(actor: Actor, token: CryptoToken, alias: str, password: str) -> bytes:
+    """A PKCS#12 of one soft key pair, protected by ``password`` — only when the token allows export."""
+    from .backends.soft import encrypt_pkcs12
+
+    actor.require(f"/cryptotoken/view/{token.pk}")
+    if not backend_for(token).supports_export:
+        raise CryptoTokenError(f"Keys of a {token.token_type} never leave the token.")
+    if not token.allow_export:
+        _emit("CRYPTOTOKEN_EXPORT_KEYPAIR", actor, token, outcome="FAILURE", alias=alias, reason="export not allowed")
+        raise CryptoTokenError(f"Crypto token '{token.name}' does not allow export of private keys.")
+    if len(password) < 8:
+        raise CryptoTokenError("The export password must have at least 8 characters.")
+    key = get_private_key(CryptoToken.objects.get(pk=token.pk), alias)
+    data = encrypt_pkcs12(key, alias, password)
+    _emit("CRYPTOTOKEN_EXPORT_KEYPAIR", actor, token, alias=alias)
+    return data

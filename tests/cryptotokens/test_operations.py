@@ -77,3 +77,35 @@ def test_each_operation_checks_its_rule(soft_token, call, rule):
     granted = Actor("op", role_rules={"O": [(f"{rule}{soft_token.pk}", True)]})
     assert granted.is_allowed(f"{rule}{soft_token.pk}")
     assert not granted.is_allowed(f"{rule}{soft_token.pk + 1}")
+
+
+def test_export_only_when_allowed(soft_token_factory, actor):
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    locked = soft_token_factory("Locked")
+    services.generate_key_pair(actor, locked, "k", "P-256")
+    with pytest.raises(CryptoTokenError, match="does not allow export"):
+        services.export_key_pair(actor, locked, "k", "export-pw-1")
+    open_token = soft_token_factory("Exportable", allow_export=True)
+    entry = services.generate_key_pair(actor, open_token, "k", "P-256")
+    with pytest.raises(CryptoTokenError, match="at least 8"):
+        services.export_key_pair(actor, open_token, "k", "short")
+    data = services.export_key_pair(actor, open_token, "k", "export-pw-1")
+    key, _, _ = pkcs12.load_key_and_certificates(data, b"export-pw-1")
+    from cryptography.hazmat.primitives import serialization
+
+    assert key.public_key().public_bytes(serialization.Encoding.DER,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo) == bytes(entry.public_key_der)
+    assert AuditEvent.objects.filter(event_type="CRYPTOTOKEN_EXPORT_KEYPAIR", outcome="SUCCESS").count() == 1
+
+
+def test_key_generation_task(soft_token, actor):
+    from cryptotokens.tasks import queue_key_generation
+
+    result = queue_key_generation(actor, soft_token, "queued", "P-384")  # eager without a broker
+    assert result.successful()
+    assert result.result["key_spec"] == "secp384r1"
+    assert CryptoTokenKeyPair.objects.filter(token=soft_token, alias="queued").exists()
+    viewer = Actor("viewer", role_rules={"V": [("/cryptotoken/view", True)]})
+    with pytest.raises(AuthorizationDenied):
+        queue_key_generation(viewer, soft_token, "nope", "P-256")
