@@ -19,6 +19,7 @@ os.environ.setdefault("PKI_MASTER_KEY", "test-master-key-not-for-production")
 def pytest_configure(config):
     from django.conf import settings
 
+    Path(settings.STATIC_ROOT).mkdir(exist_ok=True)  # whitenoise warns on every request without it
     engine = settings.DATABASES["default"]["ENGINE"]
     if "postgresql" not in engine and os.environ.get("PKI_TEST_ALLOW_SQLITE") != "1":
         raise pytest.UsageError(

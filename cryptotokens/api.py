@@ -1,0 +1,107 @@
+"""EJBCA-shaped REST endpoints for crypto tokens (``/ejbca/ejbca-rest-api/v1/cryptotoken/...``).
+
+JSON names follow EJBCA: ``activation_code``; ``key_pair_alias``, ``key_alg``, ``key_spec``.
+Interface code: it reads the caller's identity from the core's auth module and calls this app's services.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from pki.auth.access import actor_for_request
+from pki.errors import NotFoundError, ValidationError, as_pki_error
+
+from . import services
+from .backends import KeySpec
+from .errors import CryptoTokenError
+from .models import CryptoToken
+
+_message = inline_serializer("CryptoTokenMessage", {"message": serializers.CharField()})
+
+
+class ActivationSerializer(serializers.Serializer):
+    activation_code = serializers.CharField(trim_whitespace=False, write_only=True)
+
+
+class KeyGenerationSerializer(serializers.Serializer):
+    key_pair_alias = serializers.CharField(max_length=255)
+    key_alg = serializers.CharField(help_text="RSA, EC (ECDSA), Ed25519 or Ed448")
+    key_spec = serializers.CharField(required=False, allow_blank=True, default="",
+                                     help_text="RSA: 1024..8192; EC: P-256, secp384r1, brainpoolP256r1, ...")
+
+
+def _token(name: str) -> CryptoToken:
+    token = CryptoToken.objects.filter(name=name).first()
+    if token is None:
+        raise NotFoundError(f"Crypto token '{name}' does not exist.")
+    return token
+
+
+def _spec(alg: str, spec: str) -> str:
+    """EJBCA sends the algorithm and the size or curve apart ("RSA" + "2048", "ECDSA" + "P-256")."""
+    alg = alg.strip().upper()
+    if alg == "RSA":
+        return f"RSA{spec.strip()}"
+    if alg in {"EC", "ECDSA"}:
+        return spec.strip()
+    if alg in {"ED25519", "ED448"}:
+        return alg.title().replace("ed", "Ed")
+    raise ValidationError(f"Unknown key algorithm '{alg}'.", field="key_alg")
+
+
+class _TokenView(APIView):
+    def handle_exception(self, exc):
+        if isinstance(exc, CryptoTokenError):
+            exc = as_pki_error(exc)
+        return super().handle_exception(exc)
+
+
+class ActivateView(_TokenView):
+    @extend_schema(request=ActivationSerializer, responses={200: _message}, operation_id="cryptotoken_activate")
+    def put(self, request, cryptotoken_name: str):
+        data = ActivationSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        token = _token(cryptotoken_name)
+        services.activate(actor_for_request(request), token, data.validated_data["activation_code"])
+        return Response({"message": f"Crypto token '{token.name}' is active."})
+
+
+class DeactivateView(_TokenView):
+    @extend_schema(request=None, responses={200: _message}, operation_id="cryptotoken_deactivate")
+    def put(self, request, cryptotoken_name: str):
+        token = _token(cryptotoken_name)
+        services.deactivate(actor_for_request(request), token)
+        return Response({"message": f"Crypto token '{token.name}' is deactivated."})
+
+
+class GenerateKeysView(_TokenView):
+    @extend_schema(request=KeyGenerationSerializer, responses={201: _message}, operation_id="cryptotoken_generatekeys")
+    def post(self, request, cryptotoken_name: str):
+        data = KeyGenerationSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        token = _token(cryptotoken_name)
+        spec = _spec(data.validated_data["key_alg"], data.validated_data["key_spec"])
+        KeySpec.parse(spec)
+        entry = services.generate_key_pair(actor_for_request(request), token, data.validated_data["key_pair_alias"],
+                                           spec)
+        return Response({"message": f"Generated key pair '{entry.alias}' ({entry.key_algorithm} {entry.key_spec})."},
+                        status=status.HTTP_201_CREATED)
+
+
+class RemoveKeysView(_TokenView):
+    @extend_schema(request=None, responses={200: _message}, operation_id="cryptotoken_removekeys")
+    def post(self, request, cryptotoken_name: str, key_pair_alias: str):
+        token = _token(cryptotoken_name)
+        services.remove_key_pair(actor_for_request(request), token, key_pair_alias)
+        return Response({"message": f"Removed key pair '{key_pair_alias}'."})
+
+
+class StatusView(APIView):
+    @extend_schema(responses={200: inline_serializer("CryptoTokenStatus", {
+        "status": serializers.CharField(), "version": serializers.CharField(), "revision": serializers.CharField()})},
+        operation_id="cryptotoken_status")
+    def get(self, request):
+        return Response({"status": "OK", "version": "1.0", "revision": "pki"})
