@@ -148,6 +148,14 @@ def generate_key_pair(actor: Actor, token: CryptoToken, alias: str, key_spec: st
     return entry
 
 
+def discard_key_pair(token: CryptoToken, entry: CryptoTokenKeyPair) -> None:
+    """Undo a key generation whose purpose failed (e.g. a refused CA): the key goes from the device too."""
+    try:
+        backend_for(token).remove_key_pair(entry, auth_code_of(token))
+    finally:
+        CryptoTokenKeyPair.objects.filter(pk=entry.pk).delete()
+
+
 def import_private_key(actor: Actor, token: CryptoToken, alias: str, key: PrivateKeyTypes) -> CryptoTokenKeyPair:
     """Put an existing software key on a soft token (used for imports and tests)."""
     actor.require(f"/cryptotoken/generate_keys/{token.pk}")

@@ -181,7 +181,12 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # The Azure SDK logs every HTTP request at INFO.
+        "azure": {"level": "WARNING"},
+        "botocore": {"level": "WARNING"},
+    },
 }
 
 # Crypto token backends.
@@ -205,3 +210,5 @@ AWS_KMS_ENDPOINT_URL = os.environ.get("AWS_KMS_ENDPOINT_URL", "")
 AZURE_KEYVAULT_URL_TEMPLATE = os.environ.get("AZURE_KEYVAULT_URL_TEMPLATE", "https://{name}.vault.azure.net")
 AZURE_AUTHORITY_HOST = os.environ.get("AZURE_AUTHORITY_HOST", "")
 AZURE_KEYVAULT_VERIFY_CHALLENGE_RESOURCE = _flag("AZURE_KEYVAULT_VERIFY_CHALLENGE_RESOURCE", True)
+# CA bundle for Key Vault and Azure AD connections (a TLS-inspecting proxy, or the tests' local server).
+AZURE_CA_BUNDLE = os.environ.get("AZURE_CA_BUNDLE", "")

@@ -118,7 +118,7 @@ def create_ca(actor: Actor, settings: CASettings) -> CertificateAuthority:
         check_key_matches(signature_algorithm(sig_name), public_key)
     except ValueError as exc:
         if settings.key_spec:  # do not leave a key behind for a CA that was refused
-            key_pair.delete()
+            token_services.discard_key_pair(settings.crypto_token, key_pair)
         raise ValidationError(str(exc), field="signature_algorithm") from None
     try:
         with transaction.atomic():
@@ -147,7 +147,7 @@ def create_ca(actor: Actor, settings: CASettings) -> CertificateAuthority:
         raise ConflictError(f"A CA named '{settings.name}' already exists.", field="name") from None
     except Exception:
         if settings.key_spec:
-            CryptoTokenKeyPair.objects.filter(pk=key_pair.pk).delete()
+            token_services.discard_key_pair(settings.crypto_token, key_pair)
         raise
     return ca
 
