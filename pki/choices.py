@@ -43,6 +43,7 @@ class RevocationReason(models.IntegerChoices):
         if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
             return cls(int(value))
         norm = str(value).strip().replace("_", "").lower()
+        norm = {"privilegeswithdrawn": "privilegewithdrawn"}.get(norm, norm)  # EJBCA's REST spelling
         for member in cls:
             if member.label.lower() == norm or member.name.replace("_", "").lower() == norm:
                 return member

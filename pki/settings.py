@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "cryptotokens",
     "pki",
     "endentities",
@@ -131,8 +132,9 @@ if _flag("PKI_BEHIND_TLS_PROXY"):
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
+        # Basic first: an unauthenticated call then gets 401 with a WWW-Authenticate challenge.
         "rest_framework.authentication.BasicAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -147,6 +149,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Certificate authority REST API (EJBCA-compatible paths under /ejbca/ejbca-rest-api/v1/).",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI from the installed package: no CDN (deployments are often offline).
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # Celery: with no broker the tasks run in-process, so the zero-configuration start needs no server.

@@ -8,12 +8,16 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from ..errors import PkiError
+from cryptotokens.errors import CryptoTokenError
+
+from ..errors import PkiError, as_pki_error
 
 logger = logging.getLogger("pki.api")
 
 
 def exception_handler(exc, context):
+    if isinstance(exc, CryptoTokenError):
+        exc = as_pki_error(exc)
     if isinstance(exc, PkiError):
         logger.info("API refusal %s: %s", exc.error_code, exc.message)
         return Response({"error_code": exc.http_status, "error_message": exc.message}, status=exc.http_status)

@@ -11,7 +11,7 @@ from django.db.models import Q, QuerySet
 from ..auth.access import Actor
 from ..choices import CertificateStatus
 from ..errors import ValidationError
-from ..models import Certificate, CertificateAuthority
+from ..models import Certificate, CertificateAuthority, CertificateProfile
 
 
 def visible_ca_ids(actor: Actor) -> list[int]:
@@ -41,6 +41,9 @@ class CertificateQuery:
     expires_before: datetime | None = None
     issued_after: datetime | None = None
     issued_before: datetime | None = None
+    revoked_after: datetime | None = None
+    revoked_before: datetime | None = None
+    profile: CertificateProfile | None = None
 
 
 def _serial(value: str) -> str:
@@ -83,4 +86,10 @@ def search_certificates(actor: Actor, query: CertificateQuery) -> QuerySet[Certi
         qs = qs.filter(not_before__gte=query.issued_after)
     if query.issued_before:
         qs = qs.filter(not_before__lt=query.issued_before)
+    if query.revoked_after:
+        qs = qs.filter(revoked_at__gte=query.revoked_after)
+    if query.revoked_before:
+        qs = qs.filter(revoked_at__lt=query.revoked_before)
+    if query.profile is not None:
+        qs = qs.filter(certificate_profile=query.profile)
     return qs.order_by("-created_at", "-pk")
