@@ -9,7 +9,6 @@ from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
 from pki.choices import MemberMatch
-from pki.crl import create_crl
 from pki.issuance import IssuanceRequest, issue
 from pki.models import AccessRule, AuditEvent, Certificate, CertificateProfile, Role, RoleMember
 from tests.conftest import pem
@@ -18,7 +17,7 @@ V1 = "/ejbca/ejbca-rest-api/v1"
 
 
 def make_client(username: str, rules: list[str] | None) -> APIClient:
-    user = get_user_model().objects.create_user(username, password="pw-" + username)
+    get_user_model().objects.create_user(username, password="pw-" + username)
     if rules is not None:
         role = Role.objects.create(name=f"role-{username}")
         AccessRule.objects.bulk_create([AccessRule(role=role, resource=r) for r in rules])
