@@ -165,8 +165,8 @@ class _FailingKey:
 
 
 def test_failed_signing_leaves_no_row(root_ca, actor, csr_factory, monkeypatch):
-    real = issuance.get_private_key
-    monkeypatch.setattr(issuance, "get_private_key", lambda token, alias: _FailingKey(real(token, alias)))
+    real = issuance.get_private_key_by_id
+    monkeypatch.setattr(issuance, "get_private_key_by_id", lambda token_id, alias: _FailingKey(real(token_id, alias)))
     csr, _ = csr_factory("CN=never")
     with pytest.raises(CAOfflineError, match="could not sign"):
         _issue(root_ca, actor, csr)

@@ -1,0 +1,46 @@
+"""Common set-up of the benchmark scripts: Django on its own PostgreSQL database (pki_bench)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def setup_django(database: str = "pki_bench", fresh: bool = True) -> None:
+    """Point Django at ``database`` on the server of DATABASE_URL, recreate it when ``fresh``, migrate."""
+    import dj_database_url
+    import psycopg2
+
+    base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
+    cfg = dj_database_url.parse(base)
+    conn = psycopg2.connect(host=cfg["HOST"] or "127.0.0.1", port=cfg["PORT"] or 5432, user=cfg["USER"],
+                            password=cfg["PASSWORD"] or None, dbname="postgres")
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        if fresh:
+            cur.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database])
+        if not cur.fetchone():
+            cur.execute(f'CREATE DATABASE "{database}"')
+    conn.close()
+    os.environ["DATABASE_URL"] = base.rsplit("/", 1)[0] + "/" + database
+    os.environ.setdefault("PKI_MASTER_KEY", "benchmark-master-key")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pki.settings")
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def table(rows: list[tuple], headers: tuple[str, ...]) -> str:
+    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
+    line = "  ".join(f"{{:>{w}}}" for w in widths)
+    return "\n".join([line.format(*headers), line.format(*("-" * w for w in widths))]
+                     + [line.format(*r) for r in rows])
