@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Install what the test suite needs beyond the Python packages: Debian packages (openssl, chromium
-# for the browser tests) and Playwright's Python driver (it drives the Debian chromium; no browser download).
+# Install the Debian packages the test suite needs beyond the Python packages: openssl, chromium for
+# the browser tests (driven by Playwright from the test extras; no browser download), the database servers.
 set -euo pipefail
 PY="${1:-.venv/bin/python}"
 need=()
@@ -14,4 +14,3 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-"$PY" -c "import playwright" 2>/dev/null || "$PY" -m pip install -q "playwright>=1.45,<2"

@@ -1,0 +1,90 @@
+"""The admin UI in a real browser: log in, create a sub-CA, issue for a CSR, revoke, build a CRL."""
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from pki import bootstrap
+from pki.models import CRL, Certificate, CertificateAuthority
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def admin_login(monkeypatch):
+    monkeypatch.setenv("PKI_ADMIN_PASSWORD", "e2e-admin-password")
+    bootstrap.run()
+    return "admin", "e2e-admin-password"
+
+
+def test_operator_journey(live_server, page, admin_login, csr_factory, tmp_path):
+    user, password = admin_login
+    page.goto(live_server.url + "/")
+    assert "/login/" in page.url
+    page.fill("#id_username", user)
+    page.fill("#id_password", "wrong")
+    page.click("button[type=submit]")
+    assert page.locator(".errorlist").count() == 1
+    page.fill("#id_username", user)
+    page.fill("#id_password", password)
+    page.click("button[type=submit]")
+    page.wait_for_selector("h1:has-text('Dashboard')")
+    assert page.locator("svg.chart").count() == 2
+
+    # Create a sub-CA of the ManagementCA on its token
+    page.click("nav >> text=Certificate authorities")
+    page.click("text=Create CA")
+    page.fill("#id_name", "E2E Issuing CA")
+    page.fill("#id_subject_dn", "CN=E2E Issuing CA,O=PKI Demo,C=SE")
+    page.select_option("#id_signed_by", label="ManagementCA")
+    page.select_option("#id_crypto_token", label="ManagementCA")
+    page.fill("#id_key_alias", "e2eKey")
+    page.select_option("#id_key_spec", "P-256")
+    page.fill("#id_validity", "3y")
+    page.click("button:has-text('Create CA')")
+    page.wait_for_selector("h1:has-text('CA E2E Issuing CA')")
+    ca = CertificateAuthority.objects.get(name="E2E Issuing CA")
+    assert ca.signed_by.name == "ManagementCA"
+
+    # Issue a certificate for a CSR
+    csr, _ = csr_factory("CN=browser.example.com,O=PKI Demo")
+    page.click("nav >> text=Issue for CSR")
+    page.select_option("#id_ca", label="E2E Issuing CA")
+    page.select_option("#id_certificate_profile", label="SERVER")
+    page.fill("#id_csr_pem", csr.public_bytes(Encoding.PEM).decode())
+    page.fill("#id_subject_alt_name", "DNSNAME=browser.example.com")
+    page.click("button:has-text('Issue certificate')")
+    page.wait_for_selector("text=issued")
+    cert = Certificate.objects.get(ca=ca, subject_dn="CN=browser.example.com,O=PKI Demo")
+    assert "DNSNAME=browser.example.com" in page.content()
+    with page.expect_download() as download:
+        page.click("text=PEM with chain")
+    chain = x509.load_pem_x509_certificates(open(download.value.path(), "rb").read())
+    assert len(chain) == 3 and chain[0].serial_number == cert.serial_int
+
+    # Revoke it, then build a CRL with the button
+    page.select_option("#id_reason", label="keyCompromise")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("button:has-text('Revoke')")
+    page.wait_for_selector("text=is now revoked")
+    page.click("nav >> text=CRLs")
+    page.click(f"#ca-{ca.pk} >> button:has-text('Create CRL')")
+    page.wait_for_selector("text=CRL #1 for E2E Issuing CA created")
+    crl = x509.load_der_x509_crl(bytes(CRL.objects.get(ca=ca).der))
+    assert crl.get_revoked_certificate_by_serial_number(cert.serial_int) is not None
+
+    page.click("nav >> text=Dashboard")
+    page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+    assert (tmp_path / "dashboard.png").stat().st_size > 10_000
+
+
+def test_no_role_sees_not_authorized(live_server, page, db):
+    from django.contrib.auth import get_user_model
+
+    get_user_model().objects.create_user("visitor", password="visitor-password-1")
+    page.goto(live_server.url + "/login/")
+    page.fill("#id_username", "visitor")
+    page.fill("#id_password", "visitor-password-1")
+    page.click("button[type=submit]")
+    page.wait_for_selector("h1:has-text('Not authorized')")
+    assert "/administrator" in page.content() and "Traceback" not in page.content()
