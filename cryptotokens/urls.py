@@ -13,3 +13,22 @@ urlpatterns = [
     path(f"{PREFIX}/<str:cryptotoken_name>/<str:key_pair_alias>/removekeys", api.RemoveKeysView.as_view(),
          name="cryptotoken-removekeys"),
 ]
+
+# Admin UI pages.
+from pki.views.context import NavItem, register_nav  # noqa: E402
+
+from . import views  # noqa: E402
+
+urlpatterns += [
+    path("cryptotokens/", views.token_list, name="cryptotoken-list"),
+    path("cryptotokens/new/", views.token_create, name="cryptotoken-create"),
+    path("cryptotokens/<int:pk>/", views.token_detail, name="cryptotoken-detail"),
+    path("cryptotokens/<int:pk>/activate/", views.token_activate, name="cryptotoken-activate-ui"),
+    path("cryptotokens/<int:pk>/deactivate/", views.token_deactivate, name="cryptotoken-deactivate-ui"),
+    path("cryptotokens/<int:pk>/generate/", views.key_generate, name="cryptotoken-generate"),
+    path("cryptotokens/<int:pk>/test/", views.key_test, name="cryptotoken-test"),
+    path("cryptotokens/<int:pk>/remove/", views.key_remove, name="cryptotoken-remove"),
+    path("cryptotokens/<int:pk>/export/", views.key_export, name="cryptotoken-export"),
+    path("cryptotokens/<int:pk>/delete/", views.token_delete, name="cryptotoken-delete"),
+]
+register_nav(NavItem("Crypto tokens", "cryptotoken-list", "/cryptotoken/view"))
