@@ -37,6 +37,14 @@ def _code_context(token: CryptoToken) -> str:
     return f"cryptotoken:{token.token_id}"
 
 
+def key_pair_of(token: CryptoToken, alias: str) -> CryptoTokenKeyPair:
+    """The key pair ``alias`` of ``token``, or KeyPairNotFoundError."""
+    try:
+        return CryptoTokenKeyPair.objects.get(token=token, alias=alias)
+    except CryptoTokenKeyPair.DoesNotExist:
+        raise KeyPairNotFoundError(f"No key pair '{alias}' on crypto token '{token.name}'.") from None
+
+
 def backend_for(token: CryptoToken):
     return registry.get(token.token_type)(token)
 
@@ -193,10 +201,7 @@ def get_private_key(token: CryptoToken, alias: str) -> PrivateKeyTypes:
     hit = _key_cache.get(cache_key)
     if hit and hit[0] == token.version:
         return hit[1]
-    try:
-        entry = CryptoTokenKeyPair.objects.get(token=token, alias=alias)
-    except CryptoTokenKeyPair.DoesNotExist:
-        raise KeyPairNotFoundError(f"No key pair '{alias}' on crypto token '{token.name}'.") from None
+    entry = key_pair_of(token, alias)
     key = backend_for(token).load_private_key(entry, auth_code_of(token))
     with _key_cache_lock:
         _key_cache[cache_key] = (token.version, key)
@@ -298,10 +303,7 @@ def remove_key_pair(actor: Actor, token: CryptoToken, alias: str) -> None:
     from .usage import users_of
 
     actor.require(f"/cryptotoken/remove_keys/{token.pk}")
-    try:
-        entry = CryptoTokenKeyPair.objects.get(token=token, alias=alias)
-    except CryptoTokenKeyPair.DoesNotExist:
-        raise KeyPairNotFoundError(f"No key pair '{alias}' on crypto token '{token.name}'.") from None
+    entry = key_pair_of(token, alias)
     users = users_of(token, alias)
     if users:
         _emit("CRYPTOTOKEN_DELETE_KEYPAIR", actor, token, outcome="FAILURE", alias=alias, reason="in use")
@@ -322,10 +324,7 @@ def test_key_pair(actor: Actor, token: CryptoToken, alias: str) -> bool:
     from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
     actor.require(f"/cryptotoken/test_keys/{token.pk}")
-    try:
-        entry = CryptoTokenKeyPair.objects.get(token=token, alias=alias)
-    except CryptoTokenKeyPair.DoesNotExist:
-        raise KeyPairNotFoundError(f"No key pair '{alias}' on crypto token '{token.name}'.") from None
+    entry = key_pair_of(token, alias)
     key = get_private_key(CryptoToken.objects.get(pk=token.pk), alias)
     public = serialization.load_der_public_key(bytes(entry.public_key_der))
     challenge = os.urandom(32)
