@@ -60,6 +60,8 @@ def main() -> None:
         checked = rate(lambda spec=spec: signer(services.get_private_key_by_id(soft.pk, spec))(), args.seconds)
         rows.append(("soft + state check", spec, f"{checked:,.0f}", f"{raw:,.0f}", f"{checked / raw:.0%}", "—"))
 
+    rows.extend(_pkcs11_rows(actor, signer, rate, args.seconds))
+
     sys.path.insert(0, str(ROOT))
     from tests.cryptotokens.aws_moto import MotoServer
 
@@ -80,6 +82,56 @@ def main() -> None:
 
     print(f"\nSignatures per second (SHA-256 over 512 bytes, {args.seconds:g} s each)")
     print(table(rows, ("backend", "key", "through handle/s", "raw cryptography/s", "ratio", "target")))
+
+
+def _pkcs11_rows(actor, signer, rate, seconds: float) -> list[tuple]:
+    """SoftHSM2 through the backend's handle, next to python-pkcs11 alone on one reused session."""
+    import secrets
+    import subprocess
+    import tempfile
+
+    import pkcs11
+    from django.conf import settings
+    from pkcs11 import Mechanism, ObjectClass
+
+    from cryptotokens import services
+
+    module = "/usr/lib/softhsm/libsofthsm2.so"
+    if not os.path.exists(module):
+        return [("PKCS#11", "-", "SoftHSM2 not installed", "", "", "")]
+    root = tempfile.mkdtemp()
+    os.makedirs(f"{root}/tokens")
+    with open(f"{root}/softhsm2.conf", "w") as fh:
+        fh.write(f"directories.tokendir = {root}/tokens\nobjectstore.backend = file\nlog.level = ERROR\n")
+    os.environ["SOFTHSM2_CONF"] = f"{root}/softhsm2.conf"
+    label = "bench" + secrets.token_hex(3)
+    subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", label, "--pin", "1234", "--so-pin",
+                    "12345678"], check=True, capture_output=True)
+    settings.PKCS11_LIBRARIES = {"SoftHSM2": module}
+    token = services.create_token(actor, name="hsm", token_type="PKCS11CryptoToken", auth_code="1234",
+                                  auto_activate=True, properties={"library": "SoftHSM2",
+                                                                  "reference_type": "SLOT_LABEL", "reference": label})
+    rows = []
+    data = os.urandom(512)
+    for spec, mech in (("RSA3072", Mechanism.SHA256_RSA_PKCS), ("P-256", Mechanism.ECDSA)):
+        services.generate_key_pair(actor, token, spec, spec)
+        handle = services.get_private_key_by_id(token.pk, spec)
+        through = rate(signer(handle), seconds)
+        # python-pkcs11 alone: the same session the backend pooled, no Python wrapper around it.
+        from cryptotokens.backends.pkcs11 import _slots
+
+        slot = next(iter(_slots._clients.values()))
+        key = slot.session.get_key(object_class=ObjectClass.PRIVATE_KEY, label=spec)
+        if mech == Mechanism.ECDSA:
+            import hashlib
+
+            alone = rate(lambda key=key, mech=mech: key.sign(hashlib.sha256(data).digest(), mechanism=mech), seconds)
+        else:
+            alone = rate(lambda key=key, mech=mech: key.sign(data, mechanism=mech), seconds)
+        rows.append(("PKCS#11 (SoftHSM2)", spec, f"{through:,.0f}", f"{alone:,.0f} (python-pkcs11)",
+                     f"{through / alone:.0%}", ">= 75%"))
+    pkcs11.lib(module)  # keep the library loaded until the process ends
+    return rows
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Install the Debian packages the test suite needs beyond the Python packages: openssl, chromium for
-# the browser tests (driven by Playwright from the test extras; no browser download), the database servers.
+# the browser tests (driven by Playwright from the test extras; no browser download), SoftHSM2 for the
+# PKCS#11 token tests, the database servers.
 set -euo pipefail
 PY="${1:-.venv/bin/python}"
 need=()
 command -v openssl >/dev/null || need+=(openssl)
 command -v chromium >/dev/null || need+=(chromium)
+[ -e /usr/lib/softhsm/libsofthsm2.so ] && command -v softhsm2-util >/dev/null || need+=(softhsm2)
 command -v pg_ctlcluster >/dev/null || need+=(postgresql)
 command -v redis-server >/dev/null || need+=(redis-server)
 if [ ${#need[@]} -gt 0 ]; then
