@@ -89,3 +89,27 @@ class ActivateForm(forms.Form):
 class ExportForm(forms.Form):
     alias = forms.CharField(widget=forms.HiddenInput)
     password = forms.CharField(widget=forms.PasswordInput, min_length=8, label="Password for the PKCS#12 file")
+
+
+class CryptoTokenEditForm(forms.Form):
+    """Edit a token: the common flags and its backend's parameters (an HSM slot can be remapped)."""
+
+    name = forms.CharField(max_length=255)
+    auto_activate = forms.BooleanField(required=False, label="Auto-activation")
+    allow_export = forms.BooleanField(required=False, label="Allow export of private keys")
+    explicit_ecc_parameters = forms.BooleanField(required=False, label="Use explicit ECC parameters")
+    auth_code = forms.CharField(widget=forms.PasswordInput, required=False, label="Authentication code",
+                                help_text="Needed to turn auto-activation on for an offline token, or to check it")
+
+    def __init__(self, token, *args, **kwargs):
+        initial = {"name": token.name, "auto_activate": token.auto_activate, "allow_export": token.allow_export,
+                   "explicit_ecc_parameters": token.explicit_ecc_parameters}
+        self.backend = registry.get(token.token_type)
+        for param in self.backend.parameters:
+            initial[param.name] = token.properties.get(param.name, param.default)
+        super().__init__(*args, initial=initial, **kwargs)
+        for param in self.backend.parameters:
+            self.fields[param.name] = _field(param)
+
+    def properties(self) -> dict[str, str]:
+        return {p.name: self.cleaned_data[p.name] for p in self.backend.parameters if self.cleaned_data.get(p.name)}

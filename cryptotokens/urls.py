@@ -23,6 +23,7 @@ urlpatterns += [
     path("cryptotokens/", views.token_list, name="cryptotoken-list"),
     path("cryptotokens/new/", views.token_create, name="cryptotoken-create"),
     path("cryptotokens/<int:pk>/", views.token_detail, name="cryptotoken-detail"),
+    path("cryptotokens/<int:pk>/edit/", views.token_edit, name="cryptotoken-edit"),
     path("cryptotokens/<int:pk>/activate/", views.token_activate, name="cryptotoken-activate-ui"),
     path("cryptotokens/<int:pk>/deactivate/", views.token_deactivate, name="cryptotoken-deactivate-ui"),
     path("cryptotokens/<int:pk>/generate/", views.key_generate, name="cryptotoken-generate"),

@@ -13,7 +13,7 @@ from pki.views.base import actor, form_error, posted, requires
 
 from . import services
 from .errors import CryptoTokenError
-from .forms import ActivateForm, CryptoTokenCreateForm, ExportForm, GenerateKeyForm
+from .forms import ActivateForm, CryptoTokenCreateForm, CryptoTokenEditForm, ExportForm, GenerateKeyForm
 from .models import CryptoToken
 from .tasks import queue_key_generation
 
@@ -54,6 +54,25 @@ def token_create(request):
             messages.success(request, f"Crypto token '{token.name}' created and active.")
             return redirect("cryptotoken-detail", token.pk)
     return render(request, "cryptotokens/create.html", {"form": form}, status=400 if form.errors else 200)
+
+
+@requires("/cryptotoken/view")
+def token_edit(request, pk: int):
+    token = _visible(request, pk)
+    form = CryptoTokenEditForm(token, posted(request))
+    if request.method == "POST" and form.is_valid():
+        d = form.cleaned_data
+        try:
+            services.edit_token(actor(request), token, name=d["name"], auth_code=d["auth_code"] or None,
+                                auto_activate=d["auto_activate"], allow_export=d["allow_export"],
+                                explicit_ecc_parameters=d["explicit_ecc_parameters"], properties=form.properties())
+        except (CryptoTokenError, PkiError) as exc:
+            form_error(form, as_pki_error(exc) if isinstance(exc, CryptoTokenError) else exc)
+        else:
+            messages.success(request, f"Crypto token '{token.name}' saved.")
+            return redirect("cryptotoken-detail", token.pk)
+    return render(request, "pki/form.html", {"form": form, "title": f"Edit crypto token {token.name}",
+                                             "submit": "Save"}, status=400 if form.errors else 200)
 
 
 @requires("/cryptotoken/view")

@@ -65,6 +65,9 @@ def paginate(request: HttpRequest, queryset, per_page: int = 50):
 
 
 def form_error(form, exc: PkiError) -> None:
-    """Put a service refusal on the form field it names (or on the form)."""
+    """Put a service refusal on the form field it names (or on the form); a missing access rule is not a
+    form error: it goes up to the "not authorized" page."""
+    if isinstance(exc, AuthorizationDenied):
+        raise exc
     field = exc.field if exc.field in form.fields else None
     form.add_error(field, exc.message)

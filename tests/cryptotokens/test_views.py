@@ -90,3 +90,18 @@ def test_viewer_cannot_change_tokens(db, soft_token):
     assert f"/cryptotoken/generate_keys/{soft_token.pk}".encode() in r.content
     assert not CryptoTokenKeyPair.objects.filter(token=soft_token).exists()
     assert viewer.get("/cryptotokens/new/").status_code == 403
+
+
+def test_edit_token(admin, soft_token_factory):
+    token = soft_token_factory("EditMe", auth_code="code-1", auto_activate=True)
+    r = admin.post(f"/cryptotokens/{token.pk}/edit/", {"name": "Edited", "allow_export": "on"})
+    assert r.status_code == 302
+    token.refresh_from_db()
+    assert (token.name, token.allow_export, token.auto_activate) == ("Edited", True, False)
+    assert token.is_active  # still active until deactivated
+    r = admin.post(f"/cryptotokens/{token.pk}/edit/", {"name": "Edited", "auto_activate": "on", "auth_code": "bad"})
+    assert r.status_code == 400 and b"Wrong authentication code" in r.content
+    viewer = _client("viewer2", ["/administrator", "/cryptotoken/view"])
+    r = viewer.post(f"/cryptotokens/{token.pk}/edit/", {"name": "Hijacked"})
+    assert r.status_code == 403 and f"/cryptotoken/modify/{token.pk}".encode() in r.content
+    assert CryptoToken.objects.get(pk=token.pk).name == "Edited"
