@@ -19,6 +19,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding
 from django.db import IntegrityError, transaction
@@ -37,6 +38,7 @@ from .models import Certificate, CertificateAuthority, CertificateProfile
 from .x509.algorithms import signature_algorithm
 from .x509.altnames import AltNameError, format_altnames, parse_altnames
 from .x509.dn import DNError, format_dn, parse_dn
+from .x509.explicit_ec import resign_with_explicit_key
 from .x509.extensions import eku_oid, encode_custom_value, key_usage
 from .x509.validity import ValidityError, parse_validity
 
@@ -357,6 +359,8 @@ def _issue(req: IssuanceRequest) -> IssuedCertificate:
     not_before, not_after = _validity(req, profile, ca_cert)
     extensions = _extensions(req, profile, ca, subject, public_key, csr, issuer_key_id)
     key = _signing_key(ca, req.key_alias or ca.key_alias)
+    # ICAO CSCA/DS: a token set to "explicit ECC parameters" writes the curve out in the subject key.
+    explicit_ec = isinstance(public_key, ec.EllipticCurvePublicKey) and ca.crypto_token.explicit_ecc_parameters
     subject_dn = format_dn(subject)
     san = ""
     for ext in extensions:
@@ -376,6 +380,9 @@ def _issue(req: IssuanceRequest) -> IssuedCertificate:
             logger.exception("Signing failed for CA %s", ca.name)
             raise CAOfflineError(f"CA '{ca.name}' could not sign: {exc.__class__.__name__}") from None
         der = cert.public_bytes(Encoding.DER)
+        if explicit_ec:
+            der = resign_with_explicit_key(der, lambda tbs: sig_alg.sign(key, tbs))
+            cert = x509.load_der_x509_certificate(der)
         try:
             with transaction.atomic():
                 row = Certificate(
