@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "cryptotokens",
     "pki",
     "endentities",
+    "keybindings",
 ]
 
 MIDDLEWARE = [

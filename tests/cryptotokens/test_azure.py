@@ -372,7 +372,9 @@ def key_binding_provider(binding_pem):
     bindings = {"kv-auth-binding": binding_pem[0], "unregistered": client_certificate("other")[0]}
     azure.register_key_binding_credentials(lambda name: bindings[name])
     yield bindings
-    azure.register_key_binding_credentials(None)
+    from keybindings.services import credentials_pem
+
+    azure.register_key_binding_credentials(credentials_pem)  # back to the app's own provider
 
 
 def binding_properties(binding: str) -> dict:
@@ -397,8 +399,14 @@ def test_key_binding_with_a_certificate_azure_does_not_know(kv_token_factory, ke
 
 
 def test_key_binding_without_a_provider_is_a_clear_error(kv_token_factory):
-    with pytest.raises(CryptoTokenError, match="no key binding provider is installed"):
-        kv_token_factory("KvNoProvider", secret="unused", properties=binding_properties("kv-auth-binding"))
+    from keybindings.services import credentials_pem
+
+    azure.register_key_binding_credentials(None)  # as if the keybindings app were not installed
+    try:
+        with pytest.raises(CryptoTokenError, match="no key binding provider is installed"):
+            kv_token_factory("KvNoProvider", secret="unused", properties=binding_properties("kv-auth-binding"))
+    finally:
+        azure.register_key_binding_credentials(credentials_pem)
     assert not CryptoToken.objects.filter(name="KvNoProvider").exists()
 
 
@@ -417,3 +425,34 @@ def test_ecdsa_raw_to_der_roundtrip():
     assert decode_dss_signature(ecdsa_raw_to_der(raw)) == (5, 2**255 + 1)
     with pytest.raises(CryptoTokenError, match="malformed"):
         ecdsa_raw_to_der(b"\x01\x02\x03")
+
+
+def test_login_with_a_real_key_binding(kv_token_factory, kv, actor, root_ca, soft_token):
+    """The keybindings app's provider: a soft-token key and the certificate our CA issued for it."""
+    from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+    from keybindings.models import InternalKeyBinding
+    from keybindings.services import credentials_pem
+    from pki.issuance import IssuanceRequest, issue
+    from pki.models import CertificateProfile
+
+    azure.register_key_binding_credentials(credentials_pem)
+    entry = services.generate_key_pair(actor, soft_token, "kv-login", "RSA2048")
+    cert_row = issue(IssuanceRequest(ca=root_ca, actor=actor, profile=CertificateProfile.objects.get(name="ENDUSER"),
+                                     public_key=load_der_public_key(bytes(entry.public_key_der)),
+                                     subject_dn="CN=pki Key Vault login")).row
+    binding = InternalKeyBinding.objects.create(name="kv-login-binding", crypto_token=soft_token,
+                                                key_pair_alias="kv-login", certificate=cert_row)
+    client_id = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9"
+    kv.register_client(client_id, certificate=cert_row.certificate)
+    token = kv_token_factory("KvRealBinding", secret="unused", properties=kv_properties(
+        client_id=client_id, authentication="KEY_BINDING", key_binding="kv-login-binding"))
+    services.generate_key_pair(actor, token, alias := unique("real-binding"), "P-256")
+    key = services.get_private_key(token, alias)
+    key.public_key().verify(key.sign(b"r", ec.ECDSA(hashes.SHA256())), b"r", ec.ECDSA(hashes.SHA256()))
+    binding.status = InternalKeyBinding.Status.DISABLED
+    binding.save()
+    azure.clear_clients()
+    with pytest.raises(CryptoTokenError, match="disabled"):
+        kv_token_factory("KvDisabledBinding", secret="unused", properties=kv_properties(
+            client_id=client_id, authentication="KEY_BINDING", key_binding="kv-login-binding"))

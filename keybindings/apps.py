@@ -1,0 +1,15 @@
+from django.apps import AppConfig
+
+
+class KeyBindingsConfig(AppConfig):
+    name = "keybindings"
+    verbose_name = "Remote authenticators (internal key bindings)"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from cryptotokens.backends import azure
+
+        from .services import credentials_pem
+
+        # Azure Key Vault tokens may log in with a key binding's certificate and key.
+        azure.register_key_binding_credentials(credentials_pem)
