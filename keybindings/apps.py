@@ -8,8 +8,11 @@ class KeyBindingsConfig(AppConfig):
 
     def ready(self) -> None:
         from cryptotokens.backends import azure
+        from cryptotokens.usage import register_usage_provider
 
-        from .services import credentials_pem
+        from .services import bindings_using_token, credentials_pem
 
         # Azure Key Vault tokens may log in with a key binding's certificate and key.
         azure.register_key_binding_credentials(credentials_pem)
+        # A token or key pair a binding uses cannot be deleted.
+        register_usage_provider(bindings_using_token)

@@ -30,3 +30,11 @@ def credentials_pem(name: str) -> bytes:
     key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
     return binding.certificate.certificate.public_bytes(serialization.Encoding.PEM) + key_pem
+
+
+def bindings_using_token(token, alias: str | None) -> list[str]:
+    """Key bindings whose key lives on ``token`` (optionally: under ``alias``)."""
+    qs = InternalKeyBinding.objects.filter(crypto_token=token)
+    if alias is not None:
+        qs = qs.filter(key_pair_alias=alias)
+    return [f"key binding '{name}'" for name in qs.values_list("name", flat=True)]

@@ -46,3 +46,10 @@ def test_refusals(binding, change, message):
 def test_unknown_binding(db):
     with pytest.raises(CryptoTokenError, match="does not exist"):
         credentials_pem("nope")
+
+
+def test_token_and_key_in_use_by_a_binding_are_kept(binding, actor, soft_token):
+    with pytest.raises(CryptoTokenError, match="in use by key binding 'kb'"):
+        services.remove_key_pair(actor, soft_token, "kb")
+    with pytest.raises(CryptoTokenError, match="key binding 'kb'"):
+        services.delete_token(actor, soft_token)
