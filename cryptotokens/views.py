@@ -88,7 +88,9 @@ def token_detail(request, pk: int):
 
     return render(request, "cryptotokens/detail.html", {
         "token": token, "key_pairs": token.key_pairs.all(), "users": users_of(token),
-        "backend": registry.get(token.token_type), "generate_form": GenerateKeyForm(),
+        # Plain values: a template would call the backend class (it is callable) instead of reading it.
+        "backend_label": registry.get(token.token_type).label,
+        "supports_export": registry.get(token.token_type).supports_export, "generate_form": GenerateKeyForm(),
         "activate_form": ActivateForm(), "export_form": ExportForm(), "task_id": request.GET.get("task"),
         "can": {r: may(r) for r in ("activate", "deactivate", "generate_keys", "remove_keys", "test_keys", "delete",
                                     "modify")},

@@ -58,7 +58,7 @@ def test_token_lifecycle_in_the_ui(admin):
     admin.post(f"/cryptotokens/{token.pk}/generate/", {"alias": "k1", "key_spec": "P-256"})
     assert CryptoTokenKeyPair.objects.filter(token=token, alias="k1", key_spec="secp256r1").exists()
     page = admin.get(f"/cryptotokens/{token.pk}/").content.decode()
-    assert "k1" in page and "secp256r1" in page
+    assert "k1" in page and "secp256r1" in page and "Soft (PKCS#12 keystore in the database)" in page
     r = admin.post(f"/cryptotokens/{token.pk}/test/", {"alias": "k1"}, follow=True)
     assert b"signed and verified" in r.content
     r = admin.post(f"/cryptotokens/{token.pk}/export/", {"alias": "k1", "password": "export-pass-1"})

@@ -88,3 +88,45 @@ def test_no_role_sees_not_authorized(live_server, page, db):
     page.click("button[type=submit]")
     page.wait_for_selector("h1:has-text('Not authorized')")
     assert "/administrator" in page.content() and "Traceback" not in page.content()
+
+
+def test_crypto_token_pages(live_server, page, admin_login, tmp_path):
+    from cryptotokens.models import CryptoToken, CryptoTokenKeyPair
+
+    user, password = admin_login
+    page.goto(live_server.url + "/login/")
+    page.fill("#id_username", user)
+    page.fill("#id_password", password)
+    page.click("button[type=submit]")
+    page.click("nav >> text=Crypto tokens")
+    page.click("text=Create crypto token")
+    # Only the chosen type's fields are shown
+    page.select_option("#id_token_type", "AWSKMSCryptoToken")
+    assert page.is_visible("text=Region") and not page.is_visible("text=Key Vault name")
+    page.select_option("#id_token_type", "AzureCryptoToken")
+    assert page.is_visible("text=Key Vault name") and not page.is_visible("text=Region")
+    page.select_option("#id_token_type", "SoftCryptoToken")
+    assert not page.is_visible("text=Key Vault name")
+    page.fill("#id_name", "BrowserToken")
+    page.fill("#id_auth_code", "browser-code-1")
+    page.fill("#id_auth_code_repeat", "browser-code-1")
+    page.check("#id_allow_export")
+    page.click("button:has-text('Create')")
+    page.wait_for_selector("h1:has-text('Crypto token BrowserToken')")
+    page.fill("#id_alias", "browserKey")
+    page.select_option("#id_key_spec", "P-384")
+    page.click("button:has-text('Generate')")
+    page.wait_for_selector("text=Key pair 'browserKey' generated")
+    token = CryptoToken.objects.get(name="BrowserToken")
+    assert CryptoTokenKeyPair.objects.get(token=token, alias="browserKey").key_spec == "secp384r1"
+    assert page.is_visible("text=Soft (PKCS#12 keystore in the database)")
+    page.click("button:has-text('Test')")
+    page.wait_for_selector("text=signed and verified")
+    page.fill("input[name=password]", "export-password-1")
+    with page.expect_download() as download:
+        page.click("button:has-text('Export')")
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    key, _, _ = pkcs12.load_key_and_certificates(open(download.value.path(), "rb").read(), b"export-password-1")
+    assert key.curve.name == "secp384r1"
+    page.screenshot(path=str(tmp_path / "token.png"), full_page=True)
