@@ -117,11 +117,9 @@ def _pkcs11_rows(actor, signer, rate, seconds: float) -> list[tuple]:
         services.generate_key_pair(actor, token, spec, spec)
         handle = services.get_private_key_by_id(token.pk, spec)
         through = rate(signer(handle), seconds)
-        # python-pkcs11 alone: the same session the backend pooled, no Python wrapper around it.
-        from cryptotokens.backends.pkcs11 import _slots
-
-        slot = next(iter(_slots._clients.values()))
-        key = slot.session.get_key(object_class=ObjectClass.PRIVATE_KEY, label=spec)
+        # python-pkcs11 alone, on a session that shares the backend's login, no wrapper around it.
+        session = pkcs11.lib(module).get_token(token_label=label).open()  # shares the backend's login
+        key = session.get_key(object_class=ObjectClass.PRIVATE_KEY, label=spec)
         if mech == Mechanism.ECDSA:
             import hashlib
 
