@@ -1,132 +1,131 @@
-"""Certificate endpoints of the REST API: EJBCA's ``/v1/certificate/...`` and a native read."""
+"""Certificate endpoints: EJBCA's ``/v1/certificate/...`` (status, revoke, revocation status) and the
+native reads of one certificate under ``/api/v1/`` (EJBCA's v1 API has no such read)."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ..auth.access import actor_for_request
-from ..errors import NotFoundError, ValidationError
+from ..auth.access import Actor, actor_for_request
+from ..choices import RevocationReason
+from ..errors import NotFoundError
 from ..models import Certificate
 from ..revocation import find_certificate, revoke
-from ..services.certificates import CertificateQuery, restrict, search_certificates
-from ..services.profiles import get_profile
-from .ca import visible_ca
+from .lookups import authorized_ca, parse_date, parse_fingerprint, parse_reason, parse_serial, status_payload
 from .serializers import (
     CertificateDetailSerializer,
-    CertificateResultSerializer,
     RevokeStatusSerializer,
-    SearchRequestSerializer,
-    SearchResponseSerializer,
+    StatusSerializer,
+    build_certificate_detail,
+    build_revoke_status,
+    with_errors,
 )
 
-TAG = ["Certificate"]
+TAGS = ["v1/certificate"]
+NATIVE_TAGS = ["certificates"]
+VIEW_CERTIFICATE = "/ca_functionality/view_certificate"
+
+_ISSUER = OpenApiParameter("issuer_dn", str, OpenApiParameter.PATH,
+                           description="Subject DN of the issuing CA, URL-encoded (its name or id also work)")
+_SERIAL = OpenApiParameter("certificate_serial_number", str, OpenApiParameter.PATH,
+                           description="Hex serial number, optionally with a '0x' prefix")
 
 
-def _date(value: str, field: str) -> datetime:
-    try:
-        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValidationError(f"'{value}' is not an ISO 8601 date.", field=field) from None
-    if dt.tzinfo is None:
-        raise ValidationError(f"'{value}' needs a time zone (e.g. Z).", field=field)
-    return dt
+def _certificate(actor: Actor, ca_ref: str, serial: str) -> Certificate:
+    """The certificate by issuing CA and serial; the CA's rule is checked before anything is looked up."""
+    ca = authorized_ca(actor, ca_ref)
+    return find_certificate(ca.pk, parse_serial(serial))
 
 
-def _visible_certificate(request: Request, issuer_dn: str, serial: str) -> Certificate:
-    actor = actor_for_request(request)
-    actor.require("/ca_functionality/view_certificate")
-    ca = visible_ca(request, issuer_dn)
-    return find_certificate(ca.pk, serial)
+class CertificateStatusView(APIView):
+    """``GET /v1/certificate/status``: any logged-in caller."""
 
-
-class StatusView(APIView):
-    @extend_schema(tags=TAG, operation_id="certificate_status", responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(tags=TAGS, operation_id="certificate_status", summary="Status of the certificate resource",
+                   responses=with_errors({200: StatusSerializer}, 401))
     def get(self, request: Request) -> Response:
-        return Response({"status": "OK", "version": "1.0", "revision": "pki"})
+        return Response(status_payload())
 
 
 class RevocationStatusView(APIView):
-    @extend_schema(tags=TAG, operation_id="certificate_revocation_status", responses={200: RevokeStatusSerializer})
+    """``GET /v1/certificate/{issuer_dn}/{serial}/revocationstatus``: needs view_certificate and the CA's rule."""
+
+    @extend_schema(tags=TAGS, operation_id="certificate_revocation_status",
+                   summary="Whether a certificate is revoked", parameters=[_ISSUER, _SERIAL],
+                   responses=with_errors({200: RevokeStatusSerializer}, 400, 401, 403, 404))
     def get(self, request: Request, issuer_dn: str, certificate_serial_number: str) -> Response:
-        cert = _visible_certificate(request, issuer_dn, certificate_serial_number)
-        message = "Certificate is revoked" if cert.is_revoked else "Certificate is not revoked"
-        return Response(RevokeStatusSerializer.from_certificate(cert, message))
+        actor = actor_for_request(request)
+        actor.require(VIEW_CERTIFICATE)
+        cert = _certificate(actor, issuer_dn, certificate_serial_number)
+        return Response(build_revoke_status(cert, issuer_dn, certificate_serial_number))
 
 
 class RevokeView(APIView):
-    @extend_schema(tags=TAG, operation_id="certificate_revoke", request=None, responses={200: RevokeStatusSerializer},
-                   parameters=[OpenApiParameter("reason", str, description="e.g. KEY_COMPROMISE, CERTIFICATE_HOLD"),
-                               OpenApiParameter("date", str, description="ISO 8601 revocation date (past)")])
+    """``PUT /v1/certificate/{issuer_dn}/{serial}/revoke``: the revocation service checks the rules and audits."""
+
+    @extend_schema(
+        tags=TAGS, operation_id="certificate_revoke", summary="Revoke a certificate", request=None,
+        parameters=[
+            _ISSUER, _SERIAL,
+            OpenApiParameter("reason", str, description=(
+                "UNSPECIFIED (default), KEY_COMPROMISE, CA_COMPROMISE, AFFILIATION_CHANGED, SUPERSEDED, "
+                "CESSATION_OF_OPERATION, CERTIFICATE_HOLD, PRIVILEGES_WITHDRAWN, AA_COMPROMISE; "
+                "REMOVE_FROM_CRL (or NOT_REVOKED) takes a certificate off hold")),
+            OpenApiParameter("date", str, description="Revocation date, ISO 8601, not in the future"),
+            OpenApiParameter("invalidity_date", str, description="ISO 8601; checked, not recorded yet"),
+        ],
+        responses=with_errors({200: RevokeStatusSerializer}, 400, 401, 403, 404, 409),
+    )
     def put(self, request: Request, issuer_dn: str, certificate_serial_number: str) -> Response:
-        cert = _visible_certificate(request, issuer_dn, certificate_serial_number)
-        reason = request.query_params.get("reason", "UNSPECIFIED")
-        date = _date(request.query_params["date"], "date") if request.query_params.get("date") else None
-        cert = revoke(actor_for_request(request), cert, reason, date)
-        message = "Successfully revoked" if cert.is_revoked else "Successfully reactivated"
-        return Response(RevokeStatusSerializer.from_certificate(cert, message))
-
-
-def _query_from_criteria(request: Request, criteria: list[dict]) -> CertificateQuery:
-    query = CertificateQuery()
-    for c in criteria:
-        prop, value, op = c["property"], c["value"], c["operation"]
-        if prop == "QUERY":
-            query.text = value
-        elif prop == "SERIAL_NUMBER":
-            query.serial = value
-        elif prop == "USERNAME":
-            query.username = value
-        elif prop == "SUBJECT_DN":
-            query.subject = value
-        elif prop == "FINGERPRINT":
-            query.fingerprint = value
-        elif prop == "CA":
-            query.ca = visible_ca(request, value)
-        elif prop == "CERTIFICATE_PROFILE":
-            query.profile = get_profile(value)
-        elif prop == "STATUS":
-            mapping = {"CERT_ACTIVE": "ACTIVE", "CERT_REVOKED": "REVOKED", "CERT_ON_HOLD": "ON_HOLD"}
-            query.status = mapping.get(value.upper(), value.upper())
-        elif prop in {"ISSUED_DATE", "EXPIRE_DATE", "REVOCATION_DATE"}:
-            if op not in {"BEFORE", "AFTER"}:
-                raise ValidationError(f"{prop} takes the operation BEFORE or AFTER.", field="criteria")
-            when = _date(value, "criteria")
-            attr = {"ISSUED_DATE": "issued", "EXPIRE_DATE": "expires", "REVOCATION_DATE": "revoked"}[prop]
-            setattr(query, f"{attr}_{op.lower()}", when)
-    return query
-
-
-class SearchView(APIView):
-    @extend_schema(tags=TAG, operation_id="certificate_search", request=SearchRequestSerializer,
-                   responses={200: SearchResponseSerializer})
-    def post(self, request: Request) -> Response:
-        """Search certificates; every criterion must match (several QUERY values: the last wins)."""
-        data = SearchRequestSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        limit = data.validated_data["max_number_of_results"]
-        query = _query_from_criteria(request, data.validated_data["criteria"])
-        rows = list(search_certificates(actor_for_request(request), query)[: limit + 1])
-        return Response({
-            "certificates": [CertificateResultSerializer.from_certificate(c) for c in rows[:limit]],
-            "more_results": len(rows) > limit,
-        })
-
-
-class CertificateDetailView(APIView):
-    @extend_schema(tags=["Certificate (native)"], operation_id="certificate_read",
-                   responses={200: CertificateDetailSerializer})
-    def get(self, request: Request, fingerprint: str) -> Response:
-        """One certificate by its SHA-256 fingerprint, decoded, with its PEM."""
+        """Already revoked: 409. A certificate on hold can be revoked for good with another reason."""
         actor = actor_for_request(request)
-        actor.require("/ca_functionality/view_certificate")
-        qs = restrict(Certificate.objects.select_related("ca", "certificate_profile"), actor)
-        cert = qs.filter(fingerprint_sha256=fingerprint.replace(":", "").lower()).first()
+        params = request.query_params
+        reason = parse_reason(params.get("reason"))
+        date = parse_date(params["date"], "date") if params.get("date") else None
+        if params.get("invalidity_date"):
+            parse_date(params["invalidity_date"], "invalidity_date")
+        cert = revoke(actor, _certificate(actor, issuer_dn, certificate_serial_number), reason, date)
+        lifted = reason == RevocationReason.REMOVE_FROM_CRL
+        message = "Successfully reactivated" if lifted else "Successfully revoked"
+        return Response(build_revoke_status(cert, issuer_dn, certificate_serial_number, message))
+
+
+class CertificateByFingerprintView(APIView):
+    """``GET /api/v1/certificates/{fingerprint}/``."""
+
+    @extend_schema(
+        tags=NATIVE_TAGS, operation_id="certificate_read",
+        summary="One certificate by its SHA-256 fingerprint",
+        parameters=[OpenApiParameter("fingerprint", str, OpenApiParameter.PATH,
+                                     description="SHA-256 fingerprint, hex (':' separators allowed)")],
+        responses=with_errors({200: CertificateDetailSerializer}, 400, 401, 403, 404),
+    )
+    def get(self, request: Request, fingerprint: str) -> Response:
+        actor = actor_for_request(request)
+        actor.require(VIEW_CERTIFICATE)
+        wanted = parse_fingerprint(fingerprint)
+        cert = Certificate.objects.select_related("ca", "certificate_profile").filter(
+            fingerprint_sha256=wanted).first()
         if cert is None:
-            raise NotFoundError("No such certificate.")
-        return Response(CertificateDetailSerializer.from_certificate(cert))
+            raise NotFoundError(f"No certificate with SHA-256 fingerprint {wanted}.")
+        actor.require(f"/ca/{cert.ca_id}")
+        return Response(build_certificate_detail(cert))
+
+
+class CertificateBySerialView(APIView):
+    """``GET /api/v1/cas/{ca}/certificates/{serial}/``."""
+
+    @extend_schema(
+        tags=NATIVE_TAGS, operation_id="certificate_read_by_serial",
+        summary="One certificate by its issuing CA and serial number",
+        parameters=[OpenApiParameter("ca", str, OpenApiParameter.PATH,
+                                     description="The issuing CA's name, id or URL-encoded subject DN"),
+                    OpenApiParameter("serial", str, OpenApiParameter.PATH, description="Hex serial number")],
+        responses=with_errors({200: CertificateDetailSerializer}, 400, 401, 403, 404),
+    )
+    def get(self, request: Request, ca: str, serial: str) -> Response:
+        actor = actor_for_request(request)
+        actor.require(VIEW_CERTIFICATE)
+        cert = _certificate(actor, ca, serial)
+        return Response(build_certificate_detail(cert))

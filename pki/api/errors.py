@@ -15,7 +15,8 @@ from ..errors import PkiError, as_pki_error
 logger = logging.getLogger("pki.api")
 
 
-def exception_handler(exc, context):
+def exception_handler(exc: Exception, context: dict) -> Response:
+    """Every API error as ``{"error_code": <status>, "error_message": ...}``; never a stack trace."""
     if isinstance(exc, CryptoTokenError):
         exc = as_pki_error(exc)
     if isinstance(exc, PkiError):
@@ -37,11 +38,11 @@ def exception_handler(exc, context):
     return response
 
 
-def _flatten(detail, prefix: str = "") -> list[str]:
+def _flatten(detail: object, prefix: str = "") -> list[str]:
     if isinstance(detail, dict):
         out: list[str] = []
         for k, v in detail.items():
-            out.extend(_flatten(v, f"{k}: " if k != "non_field_errors" else ""))
+            out.extend(_flatten(v, prefix if k == "non_field_errors" else f"{prefix}{k}: "))
         return out
     if isinstance(detail, list):
         out = []

@@ -1,0 +1,168 @@
+"""Values the REST API reads from requests: CA references, serial numbers, reasons, dates and flags.
+
+Each parser turns bad input into a ``ValidationError`` (400) or ``NotFoundError`` (404), so no request
+value reaches a service unchecked and none ends in a 500.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from datetime import UTC, datetime
+from importlib import metadata
+
+from cryptography import x509
+from django.utils.dateparse import parse_datetime
+
+from ..auth.access import Actor
+from ..choices import RevocationReason
+from ..errors import NotFoundError, ValidationError
+from ..models import CertificateAuthority, CertificateProfile
+from ..services.cas import get_ca
+from ..services.profiles import get_profile
+from ..x509.dn import DNError, parse_dn
+
+# EJBCA's REST names of the revocation reasons (RevocationReasons.getStringValue in EJBCA).
+EJBCA_REASON_NAMES: dict[RevocationReason, str] = {
+    reason: ("PRIVILEGES_WITHDRAWN" if reason == RevocationReason.PRIVILEGE_WITHDRAWN else reason.name)
+    for reason in RevocationReason
+}
+NOT_REVOKED = "NOT_REVOKED"
+_SERIAL_RE = re.compile(r"^(?:0x)?[0-9a-f]+$", re.IGNORECASE)
+_FINGERPRINT_RE = re.compile(r"^[0-9a-f]{64}$")
+_MAX_ID = 2**31 - 1  # larger numbers overflow the id column: they name nothing
+
+
+def _usable_ref(ref: str, what: str) -> str:
+    """Refuse references the services would read as an id that cannot exist (and the database rejects)."""
+    if ref.isdigit() and (not ref.isascii() or int(ref) > _MAX_ID):
+        raise NotFoundError(f"{what} '{ref}' does not exist.")
+    return ref
+
+
+def iso(dt: datetime | None) -> str | None:
+    """A UTC timestamp as EJBCA's REST API writes it (``2018-06-15T14:07:09Z``)."""
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if dt else None
+
+
+def b64(data: bytes) -> str:
+    """Standard base64 text of ``data``."""
+    return base64.b64encode(data).decode("ascii")
+
+
+def service_revision() -> str:
+    """What the status endpoints report as ``revision`` (EJBCA reports its own version there)."""
+    try:
+        return f"pki {metadata.version('pki')}"
+    except metadata.PackageNotFoundError:
+        return "pki"
+
+
+def status_payload() -> dict[str, str]:
+    """EJBCA's resource status body: ``{"status": "OK", "version": "1.0", "revision": ...}``."""
+    return {"status": "OK", "version": "1.0", "revision": service_revision()}
+
+
+def _rdn_key(name: x509.Name) -> frozenset:
+    return frozenset(frozenset((a.oid.dotted_string, a.value) for a in rdn) for rdn in name.rdns)
+
+
+def resolve_ca(ref: str) -> CertificateAuthority:
+    """The CA named by ``ref``: its id, its name or its subject DN.
+
+    EJBCA normalizes the order of a DN's attributes before looking a CA up, so ``C=SE,O=Org,CN=CA``
+    finds ``CN=CA,O=Org,C=SE`` there; this does the same when the exact forms do not match.
+    """
+    try:
+        return get_ca(_usable_ref(ref, "CA"))
+    except NotFoundError:
+        try:
+            wanted = _rdn_key(parse_dn(ref))
+        except DNError:
+            raise NotFoundError(f"CA '{ref}' does not exist.") from None
+        for ca in CertificateAuthority.objects.select_related("crypto_token", "signed_by"):
+            try:
+                if _rdn_key(parse_dn(ca.subject_dn)) == wanted:
+                    return ca
+            except DNError:
+                continue
+        raise
+
+
+def resolve_profile(ref: str) -> CertificateProfile:
+    """A certificate profile by name (or id)."""
+    return get_profile(_usable_ref(ref, "Certificate profile"))
+
+
+def authorized_ca(actor: Actor, ref: str) -> CertificateAuthority:
+    """The CA named by ``ref`` when ``actor`` may use it (rule ``/ca/<id>``), else 404 or 403 naming the rule."""
+    ca = resolve_ca(ref)
+    actor.require(f"/ca/{ca.pk}")
+    return ca
+
+
+def parse_serial(value: str) -> str:
+    """A hex serial number (``0x`` prefix and ``:`` separators allowed) as stored: lower case, no leading zeros."""
+    text = value.strip().replace(":", "")
+    if not _SERIAL_RE.match(text):
+        raise ValidationError(
+            f"Invalid serial number '{value}'. Should be HEX encoded (optionally with '0x' prefix), "
+            "e.g. '0x10782a83eef170d4'.", field="certificate_serial_number")
+    return format(int(text, 16), "x")
+
+
+def parse_fingerprint(value: str) -> str:
+    """A SHA-256 fingerprint in hex (``:`` separators allowed), lower case."""
+    text = value.strip().replace(":", "").lower()
+    if not _FINGERPRINT_RE.match(text):
+        raise ValidationError(f"'{value}' is not a SHA-256 fingerprint (64 hex digits).", field="fingerprint")
+    return text
+
+
+def parse_reason(value: str | None) -> RevocationReason:
+    """A revocation reason by EJBCA's REST name (``KEY_COMPROMISE``), RFC 5280 name or code.
+
+    EJBCA's ``NOT_REVOKED`` asks to take a certificate off hold, as ``REMOVE_FROM_CRL`` does.
+    """
+    if value is None or not value.strip():
+        return RevocationReason.UNSPECIFIED
+    if value.strip().upper() == NOT_REVOKED:
+        return RevocationReason.REMOVE_FROM_CRL
+    try:
+        return RevocationReason.parse(value)
+    except ValueError:
+        names = ", ".join(EJBCA_REASON_NAMES.values())
+        raise ValidationError(f"Invalid revocation reason '{value}'. Use one of {names}.", field="reason") from None
+
+
+def parse_date(value: str, field: str) -> datetime:
+    """An ISO 8601 date and time (``2018-06-15T14:07:09Z``); one without a time zone is taken as UTC."""
+    try:
+        parsed = parse_datetime(value.strip())
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        raise ValidationError(f"'{value}' is not an ISO 8601 date, e.g. '2018-06-15T14:07:09Z'.", field=field)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def parse_flag(params, *names: str) -> bool:
+    """A boolean query parameter under any of ``names`` (JAX-RS reads anything but ``true`` as false)."""
+    for name in names:
+        if name in params:
+            return params[name].strip().lower() in {"true", "1", "yes"}
+    return False
+
+
+def parse_int(params, name: str, default: int = 0, minimum: int = 0) -> int:
+    """A whole-number query parameter, at least ``minimum``; ``default`` when absent."""
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        number = int(raw)
+    except ValueError:
+        raise ValidationError(f"{name} must be a whole number, not '{raw}'.", field=name) from None
+    if number < minimum:
+        raise ValidationError(f"{name} must be {minimum} or more.", field=name)
+    return number
