@@ -6,32 +6,48 @@ from datetime import timedelta
 
 from django import forms
 
-from cryptotokens.models import CryptoToken
+from cryptotokens.models import CryptoToken, CryptoTokenKeyPair
 
+from ..auth.access import Actor
 from ..choices import CAStatus, ProfileType
 from ..models import CertificateAuthority, CertificateProfile
 from ..x509.algorithms import OFFERED
+from .base import DatalistInput, FieldsetsMixin
 
 KEY_SPECS = [(s, s) for s in ("RSA2048", "RSA3072", "RSA4096", "P-256", "P-384", "P-521", "Ed25519")]
 SIGNATURE_CHOICES = [("", "Default for the key")] + [(n, n) for n in OFFERED]
+KEY_SOURCES = [("generate", "Generate a new key pair under this alias"),
+               ("existing", "Use the existing key pair with this alias")]
 
 
 def _hours(value: float) -> timedelta:
     return timedelta(hours=float(value))
 
 
-class _CrlFields(forms.Form):
-    crl_period_hours = forms.FloatField(min_value=0.1, initial=24, label="CRL period (hours)")
-    crl_overlap_hours = forms.FloatField(min_value=0, initial=0.5, label="CRL overlap (hours)",
+def _as_hours(value: timedelta) -> float:
+    return round(value.total_seconds() / 3600, 4)
+
+
+class _CrlFields(FieldsetsMixin, forms.Form):
+    """CRL timing and the URLs a CA writes into the certificates it issues."""
+
+    crl_period_hours = forms.FloatField(min_value=0.1, initial=24, label="CRL period (hours)",
+                                        help_text="How long each CRL is valid")
+    crl_overlap_hours = forms.FloatField(min_value=0, initial=0.25, label="CRL overlap (hours)",
                                          help_text="A new CRL is made this long before the current one expires")
     delta_crl_period_hours = forms.FloatField(min_value=0, initial=0, label="Delta CRL period (hours)",
                                               help_text="0: no delta CRLs")
     crl_distribution_point = forms.URLField(required=False, assume_scheme="http", label="CRL distribution point",
-                                            help_text="Put in issued certificates; e.g. http://host/crl/<name>.crl")
+                                            help_text="Written into issued certificates, e.g. "
+                                                      "http://pki.example.com/crl/<CA name>.crl")
     ocsp_url = forms.URLField(required=False, assume_scheme="http", label="OCSP service URL")
     ca_issuers_url = forms.URLField(required=False, assume_scheme="http", label="CA issuers URL (AIA)")
 
+    CRL_FIELDS = ["crl_period_hours", "crl_overlap_hours", "delta_crl_period_hours"]
+    URL_FIELDS = ["crl_distribution_point", "ocsp_url", "ca_issuers_url"]
+
     def crl_settings(self) -> dict:
+        """The CRL and URL values in the services' terms (durations, not hours)."""
         d = self.cleaned_data
         return {
             "crl_period": _hours(d["crl_period_hours"]), "crl_overlap": _hours(d["crl_overlap_hours"]),
@@ -41,35 +57,69 @@ class _CrlFields(forms.Form):
         }
 
 
+def usable_cas(who: Actor):
+    """Active CAs with a key here that ``who`` may use (``/ca/<id>``)."""
+    qs = CertificateAuthority.objects.active().exclude(crypto_token=None)
+    return qs.filter(pk__in=[pk for pk in qs.values_list("pk", flat=True) if who.is_allowed(f"/ca/{pk}")])
+
+
+def usable_tokens(who: Actor):
+    """Crypto tokens whose keys ``who`` may use (``/cryptotoken/use/<id>``)."""
+    ids = [pk for pk in CryptoToken.objects.values_list("pk", flat=True) if who.is_allowed(f"/cryptotoken/use/{pk}")]
+    return CryptoToken.objects.filter(pk__in=ids)
+
+
 class CACreateForm(_CrlFields):
-    name = forms.CharField(max_length=255)
+    """Create a root CA (self signed) or a sub-CA signed by a local CA."""
+
+    name = forms.CharField(max_length=255, label="CA name")
     subject_dn = forms.CharField(max_length=1024, label="Subject DN",
                                  help_text='EJBCA syntax, e.g. "CN=Issuing CA,O=Example,C=SE"')
     signed_by = forms.ModelChoiceField(queryset=CertificateAuthority.objects.none(), required=False,
                                        label="Signed by", empty_label="Self signed (root CA)")
-    crypto_token = forms.ModelChoiceField(queryset=CryptoToken.objects.all(), label="Crypto token")
+    crypto_token = forms.ModelChoiceField(queryset=CryptoToken.objects.none(), label="Crypto token")
+    key_source = forms.ChoiceField(choices=KEY_SOURCES, initial="generate", widget=forms.RadioSelect,
+                                   label="Key pair")
     key_alias = forms.CharField(max_length=255, initial="signKey", label="Key pair alias")
-    generate_key = forms.BooleanField(required=False, initial=True, label="Generate a new key pair under this alias")
-    key_spec = forms.ChoiceField(choices=KEY_SPECS, initial="RSA3072", label="Key specification")
+    key_spec = forms.ChoiceField(choices=KEY_SPECS, initial="RSA3072", label="Key specification",
+                                 help_text="For a new key pair only")
     validity = forms.CharField(initial="10y", help_text="Days, or e.g. 10y, 5y 6mo")
     signature_algorithm = forms.ChoiceField(choices=SIGNATURE_CHOICES, required=False)
     certificate_profile = forms.ModelChoiceField(
         queryset=CertificateProfile.objects.filter(profile_type__in=[ProfileType.ROOTCA, ProfileType.SUBCA]),
-        required=False, empty_label="ROOTCA / SUBCA", label="CA certificate profile")
+        required=False, empty_label="ROOTCA or SUBCA (by the CA's kind)", label="CA certificate profile")
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
     is_default = forms.BooleanField(required=False, label="Default CA (used by SCEP and REST when none is named)")
 
-    def __init__(self, *args, **kwargs):
+    fieldsets = [
+        ("CA", ["name", "description", "subject_dn", "signed_by", "certificate_profile", "validity"]),
+        ("Key", ["crypto_token", "key_source", "key_alias", "key_spec", "signature_algorithm"]),
+        ("CRLs", _CrlFields.CRL_FIELDS),
+        ("URLs in issued certificates", _CrlFields.URL_FIELDS),
+        ("", ["is_default"]),
+    ]
+
+    def __init__(self, *args, actor: Actor, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["signed_by"].queryset = CertificateAuthority.objects.active().exclude(crypto_token=None)
-        self.fields["crl_overlap_hours"].initial = 1 / 6
+        self.fields["signed_by"].queryset = usable_cas(actor)
+        tokens = usable_tokens(actor)
+        self.fields["crypto_token"].queryset = tokens
+        pairs = CryptoTokenKeyPair.objects.filter(token__in=tokens).select_related("token")
+        self.fields["key_alias"].widget = DatalistInput(
+            suggestions=[(kp.alias, f"{kp.token.name}: {kp.key_spec}") for kp in pairs])
+
+    @property
+    def generate_key(self) -> bool:
+        return self.cleaned_data.get("key_source") == "generate"
 
 
 class CAImportForm(forms.Form):
-    name = forms.CharField(max_length=255)
+    """An external CA's certificate (and its issuers) imported for trust only."""
+
+    name = forms.CharField(max_length=255, label="CA name")
     certificate_file = forms.FileField(required=False, label="CA certificate or chain file (PEM or DER)")
     certificate_pem = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 8}),
-                                      label="…or paste PEM (CA certificate first, then its issuers)")
+                                      label="…or paste PEM (the CA certificate first, then its issuers)")
 
     def certificate_bytes(self) -> bytes:
         if self.cleaned_data.get("certificate_file"):
@@ -84,30 +134,54 @@ class CAImportForm(forms.Form):
 
 
 class CAEditForm(_CrlFields):
+    """What can change on a CA without a new certificate."""
+
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
-    validity = forms.CharField(help_text="Validity of renewed CA certificates")
+    validity = forms.CharField(help_text="Validity of renewed CA certificates, e.g. 10y")
     signature_algorithm = forms.ChoiceField(choices=[(n, n) for n in OFFERED])
-    status = forms.ChoiceField(choices=[(CAStatus.ACTIVE, "Active"), (CAStatus.OFFLINE, "Offline")])
-    is_default = forms.BooleanField(required=False, label="Default CA")
+    status = forms.ChoiceField(choices=[(CAStatus.ACTIVE, CAStatus.ACTIVE.label),
+                                        (CAStatus.OFFLINE, CAStatus.OFFLINE.label)],
+                               help_text="An offline CA issues nothing and makes no CRLs")
+    is_default = forms.BooleanField(required=False, label="Default CA",
+                                    help_text="To move the default, make another CA the default")
+
+    fieldsets = [
+        ("CA", ["description", "status", "validity", "signature_algorithm"]),
+        ("CRLs", _CrlFields.CRL_FIELDS),
+        ("URLs in issued certificates", _CrlFields.URL_FIELDS),
+        ("", ["is_default"]),
+    ]
 
     @classmethod
-    def for_ca(cls, ca: CertificateAuthority, data=None):
+    def for_ca(cls, ca: CertificateAuthority, data=None) -> CAEditForm:
         initial = {
             "description": ca.description, "validity": ca.validity, "signature_algorithm": ca.signature_algorithm,
             "status": ca.status, "is_default": ca.is_default,
-            "crl_period_hours": ca.crl_period.total_seconds() / 3600,
-            "crl_overlap_hours": ca.crl_overlap.total_seconds() / 3600,
-            "delta_crl_period_hours": ca.delta_crl_period.total_seconds() / 3600,
+            "crl_period_hours": _as_hours(ca.crl_period), "crl_overlap_hours": _as_hours(ca.crl_overlap),
+            "delta_crl_period_hours": _as_hours(ca.delta_crl_period),
             "crl_distribution_point": ca.crl_distribution_point, "ocsp_url": ca.ocsp_url,
             "ca_issuers_url": ca.ca_issuers_url,
         }
         return cls(data=data, initial=initial)
 
+    def changes(self, ca: CertificateAuthority) -> dict:
+        """The values for ``edit_ca``; the default flag only when it is being set (it cannot be cleared)."""
+        d = self.cleaned_data
+        changes = {"description": d["description"], "validity": d["validity"], "status": d["status"],
+                   "signature_algorithm": d["signature_algorithm"], **self.crl_settings()}
+        if d["is_default"] and not ca.is_default:
+            changes["is_default"] = True
+        return changes
 
-class CARenewForm(forms.Form):
+
+class CARenewForm(FieldsetsMixin, forms.Form):
+    """Renew with the same key or a new one, now or as a rollover at a later time."""
+
     new_key = forms.BooleanField(required=False, label="Renew with a new key pair")
-    new_key_alias = forms.CharField(required=False, max_length=255, label="New key pair alias")
-    new_key_spec = forms.ChoiceField(choices=KEY_SPECS, required=False, label="New key specification")
+    new_key_alias = forms.CharField(required=False, max_length=255, label="New key pair alias",
+                                    help_text="Generated with the key specification below unless it exists")
+    new_key_spec = forms.ChoiceField(choices=[("", "Existing key pair")] + KEY_SPECS, required=False,
+                                     label="New key specification")
     activate_at = forms.DateTimeField(required=False, label="Activate at (UTC; empty: now)",
                                       widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
                                       help_text="A future time makes a rollover certificate (SCEP GetNextCACert)")
@@ -117,3 +191,10 @@ class CARenewForm(forms.Form):
         if data.get("new_key") and not data.get("new_key_alias"):
             self.add_error("new_key_alias", "Give an alias for the new key pair.")
         return data
+
+    def renewal(self) -> dict:
+        """The keyword arguments of ``renew_ca``."""
+        d = self.cleaned_data
+        new = bool(d["new_key"])
+        return {"new_key_alias": d["new_key_alias"] if new else None,
+                "new_key_spec": (d["new_key_spec"] or None) if new else None, "activate_at": d["activate_at"]}

@@ -33,8 +33,10 @@ def _logged_out(sender, request, user, **kwargs) -> None:
 
 
 class LoginView(auth_views.LoginView):
+    """The login page (``registration/login.html``); a logged-in visitor goes straight on."""
+
     redirect_authenticated_user = True
 
 
 class LogoutView(auth_views.LogoutView):
-    pass
+    """Log out (POST only, from the header's button), then back to the login page."""

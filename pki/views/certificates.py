@@ -4,63 +4,75 @@ from __future__ import annotations
 
 from cryptography.hazmat.primitives.serialization import Encoding
 from django.contrib import messages
-from django.http import HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from ..errors import PkiError
+from ..choices import CertificateStatus
+from ..forms.cas import usable_cas
 from ..forms.certificates import IssueForm, RevokeForm, SearchForm
 from ..issuance import IssuanceRequest, issue
 from ..models import Certificate, CertificateAuthority
 from ..revocation import revoke, unrevoke
-from ..services.certificates import CertificateQuery, restrict, search_certificates
-from .base import actor, form_error, paginate, posted, requires
+from ..services.certificates import restrict, search_certificates, visible_ca_ids
+from .base import (
+    SERVICE_ERRORS,
+    actor,
+    form_error,
+    form_status,
+    paginate,
+    posted,
+    query_without_page,
+    refusal_message,
+    requires,
+    safe_filename,
+)
+from .cas import DOWNLOADS
 from .certinfo import describe
 
 
 @requires("/ca_functionality/view_certificate")
-def certificate_list(request):
-    form = SearchForm(request.GET or None)
-    query = CertificateQuery()
-    if form.is_valid():
-        d = form.cleaned_data
-        query = CertificateQuery(text=d["q"], ca=d["ca"], status=d["status"])
-        if d["expires_after"]:
-            query.expires_after = _day(d["expires_after"])
-        if d["expires_before"]:
-            query.expires_before = _day(d["expires_before"])
-    page = paginate(request, search_certificates(actor(request), query))
-    params = request.GET.copy()
-    params.pop("page", None)
-    return render(request, "pki/certificate_list.html", {"form": form, "page": page, "params": params.urlencode()})
+def certificate_list(request: HttpRequest) -> HttpResponse:
+    """Search certificates by one text box and filters, 50 to a page, newest first."""
+    who = actor(request)
+    form = SearchForm(request.GET or None, cas=CertificateAuthority.objects.filter(pk__in=visible_ca_ids(who)))
+    try:
+        results = search_certificates(who, form.query())
+    except SERVICE_ERRORS as exc:
+        form_error(form, exc)
+        results = Certificate.objects.none()
+    return render(request, "pki/certificate_list.html", {
+        "form": form, "page": paginate(request, results), "params": query_without_page(request),
+    }, status=form_status(form))
 
 
-def _day(date):
-    from datetime import UTC, datetime, time
-
-    return datetime.combine(date, time.min, tzinfo=UTC)
-
-
-def _visible(request, pk: int) -> Certificate:
+def _visible(request: HttpRequest, pk: int) -> Certificate:
+    """The certificate, if issued by a CA the caller may see (else 404: its existence is not told)."""
     qs = restrict(Certificate.objects.select_related("ca", "certificate_profile"), actor(request))
     return get_object_or_404(qs, pk=pk)
 
 
 @requires("/ca_functionality/view_certificate")
-def certificate_detail(request, pk: int):
+def certificate_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """A certificate decoded, with its status, downloads and (for those allowed) the revocation form."""
     cert = _visible(request, pk)
     who = actor(request)
+    on_hold = cert.status == CertificateStatus.ON_HOLD
     return render(request, "pki/certificate_detail.html", {
-        "cert": cert, "info": describe(cert.certificate), "revoke_form": RevokeForm(),
+        "cert": cert, "info": describe(cert.certificate), "revoke_form": RevokeForm(on_hold=on_hold),
         "can_revoke": who.is_allowed("/ra_functionality/revoke_end_entity") and who.is_allowed(f"/ca/{cert.ca_id}"),
+        "on_hold": on_hold, "revoked": cert.status == CertificateStatus.REVOKED,
     })
 
 
 @requires("/ca_functionality/view_certificate")
-def certificate_download(request, pk: int, what: str):
+def certificate_download(request: HttpRequest, pk: int, what: str) -> HttpResponse:
+    """The certificate as PEM or DER, or as PEM followed by its CA chain."""
+    if what not in DOWNLOADS:
+        raise Http404("Unknown download format.")
     cert = _visible(request, pk)
     parsed = cert.certificate
-    name = (cert.username or cert.serial)[:60]
+    name = safe_filename((cert.username or cert.serial)[:60])
     if what == "der":
         response = HttpResponse(parsed.public_bytes(Encoding.DER), content_type="application/pkix-cert")
         response["Content-Disposition"] = f'attachment; filename="{name}.crt"'
@@ -74,7 +86,8 @@ def certificate_download(request, pk: int, what: str):
 
 @require_POST
 @requires("/ra_functionality/revoke_end_entity")
-def certificate_revoke(request, pk: int):
+def certificate_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+    """Revoke with a reason; certificateHold puts the certificate on hold instead."""
     cert = _visible(request, pk)
     form = RevokeForm(request.POST)
     if not form.is_valid():
@@ -82,8 +95,8 @@ def certificate_revoke(request, pk: int):
         return redirect("certificate-detail", cert.pk)
     try:
         cert = revoke(actor(request), cert, form.cleaned_data["reason"])
-    except PkiError as exc:
-        messages.error(request, exc.message)
+    except SERVICE_ERRORS as exc:
+        messages.error(request, refusal_message(exc))
     else:
         messages.success(request, f"Certificate {cert.serial.upper()} is now {cert.get_status_display().lower()}.")
     return redirect("certificate-detail", cert.pk)
@@ -91,23 +104,24 @@ def certificate_revoke(request, pk: int):
 
 @require_POST
 @requires("/ra_functionality/revoke_end_entity")
-def certificate_unhold(request, pk: int):
+def certificate_unhold(request: HttpRequest, pk: int) -> HttpResponse:
+    """Take a certificate off hold (removeFromCRL): it is active again."""
     cert = _visible(request, pk)
     try:
         unrevoke(actor(request), cert)
-    except PkiError as exc:
-        messages.error(request, exc.message)
+    except SERVICE_ERRORS as exc:
+        messages.error(request, refusal_message(exc))
     else:
-        messages.success(request, "The certificate is active again.")
+        messages.success(request, f"Certificate {cert.serial.upper()} was taken off hold and is active again.")
     return redirect("certificate-detail", cert.pk)
 
 
 @requires("/ca_functionality/create_certificate")
-def certificate_issue(request):
+def certificate_issue(request: HttpRequest) -> HttpResponse:
+    """Issue a certificate for a PKCS#10 request through the one issuance pipeline."""
     who = actor(request)
-    usable = CertificateAuthority.objects.active().exclude(crypto_token=None)
-    usable = usable.filter(pk__in=[pk for pk in usable.values_list("pk", flat=True) if who.is_allowed(f"/ca/{pk}")])
-    form = IssueForm(posted(request), posted(request, files=True), cas=usable)
+    form = IssueForm(posted(request), posted(request, files=True), cas=usable_cas(who))
+    refused = None
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
         try:
@@ -116,12 +130,12 @@ def certificate_issue(request):
                 subject_dn=d["subject_dn"] or None, subject_alt_name=d["subject_alt_name"] or None,
                 validity=d["validity"] or None, username=d["username"],
             ))
-        except PkiError as exc:
-            form_error(form, exc if exc.field != "csr" else type(exc)(exc.message, field="csr_pem"))
+        except SERVICE_ERRORS as exc:
+            refused = form_error(form, exc, {"csr": "csr_pem", "profile": "certificate_profile"})
         else:
             messages.success(request, f"Certificate {result.row.serial.upper()} issued.")
             return redirect("certificate-detail", result.row.pk)
     return render(request, "pki/form.html", {
         "form": form, "title": "Issue a certificate for a CSR", "submit": "Issue certificate", "multipart": True,
-        "intro": "The request goes through the certificate profile's rules and is signed by the CA's crypto token.",
-    }, status=400 if form.errors else 200)
+        "intro": "The request goes through the certificate profile's rules and is signed with the CA's key.",
+    }, status=form_status(form, refused))

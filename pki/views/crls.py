@@ -1,60 +1,93 @@
-"""CRL pages: the latest CRLs per CA and building a new one with progress shown in the page."""
+"""CRL pages: the latest CRLs per CA, and building a new one on Celery with its progress in the page."""
 
 from __future__ import annotations
 
 from celery.result import AsyncResult
 from django.conf import settings
 from django.contrib import messages
-from django.http import JsonResponse
+from django.db.models import OuterRef, Subquery
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from ..crl import latest_crl
 from ..models import CRL, CertificateAuthority
 from ..tasks import create_crl_task
-from .base import actor, requires
+from .base import SERVICE_ERRORS, actor, refusal_message, requires
+from .display import crl_timing
+
+HISTORY = 5
+
+
+def latest_crl_ids(cas, delta: bool) -> dict[int, int]:
+    """CA id -> id of its latest full (or delta) CRL, for all ``cas`` in one query."""
+    latest = CRL.objects.filter(ca=OuterRef("pk"), is_delta=delta).order_by("-crl_number").values("pk")[:1]
+    rows = (CertificateAuthority.objects.filter(pk__in=[ca.pk for ca in cas])
+            .annotate(crl_id=Subquery(latest)).values_list("pk", "crl_id"))
+    return {ca_id: crl_id for ca_id, crl_id in rows if crl_id is not None}
+
+
+def latest_crls(cas, delta: bool = False) -> dict[int, CRL]:
+    """CA id -> its latest full (or delta) CRL without the DER, in two queries whatever the number of CAs."""
+    ids = latest_crl_ids(cas, delta)
+    by_id = CRL.objects.defer("der").in_bulk(list(ids.values()))
+    return {ca_id: by_id[crl_id] for ca_id, crl_id in ids.items()}
 
 
 @requires("/ca_functionality/view_ca")
-def crl_list(request):
+def crl_list(request: HttpRequest) -> HttpResponse:
+    """Each local CA the caller may see with its latest CRLs and the buttons to make new ones."""
     who = actor(request)
     cas = [ca for ca in CertificateAuthority.objects.local() if who.is_allowed(f"/ca/{ca.pk}")]
-    rows = [{"ca": ca, "full": latest_crl(ca), "delta": latest_crl(ca, delta=True),
-             "history": CRL.objects.filter(ca=ca).defer("der")[:5]} for ca in cas]
+    full, delta = latest_crls(cas), latest_crls(cas, delta=True)
+    rows = [{"ca": ca, "full": full.get(ca.pk), "delta": delta.get(ca.pk), "timing": crl_timing(ca),
+             "history": CRL.objects.filter(ca=ca).defer("der").order_by("-crl_number")[:HISTORY]} for ca in cas]
     return render(request, "pki/crl_list.html", {
         "rows": rows, "can_create": who.is_allowed("/ca_functionality/create_crl"),
-        "task_id": request.GET.get("task"),
+        "task_id": request.GET.get("task", "")[:64],
     })
 
 
 @require_POST
 @requires("/ca_functionality/create_crl")
-def crl_create(request, pk: int):
+def crl_create(request: HttpRequest, pk: int) -> HttpResponse:
+    """Queue a CRL (or delta CRL) for the CA. With a broker the page then follows the task's progress;
+    without one the task ran inside this request, so its outcome is shown at once."""
     ca = get_object_or_404(CertificateAuthority, pk=pk)
     who = actor(request)
     who.require(f"/ca/{ca.pk}")
     delta = request.POST.get("delta") == "1"
-    result = create_crl_task.delay(ca.pk, delta=delta, actor_name=who.name)
-    if settings.CELERY_TASK_ALWAYS_EAGER:
-        # No broker: the task already ran in this request; show its outcome right away.
-        if result.successful():
-            r = result.result
-            messages.success(request, f"CRL #{r['crl_number']} for {ca.name} created ({r['entries']} entries).")
-        else:
-            messages.error(request, f"CRL for {ca.name} failed: {result.result}")
+    kind = "delta CRL" if delta else "CRL"
+    try:
+        result = create_crl_task.delay(ca.pk, delta=delta, actor_name=who.name)
+    except SERVICE_ERRORS as exc:  # an eager task raises the service's refusal here
+        messages.error(request, f"No {kind} for {ca.name}: {refusal_message(exc)}")
         return redirect("crl-list")
-    return redirect(f"{request.path.rsplit('/', 3)[0]}/?task={result.id}")
+    title = kind[0].upper() + kind[1:]
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        if not result.successful():
+            messages.error(request, f"No {kind} for {ca.name}: {result.result}")
+        else:
+            n = result.result["entries"]
+            messages.success(request, f"{title} #{result.result['crl_number']} for {ca.name} created "
+                                      f"({n} {'entry' if n == 1 else 'entries'}).")
+        return redirect("crl-list")
+    messages.info(request, f"{title} for {ca.name} queued.")
+    return redirect(f"{reverse('crl-list')}?task={result.id}")
 
 
 @requires("/administrator")
-def task_status(request, task_id: str):
-    """State of a queued task for the page's progress bar: state, done, total and the result."""
+def task_status(request: HttpRequest, task_id: str) -> JsonResponse:
+    """A queued task for a page's progress bar: ``state``, ``done`` and ``total`` (work units so far and in
+    all, when the task reports them), ``result`` once it succeeded and ``error`` if it failed."""
     result = AsyncResult(task_id)
-    body = {"state": result.state}
-    if result.state == "PROGRESS" and isinstance(result.info, dict):
-        body.update(done=result.info.get("done", 0), total=result.info.get("total", 0))
-    elif result.successful():
+    state = result.state
+    info = result.info if isinstance(result.info, dict) else {}
+    body: dict = {"state": state, "done": info.get("done"), "total": info.get("total"), "result": None}
+    if state == "SUCCESS":
         body["result"] = result.result
-    elif result.failed():
+        if isinstance(result.result, dict) and "entries" in result.result:
+            body["done"] = body["total"] = result.result["entries"]
+    elif state == "FAILURE":
         body["error"] = str(result.result)
     return JsonResponse(body)

@@ -1,59 +1,82 @@
-"""The start page: counts, latest CRLs and issuance/expiry charts."""
+"""The start page: counts, the latest CRL of each CA, and issuance and expiry charts."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 
-from django.db.models import Count
+from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import TruncDate, TruncWeek
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
 from ..choices import CertificateStatus
-from ..models import CRL, Certificate, CertificateAuthority
+from ..models import Certificate, CertificateAuthority
 from ..services.certificates import restrict
 from .base import actor, requires
 from .charts import bar_chart
+from .crls import latest_crls
+
+ISSUED_DAYS = 30
+EXPIRY_WEEKS = 12
+EXPIRING_DAYS = 30
+
+
+def certificate_counts(certs: QuerySet, now: datetime) -> dict[str, int]:
+    """Active, revoked (or on hold) and soon-expiring certificates, in one query."""
+    active = Q(status=CertificateStatus.ACTIVE, not_after__gt=now)
+    return certs.aggregate(
+        active=Count("pk", filter=active),
+        revoked=Count("pk", filter=Q(status__in=[CertificateStatus.REVOKED, CertificateStatus.ON_HOLD])),
+        expiring=Count("pk", filter=active & Q(not_after__lte=now + timedelta(days=EXPIRING_DAYS))),
+    )
+
+
+def _day(value) -> date:
+    return value.date() if isinstance(value, datetime) else value
+
+
+def issued_per_day(certs: QuerySet, today: date) -> list[tuple[date, int]]:
+    """Certificates issued on each of the last 30 days (today included), in one grouped query."""
+    start = today - timedelta(days=ISSUED_DAYS - 1)
+    rows = (certs.filter(created_at__date__gte=start).annotate(day=TruncDate("created_at"))
+            .values("day").annotate(n=Count("pk")).values_list("day", "n"))
+    counts = {_day(d): n for d, n in rows}
+    return [(start + timedelta(days=i), counts.get(start + timedelta(days=i), 0)) for i in range(ISSUED_DAYS)]
+
+
+def expiring_per_week(certs: QuerySet, today: date) -> list[tuple[date, int]]:
+    """Active certificates expiring in each of the next 12 weeks (Monday to Sunday, this week first), in one
+    grouped query."""
+    week0 = today - timedelta(days=today.weekday())
+    start = datetime.combine(week0, datetime.min.time(), tzinfo=timezone.get_current_timezone())
+    rows = (certs.filter(status=CertificateStatus.ACTIVE, not_after__gt=timezone.now(),
+                         not_after__lt=start + timedelta(weeks=EXPIRY_WEEKS))
+            .annotate(week=TruncWeek("not_after")).values("week").annotate(n=Count("pk")).values_list("week", "n"))
+    counts = {_day(w): n for w, n in rows}
+    weeks = [week0 + timedelta(weeks=i) for i in range(EXPIRY_WEEKS)]
+    return [(w, counts.get(w, 0)) for w in weeks]
 
 
 @requires("/administrator")
-def dashboard(request):
+def dashboard(request: HttpRequest) -> HttpResponse:
+    """Counts of CAs and certificates, each CA's latest CRL, and the two charts."""
     who = actor(request)
     now = timezone.now()
+    today = timezone.localdate(now)
     certs = restrict(Certificate.objects.all(), who)
-    counts = certs.aggregate(
-        active=Count("pk", filter=_q(status=CertificateStatus.ACTIVE, not_after__gt=now)),
-        revoked=Count("pk", filter=_q(status__in=[CertificateStatus.REVOKED, CertificateStatus.ON_HOLD])),
-        expiring=Count("pk", filter=_q(status=CertificateStatus.ACTIVE, not_after__gt=now,
-                                       not_after__lte=now + timedelta(days=30))),
-    )
     cas = [ca for ca in CertificateAuthority.objects.all() if who.is_allowed(f"/ca/{ca.pk}")]
-    crls = {ca.pk: CRL.objects.filter(ca=ca, is_delta=False).defer("der").order_by("-crl_number").first()
-            for ca in cas}
-
-    # Issued per day over the last 30 days: one aggregated query.
-    start = (now - timedelta(days=29)).date()
-    per_day = dict(certs.filter(created_at__date__gte=start).annotate(d=TruncDate("created_at"))
-                   .values("d").annotate(n=Count("pk")).values_list("d", "n"))
-    days = [start + timedelta(days=i) for i in range(30)]
-    issued_chart = bar_chart([d.strftime("%d %b") for d in days], [per_day.get(d, 0) for d in days],
-                             "Certificates issued per day (last 30 days)", label_every=5)
-    # Expiring per week over the next 12 weeks.
-    week0 = (now - timedelta(days=now.weekday())).date()
-    per_week = {row[0].date() if hasattr(row[0], "date") else row[0]: row[1] for row in
-                certs.filter(status=CertificateStatus.ACTIVE, not_after__gt=now,
-                             not_after__lt=now + timedelta(weeks=12))
-                .annotate(w=TruncWeek("not_after")).values("w").annotate(n=Count("pk")).values_list("w", "n")}
-    weeks = [week0 + timedelta(weeks=i) for i in range(12)]
-    expiry_chart = bar_chart([w.strftime("%d %b") for w in weeks], [per_week.get(w, 0) for w in weeks],
-                             "Active certificates expiring per week (next 12 weeks)", label_every=2)
+    crls = latest_crls(cas)
+    issued = issued_per_day(certs, today)
+    expiring = expiring_per_week(certs, today)
     return render(request, "pki/dashboard.html", {
-        "counts": counts, "cas": cas, "crls": crls, "issued_chart": issued_chart, "expiry_chart": expiry_chart,
-        "now": now,
+        "counts": certificate_counts(certs, now), "now": now,
+        "ca_rows": [{"ca": ca, "crl": crls.get(ca.pk)} for ca in cas],
+        "local_cas": sum(1 for ca in cas if not ca.is_external),
+        "issued_total": sum(n for _, n in issued), "expiring_total": sum(n for _, n in expiring),
+        "issued_chart": bar_chart([d.strftime("%d %b") for d, _ in issued], [n for _, n in issued],
+                                  f"Certificates issued per day (last {ISSUED_DAYS} days)", label_every=5),
+        "expiry_chart": bar_chart([f"wk {w.strftime('%d %b')}" for w, _ in expiring], [n for _, n in expiring],
+                                  f"Active certificates expiring per week (next {EXPIRY_WEEKS} weeks)",
+                                  label_every=2, color="#c27c0e"),
     })
-
-
-def _q(**kwargs):
-    from django.db.models import Q
-
-    return Q(**kwargs)

@@ -1,62 +1,67 @@
-"""Certificate profile pages: list, view, create, edit, clone, delete."""
+"""Certificate profile pages: list, view, create, edit, clone, delete. Built-in profiles are read-only."""
 
 from __future__ import annotations
 
 from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from ..errors import PkiError
 from ..forms.profiles import CustomExtensionFormSet, ProfileForm, custom_extensions
-from ..models import CertificateProfile
+from ..models import CertificateAuthority, CertificateProfile
 from ..services import profiles as profile_services
-from .base import actor, form_error, posted, requires
+from ..x509.extensions import EKU_NAMES
+from .base import SERVICE_ERRORS, actor, form_error, refusal_message, requires
 
 
 @requires("/ca_functionality/view_certificate_profiles")
-def profile_list(request):
+def profile_list(request: HttpRequest) -> HttpResponse:
+    """All certificate profiles, the built-in ones marked."""
     return render(request, "pki/profile_list.html", {"profiles": CertificateProfile.objects.all()})
 
 
 @requires("/ca_functionality/view_certificate_profiles")
-def profile_detail(request, pk: int):
+def profile_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """A profile's settings, with Edit/Delete for editable profiles and Clone for every profile."""
     profile = get_object_or_404(CertificateProfile, pk=pk)
-    return render(request, "pki/profile_detail.html", {"profile": profile, "values": ProfileForm.initial_for(profile)})
+    return render(request, "pki/profile_detail.html", {
+        "profile": profile,
+        "eku": [EKU_NAMES.get(o, o) for o in profile.extended_key_usage],  # built-in profiles keep names
+        "used_by": CertificateAuthority.objects.filter(certificate_profile=profile).values_list("name", flat=True),
+    })
 
 
-def _edit(request, profile: CertificateProfile | None):
-    if profile is not None:
-        initial = ProfileForm.initial_for(profile)
-        ext_initial = profile.custom_extensions
-    else:
-        initial = {"profile_type": "ENDENTITY", "validity": "2y", "allowed_key_algorithms": ["RSA", "EC"],
-                   "allowed_rsa_sizes": [2048, 3072, 4096], "allowed_curves": ["secp256r1", "secp384r1"],
-                   "key_usage": ["digitalSignature", "keyEncipherment"]}
-        ext_initial = []
-    form = ProfileForm(posted(request), initial=initial)
-    formset = CustomExtensionFormSet(posted(request), initial=ext_initial, prefix="ext")
-    if request.method == "POST" and form.is_valid() and formset.is_valid():
-        values = form.profile_values()
-        values["custom_extensions"] = custom_extensions(formset)
-        try:
-            saved = profile_services.save_profile(actor(request), form.cleaned_data["name"], values, profile)
-        except PkiError as exc:
-            form_error(form, exc)
-        else:
-            messages.success(request, f"Certificate profile '{saved.name}' saved.")
-            return redirect("profile-detail", saved.pk)
+def _edit(request: HttpRequest, profile: CertificateProfile | None) -> HttpResponse:
+    form = ProfileForm(request.POST if request.method == "POST" else None, initial=ProfileForm.initial_for(profile))
+    formset = CustomExtensionFormSet(request.POST if request.method == "POST" else None,
+                                     initial=profile.custom_extensions if profile else [], prefix="ext")
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid() and formset.is_valid():
+            values = form.profile_values()
+            values["custom_extensions"] = custom_extensions(formset)
+            try:
+                saved = profile_services.save_profile(actor(request), form.cleaned_data["name"], values, profile)
+            except SERVICE_ERRORS as exc:
+                status = form_error(form, exc)
+            else:
+                messages.success(request, f"Certificate profile '{saved.name}' saved.")
+                return redirect("profile-detail", saved.pk)
     title = f"Edit certificate profile {profile.name}" if profile else "New certificate profile"
-    return render(request, "pki/profile_form.html", {"form": form, "formset": formset, "title": title},
-                  status=400 if request.method == "POST" else 200)
+    return render(request, "pki/profile_form.html", {"form": form, "formset": formset, "title": title,
+                                                     "profile": profile}, status=status)
 
 
 @requires("/ca_functionality/edit_certificate_profiles")
-def profile_create(request):
+def profile_create(request: HttpRequest) -> HttpResponse:
+    """A new certificate profile."""
     return _edit(request, None)
 
 
 @requires("/ca_functionality/edit_certificate_profiles")
-def profile_edit(request, pk: int):
+def profile_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    """Edit a profile; a built-in one is read-only and sends the caller back to its page."""
     profile = get_object_or_404(CertificateProfile, pk=pk)
     if profile.builtin:
         messages.info(request, f"'{profile.name}' is a fixed profile: clone it to make your own.")
@@ -66,26 +71,28 @@ def profile_edit(request, pk: int):
 
 @require_POST
 @requires("/ca_functionality/edit_certificate_profiles")
-def profile_clone(request, pk: int):
+def profile_clone(request: HttpRequest, pk: int) -> HttpResponse:
+    """Copy a profile under a new name and open the copy for editing."""
     source = get_object_or_404(CertificateProfile, pk=pk)
     name = request.POST.get("name", "").strip() or f"{source.name} (copy)"
     try:
         clone = profile_services.clone_profile(actor(request), source, name)
-    except PkiError as exc:
-        messages.error(request, exc.message)
+    except SERVICE_ERRORS as exc:
+        messages.error(request, refusal_message(exc))
         return redirect("profile-detail", source.pk)
-    messages.success(request, f"Cloned into '{clone.name}'.")
+    messages.success(request, f"Cloned '{source.name}' into '{clone.name}'.")
     return redirect("profile-edit", clone.pk)
 
 
 @require_POST
 @requires("/ca_functionality/edit_certificate_profiles")
-def profile_delete(request, pk: int):
+def profile_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    """Delete a profile no CA uses (certificates issued under it keep their data)."""
     profile = get_object_or_404(CertificateProfile, pk=pk)
     try:
         profile_services.delete_profile(actor(request), profile)
-    except PkiError as exc:
-        messages.error(request, exc.message)
+    except SERVICE_ERRORS as exc:
+        messages.error(request, refusal_message(exc))
         return redirect("profile-detail", profile.pk)
     messages.success(request, f"Certificate profile '{profile.name}' deleted.")
     return redirect("profile-list")

@@ -17,27 +17,68 @@ def admin_login(monkeypatch):
     return "admin", "e2e-admin-password"
 
 
-def test_operator_journey(live_server, page, admin_login, csr_factory, tmp_path):
-    user, password = admin_login
-    page.goto(live_server.url + "/")
-    assert "/login/" in page.url
-    page.fill("#id_username", user)
-    page.fill("#id_password", "wrong")
-    page.click("button[type=submit]")
-    assert page.locator(".errorlist").count() == 1
+@pytest.fixture
+def queued_crls(settings, monkeypatch):
+    """CRLs go through the queue as with a broker: a stand-in worker thread picks the task up a moment later,
+    so the page really has to poll the task status endpoint until the CRL is done."""
+    import threading
+    import time
+    import uuid
+
+    from celery.result import AsyncResult
+    from django.db import connection
+
+    from pki.tasks import create_crl_task
+
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    workers: list[threading.Thread] = []
+
+    def delay(*args, **kwargs):
+        task_id = str(uuid.uuid4())
+
+        def work():
+            time.sleep(1.0)
+            try:
+                create_crl_task.apply(args, kwargs, task_id=task_id)
+            finally:
+                connection.close()
+
+        workers.append(threading.Thread(target=work, daemon=True))
+        workers[-1].start()
+        return AsyncResult(task_id)
+
+    monkeypatch.setattr(create_crl_task, "delay", delay)
+    yield
+    for worker in workers:
+        worker.join(timeout=30)
+
+
+def _log_in(page, url: str, user: str, password: str) -> None:
+    page.goto(url + "/login/")
     page.fill("#id_username", user)
     page.fill("#id_password", password)
     page.click("button[type=submit]")
+
+
+def test_operator_journey(live_server, page, admin_login, csr_factory, tmp_path, queued_crls):
+    user, password = admin_login
+    page.goto(live_server.url + "/")
+    assert "/login/" in page.url
+    _log_in(page, live_server.url, user, "wrong")
+    assert page.locator(".errorlist").count() == 1
+    _log_in(page, live_server.url, user, password)
     page.wait_for_selector("h1:has-text('Dashboard')")
     assert page.locator("svg.chart").count() == 2
+    assert page.locator("header .user").inner_text() == user
 
-    # Create a sub-CA of the ManagementCA on its token
+    # Create a sub-CA of the ManagementCA on its token, with a new key pair
     page.click("nav >> text=Certificate authorities")
     page.click("text=Create CA")
     page.fill("#id_name", "E2E Issuing CA")
     page.fill("#id_subject_dn", "CN=E2E Issuing CA,O=PKI Demo,C=SE")
     page.select_option("#id_signed_by", label="ManagementCA")
     page.select_option("#id_crypto_token", label="ManagementCA")
+    assert page.is_checked("input[name=key_source][value=generate]")
     page.fill("#id_key_alias", "e2eKey")
     page.select_option("#id_key_spec", "P-256")
     page.fill("#id_validity", "3y")
@@ -45,6 +86,7 @@ def test_operator_journey(live_server, page, admin_login, csr_factory, tmp_path)
     page.wait_for_selector("h1:has-text('CA E2E Issuing CA')")
     ca = CertificateAuthority.objects.get(name="E2E Issuing CA")
     assert ca.signed_by.name == "ManagementCA"
+    ca.certificate.verify_directly_issued_by(ca.signed_by.certificate)
 
     # Issue a certificate for a CSR
     csr, _ = csr_factory("CN=browser.example.com,O=PKI Demo")
@@ -53,6 +95,7 @@ def test_operator_journey(live_server, page, admin_login, csr_factory, tmp_path)
     page.select_option("#id_certificate_profile", label="SERVER")
     page.fill("#id_csr_pem", csr.public_bytes(Encoding.PEM).decode())
     page.fill("#id_subject_alt_name", "DNSNAME=browser.example.com")
+    page.fill("#id_username", "browser")
     page.click("button:has-text('Issue certificate')")
     page.wait_for_selector("text=issued")
     cert = Certificate.objects.get(ca=ca, subject_dn="CN=browser.example.com,O=PKI Demo")
@@ -62,18 +105,27 @@ def test_operator_journey(live_server, page, admin_login, csr_factory, tmp_path)
     chain = x509.load_pem_x509_certificates(open(download.value.path(), "rb").read())
     assert len(chain) == 3 and chain[0].serial_number == cert.serial_int
 
-    # Revoke it, then build a CRL with the button
+    # Revoke it (the browser asks for confirmation first)
     page.select_option("#id_reason", label="keyCompromise")
     page.once("dialog", lambda dialog: dialog.accept())
     page.click("button:has-text('Revoke')")
     page.wait_for_selector("text=is now revoked")
+    cert.refresh_from_db()
+    assert (cert.status, cert.revocation_reason) == ("REVOKED", 1)
+
+    # Build a CRL with the button; the page follows the queued task and then shows the new CRL
     page.click("nav >> text=CRLs")
     page.click(f"#ca-{ca.pk} >> button:has-text('Create CRL')")
-    page.wait_for_selector("text=CRL #1 for E2E Issuing CA created")
+    page.wait_for_selector("#task-bar")
+    page.wait_for_selector("text=Done: CRL #1 with 1 entries.", timeout=15_000)
+    page.wait_for_selector(f"#ca-{ca.pk} >> text=Latest CRL", timeout=15_000)
+    assert "task=" not in page.url
     crl = x509.load_der_x509_crl(bytes(CRL.objects.get(ca=ca).der))
     assert crl.get_revoked_certificate_by_serial_number(cert.serial_int) is not None
 
     page.click("nav >> text=Dashboard")
+    page.wait_for_selector("svg.chart")
+    assert page.locator("#count-revoked").inner_text() == "1"
     page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
     assert (tmp_path / "dashboard.png").stat().st_size > 10_000
 
