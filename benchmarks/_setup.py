@@ -44,3 +44,8 @@ def table(rows: list[tuple], headers: tuple[str, ...]) -> str:
     line = "  ".join(f"{{:>{w}}}" for w in widths)
     return "\n".join([line.format(*headers), line.format(*("-" * w for w in widths))]
                      + [line.format(*r) for r in rows])
+
+
+def load() -> str:
+    """The 1-minute load average: this machine is shared, and the figures move with it."""
+    return f"{os.getloadavg()[0]:.1f}"

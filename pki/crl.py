@@ -51,23 +51,22 @@ def _issuer_key_id(ca_cert: x509.Certificate) -> bytes:
         return x509.SubjectKeyIdentifier.from_public_key(ca_cert.public_key()).digest
 
 
-def _entries(rows, progress: ProgressCallback | None) -> tuple[bytes, int]:
-    parts: list[bytes] = []
+def _entries(rows, progress: ProgressCallback | None, out: bytearray | None = None) -> tuple[bytearray, int]:
+    """Append the revokedCertificates entries of ``rows`` (serial hex, revocation time, reason) to ``out``."""
+    out = bytearray() if out is None else out
     count = 0
     reason_ext = _REASON_EXT
-    int_hex = der.integer_from_hex
-    t = der.time
-    length = der.length
+    entry = der.revoked_entry
+    encode_time = der.TimeEncoder()
     for serial, revoked_at, reason in rows:
-        body = int_hex(serial) + t(revoked_at) + reason_ext.get(reason, b"")
-        parts.append(b"\x30" + length(len(body)) + body)
+        out += entry(serial, encode_time(revoked_at), reason_ext.get(reason, b""))
         count += 1
         if progress and count % CHUNK == 0:
             progress(count)
-    return b"".join(parts), count
+    return out, count
 
 
-def build_crl_der(ca: CertificateAuthority, number: int, this_update, next_update, entries_der: bytes,
+def build_crl_der(ca: CertificateAuthority, number: int, this_update, next_update, entries_der: bytes | bytearray,
                   base_crl_number: int | None = None) -> bytes:
     """Sign a CRL for ``ca`` over pre-encoded revokedCertificates entries."""
     ca_cert = ca.certificate
@@ -86,23 +85,22 @@ def build_crl_der(ca: CertificateAuthority, number: int, this_update, next_updat
             der.tlv(0xA0, der.tlv(0xA0, der.tlv(0x86, url.encode())))
         ))
         exts += der.extension(OID_FRESHEST_CRL, dp)
-    tbs = (
-        der.integer(1)
-        + alg_id
-        + ca_cert.subject.public_bytes()
-        + der.time(this_update)
-        + der.time(next_update)
-        + (der.sequence(entries_der) if entries_der else b"")
-        + der.tlv(0xA0, der.sequence(exts))
-    )
-    tbs = der.sequence(tbs)
+    # The entries can be tens of megabytes: they are copied once into the TBSCertList and once into the
+    # CRL, never through intermediate concatenations.
+    head = (der.integer(1) + alg_id + ca_cert.subject.public_bytes()
+            + der.time(this_update) + der.time(next_update))
+    revoked_header = der.header(0x30, len(entries_der)) if entries_der else b""
+    tail = der.tlv(0xA0, der.sequence(exts))
+    tbs_size = len(head) + len(revoked_header) + len(entries_der) + len(tail)
+    tbs = b"".join((der.header(0x30, tbs_size), head, revoked_header, entries_der, tail))
     key = _signing_key(ca, ca.key_alias)
     try:
         signature = sig_alg.sign(key, tbs)
     except Exception as exc:
         logger.exception("CRL signing failed for CA %s", ca.name)
         raise CAOfflineError(f"CA '{ca.name}' could not sign its CRL: {exc.__class__.__name__}") from None
-    return der.sequence(tbs + alg_id + der.bit_string(signature))
+    signature_part = alg_id + der.bit_string(signature)
+    return b"".join((der.header(0x30, len(tbs) + len(signature_part)), tbs, signature_part))
 
 
 def latest_crl(ca: CertificateAuthority, delta: bool = False) -> CRL | None:
@@ -147,11 +145,12 @@ def create_crl(actor: Actor, ca: CertificateAuthority, delta: bool = False,
                 off_hold = Certificate.objects.filter(
                     ca=locked, status=CertificateStatus.ACTIVE, unrevoked_at__gte=since
                 ).values_list("serial", "unrevoked_at")
-                extra, n = _entries(((s, at, int(RevocationReason.REMOVE_FROM_CRL)) for s, at in off_hold), None)
-                entries_der += extra
+                _, n = _entries(((s, at, int(RevocationReason.REMOVE_FROM_CRL)) for s, at in off_hold), None,
+                                entries_der)
                 count += n
             crl_der = build_crl_der(locked, number, this_update, next_update, entries_der,
                                     base.crl_number if base else None)
+            del entries_der  # before the store, which needs a hex-escaped copy of the CRL twice its size
             crl = CRL.objects.create(
                 ca=locked, crl_number=number, is_delta=delta, base_crl_number=base.crl_number if base else None,
                 this_update=this_update, next_update=next_update, entries=count, der=crl_der,

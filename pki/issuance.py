@@ -10,6 +10,7 @@ A failure at any step leaves nothing behind but a FAILURE audit event.
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 from collections.abc import Callable
@@ -105,16 +106,17 @@ def insert_row(obj) -> None:
     from django.db import connection
 
     model = type(obj)
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-    params = [f.get_db_prep_save(f.pre_save(obj, add=True), connection) for f in fields]
-    sql = _INSERT_SQL.get(model)
-    if sql is None:
+    cached = _INSERT_SQL.get(model)
+    if cached is None:
+        fields = [f for f in model._meta.concrete_fields if not f.primary_key]
         quote = connection.ops.quote_name
         # Only quoted names from the model go into the text; every value is a parameter.
         table, columns = quote(model._meta.db_table), ", ".join(quote(f.column) for f in fields)
         placeholders, pk = ", ".join(["%s"] * len(fields)), quote(model._meta.pk.column)
         sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) RETURNING {pk}"  # noqa: S608
-        _INSERT_SQL[model] = sql
+        cached = _INSERT_SQL[model] = (sql, fields)
+    sql, fields = cached
+    params = [f.get_db_prep_save(f.pre_save(obj, add=True), connection) for f in fields]
     with connection.cursor() as cur:
         cur.execute(sql, params)
         obj.pk = cur.fetchone()[0]
@@ -122,7 +124,7 @@ def insert_row(obj) -> None:
     obj._state.db = connection.alias
 
 
-_INSERT_SQL: dict[type, str] = {}
+_INSERT_SQL: dict[type, tuple[str, list]] = {}
 
 
 def load_csr(data: x509.CertificateSigningRequest | bytes | str) -> x509.CertificateSigningRequest:
@@ -177,7 +179,71 @@ def _check_key(profile: CertificateProfile, public_key) -> str:
     return str(spec)
 
 
-def _validity(req: IssuanceRequest, profile: CertificateProfile, ca_cert: x509.Certificate | None):
+@dataclass(frozen=True)
+class _Issuer:
+    """What issuance reads from a CA certificate, parsed once per certificate rather than once per call."""
+
+    certificate: x509.Certificate
+    name: x509.Name
+    dn: str
+    key_id: bytes
+    not_after: datetime
+
+
+@functools.lru_cache(maxsize=64)
+def _issuer(der: bytes) -> _Issuer:
+    cert = x509.load_der_x509_certificate(der)
+    try:
+        key_id = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    except x509.ExtensionNotFound:
+        key_id = x509.SubjectKeyIdentifier.from_public_key(cert.public_key()).digest
+    return _Issuer(cert, cert.subject, format_dn(cert.subject), key_id, cert.not_valid_after_utc)
+
+
+# The extensions that depend only on the profile's or the CA's settings are immutable values: built once
+# per distinct setting (the cache key is the settings themselves, so an edited profile gets new ones).
+@functools.lru_cache(maxsize=256)
+def _profile_extensions(basic_constraints: bool, bc_critical: bool, is_ca: bool, path_length: int | None,
+                        ku: tuple[str, ...], ku_critical: bool, eku: tuple[str, ...], eku_critical: bool,
+                        ) -> tuple[x509.Extension, ...]:
+    values: list[tuple[x509.ExtensionType, bool]] = []
+    if basic_constraints:
+        values.append((x509.BasicConstraints(ca=is_ca, path_length=path_length if is_ca else None), bc_critical))
+    if ku:
+        values.append((key_usage(list(ku)), ku_critical))
+    if eku:
+        values.append((x509.ExtendedKeyUsage([x509.ObjectIdentifier(eku_oid(o)) for o in eku]), eku_critical))
+    return tuple(x509.Extension(v.oid, critical, v) for v, critical in values)
+
+
+@functools.lru_cache(maxsize=256)
+def _ca_extensions(crl_distribution_point: str, ocsp_url: str, ca_issuers_url: str, ocsp_no_check: bool,
+                   ) -> tuple[x509.Extension, ...]:
+    values: list[x509.ExtensionType] = []
+    if crl_distribution_point:
+        values.append(x509.CRLDistributionPoints([x509.DistributionPoint(
+            [x509.UniformResourceIdentifier(crl_distribution_point)], None, None, None)]))
+    if ocsp_url or ca_issuers_url:
+        descs = []
+        if ocsp_url:
+            descs.append(x509.AccessDescription(x509.AuthorityInformationAccessOID.OCSP,
+                                                x509.UniformResourceIdentifier(ocsp_url)))
+        if ca_issuers_url:
+            descs.append(x509.AccessDescription(x509.AuthorityInformationAccessOID.CA_ISSUERS,
+                                                x509.UniformResourceIdentifier(ca_issuers_url)))
+        values.append(x509.AuthorityInformationAccess(descs))
+    if ocsp_no_check:
+        values.append(x509.OCSPNoCheck())
+    return tuple(x509.Extension(v.oid, False, v) for v in values)
+
+
+@functools.lru_cache(maxsize=64)
+def _authority_key_id(key_id: bytes) -> x509.Extension:
+    value = x509.AuthorityKeyIdentifier(key_id, None, None)
+    return x509.Extension(value.oid, False, value)
+
+
+def _validity(req: IssuanceRequest, profile: CertificateProfile, ca_not_after: datetime | None):
     """Not-before and not-after: the profile's validity, or a requested one when the profile allows
     overriding (capped at the profile's validity, as EJBCA does), never past the CA's own expiry."""
     now = timezone.now().replace(microsecond=0)
@@ -196,8 +262,8 @@ def _validity(req: IssuanceRequest, profile: CertificateProfile, ca_cert: x509.C
     not_after = min(not_after, limit)
     if not_after <= not_before:
         raise ValidationError("The validity end is not after its start.", field="validity")
-    if ca_cert is not None and not_after > ca_cert.not_valid_after_utc:
-        not_after = ca_cert.not_valid_after_utc  # never outlive the issuing CA
+    if ca_not_after is not None and not_after > ca_not_after:
+        not_after = ca_not_after  # never outlive the issuing CA
     return not_before, not_after
 
 
@@ -210,34 +276,24 @@ def _extensions(req, profile, ca, subject, public_key, csr, issuer_key_id) -> li
     if csr is not None and profile.allow_extension_override:
         for ext in csr.extensions:
             exts[ext.oid.dotted_string] = ext
-    if profile.basic_constraints:
-        path = profile.path_length if profile.is_ca else None
-        add(x509.BasicConstraints(ca=profile.is_ca, path_length=path), profile.basic_constraints_critical)
-    if profile.key_usage:
-        add(key_usage(profile.key_usage), profile.key_usage_critical)
-    if profile.extended_key_usage:
-        add(
-            x509.ExtendedKeyUsage([x509.ObjectIdentifier(eku_oid(o)) for o in profile.extended_key_usage]),
-            profile.extended_key_usage_critical,
-        )
+    for ext in _profile_extensions(
+        profile.basic_constraints, profile.basic_constraints_critical, profile.is_ca, profile.path_length,
+        tuple(profile.key_usage or ()), profile.key_usage_critical,
+        tuple(profile.extended_key_usage or ()), profile.extended_key_usage_critical,
+    ):
+        exts[ext.oid.dotted_string] = ext
     if profile.use_subject_key_id:
         add(x509.SubjectKeyIdentifier.from_public_key(public_key), False)
     if profile.use_authority_key_id and issuer_key_id is not None:
-        add(x509.AuthorityKeyIdentifier(issuer_key_id, None, None), False)
-    if profile.use_crl_distribution_point and ca.crl_distribution_point and not req.self_signed:
-        add(x509.CRLDistributionPoints([x509.DistributionPoint(
-            [x509.UniformResourceIdentifier(ca.crl_distribution_point)], None, None, None)]), False)
-    if profile.use_authority_info_access and not req.self_signed and (ca.ocsp_url or ca.ca_issuers_url):
-        descs = []
-        if ca.ocsp_url:
-            descs.append(x509.AccessDescription(x509.AuthorityInformationAccessOID.OCSP,
-                                                x509.UniformResourceIdentifier(ca.ocsp_url)))
-        if ca.ca_issuers_url:
-            descs.append(x509.AccessDescription(x509.AuthorityInformationAccessOID.CA_ISSUERS,
-                                                x509.UniformResourceIdentifier(ca.ca_issuers_url)))
-        add(x509.AuthorityInformationAccess(descs), False)
-    if profile.use_ocsp_no_check:
-        add(x509.OCSPNoCheck(), False)
+        ext = _authority_key_id(issuer_key_id)
+        exts[ext.oid.dotted_string] = ext
+    for ext in _ca_extensions(
+        ca.crl_distribution_point if profile.use_crl_distribution_point and not req.self_signed else "",
+        ca.ocsp_url if profile.use_authority_info_access and not req.self_signed else "",
+        ca.ca_issuers_url if profile.use_authority_info_access and not req.self_signed else "",
+        profile.use_ocsp_no_check,
+    ):
+        exts[ext.oid.dotted_string] = ext
     for custom in profile.custom_extensions or []:
         oid = custom["oid"]
         value = req.custom_extension_values.get(oid) if custom.get("dynamic") else custom.get("value")
@@ -342,26 +398,26 @@ def _issue(req: IssuanceRequest) -> IssuedCertificate:
             field="signature_algorithm",
         )
     if req.self_signed:
-        ca_cert = None
+        ca_not_after = None
         issuer = subject
+        issuer_dn = None
         issuer_key_id = x509.SubjectKeyIdentifier.from_public_key(public_key).digest
     else:
-        ca_cert = ca.certificate
-        if ca_cert is None:
+        if not ca.certificate_der:
             raise CAOfflineError(f"CA '{ca.name}' has no certificate yet.")
-        if ca_cert.not_valid_after_utc <= timezone.now():
+        info = _issuer(bytes(ca.certificate_der))
+        ca_not_after = info.not_after
+        if ca_not_after <= timezone.now():
             raise CAOfflineError(f"The certificate of CA '{ca.name}' has expired.")
-        issuer = ca_cert.subject
-        try:
-            issuer_key_id = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
-        except x509.ExtensionNotFound:
-            issuer_key_id = x509.SubjectKeyIdentifier.from_public_key(ca_cert.public_key()).digest
-    not_before, not_after = _validity(req, profile, ca_cert)
+        issuer, issuer_dn, issuer_key_id = info.name, info.dn, info.key_id
+    not_before, not_after = _validity(req, profile, ca_not_after)
     extensions = _extensions(req, profile, ca, subject, public_key, csr, issuer_key_id)
     key = _signing_key(ca, req.key_alias or ca.key_alias)
     # ICAO CSCA/DS: a token set to "explicit ECC parameters" writes the curve out in the subject key.
     explicit_ec = isinstance(public_key, ec.EllipticCurvePublicKey) and ca.crypto_token.explicit_ecc_parameters
     subject_dn = format_dn(subject)
+    if issuer_dn is None:
+        issuer_dn = subject_dn
     san = ""
     for ext in extensions:
         if isinstance(ext.value, x509.SubjectAlternativeName):
@@ -388,7 +444,7 @@ def _issue(req: IssuanceRequest) -> IssuedCertificate:
                 row = Certificate(
                     ca=ca, serial=format(cert.serial_number, "x"),
                     fingerprint_sha256=cert.fingerprint(hashes.SHA256()).hex(),
-                    subject_dn=subject_dn, issuer_dn=format_dn(issuer), subject_alt_name=san,
+                    subject_dn=subject_dn, issuer_dn=issuer_dn, subject_alt_name=san,
                     not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc, der=der,
                     username=req.username, certificate_profile=profile, key_algorithm=key_spec,
                     is_ca=profile.is_ca,
