@@ -20,7 +20,7 @@ from django.utils import timezone
 from . import audit
 from .auth.access import Actor
 from .choices import CAStatus, CertificateStatus, RevocationReason
-from .errors import CAOfflineError, NotFoundError
+from .errors import CAOfflineError, ValidationError
 from .issuance import _signing_key
 from .models import CRL, Certificate, CertificateAuthority
 from .x509 import der
@@ -125,7 +125,9 @@ def create_crl(actor: Actor, ca: CertificateAuthority, delta: bool = False,
             if delta:
                 base = latest_crl(locked, delta=False)
                 if base is None:
-                    raise NotFoundError(f"CA '{locked.name}' has no full CRL yet to base a delta CRL on.")
+                    # A request the CA cannot serve in its present state (400), not a missing resource.
+                    raise ValidationError(f"CA '{locked.name}' has no full CRL yet to base a delta CRL on.",
+                                          field="delta")
                 period = locked.delta_crl_period or locked.crl_period
             else:
                 period = locked.crl_period
@@ -159,7 +161,7 @@ def create_crl(actor: Actor, ca: CertificateAuthority, delta: bool = False,
                          details={"crl_number": number, "delta": delta, "entries": count,
                                   "seconds": round((timezone.now() - started).total_seconds(), 3)},
                          in_transaction=True)
-    except (CAOfflineError, NotFoundError) as exc:
+    except (CAOfflineError, ValidationError) as exc:
         audit.record_failure("CRL_CREATION", actor.name, exc.message, object_type="ca", object_id=ca.pk)
         raise
     logger.info("CRL #%s (%s) for %s: %s entries", number, "delta" if delta else "full", ca.name, count)

@@ -18,6 +18,7 @@ from .. import audit
 from ..auth.access import Actor
 from ..choices import CAStatus, ProfileType
 from ..errors import ConflictError, NotFoundError, ValidationError, as_pki_error
+from ..ids import is_db_id
 from ..issuance import IssuanceRequest, issue
 from ..models import CACertificate, CertificateAuthority
 from ..x509.algorithms import check_key_matches, default_signature_algorithm, signature_algorithm
@@ -52,7 +53,7 @@ def get_ca(ref: str | int) -> CertificateAuthority:
     """A CA by id, name or subject DN."""
     qs = CertificateAuthority.objects.select_related("crypto_token", "signed_by")
     try:
-        if isinstance(ref, int) or str(ref).isdigit():
+        if is_db_id(ref):
             return qs.get(pk=int(ref))
         ca = qs.filter(name=ref).first()
         if ca is None:

@@ -10,6 +10,7 @@ from .. import audit
 from ..auth.access import Actor
 from ..choices import ProfileType
 from ..errors import ConflictError, NotFoundError, ValidationError
+from ..ids import is_db_id
 from ..models import CertificateProfile
 from ..x509.extensions import CUSTOM_ENCODINGS, KEY_USAGES, eku_oid
 from ..x509.validity import ValidityError, parse_validity
@@ -75,12 +76,14 @@ EDITABLE_FIELDS = (
 def ensure_builtin_profiles() -> None:
     """Create the built-in profiles that do not exist yet (idempotent)."""
     for name, values in BUILTIN_PROFILES.items():
-        CertificateProfile.objects.get_or_create(name=name, defaults={**values, "builtin": True})
+        # Through the same normalization as edited profiles, so built-ins store EKUs as OIDs too.
+        CertificateProfile.objects.get_or_create(
+            name=name, defaults={**validate_profile_values(values), "builtin": True})
 
 
 def get_profile(name_or_id: str | int) -> CertificateProfile:
     try:
-        if isinstance(name_or_id, int) or str(name_or_id).isdigit():
+        if isinstance(name_or_id, int) or is_db_id(str(name_or_id)):
             return CertificateProfile.objects.get(pk=int(name_or_id))
         return CertificateProfile.objects.get(name=name_or_id)
     except CertificateProfile.DoesNotExist:

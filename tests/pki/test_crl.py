@@ -146,7 +146,7 @@ def test_crl_numbers_increase_and_are_shared_with_deltas(ca_factory, actor, issu
 
 
 def test_delta_needs_a_base(root_ca, actor):
-    with pytest.raises(NotFoundError, match="no full CRL"):
+    with pytest.raises(ValidationError, match="no full CRL"):
         create_crl(actor, root_ca, delta=True)
     assert AuditEvent.objects.filter(event_type="CRL_CREATION", outcome="FAILURE").exists()
 
