@@ -10,6 +10,9 @@ The backend uses exactly the KMS rights EJBCA documents for such a token, and no
 * Removing a key pair schedules the KMS key for deletion with the shortest window (7 days). The alias
   cannot be deleted (``DeleteAlias`` is not among the rights): KMS removes it together with the key when
   the window ends, so the alias stays taken until then.
+* KMS keys do not decrypt here: KMS decrypts only with RSAES_OAEP_SHA_1/SHA_256 and only with
+  ENCRYPT_DECRYPT keys, while a KMS key's usage is fixed at creation and these are SIGN_VERIFY (and
+  ``Decrypt`` is not among the rights). RSA handles refuse ``decrypt`` with :data:`NO_DECRYPT_REASON`.
 * Authentication: an access key ID (a token property) whose secret access key is the token's
   authentication code (stored encrypted by the services), or the service account role, i.e. boto3's
   default credential chain (instance profile, ECS/EKS role, environment); the code is then unused.
@@ -283,6 +286,13 @@ def _sign(conn: KMSConnection, key_id: str, public_key, request: SignRequest) ->
     return reply["Signature"]  # RSA signatures as is; KMS ECDSA signatures are DER already
 
 
+NO_DECRYPT_REASON = (
+    "AWS KMS decrypts only with RSAES_OAEP_SHA_1 or RSAES_OAEP_SHA_256 and only with ENCRYPT_DECRYPT keys, while "
+    "the keys of a KMS crypto token are SIGN_VERIFY (KMS fixes a key's usage when it is created). For SCEP with a "
+    "CA on AWS KMS, give the SCEP alias a separate RA key pair (on a token that can decrypt) to decrypt requests."
+)
+
+
 @registry.register
 class AWSKMSCryptoTokenBackend(CryptoTokenBackend):
     """Key pairs in AWS KMS; see the module documentation for aliases, rights and authentication."""
@@ -391,7 +401,7 @@ class AWSKMSCryptoTokenBackend(CryptoTokenBackend):
         label = f"'{entry.alias}' of crypto token '{self.token.name}' (AWS KMS)"
         signer = partial(_sign, conn, key_id, public_key)
         if isinstance(public_key, rsa.RSAPublicKey):
-            return RemoteRSAPrivateKey(public_key, signer, label)
+            return RemoteRSAPrivateKey(public_key, signer, label, no_decrypt_reason=NO_DECRYPT_REASON)
         if isinstance(public_key, ec.EllipticCurvePublicKey):
             return RemoteECPrivateKey(public_key, signer, label)
         raise UnsupportedKeySpecError(f"Key pair {label} has an unsupported key type.")

@@ -8,12 +8,16 @@
   The row keeps the versioned key id (``https://<vault>/keys/<name>/<version>``) as ``private_data``.
 * Key Vault signs a digest: the handle hashes here and sends RS*/PS*/ES* with the digest; ECDSA results
   come back as r || s and are converted to DER.
+* RSA keys are created for sign/verify and encrypt/decrypt (SCEP requests are encrypted to the CA's key);
+  their handles decrypt in the vault with RSA1_5 (PKCS#1 v1.5), RSA-OAEP (OAEP with SHA-1) or RSA-OAEP-256
+  (OAEP with SHA-256). A ciphertext the vault refuses raises ValueError, as ``cryptography`` does; a
+  key created without the decrypt operation is refused clearly.
 * Removing a key pair deletes the key. Vaults have soft delete, so the name stays taken until the
   deleted key is purged (keys/purge, deliberately not needed here) or its retention ends.
 * Authentication: a service principal (client ID in a tenant) with the application secret as the token's
   authentication code, or with a client certificate from a key binding (see
   :func:`register_key_binding_credentials`). Permissions needed: keys/get, keys/create, keys/sign,
-  keys/delete (the "Key Vault Crypto Officer" role covers them).
+  keys/delete, and keys/decrypt to decrypt (the "Key Vault Crypto Officer" role covers them).
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from ..errors import (
     UnsupportedKeySpecError,
 )
 from .base import BackendParameter, CryptoTokenBackend, GeneratedKeyPair, KeySpec, registry
+from .keys import DecryptRequest
 from .remote_keys import (
     ClientPool,
     CryptoTokenUnavailableError,
@@ -78,6 +83,12 @@ SIGNATURE_ALGORITHMS = {
     ("PSS", "sha256"): "PS256", ("PSS", "sha384"): "PS384", ("PSS", "sha512"): "PS512",
     ("ECDSA", "sha256"): "ES256", ("ECDSA", "sha384"): "ES384", ("ECDSA", "sha512"): "ES512",
 }
+# (scheme, OAEP hash, MGF1 hash) -> Key Vault's encryption algorithm; Key Vault's OAEP takes no label.
+ENCRYPTION_ALGORITHMS = {
+    ("PKCS1v15", None, None): "RSA1_5", ("OAEP", "sha1", "sha1"): "RSA-OAEP",
+    ("OAEP", "sha256", "sha256"): "RSA-OAEP-256",
+}
+RSA_KEY_OPERATIONS = ["sign", "verify", "encrypt", "decrypt"]
 # A key name nobody creates: getting it proves the credentials, the vault and keys/get (404 is success).
 PROBE_KEY_NAME = "pki-crypto-token-connection-check"
 
@@ -317,6 +328,42 @@ def _sign(conn: VaultConnection, key_id: str, public_key, request: SignRequest) 
     return ecdsa_raw_to_der(signature) if request.scheme == "ECDSA" else signature
 
 
+class _Undecryptable(Exception):
+    """The vault could not decrypt the ciphertext (carried past :func:`_call`, which translates ValueError)."""
+
+
+def _decrypt(conn: VaultConnection, key_id: str, label: str, request: DecryptRequest) -> bytes:
+    """The decryptor behind a Key Vault RSA key handle."""
+    algorithm = ENCRYPTION_ALGORITHMS.get(
+        (request.scheme, request.hash and request.hash.name, request.mgf_hash and request.mgf_hash.name))
+    if algorithm is None or request.label:
+        asked = request.describe() + (" with a label" if request.label else "")
+        raise UnsupportedKeySpecError(
+            f"Azure Key Vault decrypts with PKCS#1 v1.5 (RSA1_5) or RSA-OAEP with SHA-1 or SHA-256 for both hashes "
+            f"(RSA-OAEP, RSA-OAEP-256) and no label, not {asked}."
+        )
+
+    def decrypt(clients: VaultClients) -> bytes:
+        try:
+            return _crypto_client(clients, conn, key_id).decrypt(algorithm, request.ciphertext).plaintext
+        except HttpResponseError as exc:
+            message = str(getattr(getattr(exc, "error", None), "message", "") or exc.message or "")
+            if "not permitted" in message:  # the key's key_ops lack decrypt (keys made sign-only)
+                raise CryptoTokenError(
+                    f"The key {label} is not allowed to decrypt: it was created without the decrypt key operation "
+                    "(sign-only); generate a new RSA key for decryption."
+                ) from None
+            if exc.status_code == 400 and getattr(getattr(exc, "error", None), "code", None) == "BadParameter":
+                # The request was checked here (algorithm, length): what the vault refuses is the ciphertext.
+                raise _Undecryptable from None
+            raise
+
+    try:
+        return _call(conn, "decrypt", decrypt)
+    except _Undecryptable:
+        raise ValueError("Decryption failed") from None
+
+
 @registry.register
 class AzureCryptoTokenBackend(CryptoTokenBackend):
     """Key pairs in Azure Key Vault; see the module documentation."""
@@ -412,7 +459,7 @@ class AzureCryptoTokenBackend(CryptoTokenBackend):
         if spec.algorithm == "RSA":
             def create(c: VaultClients):
                 return c.keys.create_rsa_key(name, size=spec.size, hardware_protected=hsm,
-                                             key_operations=["sign", "verify"], tags=tags)
+                                             key_operations=RSA_KEY_OPERATIONS, tags=tags)
         else:
             def create(c: VaultClients):
                 return c.keys.create_ec_key(name, curve=CURVES[spec.curve or ""], hardware_protected=hsm,
@@ -429,9 +476,10 @@ class AzureCryptoTokenBackend(CryptoTokenBackend):
         key_id = bytes(entry.private_data).decode()
         public_key = load_der_public_key(bytes(entry.public_key_der))
         label = f"'{entry.alias}' of crypto token '{self.token.name}' (Azure Key Vault)"
-        signer = partial(_sign, self._connection(auth_code), key_id, public_key)
+        conn = self._connection(auth_code)
+        signer = partial(_sign, conn, key_id, public_key)
         if isinstance(public_key, rsa.RSAPublicKey):
-            return RemoteRSAPrivateKey(public_key, signer, label)
+            return RemoteRSAPrivateKey(public_key, signer, label, decryptor=partial(_decrypt, conn, key_id, label))
         if isinstance(public_key, ec.EllipticCurvePublicKey):
             return RemoteECPrivateKey(public_key, signer, label)
         raise UnsupportedKeySpecError(f"Key pair {label} has an unsupported key type.")

@@ -8,8 +8,15 @@ calls ``key.sign`` signs through the device without knowing it. The handle only 
 format (DER for ECDSA). Nothing here restricts hashes or salt lengths: the signer refuses what its
 device cannot do, so the same handles serve any backend.
 
-Private key material never exists here: ``private_bytes``, ``private_numbers``, ``private_bytes_raw``,
-``decrypt`` and ``exchange`` refuse.
+RSA handles also ``decrypt`` (SCEP requests are encrypted to the CA's key) when the backend gives them a
+*decryptor*: the handle checks the ciphertext as ``cryptography`` does and passes a :class:`DecryptRequest`
+(PKCS#1 v1.5, or OAEP with its hashes and label) to the device. A ciphertext the device refuses raises
+``ValueError``, as ``cryptography`` does for one it refuses, so protocol code handles every backend the same
+way. (``cryptography``'s PKCS#1 v1.5 uses implicit rejection: a synthetic plaintext instead of an error;
+devices that do the same, like a Key Vault, pass theirs through.)
+
+Private key material never exists here: ``private_bytes``, ``private_numbers``, ``private_bytes_raw``
+and ``exchange`` refuse, and so does ``decrypt`` on a handle without a decryptor.
 """
 
 from __future__ import annotations
@@ -21,13 +28,14 @@ from typing import Literal
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
-from cryptography.hazmat.primitives.asymmetric.padding import PSS, AsymmetricPadding, PKCS1v15
+from cryptography.hazmat.primitives.asymmetric.padding import OAEP, PSS, AsymmetricPadding, PKCS1v15
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_dss_signature
 
 from ..errors import CryptoTokenError, UnsupportedKeySpecError
 
 SignScheme = Literal["PKCS1v15", "PSS", "ECDSA", "EdDSA"]
+DecryptScheme = Literal["PKCS1v15", "OAEP"]
 
 # DER of each hash's AlgorithmIdentifier OID (RFC 8017 appendix A.2.4; NIST for SHA-3), for DigestInfo.
 _HASH_OIDS: dict[str, bytes] = {
@@ -87,6 +95,49 @@ class SignatureRequest:
 Signer = Callable[[SignatureRequest], bytes]
 
 
+@dataclass(frozen=True, slots=True)
+class DecryptRequest:
+    """One RSA decryption to make: PKCS#1 v1.5, or OAEP with its hash, MGF1 hash and label (None = empty)."""
+
+    scheme: DecryptScheme
+    ciphertext: bytes
+    hash: hashes.HashAlgorithm | None = None
+    mgf_hash: hashes.HashAlgorithm | None = None
+    label: bytes | None = None
+
+    def describe(self) -> str:
+        """How the request reads in messages: "PKCS#1 v1.5" or "RSA-OAEP with SHA-256 and MGF1-SHA-256"."""
+        if self.scheme == "PKCS1v15":
+            return "PKCS#1 v1.5"
+        assert self.hash is not None and self.mgf_hash is not None
+        return f"RSA-OAEP with {self.hash.name.upper()} and MGF1-{self.mgf_hash.name.upper()}"
+
+
+Decryptor = Callable[[DecryptRequest], bytes]
+
+
+def decrypt_request(ciphertext: bytes, padding: AsymmetricPadding, public_key: rsa.RSAPublicKey) -> DecryptRequest:
+    """Check ``ciphertext`` and ``padding`` as ``cryptography``'s RSA ``decrypt`` does and describe the request.
+
+    A ciphertext of the wrong length, or not below the modulus, raises ValueError here, like a local key's
+    ``decrypt``, without a trip to the device (some devices report it as a general failure).
+    """
+    ciphertext = ciphertext if type(ciphertext) is bytes else bytes(ciphertext)
+    if len(ciphertext) != (public_key.key_size + 7) // 8:
+        raise ValueError("Ciphertext length must be equal to key size.")
+    if int.from_bytes(ciphertext, "big") >= public_key.public_numbers().n:
+        raise ValueError("Decryption failed")
+    if isinstance(padding, PKCS1v15):
+        return DecryptRequest("PKCS1v15", ciphertext)
+    if isinstance(padding, OAEP):
+        mgf_hash = getattr(padding.mgf, "_algorithm", None)  # MGF1 keeps its hash private
+        if not isinstance(mgf_hash, hashes.HashAlgorithm):
+            raise UnsupportedKeySpecError("RSA-OAEP decryption needs MGF1 as the mask generation function.")
+        label = padding._label or None  # no public accessor in cryptography; b"" and None are the same label
+        return DecryptRequest("OAEP", ciphertext, padding.algorithm, mgf_hash, label)
+    raise UnsupportedKeySpecError(f"RSA keys cannot decrypt with {type(padding).__name__} padding.")
+
+
 def digest_info(algorithm: hashes.HashAlgorithm, digest: bytes) -> bytes:
     """DER ``DigestInfo ::= SEQUENCE { AlgorithmIdentifier (OID, NULL), OCTET STRING digest }``."""
     oid = _HASH_OIDS.get(algorithm.name)
@@ -144,11 +195,13 @@ class _DeviceKey:
 
 
 class DeviceRSAPrivateKey(_DeviceKey, rsa.RSAPrivateKey):
-    """An RSA key in a device: ``sign`` with PKCS#1 v1.5 or PSS (any hash, salt length and MGF1 hash)."""
+    """An RSA key in a device: ``sign`` with PKCS#1 v1.5 or PSS (any hash, salt length and MGF1 hash), and
+    ``decrypt`` (PKCS#1 v1.5, OAEP) through the backend's decryptor, where it has one."""
 
-    def __init__(self, public_key: rsa.RSAPublicKey, signer: Signer, label: str):
+    def __init__(self, public_key: rsa.RSAPublicKey, signer: Signer, label: str, decryptor: Decryptor | None = None):
         self._public_key = public_key
         self._signer = signer
+        self._decryptor = decryptor
         self.label = label
         self._key_size = public_key.key_size
 
@@ -188,7 +241,10 @@ class DeviceRSAPrivateKey(_DeviceKey, rsa.RSAPrivateKey):
         return salt
 
     def decrypt(self, ciphertext: bytes, padding: AsymmetricPadding) -> bytes:
-        raise CryptoTokenError(f"The key {self.label} is a signing key: it does not decrypt.")
+        """Decrypt in the device; ValueError when the ciphertext is refused (as ``cryptography``)."""
+        if self._decryptor is None:
+            raise CryptoTokenError(f"The key {self.label} is a signing key: it does not decrypt.")
+        return self._decryptor(decrypt_request(ciphertext, padding, self._public_key))
 
 
 class DeviceECPrivateKey(_DeviceKey, ec.EllipticCurvePrivateKey):
@@ -256,10 +312,11 @@ class DeviceEd448PrivateKey(_DeviceKey, ed448.Ed448PrivateKey):
 DeviceKey = DeviceRSAPrivateKey | DeviceECPrivateKey | DeviceEd25519PrivateKey | DeviceEd448PrivateKey
 
 
-def device_key_for(public_key: PublicKeyTypes, signer: Signer, label: str) -> DeviceKey:
-    """The handle class that matches ``public_key``'s algorithm."""
+def device_key_for(public_key: PublicKeyTypes, signer: Signer, label: str,
+                   decryptor: Decryptor | None = None) -> DeviceKey:
+    """The handle class that matches ``public_key``'s algorithm (``decryptor`` serves RSA keys only)."""
     if isinstance(public_key, rsa.RSAPublicKey):
-        return DeviceRSAPrivateKey(public_key, signer, label)
+        return DeviceRSAPrivateKey(public_key, signer, label, decryptor)
     if isinstance(public_key, ec.EllipticCurvePublicKey):
         return DeviceECPrivateKey(public_key, signer, label)
     if isinstance(public_key, ed25519.Ed25519PublicKey):

@@ -3,8 +3,10 @@
 A handle subclasses ``cryptography``'s abstract private-key classes, so ``x509.CertificateBuilder.sign``,
 the CRL builder and anything else that calls ``key.sign`` signs through the service without knowing it.
 The handle only translates ``cryptography``'s padding and hash objects into a :class:`SignRequest`; the
-backend's *signer* callable turns that into the service's call. Private key material never exists here:
-``private_bytes``, ``private_numbers``, ``decrypt`` and ``exchange`` refuse.
+backend's *signer* callable turns that into the service's call. RSA handles ``decrypt`` through the
+backend's *decryptor* (a :class:`~.keys.DecryptRequest` in, the plaintext out; ValueError when the ciphertext
+does not decrypt, as ``cryptography`` does), or refuse with the backend's reason. Private key material never
+exists here: ``private_bytes``, ``private_numbers`` and ``exchange`` refuse.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.padding import PSS, AsymmetricPad
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_dss_signature
 
 from ..errors import AuthenticationCodeError, CryptoTokenError, UnsupportedKeySpecError
+from .keys import Decryptor, decrypt_request
 
 SignScheme = Literal["PKCS1v15", "PSS", "ECDSA"]
 
@@ -114,12 +117,16 @@ class _NoPrivateMaterial:
 
 
 class RemoteRSAPrivateKey(_NoPrivateMaterial, rsa.RSAPrivateKey):
-    """An RSA key held by a key service; only ``sign`` (PKCS#1 v1.5 and PSS with salt = hash length)."""
+    """An RSA key held by a key service: ``sign`` (PKCS#1 v1.5 and PSS with salt = hash length), and
+    ``decrypt`` where the backend gives a decryptor (else it refuses with ``no_decrypt_reason``)."""
 
-    def __init__(self, public_key: rsa.RSAPublicKey, signer: RemoteSigner, label: str):
+    def __init__(self, public_key: rsa.RSAPublicKey, signer: RemoteSigner, label: str,
+                 decryptor: Decryptor | None = None, no_decrypt_reason: str = ""):
         self._public_key = public_key
         self._signer = signer
         self.label = label
+        self._decryptor = decryptor
+        self._no_decrypt_reason = no_decrypt_reason
 
     @property
     def key_size(self) -> int:
@@ -151,7 +158,11 @@ class RemoteRSAPrivateKey(_NoPrivateMaterial, rsa.RSAPrivateKey):
         return self._signer(SignRequest(scheme, hash_algorithm, data, prehashed))
 
     def decrypt(self, ciphertext: bytes, padding: AsymmetricPadding) -> bytes:
-        raise CryptoTokenError(f"The key {self.label} is a signing key: it does not decrypt.")
+        """Decrypt in the key service; ValueError when the ciphertext is refused (as ``cryptography``)."""
+        if self._decryptor is None:
+            reason = f" {self._no_decrypt_reason}" if self._no_decrypt_reason else ""
+            raise CryptoTokenError(f"The key {self.label} is a signing key: it does not decrypt.{reason}")
+        return self._decryptor(decrypt_request(ciphertext, padding, self._public_key))
 
 
 class RemoteECPrivateKey(_NoPrivateMaterial, ec.EllipticCurvePrivateKey):

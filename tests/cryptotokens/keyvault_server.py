@@ -10,13 +10,14 @@ Key Vault (keys; api-version query parameter required)
   POST   /keys/{name}/create                 kty RSA/RSA-HSM/EC/EC-HSM, key_size, crv, key_ops
   GET    /keys/{name}[/{version}]
   POST   /keys/{name}/{version}/sign         alg RS*/PS*/ES*, value = base64url digest
+  POST   /keys/{name}/{version}/decrypt      alg RSA1_5/RSA-OAEP/RSA-OAEP-256, value = base64url ciphertext
   DELETE /keys/{name}                        soft delete: the name stays taken (409 on create)
   GET    /deletedkeys/{name}
 
 Requests to the vault without a bearer token it issued get 401 with the Key Vault challenge
 (``WWW-Authenticate: Bearer authorization="<authority>/<tenant>", resource="https://vault.azure.net"``);
 errors use Key Vault's shape ``{"error": {"code": ..., "message": ...}}`` and AAD's OAuth error shape.
-Keys are real ``cryptography`` keys held in memory; signatures are real. Every request is recorded in
+Keys are real ``cryptography`` keys held in memory; signatures and decryptions are real. Every request is recorded in
 ``requests`` so tests can see what the SDK sent (e.g. the kty of a premium vault key).
 """
 
@@ -52,6 +53,11 @@ KEY_NAME_RE = re.compile(r"[0-9a-zA-Z-]{1,127}")
 CURVES = {"P-256": ec.SECP256R1, "P-384": ec.SECP384R1, "P-521": ec.SECP521R1, "P-256K": ec.SECP256K1}
 HASHES = {"256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}
 ES_CURVES = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521", "ES256K": "P-256K"}
+ENCRYPTION_PADDINGS = {
+    "RSA1_5": padding.PKCS1v15,
+    "RSA-OAEP": lambda: padding.OAEP(mgf=padding.MGF1(hashes.SHA1()), algorithm=hashes.SHA1(), label=None),
+    "RSA-OAEP-256": lambda: padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None),
+}
 
 
 def b64url(data: bytes) -> str:
@@ -386,6 +392,30 @@ class KeyVaultTestServer:
             raise KeyVaultError(400, "BadParameter", f"Algorithm {alg} is not valid for this key ({key.kty}).")
         return {"kid": self._kid(key), "value": b64url(signature)}
 
+    def decrypt(self, name: str, version: str, body: dict) -> dict:
+        """RSA decryption with the key's private key, refused unless the key was created with "decrypt"."""
+        key = self._latest(name)
+        if version:
+            key = next((k for k in self.keys[name] if k.version == version), None)  # type: ignore[assignment]
+            if key is None:
+                raise KeyVaultError(404, "KeyNotFound", f"A key with (name/id) {name}/{version} was not found.")
+        if "decrypt" not in key.key_ops:
+            raise KeyVaultError(403, "Forbidden", "Operation decrypt is not permitted on this key.")
+        alg = str(body.get("alg", ""))
+        make_padding = ENCRYPTION_PADDINGS.get(alg)
+        if make_padding is None or not isinstance(key.private_key, rsa.RSAPrivateKey):
+            raise KeyVaultError(400, "BadParameter", f"Algorithm {alg} is not valid for this key ({key.kty}).")
+        try:
+            ciphertext = unb64url(str(body["value"]))
+        except (KeyError, ValueError):
+            raise KeyVaultError(400, "BadParameter", "The 'value' parameter must be base64url.") from None
+        try:
+            plaintext = key.private_key.decrypt(ciphertext, make_padding())
+        except ValueError:
+            raise KeyVaultError(400, "BadParameter", "Decryption failed: the ciphertext is not valid for this key "
+                                "and algorithm.") from None
+        return {"kid": self._kid(key), "value": b64url(plaintext)}
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the SDK's connection pool expects
@@ -486,6 +516,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return kv.get_key(name, version)
             case ("POST", ["keys", name, version, "sign"]):
                 return kv.sign(name, version, body)
+            case ("POST", ["keys", name, version, "decrypt"]):
+                return kv.decrypt(name, version, body)
             case ("DELETE", ["keys", name]):
                 return kv.delete_key(name)
             case ("GET", ["deletedkeys", name]):

@@ -25,9 +25,12 @@ Attribute files
         CKA_COPYABLE = false
 
 Keys are generated on the token (CKA_TOKEN true) with label = the alias and a random CKA_ID (stored as
-the key pair's ``private_data``); private keys are sensitive and not extractable, and both halves can
-only sign/verify. Key handles subclass ``cryptography``'s private-key classes (:mod:`..keys`) and
-never export. Sessions are pooled per process and slot (:mod:`.sessions`).
+the key pair's ``private_data``); private keys are sensitive and not extractable. EC and Edwards keys
+only sign/verify; RSA keys also encrypt/decrypt, as EJBCA's do (SCEP requests are encrypted to the CA's
+key), unless an attribute file says ``CKA_DECRYPT = false``. Key handles subclass ``cryptography``'s
+private-key classes (:mod:`..keys`) and never export; RSA handles ``decrypt`` with CKM_RSA_PKCS or
+CKM_RSA_PKCS_OAEP, and refuse clearly for keys without CKA_DECRYPT (e.g. made before RSA keys could
+decrypt). Sessions are pooled per process and slot (:mod:`.sessions`).
 
 On an operation that fails with a connection-type error, the plain backend drops the slot's
 connection and reports the failure (the next call connects afresh); the NG backend re-initializes
@@ -45,10 +48,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 from pkcs11 import Attribute, ObjectClass
 from pkcs11 import exceptions as p11
+from pkcs11.types import DecryptMixin
 
 from ...errors import CryptoTokenError, KeyPairExistsError, KeyPairNotFoundError, UnsupportedKeySpecError
 from ..base import BackendParameter, CryptoTokenBackend, GeneratedKeyPair, KeySpec, registry
-from ..keys import SignatureRequest, device_key_for
+from ..keys import DecryptRequest, SignatureRequest, device_key_for
 from ..remote_keys import CryptoTokenUnavailableError
 from . import mechanisms, sessions
 from .config import SLOT_ID, SLOT_INDEX, SlotConfig, parameters
@@ -63,6 +67,10 @@ T = TypeVar("T")
 # Errors that mean the HSM cannot make this key (size, curve or template refused).
 _SPEC_REFUSALS = (p11.KeySizeRange, p11.DomainParamsInvalid, p11.MechanismInvalid, p11.MechanismParamInvalid,
                   p11.TemplateInconsistent, p11.AttributeValueInvalid, p11.AttributeTypeInvalid)
+# What the standard says a module answers when a ciphertext does not decrypt (wrong key, corrupted, bad padding).
+_UNDECRYPTABLE = (p11.EncryptedDataInvalid, p11.EncryptedDataLenRange)
+# A module that cannot do the decryption as asked (e.g. SoftHSM2 2.6 does OAEP with SHA-1 only).
+_DECRYPT_REFUSALS = (p11.ArgumentsBad, p11.MechanismInvalid, p11.MechanismParamInvalid)
 
 
 class SlotAccess:
@@ -227,6 +235,71 @@ class _Signer:
         return plan.finish(signature)
 
 
+class _Decryptor:
+    """The decryptor behind an RSA key handle: a :class:`DecryptRequest` in, the plaintext out.
+
+    A ciphertext that does not decrypt raises ValueError (as ``cryptography`` does) and leaves the session
+    alone: SoftHSM2 reports it as CKR_GENERAL_ERROR, which alone would read as a lost HSM (and make the NG
+    backend re-initialize the library for every bad SCEP message). So after a general error the key is
+    read once more: if the HSM answers, the ciphertext was at fault.
+    """
+
+    __slots__ = ("access", "ref")
+
+    def __init__(self, access: SlotAccess, ref: KeyRef):
+        self.access = access
+        self.ref = ref
+
+    def _not_allowed(self) -> CryptoTokenError:
+        return CryptoTokenError(f"Key '{self.ref[0]}' of {self.access.who} is not allowed to decrypt (its "
+                                "CKA_DECRYPT is false, e.g. a sign-only key made before RSA keys could decrypt): "
+                                "generate a new RSA key for decryption.")
+
+    def _decrypt(self, obj: Any, needs_pin: bool, request: DecryptRequest, mechanism: Any, param: Any) -> bytes:
+        if not isinstance(obj, DecryptMixin):  # python-pkcs11 adds the mixin only when CKA_DECRYPT is true
+            raise self._not_allowed()
+        try:
+            return obj.decrypt(request.ciphertext, mechanism=mechanism, mechanism_param=param,
+                               pin=self.access.pin if needs_pin else None)
+        except _UNDECRYPTABLE:
+            raise ValueError("Decryption failed") from None
+        except p11.GeneralError:
+            try:
+                obj[Attribute.KEY_TYPE]
+                answers = True
+            except p11.PKCS11Error:
+                answers = False
+            if not answers:
+                raise  # the HSM is gone too: the original error goes to the connection failure policy
+            raise ValueError("Decryption failed") from None
+        except p11.PKCS11Error as exc:
+            if type(exc) is p11.PKCS11Error and str(exc).endswith(" 0x68"):  # CKR_KEY_FUNCTION_NOT_PERMITTED
+                raise self._not_allowed() from None  # (python-pkcs11 has no class for it)
+            raise
+
+    def __call__(self, request: DecryptRequest) -> bytes:
+        access, ref = self.access, self.ref
+
+        def decrypt(conn: sessions.SlotConnection) -> bytes:
+            mechanism, param = mechanisms.decrypt_mechanism(request, conn.mechanisms)
+            obj, needs_pin = conn.keys.get(ref) or find_private_key(conn, ref, access.who)
+            try:
+                return self._decrypt(obj, needs_pin, request, mechanism, param)
+            except sessions.STALE_OBJECT_ERRORS:
+                conn.keys.pop(ref, None)  # the cached object went stale: look it up once more
+                obj, needs_pin = find_private_key(conn, ref, access.who)
+                return self._decrypt(obj, needs_pin, request, mechanism, param)
+
+        try:
+            return access.run(decrypt)
+        except _DECRYPT_REFUSALS as exc:
+            raise UnsupportedKeySpecError(f"The HSM of {access.who} cannot decrypt {request.describe()} with key "
+                                          f"'{ref[0]}': {sessions.describe_error(exc)}.") from None
+        except p11.PKCS11Error as exc:
+            raise CryptoTokenError(f"The HSM refused to decrypt with key '{ref[0]}' of {access.who}: "
+                                   f"{sessions.describe_error(exc)}.") from None
+
+
 class _Parameters:
     """Declared parameters, built when read: their choices follow the settings of the moment."""
 
@@ -334,7 +407,8 @@ class PKCS11CryptoTokenBackend(CryptoTokenBackend):
         except p11.PKCS11Error as exc:
             raise CryptoTokenError(f"Cannot read key '{entry.alias}' of {self.who}: "
                                    f"{sessions.describe_error(exc)}.") from None
-        return device_key_for(public_key, _Signer(access, ref), f"'{entry.alias}' on PKCS#11 {self.who}")
+        return device_key_for(public_key, _Signer(access, ref), f"'{entry.alias}' on PKCS#11 {self.who}",
+                              _Decryptor(access, ref))
 
     def remove_key_pair(self, entry: CryptoTokenKeyPair, auth_code: str) -> None:
         """Destroy every object with the key pair's label (and CKA_ID, where the key was made here)."""

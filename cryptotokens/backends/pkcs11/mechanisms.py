@@ -1,4 +1,4 @@
-"""Key generation templates, public keys read from the HSM, and the mechanism each signature uses."""
+"""Key generation templates, public keys read from the HSM, and the mechanism each signature or decryption uses."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pkcs11.util.ec import encode_named_curve_parameters
 
 from ...errors import UnsupportedKeySpecError
 from ..base import CURVES, KeySpec
-from ..keys import SignatureRequest, raw_ecdsa_to_der
+from ..keys import DecryptRequest, SignatureRequest, raw_ecdsa_to_der
 
 # Named curves as CKA_EC_PARAMS carries them (the DER OID); Edwards curves by their RFC 8410 OIDs.
 CURVE_OIDS = {
@@ -25,6 +25,8 @@ EDWARDS_BITS = {"Ed25519": 256, "Ed448": 448}  # as modules count them (whole by
 RSA_SIZES = (1024, 8192)
 
 _SIGN_ONLY = MechanismFlag.SIGN | MechanismFlag.VERIFY
+# RSA keys also encrypt/decrypt, as EJBCA makes them: SCEP clients encrypt their requests to the CA's key.
+_SIGN_AND_DECRYPT = _SIGN_ONLY | MechanismFlag.ENCRYPT | MechanismFlag.DECRYPT
 # Per hash: (CKM of the hash, its MGF1, PKCS#1 v1.5 with hashing on the HSM, PSS with hashing on the HSM).
 _HASHES: dict[str, tuple[Mechanism, MGF, Mechanism | None, Mechanism | None]] = {
     "sha1": (Mechanism.SHA_1, MGF.SHA1, Mechanism.SHA1_RSA_PKCS, Mechanism.SHA1_RSA_PKCS_PSS),
@@ -78,15 +80,18 @@ def check_supported(spec: KeySpec, mechanisms: frozenset[int], key_sizes: dict[i
 
 def generate(session: Any, spec: KeySpec, alias: str, key_id: bytes, private_extra: dict[Attribute, Any],
              public_extra: dict[Attribute, Any]) -> PublicKeyTypes:
-    """Generate a persistent signing key pair labelled ``alias`` and return its public key.
+    """Generate a persistent key pair labelled ``alias`` and return its public key.
 
-    The private key is sensitive and never extractable unless the attribute file says otherwise, and
-    both halves can only sign and verify (a CA key has no business decrypting or deriving).
+    The private key is sensitive and never extractable unless the attribute file says otherwise. EC and
+    Edwards keys only sign and verify; RSA keys also encrypt and decrypt (SCEP requests are encrypted to the
+    CA's RSA key), which an attribute file can turn off with ``CKA_DECRYPT = false``. No key wraps,
+    unwraps or derives.
     """
     private_template = {Attribute.PRIVATE: True, Attribute.SENSITIVE: True, Attribute.EXTRACTABLE: False,
                         **private_extra}
     public_template = dict(public_extra)
-    common = {"id": key_id, "label": alias, "store": True, "capabilities": _SIGN_ONLY}
+    capabilities = _SIGN_AND_DECRYPT if spec.algorithm == "RSA" else _SIGN_ONLY
+    common = {"id": key_id, "label": alias, "store": True, "capabilities": capabilities}
     if spec.algorithm == "RSA":
         public_template.setdefault(Attribute.PUBLIC_EXPONENT, b"\x01\x00\x01")  # 65537
         public, _private = session.generate_keypair(KeyType.RSA, spec.size, public_template=public_template,
@@ -192,3 +197,19 @@ def plan_for(request: SignatureRequest, mechanisms: frozenset[int]) -> SignPlan:
     if not request.prehashed and pss_mech in mechanisms:
         return SignPlan(pss_mech, param, "data")
     raise UnsupportedKeySpecError(f"This PKCS#11 slot cannot sign RSA-PSS with {name.upper()}.")
+
+
+def decrypt_mechanism(request: DecryptRequest, mechanisms: frozenset[int]) -> tuple[Mechanism, tuple | None]:
+    """The mechanism and parameter for an RSA decryption: CKM_RSA_PKCS, or CKM_RSA_PKCS_OAEP with
+    (CKM of the hash, CKG_MGF1 of the MGF1 hash, the label as CKZ_DATA_SPECIFIED source data)."""
+    if request.scheme == "PKCS1v15":
+        if Mechanism.RSA_PKCS in mechanisms:
+            return Mechanism.RSA_PKCS, None
+        raise UnsupportedKeySpecError("This PKCS#11 slot does not decrypt RSA PKCS#1 v1.5 (no CKM_RSA_PKCS).")
+    assert request.hash is not None and request.mgf_hash is not None
+    hash_entry, mgf_entry = _HASHES.get(request.hash.name), _HASHES.get(request.mgf_hash.name)
+    if hash_entry is None or mgf_entry is None:
+        raise UnsupportedKeySpecError(f"PKCS#11 does not define {request.describe()}.")
+    if Mechanism.RSA_PKCS_OAEP not in mechanisms:
+        raise UnsupportedKeySpecError("This PKCS#11 slot does not decrypt RSA-OAEP (no CKM_RSA_PKCS_OAEP).")
+    return Mechanism.RSA_PKCS_OAEP, (hash_entry[0], mgf_entry[1], request.label)
