@@ -40,6 +40,14 @@ def _token(name: str) -> CryptoToken:
     return token
 
 
+def _allowed_token(request, name: str, action: str) -> CryptoToken:
+    """The token, once the caller holds ``/cryptotoken/<action>/<id>``: the rule is checked before the body is
+    read, so a caller without it learns nothing from validation errors (the service checks it again)."""
+    token = _token(name)
+    actor_for_request(request).require(f"/cryptotoken/{action}/{token.pk}")
+    return token
+
+
 def _spec(alg: str, spec: str) -> str:
     """EJBCA sends the algorithm and the size or curve apart ("RSA" + "2048", "ECDSA" + "P-256")."""
     alg = alg.strip().upper()
@@ -62,9 +70,9 @@ class _TokenView(APIView):
 class ActivateView(_TokenView):
     @extend_schema(request=ActivationSerializer, responses={200: _message}, operation_id="cryptotoken_activate")
     def put(self, request, cryptotoken_name: str):
+        token = _allowed_token(request, cryptotoken_name, "activate")
         data = ActivationSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        token = _token(cryptotoken_name)
         services.activate(actor_for_request(request), token, data.validated_data["activation_code"])
         return Response({"message": f"Crypto token '{token.name}' is active."})
 
@@ -80,9 +88,9 @@ class DeactivateView(_TokenView):
 class GenerateKeysView(_TokenView):
     @extend_schema(request=KeyGenerationSerializer, responses={201: _message}, operation_id="cryptotoken_generatekeys")
     def post(self, request, cryptotoken_name: str):
+        token = _allowed_token(request, cryptotoken_name, "generate_keys")
         data = KeyGenerationSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        token = _token(cryptotoken_name)
         spec = _spec(data.validated_data["key_alg"], data.validated_data["key_spec"])
         KeySpec.parse(spec)
         entry = services.generate_key_pair(actor_for_request(request), token, data.validated_data["key_pair_alias"],

@@ -348,6 +348,8 @@ def export_key_pair(actor: Actor, token: CryptoToken, alias: str, password: str)
     from .backends.soft import encrypt_pkcs12
 
     actor.require(f"/cryptotoken/view/{token.pk}")
+    # Taking a private key away is more than looking at the token: viewers (auditors) may not.
+    actor.require(f"/cryptotoken/modify/{token.pk}")
     if not backend_for(token).supports_export:
         raise CryptoTokenError(f"Keys of a {token.token_type} never leave the token.")
     if not token.allow_export:

@@ -83,6 +83,8 @@ def actor_for_user(user) -> Actor:
 
     if not getattr(user, "is_authenticated", False):
         return Actor(name="anonymous", kind="anonymous")
+    if getattr(user, "pki_actor", None) is not None:  # a client-certificate caller (pki.auth.clientcert)
+        return user.pki_actor
     role_ids = RoleMember.objects.filter(
         match_type=MemberMatch.LOCAL_USER, match_value=user.get_username()
     ).values_list("role_id", flat=True)
@@ -93,6 +95,8 @@ def actor_for_request(request) -> Actor:
     """The actor of a web or API request, computed once and kept on the request."""
     actor = getattr(request, "_pki_actor", None)
     if actor is None:
-        actor = actor_for_user(request.user)
+        from .oauth import actor_for_oauth_request  # OAuth callers (bearer token or OIDC session) first
+
+        actor = actor_for_oauth_request(request) or actor_for_user(request.user)
         request._pki_actor = actor
     return actor

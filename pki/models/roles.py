@@ -1,6 +1,8 @@
 """Roles, their members and access rules (EJBCA's authorization model)."""
 
 from django.db import models
+from django.db.models import Value
+from django.db.models.functions import Coalesce
 
 from ..choices import MemberMatch
 
@@ -29,6 +31,13 @@ class RoleMember(models.Model):
         "pki.CertificateAuthority", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
     )
     description = models.CharField(max_length=255, blank=True, default="")
+
+    class Meta:
+        constraints = [
+            # The same match twice in one role is a mistake; NULL issuer (non-certificate members) counts as 0.
+            models.UniqueConstraint("role", "match_type", "match_value", "provider", "claim",
+                                    Coalesce("issuer_ca", Value(0)), name="unique_member_per_role"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.role}: {self.get_match_type_display()} = {self.match_value}"

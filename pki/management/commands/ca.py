@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from datetime import timedelta
 from pathlib import Path
 
@@ -53,6 +54,12 @@ class Command(GroupCommand):
         p.add_argument("--crldp", default="")
         p.add_argument("--ocspurl", default="")
         p.add_argument("--default", action="store_true", help="Use this CA when SCEP/REST name none")
+        p.add_argument("--uniquepublickeys", action=argparse.BooleanOptionalAction, default=True,
+                       help="Enforce unique public keys (EJBCA's default: on)")
+        p.add_argument("--uniquedn", action=argparse.BooleanOptionalAction, default=True,
+                       help="Enforce unique DN (EJBCA's default: on)")
+        p.add_argument("--uniquednserialnumber", action=argparse.BooleanOptionalAction, default=False,
+                       help="Enforce unique Subject DN SerialNumber (default: off)")
 
     def handle_init(self, caname=None, dn=None, **o):
         if not caname:
@@ -71,6 +78,8 @@ class Command(GroupCommand):
             signature_algorithm=o["signalg"], certificate_profile=o["certprofile"],
             crl_period=o["crlperiod"], crl_overlap=o["crloverlap"], delta_crl_period=o["deltacrlperiod"],
             crl_distribution_point=o["crldp"], ocsp_url=o["ocspurl"], is_default=o["default"],
+            enforce_unique_public_keys=o["uniquepublickeys"], enforce_unique_dn=o["uniquedn"],
+            enforce_unique_dn_serial_number=o["uniquednserialnumber"],
         ))
         self.stdout.write(f"Created CA '{ca.name}' ({ca.subject_dn}), id {ca.pk}")
 

@@ -1,5 +1,6 @@
 """``python manage.py init``: create the demo PKI on first start (safe to run again)."""
 
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from pki import bootstrap
@@ -9,6 +10,8 @@ class Command(BaseCommand):
     help = "Create the ManagementCA, default profiles, roles and the admin account (idempotent)."
 
     def handle(self, *args, **options):
+        # Without Redis the shared cache is a database table (a no-op for other cache backends).
+        call_command("createcachetable", verbosity=0)
         result = bootstrap.run()
         if result.created:
             for item in result.created:

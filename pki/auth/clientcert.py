@@ -1,0 +1,237 @@
+"""Client certificate authentication behind the TLS proxy (``PKI_BEHIND_TLS_PROXY``).
+
+nginx verifies the client certificate and always sets two headers, whatever the client sent
+(deploy/nginx/pki.conf): ``X-SSL-Client-Verify`` (``SUCCESS``, ``NONE``, ``FAILED:...``) and
+``X-SSL-Client-Cert`` (the URL-encoded PEM). The application believes them only when it runs behind
+that proxy, and, if ``PKI_TRUSTED_PROXIES`` lists addresses or networks, only from those peers.
+
+A forwarded certificate becomes an identity when:
+1. it was issued by a CA of this installation (issuer name and signature checked against the CA
+   certificate or an earlier certificate of the same CA),
+2. the database holds it, byte for byte (fingerprint), and it is neither revoked, on hold nor expired,
+3. a role member matches it: ``CERTIFICATE_SERIAL`` (issuing CA + serial, hex) or ``CERTIFICATE_CN``
+   (issuing CA + a CN of the subject).
+
+A certificate from a CA that is not ours is ignored (nginx may trust other CAs). One of ours that fails
+check 2 is refused (API: 401; UI: no identity) and the refusal is audited. One that passes but matches
+no member is no identity here: the caller may still authenticate otherwise (session, bearer token).
+
+Two entry points share :func:`authenticate_request`: :class:`ClientCertificateMiddleware` (admin UI;
+sets ``request.user`` when nobody is logged in, nothing is stored in the session) and
+:class:`ClientCertificateAuthentication` (DRF).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.x509.oid import NameOID
+from django.conf import settings
+from django.utils import timezone
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.exceptions import AuthenticationFailed
+
+from .access import Actor, rules_for_roles
+
+logger = logging.getLogger("pki.auth")
+
+VERIFY_HEADER = "HTTP_X_SSL_CLIENT_VERIFY"
+CERT_HEADER = "HTTP_X_SSL_CLIENT_CERT"
+AUDIT_EVENT = "CLIENT_CERTIFICATE_LOGIN"
+
+
+class ClientCertificateRefused(Exception):
+    """A certificate of one of our CAs that must not authenticate anyone (the reason is safe to show)."""
+
+
+@dataclass
+class CertificateUser:
+    """``request.user`` of a caller authenticated by a client certificate (no database row)."""
+
+    pki_actor: Actor
+    serial: str
+    ca_name: str
+    is_authenticated = True
+    is_anonymous = False
+    is_active = True
+    is_staff = False
+    is_superuser = False
+    pk = None
+    id = None
+
+    def get_username(self) -> str:
+        return self.pki_actor.name
+
+    def has_usable_password(self) -> bool:
+        return False
+
+    def __str__(self) -> str:
+        return self.pki_actor.name
+
+
+def _trusted_peer(request) -> bool:
+    if not getattr(settings, "PKI_BEHIND_TLS_PROXY", False):
+        return False
+    proxies = getattr(settings, "PKI_TRUSTED_PROXIES", [])
+    if not proxies:
+        return True  # the application port is reachable only through the proxy (docker-compose)
+    try:
+        peer = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
+    except ValueError:
+        return False
+    return any(peer in ipaddress.ip_network(p, strict=False) for p in proxies)
+
+
+def forwarded_certificate(request) -> x509.Certificate | None:
+    """The client certificate nginx verified and forwarded, if this request may carry one."""
+    raw = request.META.get(CERT_HEADER, "")
+    if not raw or request.META.get(VERIFY_HEADER, "") != "SUCCESS" or not _trusted_peer(request):
+        return None
+    try:
+        return x509.load_pem_x509_certificate(unquote(raw).encode("ascii"))
+    except (ValueError, UnicodeEncodeError):
+        logger.warning("Unreadable client certificate header from %s", request.META.get("REMOTE_ADDR", ""))
+        return None
+
+
+def _issuing_ca(cert: x509.Certificate):
+    """The local CA that signed ``cert`` (current or earlier CA certificate), else None."""
+    from ..models import CACertificate, CertificateAuthority
+
+    def signed_by(ca_cert: x509.Certificate) -> bool:
+        if ca_cert.subject != cert.issuer:
+            return False
+        try:
+            cert.verify_directly_issued_by(ca_cert)
+        except (ValueError, TypeError, InvalidSignature):
+            return False
+        return True
+
+    for ca in CertificateAuthority.objects.local():
+        current = ca.certificate
+        if current is None or current.subject != cert.issuer:
+            continue
+        # The current CA certificate first; earlier ones (a renewal with a new key) only when it did not sign.
+        if signed_by(current) or any(signed_by(x509.load_der_x509_certificate(bytes(der))) for der in
+                                     CACertificate.objects.filter(ca=ca).values_list("certificate_der", flat=True)):
+            return ca
+    return None
+
+
+def _common_names(cert: x509.Certificate) -> list[str]:
+    return [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+
+
+def actor_for_certificate(cert: x509.Certificate) -> Actor | None:
+    """The actor a forwarded certificate stands for; None when it is not ours or matches no role member.
+
+    Raises ClientCertificateRefused for a certificate of ours that is unknown, revoked, on hold or expired.
+    """
+    from ..choices import CertificateStatus, MemberMatch
+    from ..models import Certificate, RoleMember
+
+    ca = _issuing_ca(cert)
+    if ca is None:
+        return None
+    serial = format(cert.serial_number, "x")
+    row = Certificate.objects.filter(ca=ca, serial=serial).only(
+        "status", "not_before", "not_after", "fingerprint_sha256").first()
+    if row is None or row.fingerprint_sha256 != cert.fingerprint(hashes.SHA256()).hex():
+        raise ClientCertificateRefused(f"client certificate {serial} of CA {ca.name} is not known")
+    if row.status != CertificateStatus.ACTIVE:
+        raise ClientCertificateRefused(f"client certificate {serial} of CA {ca.name} is revoked")
+    now = timezone.now()
+    if not (row.not_before <= now <= row.not_after):
+        raise ClientCertificateRefused(f"client certificate {serial} of CA {ca.name} is expired or not yet valid")
+    cns = _common_names(cert)
+    role_ids = set(
+        RoleMember.objects.filter(issuer_ca=ca, match_type=MemberMatch.CERTIFICATE_SERIAL, match_value=serial)
+        .values_list("role_id", flat=True))
+    if cns:
+        role_ids |= set(RoleMember.objects.filter(issuer_ca=ca, match_type=MemberMatch.CERTIFICATE_CN,
+                                                  match_value__in=cns).values_list("role_id", flat=True))
+    if not role_ids:
+        logger.info("Client certificate %s of CA %s matches no role member", serial, ca.name)
+        return None
+    name = f"{cns[0] if cns else cert.subject.rfc4514_string()} (certificate {serial}, CA {ca.name})"[:255]
+    return Actor(name=name, kind="certificate", role_rules=rules_for_roles(sorted(role_ids)))
+
+
+def authenticate_request(request) -> CertificateUser | None:
+    """The certificate user of this request, once per request (the middleware and DRF share the answer).
+
+    Raises ClientCertificateRefused (audited) for a certificate of ours that must not authenticate.
+    """
+    django_request = getattr(request, "_request", request)
+    cached = getattr(django_request, "_pki_cert_result", None)
+    if cached is not None:
+        if isinstance(cached, ClientCertificateRefused):
+            raise cached
+        return cached or None
+    cert = forwarded_certificate(django_request)
+    result: CertificateUser | ClientCertificateRefused | bool = False
+    if cert is not None:
+        try:
+            who = actor_for_certificate(cert)
+        except ClientCertificateRefused as exc:
+            from .. import audit
+
+            audit.record_failure(AUDIT_EVENT, cert.subject.rfc4514_string()[:255], str(exc),
+                                 object_type="certificate", object_id=format(cert.serial_number, "x"),
+                                 details={"ip": django_request.META.get("REMOTE_ADDR", "")})
+            result = exc
+        else:
+            if who is not None:
+                result = CertificateUser(who, format(cert.serial_number, "x"), "")
+    django_request._pki_cert_result = result
+    if isinstance(result, ClientCertificateRefused):
+        raise result
+    return result or None
+
+
+class ClientCertificateMiddleware:
+    """Admin UI: a request with nobody logged in but a matching client certificate runs as that certificate.
+
+    Goes after AuthenticationMiddleware. A logged-in session keeps precedence; a refused certificate
+    leaves the request anonymous (the login page then explains nothing more than it must).
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        # A call with an Authorization header (bearer token, Basic) is authenticated by that, not here.
+        if (getattr(settings, "PKI_BEHIND_TLS_PROXY", False) and CERT_HEADER in request.META
+                and "HTTP_AUTHORIZATION" not in request.META):
+            user = getattr(request, "user", None)
+            if user is None or not user.is_authenticated:
+                try:
+                    cert_user = authenticate_request(request)
+                except ClientCertificateRefused:
+                    cert_user = None
+                if cert_user is not None:
+                    request.user = cert_user
+                    request._pki_actor = cert_user.pki_actor
+        return self.get_response(request)
+
+
+class ClientCertificateAuthentication(BaseAuthentication):
+    """DRF: authenticate an API call by its forwarded client certificate (401 for a refused one of ours)."""
+
+    def authenticate(self, request):
+        if not getattr(settings, "PKI_BEHIND_TLS_PROXY", False):
+            return None
+        try:
+            cert_user = authenticate_request(request)
+        except ClientCertificateRefused as exc:
+            raise AuthenticationFailed(str(exc)) from None
+        if cert_user is None:
+            return None
+        request._request._pki_actor = cert_user.pki_actor  # what actor_for_request answers from now on
+        return (cert_user, None)
