@@ -1,14 +1,30 @@
 from django.apps import AppConfig
 
 
+def _profile_rules():
+    """Per end entity profile access rules (``/endentityprofilesrules/<id>/<action>``) for the roles editor."""
+    from pki.auth.resources import EE_PROFILE_ACTIONS, EE_PROFILE_GROUP, object_rules
+
+    from .models import EndEntityProfile
+
+    for pk, name in EndEntityProfile.objects.order_by("pk").values_list("pk", "name"):
+        yield from object_rules(EE_PROFILE_GROUP, f"/endentityprofilesrules/{pk}", f"End entity profile {name}",
+                                EE_PROFILE_ACTIONS, order=40)
+
+
 class EndEntitiesConfig(AppConfig):
     name = "endentities"
     verbose_name = "End entities"
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from pki.audit import register_subject_redaction
+        from pki.auth.resources import register_resource_provider
         from pki.bootstrap import register_step
 
         from .services import ensure_empty_profile
+        from .subject import redaction_for_username
 
         register_step(lambda result: ensure_empty_profile(result.created), order=50)
+        register_subject_redaction(redaction_for_username)
+        register_resource_provider("endentityprofiles", _profile_rules, order=40)

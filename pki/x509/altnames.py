@@ -1,27 +1,31 @@
 """Subject alternative names in EJBCA's string syntax:
-``DNSNAME=host.example.com, RFC822NAME=a@example.com, IPADDRESS=10.0.0.1, URI=https://x, UPN=a@corp``."""
+``DNSNAME=host.example.com, RFC822NAME=a@example.com, IPADDRESS=10.0.0.1, URI=https://x, UPN=a@corp``.
+
+Every type of ``pki.x509.fields.ALT_NAME_FIELDS`` is understood: the GeneralName choices and the
+OtherNames of ``pki.x509.othernames`` (GUID, KRB5PRINCIPAL, PERMANENTIDENTIFIER, SUBJECTIDENTIFICATIONMETHOD,
+FASCN, XMPPADDR, SRVNAME). A comma inside a value is written ``\\,``; a directoryName value may also
+keep its DN's commas unescaped (what follows that is not an alt-name key belongs to the DN).
+"""
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import re
 
-from asn1crypto import core
 from cryptography import x509
 from cryptography.x509.oid import ObjectIdentifier
 
 from .dn import DNError, format_dn, parse_dn
+from .fields import ALT_ALIASES, ALT_BY_KEY, ALT_BY_OTHER_NAME_OID
+from .othernames import CODECS, OtherNameError
 
 UPN_OID = ObjectIdentifier("1.3.6.1.4.1.311.20.2.3")
 
-ALT_NAME_KEYS = {
-    "DNSNAME": "DNSNAME", "DNS": "DNSNAME",
-    "RFC822NAME": "RFC822NAME", "EMAIL": "RFC822NAME",
-    "IPADDRESS": "IPADDRESS", "IP": "IPADDRESS",
-    "URI": "URI", "UNIFORMRESOURCEIDENTIFIER": "URI", "UNIFORMRESOURCEID": "URI",
-    "UPN": "UPN",
-    "DIRECTORYNAME": "DIRECTORYNAME",
-    "REGISTEREDID": "REGISTEREDID",
-}
+# Every accepted spelling (upper case) -> EJBCA's key.
+ALT_NAME_KEYS: dict[str, str] = dict(ALT_ALIASES)
+
+_UNESCAPED_COMMA = re.compile(r"(?<!\\),")
 
 
 class AltNameError(ValueError):
@@ -29,23 +33,54 @@ class AltNameError(ValueError):
 
 
 def parse_altname_pairs(text: str) -> list[tuple[str, str]]:
-    """(KEY, value) pairs in order. A comma inside a directoryName value belongs to that value."""
+    """(KEY, value) pairs in order; an empty value (``OU=``-style placeholder) is kept as "".
+    ``\\,`` is a comma inside a value; a comma inside a directoryName value may also be unescaped. A
+    directoryName's value comes back as a plain DN string (``CN=a\\,b,O=Org``)."""
     pairs: list[tuple[str, str]] = []
     if not text or not text.strip():
         return pairs
-    for chunk in text.split(","):
+    for chunk in _UNESCAPED_COMMA.split(text):
         key, sep, value = chunk.partition("=")
         norm = ALT_NAME_KEYS.get(key.strip().upper()) if sep else None
         if norm is None:
             if pairs and pairs[-1][0] == "DIRECTORYNAME":
-                pairs[-1] = (pairs[-1][0], pairs[-1][1] + "," + chunk)
+                pairs[-1] = (pairs[-1][0], pairs[-1][1] + "," + chunk.strip())
                 continue
             raise AltNameError(f"Unknown subject alternative name '{chunk.strip()}'")
-        pairs.append((norm, value.strip()))
-    return pairs
+        value = value.strip()
+        if norm != "DIRECTORYNAME":
+            value = value.replace("\\,", ",")
+        pairs.append((norm, value))
+    # a directoryName value is its DN string, one level of escaping undone
+    return [(k, _unescape_once(v) if k == "DIRECTORYNAME" else v) for k, v in pairs]
 
 
-def _general_name(key: str, value: str) -> x509.GeneralName:
+def escape_altname_value(key: str, value: str) -> str:
+    """A value as written in an alt-name string: commas escaped; a directoryName is LDAP-escaped once more
+    (``CN=a\\,b,O=Org`` -> ``CN=a\\\\\\,b\\,O=Org``)."""
+    if key == "DIRECTORYNAME":
+        return value.replace("\\", "\\\\").replace(",", "\\,")
+    return value.replace(",", "\\,")
+
+
+def _unescape_once(value: str) -> str:
+    """Undo one level of LDAP escaping of a directoryName value (``\\,`` -> ``,``, ``\\\\`` -> ``\\``)."""
+    out: list[str] = []
+    i = 0
+    while i < len(value):
+        if value[i] == "\\" and i + 1 < len(value) and value[i + 1] in ",\\":
+            out.append(value[i + 1])
+            i += 2
+            continue
+        out.append(value[i])
+        i += 1
+    return "".join(out)
+
+
+@functools.lru_cache(maxsize=8192)  # a pure function of its text; GeneralNames are immutable values
+def general_name(key: str, value: str) -> x509.GeneralName:
+    """One alt name of EJBCA type ``key`` (any accepted spelling) as a ``cryptography`` GeneralName."""
+    key = ALT_NAME_KEYS.get(key.strip().upper(), key)
     if not value:
         raise AltNameError(f"{key} has an empty value")
     try:
@@ -59,42 +94,60 @@ def _general_name(key: str, value: str) -> x509.GeneralName:
             return x509.IPAddress(ipaddress.ip_address(value))
         if key == "URI":
             return x509.UniformResourceIdentifier(value)
-        if key == "UPN":
-            return x509.OtherName(UPN_OID, core.UTF8String(value).dump())
         if key == "DIRECTORYNAME":
             return x509.DirectoryName(parse_dn(value))
         if key == "REGISTEREDID":
             return x509.RegisteredID(ObjectIdentifier(value))
-    except (ValueError, DNError) as exc:
+        codec = CODECS.get(key)
+        if codec is not None:
+            return x509.OtherName(ObjectIdentifier(ALT_BY_KEY[key].other_name_oid), codec[0](value))
+    except (ValueError, DNError, OtherNameError) as exc:
+        if isinstance(exc, AltNameError):
+            raise
         raise AltNameError(f"{key}={value}: {exc}") from None
     raise AltNameError(f"Unsupported subject alternative name {key}")
 
 
+_general_name = general_name  # the name it had before
+
+
 def parse_altnames(text: str) -> list[x509.GeneralName]:
-    return [_general_name(k, v) for k, v in parse_altname_pairs(text)]
+    return [general_name(k, v) for k, v in parse_altname_pairs(text)]
+
+
+def altname_pair(gn: x509.GeneralName) -> tuple[str, str]:
+    """(EJBCA key, string value) of one GeneralName; an OtherName of no known type is ``OTHERNAME``."""
+    if isinstance(gn, x509.DNSName):
+        return "DNSNAME", gn.value
+    if isinstance(gn, x509.RFC822Name):
+        return "RFC822NAME", gn.value
+    if isinstance(gn, x509.IPAddress):
+        return "IPADDRESS", str(gn.value)
+    if isinstance(gn, x509.UniformResourceIdentifier):
+        return "URI", gn.value
+    if isinstance(gn, x509.DirectoryName):
+        return "DIRECTORYNAME", format_dn(gn.value)
+    if isinstance(gn, x509.RegisteredID):
+        return "REGISTEREDID", gn.value.dotted_string
+    if isinstance(gn, x509.OtherName):
+        field = ALT_BY_OTHER_NAME_OID.get(gn.type_id.dotted_string)
+        if field is not None:
+            try:
+                return field.key, CODECS[field.key][1](gn.value)
+            except (ValueError, KeyError, TypeError):
+                pass
+        return "OTHERNAME", gn.type_id.dotted_string
+    return "OTHERNAME", ""
+
+
+def canonical_altname_value(key: str, value: str, gn: x509.GeneralName) -> str:
+    """The string form :func:`altname_pair` would give for ``gn``, without decoding its DER when the input
+    string already is that form (what the validation of many end entities needs to be quick)."""
+    if key in ("IPADDRESS", "DIRECTORYNAME", "FASCN", "GUID"):
+        return altname_pair(gn)[1]
+    return value
 
 
 def format_altnames(names) -> str:
     """General names (e.g. a SubjectAlternativeName value) as an EJBCA alt name string."""
-    parts = []
-    for gn in names:
-        if isinstance(gn, x509.DNSName):
-            parts.append(f"DNSNAME={gn.value}")
-        elif isinstance(gn, x509.RFC822Name):
-            parts.append(f"RFC822NAME={gn.value}")
-        elif isinstance(gn, x509.IPAddress):
-            parts.append(f"IPADDRESS={gn.value}")
-        elif isinstance(gn, x509.UniformResourceIdentifier):
-            parts.append(f"URI={gn.value}")
-        elif isinstance(gn, x509.DirectoryName):
-            parts.append(f"DIRECTORYNAME={format_dn(gn.value)}")
-        elif isinstance(gn, x509.RegisteredID):
-            parts.append(f"REGISTEREDID={gn.value.dotted_string}")
-        elif isinstance(gn, x509.OtherName) and gn.type_id == UPN_OID:
-            try:
-                parts.append(f"UPN={core.load(gn.value).native}")
-            except ValueError:
-                parts.append(f"OTHERNAME={gn.type_id.dotted_string}")
-        elif isinstance(gn, x509.OtherName):
-            parts.append(f"OTHERNAME={gn.type_id.dotted_string}")
-    return ", ".join(parts)
+    return ", ".join(f"{k}={escape_altname_value(k, v)}" for k, v in (altname_pair(gn) for gn in names))

@@ -7,12 +7,15 @@ character; an attribute may be named by its dotted OID.
 
 from __future__ import annotations
 
+import functools
 import re
 
+from asn1crypto import core
 from cryptography import x509
-from cryptography.x509.oid import ObjectIdentifier
+from cryptography.x509.name import _ASN1Type
+from cryptography.x509.oid import NameOID, ObjectIdentifier
 
-from .fields import BY_OID, DNField, field_for
+from .fields import BY_OID, ENC_CERTIFICATION_ID, ENC_DER_OR_UTF8, DNField, field_for
 
 
 class DNError(ValueError):
@@ -23,8 +26,17 @@ _SPECIAL = set(',+"\\<>;=')
 _OID_RE = re.compile(r"^(?:OID\.)?(\d+(?:\.\d+)+)$", re.IGNORECASE)
 
 
+_PLAIN_SPLIT = {",+": re.compile(r"([,+])"), "=": re.compile(r"(=)")}
+_NEEDS_ESCAPE = re.compile(r'[,+"\\<>;=]|^[# ]| $')
+
+
 def _split(text: str, seps: str) -> list[tuple[str, str]]:
     """Split on unescaped separators, outside quotes. Returns (part, separator that ended it)."""
+    if "\\" not in text and '"' not in text:  # the usual DN: nothing escaped or quoted, split at C speed
+        pieces = _PLAIN_SPLIT[seps].split(text) if seps in _PLAIN_SPLIT else None
+        if pieces is not None:
+            pieces.append("")
+            return [(pieces[i], pieces[i + 1]) for i in range(0, len(pieces) - 1, 2)]
     parts: list[tuple[str, str]] = []
     buf: list[str] = []
     i, quoted = 0, False
@@ -51,6 +63,8 @@ def _split(text: str, seps: str) -> list[tuple[str, str]]:
 
 def _unescape(value: str) -> str:
     value = value.strip()
+    if "\\" not in value and '"' not in value:
+        return value
     if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
         value = value[1:-1]
     out: list[str] = []
@@ -77,8 +91,14 @@ def _unescape(value: str) -> str:
     return "".join(out)
 
 
-def escape_value(value: str) -> str:
-    """Escape a value for a DN string."""
+def escape_value(value: str, key: str | None = None) -> str:
+    """Escape a value for a DN string. A '#'-hex DER value of an attribute that takes one stays as is."""
+    if key is not None and value.startswith("#"):
+        field = field_for(key)
+        if field is not None and field.encoding == ENC_DER_OR_UTF8:
+            return "#" + escape_value(value[1:])
+    if not _NEEDS_ESCAPE.search(value):
+        return value
     out = []
     for idx, ch in enumerate(value):
         if ch in _SPECIAL or (idx == 0 and ch in "# ") or (idx == len(value) - 1 and ch == " "):
@@ -99,20 +119,27 @@ def parse_dn_pairs(dn: str) -> list[list[tuple[str, str]]]:
             if sep == "" and not current and rdns:
                 break  # trailing comma
             raise DNError(f"Empty RDN in DN '{dn}'")
-        pieces = _split(part, "=")
-        if len(pieces) < 2:
-            raise DNError(f"Missing '=' in DN component '{part.strip()}'")
-        key = pieces[0][0].strip()
-        value = _unescape(part[len(pieces[0][0]) + 1 :])
-        m = _OID_RE.match(key)
-        if m:
+        if "\\" in part or '"' in part:
+            pieces = _split(part, "=")
+            if len(pieces) < 2:
+                raise DNError(f"Missing '=' in DN component '{part.strip()}'")
+            raw_key = pieces[0][0]
+            value = _unescape(part[len(raw_key) + 1 :])
+        else:  # nothing escaped: the key ends at the first '='
+            raw_key, eq, value = part.partition("=")
+            if not eq:
+                raise DNError(f"Missing '=' in DN component '{part.strip()}'")
+            value = value.strip()
+        field = field_for(raw_key)
+        if field is not None:
+            name = field.key
+        else:
+            key = raw_key.strip()
+            m = _OID_RE.match(key)
+            if not m:
+                raise DNError(f"Unknown DN attribute '{key}'")
             field = BY_OID.get(m.group(1))
             name = field.key if field else m.group(1)
-        else:
-            field = field_for(key)
-            if field is None:
-                raise DNError(f"Unknown DN attribute '{key}'")
-            name = field.key
         current.append((name, value))
         if sep != "+":
             rdns.append(current)
@@ -120,18 +147,115 @@ def parse_dn_pairs(dn: str) -> list[list[tuple[str, str]]]:
     return rdns
 
 
+class _RawTag:
+    """Stands in for cryptography's ``_ASN1Type`` so that an attribute value is written with any tag.
+
+    cryptography writes a name attribute as ``tag`` + the UTF-8 bytes of its value; with this tag and the
+    DER contents as the value, the attribute carries a value no string type can (PostalAddress's SEQUENCE,
+    CertificationID). The contents must be valid UTF-8, which holds for short ASCII/UTF-8 structures.
+    cryptography cannot *read* such a name back (``cert.subject`` raises): use :func:`format_subject_of`."""
+
+    def __init__(self, tag: int):
+        self.value = tag
+        self.name = f"RAW_0x{tag:02X}"
+
+
+_PRINTABLE_RE = re.compile(r"[A-Za-z0-9 '()+,\-./:=?]*")
+_STRING_TAGS = {t.value: t for t in _ASN1Type if t not in (_ASN1Type.BitString,)}
+_CERTIFICATION_ID_RE = re.compile(r"BSI-K-TR-\d{4}-\d{4}")
+
+
+def raw_attribute(oid: ObjectIdentifier, der: bytes) -> x509.NameAttribute:
+    """A name attribute whose value is the given DER value, written as is."""
+    try:
+        value = core.load(der)
+    except ValueError as exc:
+        raise DNError(f"Attribute {oid.dotted_string}: not one DER value ({exc})") from None
+    if value.dump() != der or (der[0] & 0x1F) == 0x1F:
+        raise DNError(f"Attribute {oid.dotted_string}: not one DER value with a one-byte tag")
+    tag, contents = der[0], value.contents
+    if tag in _STRING_TAGS:  # a plain string type: let cryptography write (and read) it normally
+        codec = {_ASN1Type.BMPString.value: "utf-16-be", _ASN1Type.UniversalString.value: "utf-32-be"}.get(
+            tag, "utf-8")
+        try:
+            return x509.NameAttribute(oid, contents.decode(codec), _STRING_TAGS[tag])
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise DNError(f"Attribute {oid.dotted_string}: {exc}") from None
+    if tag == 0x03 and oid == NameOID.X500_UNIQUE_IDENTIFIER:
+        return x509.NameAttribute(oid, contents, _ASN1Type.BitString)
+    try:
+        text = contents.decode("utf-8")
+    except UnicodeDecodeError:
+        raise DNError(
+            f"Attribute {oid.dotted_string}: this DER value cannot be written (its contents are not UTF-8; "
+            "keep each element shorter than 128 bytes)"
+        ) from None
+    attr = x509.NameAttribute(oid, "")
+    attr._value = text  # see _RawTag
+    attr._type = _RawTag(tag)  # type: ignore[assignment]
+    return attr
+
+
+def certification_id_der(value: str) -> bytes:
+    """BSI TR-03145-5 CertificationID: SEQUENCE { version INTEGER (1), PrintableString (SIZE(18)) } for
+    ``BSI-K-TR-NNNN-YYYY``."""
+    if not _CERTIFICATION_ID_RE.fullmatch(value):
+        raise DNError(f"CERTIFICATIONID '{value}' is not of the form BSI-K-TR-NNNN-YYYY (18 characters)")
+    return core.Sequence(contents=core.Integer(1).dump() + core.PrintableString(value).dump()).dump()
+
+
+# Name attributes are immutable values and DN parts repeat across requests (O, OU, C, L, ...): building one
+# (field lookup, checks, cryptography's own validation) was a fifth of an end entity validation.
+@functools.lru_cache(maxsize=8192)
 def _attribute(name: str, value: str) -> x509.NameAttribute:
     field: DNField | None = field_for(name)
     if field is None:
-        return x509.NameAttribute(ObjectIdentifier(name), value)
-    if field.max_length and len(value) > field.max_length:
-        raise DNError(f"DN attribute {field.key} is longer than {field.max_length} characters")
+        try:
+            return x509.NameAttribute(ObjectIdentifier(name), value)
+        except ValueError as exc:
+            raise DNError(f"DN attribute {name}: {exc}") from None
     if not value:
         raise DNError(f"DN attribute {field.key} has an empty value")
+    if field.encoding == ENC_CERTIFICATION_ID:
+        return raw_attribute(field.oid, certification_id_der(value))
+    if field.encoding == ENC_DER_OR_UTF8:
+        if value.startswith("#"):
+            try:
+                der = bytes.fromhex(value[1:])
+            except ValueError:
+                raise DNError(f"DN attribute {field.key}: '#' must be followed by hex-encoded DER") from None
+            if not der:
+                raise DNError(f"DN attribute {field.key}: '#' must be followed by hex-encoded DER")
+            return raw_attribute(field.oid, der)
+        return x509.NameAttribute(field.oid, value, _ASN1Type.UTF8String)
+    if field.max_length and len(value) > field.max_length:
+        raise DNError(f"DN attribute {field.key} is longer than {field.max_length} characters")
+    # cryptography writes whatever it is given under the string tag: a value the type cannot hold would be
+    # invalid DER, so it is refused here.
+    if field.asn1_type == _ASN1Type.PrintableString and not _PRINTABLE_RE.fullmatch(value):
+        raise DNError(f"DN attribute {field.key} is a PrintableString: A-Z a-z 0-9 space and ' ( ) + , - . / : = ? "
+                      f"only, not '{value}'")
+    if field.asn1_type == _ASN1Type.IA5String and not value.isascii():
+        raise DNError(f"DN attribute {field.key} is an IA5String: ASCII characters only, not '{value}'")
     try:
         return x509.NameAttribute(field.oid, value, field.asn1_type)
     except ValueError as exc:
         raise DNError(f"DN attribute {field.key}: {exc}") from None
+
+
+@functools.lru_cache(maxsize=8192)
+def _rdn(pairs: tuple[tuple[str, str], ...]) -> x509.RelativeDistinguishedName:
+    return x509.RelativeDistinguishedName([_attribute(k, v) for k, v in pairs])
+
+
+def name_from_pairs(rdns: list[list[tuple[str, str]]]) -> x509.Name:
+    """An ``x509.Name`` from parsed RDNs in string order (as :func:`parse_dn_pairs` returns them)."""
+    try:
+        return x509.Name([_rdn(tuple(rdn)) for rdn in reversed(rdns)])
+    except ValueError as exc:  # e.g. the same attribute twice in one multi-valued RDN
+        if isinstance(exc, DNError):
+            raise
+        raise DNError(f"Invalid DN: {exc}") from None
 
 
 def parse_dn(dn: str) -> x509.Name:
@@ -139,7 +263,7 @@ def parse_dn(dn: str) -> x509.Name:
     rdns = parse_dn_pairs(dn)
     if not rdns:
         raise DNError("The DN is empty")
-    return x509.Name([x509.RelativeDistinguishedName([_attribute(k, v) for k, v in rdn]) for rdn in reversed(rdns)])
+    return name_from_pairs(rdns)
 
 
 def _attr_name(attr: x509.NameAttribute) -> str:
@@ -147,14 +271,35 @@ def _attr_name(attr: x509.NameAttribute) -> str:
     return field.key if field else attr.oid.dotted_string
 
 
+def _value_text(attr: x509.NameAttribute) -> str:
+    """The string form of a value: text, or '#' + hex DER for a BIT STRING or a raw (:class:`_RawTag`) value;
+    a CertificationID shows its 18 characters."""
+    if isinstance(attr._type, _RawTag):
+        der = core.load(bytes([attr._type.value]) + _length(len(attr.value.encode())) + attr.value.encode())
+        field = BY_OID.get(attr.oid.dotted_string)
+        if field is not None and field.encoding == ENC_CERTIFICATION_ID:
+            try:
+                return escape_value(str(core.Sequence.load(der.dump())[1].native))
+            except (ValueError, KeyError, IndexError):
+                pass
+        return "#" + der.dump().hex()
+    if isinstance(attr.value, bytes):  # BIT STRING: the contents hold the unused-bits byte
+        return "#" + (b"\x03" + _length(len(attr.value)) + attr.value).hex()
+    return escape_value(attr.value)
+
+
+def _length(n: int) -> bytes:
+    if n < 0x80:
+        return bytes([n])
+    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(body)]) + body
+
+
 def format_dn(name: x509.Name) -> str:
     """An ``x509.Name`` as an EJBCA DN string (most specific RDN first)."""
     parts = []
     for rdn in reversed(list(name.rdns)):
-        parts.append(
-            "+".join(f"{_attr_name(a)}={escape_value(a.value if isinstance(a.value, str) else a.value.hex())}"
-                     for a in rdn)
-        )
+        parts.append("+".join(f"{_attr_name(a)}={_value_text(a)}" for a in rdn))
     return ",".join(parts)
 
 
@@ -168,3 +313,53 @@ def common_name(name: x509.Name) -> str | None:
 
     attrs = name.get_attributes_for_oid(NameOID.COMMON_NAME)
     return str(attrs[0].value) if attrs else None
+
+
+def format_der_name(der: bytes) -> str:
+    """An EJBCA DN string from a DER Name, through asn1crypto: works for values cryptography cannot read
+    (SEQUENCE-valued PostalAddress, CertificationID), which are shown as '#' + hex DER."""
+    from asn1crypto import x509 as a509
+
+    parts = []
+    for rdn in reversed(list(a509.Name.load(der).chosen)):
+        attrs = []
+        for atv in rdn:
+            oid = atv["type"].dotted
+            field = BY_OID.get(oid)
+            raw = atv["value"]
+            native = None
+            if raw.dump()[:1] in (b"\x0c", b"\x13", b"\x16", b"\x14", b"\x1a", b"\x1e", b"\x1c", b"\x12"):
+                try:
+                    native = core.load(raw.dump()).native
+                except ValueError:
+                    native = None
+            if native is None and field is not None and field.encoding == ENC_CERTIFICATION_ID:
+                try:
+                    native = str(core.Sequence.load(raw.dump())[1].native)
+                except (ValueError, KeyError, IndexError):
+                    native = None
+            text = escape_value(native) if isinstance(native, str) else "#" + raw.dump().hex()
+            attrs.append(f"{field.key if field else oid}={text}")
+        parts.append("+".join(attrs))
+    return ",".join(parts)
+
+
+def _format_name_of(cert: x509.Certificate, which: str) -> str:
+    try:
+        return format_dn(getattr(cert, which))
+    except (KeyError, ValueError):
+        from asn1crypto import x509 as a509
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        tbs = a509.Certificate.load(cert.public_bytes(Encoding.DER))["tbs_certificate"]
+        return format_der_name(tbs[which].dump())
+
+
+def format_subject_of(cert: x509.Certificate) -> str:
+    """The subject DN string of a certificate, also when cryptography cannot read it (see :class:`_RawTag`)."""
+    return _format_name_of(cert, "subject")
+
+
+def format_issuer_of(cert: x509.Certificate) -> str:
+    """The issuer DN string of a certificate, also when cryptography cannot read it (a CA with such a DN)."""
+    return _format_name_of(cert, "issuer")

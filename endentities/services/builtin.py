@@ -1,4 +1,4 @@
-"""End entity services."""
+"""The built-in EMPTY end entity profile."""
 
 from __future__ import annotations
 
@@ -6,18 +6,20 @@ from django.db import transaction
 
 from pki.models import CertificateProfile
 
-from .models import EndEntityProfile
+from ..models import EndEntityProfile
 
 EMPTY = "EMPTY"
 
 
 @transaction.atomic
 def ensure_empty_profile(created: list[str] | None = None) -> EndEntityProfile:
-    """The built-in EMPTY profile: any CA, the ENDUSER certificate profile by default (idempotent)."""
+    """The built-in EMPTY profile: any CA, any DN, the ENDUSER certificate profile by default (idempotent)."""
     profile, was_created = EndEntityProfile.objects.get_or_create(
         name=EMPTY,
-        defaults={"builtin": True, "any_ca": True, "description": "Built-in profile that accepts any subject DN",
-                  "fields": [{"type": "CN", "required": False, "modifiable": True}]},
+        # EJBCA's EMPTY profile allows clear-text password storage: `ra setclearpwd` works on its end entities.
+        defaults={"builtin": True, "any_ca": True, "any_dn": True, "clear_password_use": True,
+                  "description": "Built-in profile that accepts any subject DN",
+                  "subject_dn_fields": [{"type": "CN", "required": False, "modifiable": True}]},
     )
     if was_created:
         enduser = CertificateProfile.objects.filter(name="ENDUSER").first()

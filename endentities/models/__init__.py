@@ -1,0 +1,6 @@
+"""Models of the end entity app, split by subdomain: profiles (mine) and end entities (entities.py)."""
+
+from .entities import EndEntity, EndEntityQuerySet
+from .profiles import EndEntityProfile, normalize_field_instance, normalize_notification
+
+__all__ = ["EndEntity", "EndEntityProfile", "EndEntityQuerySet", "normalize_field_instance", "normalize_notification"]

@@ -1,0 +1,172 @@
+"""Matching subject DN and alt-name values against an end entity profile's field instances.
+
+EJBCA matches the values of one type to the profile's instances of that type *by position*: the i-th OU of
+the DN fills the i-th OU field of the profile (from the end with reverse checks). An empty value
+(``OU=``) is a placeholder that only takes a position, so "CN=Foo,OU=Bar1,OU=,OU=,OU=,OU=Bar2" reaches the
+fifth OU field while "CN=Foo,OU=Bar1,OU=Bar2" leaves it empty (and a required fifth field then fails with
+"Subject DN field 'ORGANIZATIONALUNIT' must exist.").
+
+Validation regexes use Java Pattern syntax and Java's ``matches()`` (the whole value must match); the
+translation to Python ``re`` is cached per pattern.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Any
+
+from django.conf import settings
+
+from pki.errors import ValidationError
+
+from .fields import FieldType
+
+# EJBCA's default forbidden characters (its "forbidden.characters" setting): \n \r ; ! \0 % ` ? $ ~
+DEFAULT_FORBIDDEN_CHARACTERS = "\n\r;!\0%`?$~"
+
+# Java-only regex constructs and their Python spelling. POSIX classes of java.util.regex are ASCII.
+_JAVA_CLASSES = {
+    r"\p{Lower}": "a-z", r"\p{Upper}": "A-Z", r"\p{ASCII}": r"\x00-\x7f", r"\p{Alpha}": "A-Za-z",
+    r"\p{Digit}": "0-9", r"\p{Alnum}": "A-Za-z0-9", r"\p{Punct}": r"!-/:-@\[-`{-~", r"\p{Space}": r" \t\n\x0b\f\r",
+    r"\p{XDigit}": "0-9A-Fa-f", r"\p{Blank}": r" \t", r"\p{Cntrl}": r"\x00-\x1f\x7f",
+    r"\p{Graph}": r"!-~", r"\p{Print}": r" -~",
+}
+_UNICODE_CLASSES = {r"\p{L}": r"[^\W\d_]", r"\p{IsAlphabetic}": r"[^\W\d_]", r"\p{N}": r"\d", r"\p{Nd}": r"\d"}
+
+
+def forbidden_characters() -> str:
+    """The characters refused in DN values, alt names, usernames and e-mail addresses
+    (setting ``PKI_FORBIDDEN_CHARACTERS``; empty string: none)."""
+    value = getattr(settings, "PKI_FORBIDDEN_CHARACTERS", None)
+    return DEFAULT_FORBIDDEN_CHARACTERS if value is None else value
+
+
+@lru_cache(maxsize=8)
+def _forbidden_re(chars: str) -> re.Pattern[str] | None:
+    return re.compile("[" + re.escape(chars) + "]") if chars else None
+
+
+def has_forbidden(text: str, chars: str | None = None) -> bool:
+    """Whether ``text`` holds any forbidden character (a quick test of a whole DN or alt-name string)."""
+    pattern = _forbidden_re(forbidden_characters() if chars is None else chars)
+    return pattern is not None and pattern.search(text) is not None
+
+
+def check_forbidden(value: str, what: str, field: str, chars: str | None = None) -> None:
+    """Refuse ``value`` if it holds a forbidden character; the message names the character.
+    ``chars``: the forbidden characters when the caller already read them (hot loops)."""
+    pattern = _forbidden_re(forbidden_characters() if chars is None else chars)
+    if pattern is not None:
+        m = pattern.search(value)
+        if m:
+            raise ValidationError(f"{what} contains the forbidden character {m.group()!r}.", field=field)
+
+
+def _translate_java(pattern: str) -> str:
+    """Java Pattern -> Python re for what differs in practice: POSIX/Unicode classes, \\z, \\Z."""
+    out = pattern
+    if "&&" in out:
+        raise ValueError("character class intersection (&&) is not supported")
+    for java, py in _JAVA_CLASSES.items():
+        out = out.replace("[" + java + "]", "[" + py + "]").replace(java, "[" + py + "]")
+        neg = java.replace(r"\p", r"\P")
+        out = out.replace(neg, "[^" + py + "]")
+    for java, py in _UNICODE_CLASSES.items():
+        out = out.replace(java, py)
+    return out.replace(r"\z", r"\Z")
+
+
+@lru_cache(maxsize=1024)
+def compile_java_regex(pattern: str) -> re.Pattern[str]:
+    """Compile a profile validation regex (Java syntax); ``ValueError`` names what is wrong."""
+    try:
+        return re.compile(_translate_java(pattern))
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+
+
+def java_matches(pattern: str, value: str) -> bool:
+    """Java's ``Pattern.matches(pattern, value)``: the whole value must match; ``(?i)`` works as in Java."""
+    return compile_java_regex(pattern).fullmatch(value) is not None
+
+
+def options_of(instance: dict[str, Any]) -> list[str]:
+    """The ';'-separated default values of a field instance (several = a drop-down)."""
+    raw = instance.get("value") or ""
+    return [v.strip() for v in raw.split(";")] if raw else []
+
+
+def default_of(instance: dict[str, Any]) -> str:
+    """The value a form pre-fills and a merge adds: the first option."""
+    opts = options_of(instance)
+    return opts[0] if opts else ""
+
+
+def _label(ftype: FieldType) -> str:
+    return "Subject DN field" if ftype.kind == "dn" else "Subject alternative name field"
+
+
+def check_value(ftype: FieldType, instance: dict[str, Any] | None, value: str, field: str) -> None:
+    """One non-empty value against its type's built-in format and its instance's rules."""
+    if ftype.max_length and len(value) > ftype.max_length and ftype.pattern is None:
+        raise ValidationError(
+            f"{_label(ftype)} '{ftype.ejbca_name}' is longer than {ftype.max_length} characters.", field=field
+        )
+    if ftype.pattern and compile_java_regex(ftype.pattern).fullmatch(value) is None:
+        raise ValidationError(
+            f"{_label(ftype)} '{ftype.ejbca_name}' value '{value}' is not of the form "
+            f"{ftype.hint or ftype.pattern}.", field=field,
+        )
+    if instance is None:
+        return
+    if not instance.get("modifiable", True):
+        allowed = options_of(instance)
+        if value not in allowed:
+            shown = "' or '".join(allowed) if allowed else ""
+            raise ValidationError(
+                f"{_label(ftype)} '{ftype.ejbca_name}' is not modifiable: the value must be '{shown}', "
+                f"not '{value}'.", field=field,
+            )
+    regex = instance.get("validation")
+    if regex:
+        try:
+            ok = compile_java_regex(regex).fullmatch(value) is not None
+        except ValueError as exc:
+            raise ValidationError(f"{_label(ftype)} '{ftype.ejbca_name}': {exc}", field=field) from None
+        if not ok:
+            raise ValidationError(
+                f"{_label(ftype)} '{ftype.ejbca_name}' value '{value}' does not match the validation regex "
+                f"'{regex}'.", field=field,
+            )
+
+
+def match_instances(
+    ftype: FieldType, instances: list[dict[str, Any]], values: list[str], *, reverse: bool, field: str
+) -> list[str]:
+    """Assign the values of one type to the profile's instances of that type by position and check them.
+
+    Returns the non-empty values in order. Raises when there are more values than instances, when a
+    required instance gets no value, or when a value breaks its instance's rules."""
+    n_values, n_instances = len(values), len(instances)
+    if n_values > n_instances:
+        if not instances:
+            raise ValidationError(
+                f"{_label(ftype)} '{ftype.ejbca_name}' is not allowed by the end entity profile.", field=field
+            )
+        raise ValidationError(
+            f"Wrong number of {ftype.ejbca_name} fields: {n_values} given, the end entity profile has "
+            f"{n_instances}.", field=field,
+        )
+    offset = n_instances - n_values if reverse else 0  # reverse checks: the last value meets the last field
+    out: list[str] = []
+    for i, instance in enumerate(instances):
+        j = i - offset
+        value = values[j] if 0 <= j < n_values else ""
+        if not value:
+            if instance.get("required"):
+                raise ValidationError(f"{_label(ftype)} '{ftype.ejbca_name}' must exist.", field=field)
+            continue
+        check_value(ftype, instance, value, field)
+        out.append(value)
+    return out

@@ -1,0 +1,408 @@
+"""Enrollment: issuing a certificate to a registered end entity, through :func:`pki.issuance.issue`.
+
+Two ways in:
+
+* :func:`enroll` — the end entity itself, with its username and enrollment code (REST pkcs10enroll,
+  SCEP, the RA portal's "Enroll with username"). The code is one-time:
+
+  - the status must be NEW, FAILED or INPROCESS (EJBCA accepts the last two so an interrupted
+    enrollment can be retried), or GENERATED within the profile's "renewal before expiration" window;
+  - a wrong code increments the failed-login counter in its own committed transaction, and at the
+    profile's maximum the status becomes GENERATED (the code is then dead); the enrollment is refused;
+  - success decrements the request counter, resets the failed-login counter and sets GENERATED when no
+    requests remain (NEW while some do). This update runs in the issuance transaction (the ``on_stored``
+    hook) with the row locked (``select_for_update``) and re-checked there: of two concurrent
+    enrollments with the same code, the second finds the status changed and its certificate rolls back,
+    so exactly one certificate is stored.
+
+* :func:`enroll_with_ra` — an RA operator or admin issues for an end entity without its code
+  (``/ca/<id>``, ``/ca_functionality/create_certificate``, ``/endentityprofilesrules/<id>/create_end_entity``).
+
+:func:`enroll_keystore` generates the key pair on the server and returns it in the end entity's token format
+(P12, JKS, PEM, BCFKS), built inside the issuing transaction so a keystore failure stores no certificate.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes, PrivateKeyTypes
+from django.db import transaction
+from django.utils import timezone
+
+from cryptotokens.backends.base import KeySpec
+from cryptotokens.errors import CryptoTokenError
+from pki import audit
+from pki.auth.access import Actor
+from pki.choices import CertificateStatus
+from pki.errors import ConflictError, PkiError, ValidationError
+from pki.issuance import IssuanceHooks, IssuanceRequest, IssuedCertificate, issue, update_row
+from pki.models import Certificate
+
+from ..choices import ENROLLABLE_STATUSES, EndEntityStatus, TokenType
+from ..models import EndEntity
+from ..subject import REDACTED, needs_redaction
+from .common import AUDIT_EDIT, notify_status_change
+from .passwords import check_password
+
+logger = logging.getLogger("endentities.enrollment")
+
+
+class EnrollmentDenied(PkiError):
+    """Wrong username or enrollment code, or an end entity that may not enroll now. The message never says
+    which of username and code was wrong."""
+
+    http_status = 403
+    error_code = "ENROLLMENT_DENIED"
+
+
+@dataclass
+class _Authenticated:
+    """What authentication found; ``on_stored`` re-checks it with the row locked."""
+
+    ee: EndEntity
+    password_hash: str | None  # None: an RA operator enrolls without the code
+    renewal: bool
+    # ``ee`` was written by the caller in the issuing transaction: its row is locked by that write and the
+    # instance is the row, so ``on_stored`` need not lock and read it again.
+    current: bool = False
+
+
+def _latest_active_certificate(ee: EndEntity) -> Certificate | None:
+    return (Certificate.objects.filter(username=ee.username, ca_id=ee.ca_id, status=CertificateStatus.ACTIVE)
+            .order_by("-not_after").first())
+
+
+def renewal_allowed(ee: EndEntity, now: datetime | None = None) -> bool:
+    """GENERATED, and the profile allows renewal this many 24-hour periods before its newest certificate expires."""
+    profile = ee.end_entity_profile
+    if ee.status != EndEntityStatus.GENERATED or not profile.renewal_before_expiration_use:
+        return False
+    latest = _latest_active_certificate(ee)
+    if latest is None:
+        return False
+    now = now or timezone.now()
+    return latest.not_after > now and latest.not_after - now <= timedelta(days=profile.renewal_days_before_expiration)
+
+
+def _may_enroll(ee: EndEntity) -> bool:
+    return ee.status in ENROLLABLE_STATUSES and ee.request_counter > 0
+
+
+def _refuse_status(ee: EndEntity) -> EnrollmentDenied:
+    return EnrollmentDenied(
+        f"End entity '{ee.username}' has status {ee.status_name}: enrollment needs status NEW "
+        "(or FAILED/INPROCESS), with requests remaining."
+    )
+
+
+def _count_failed_login(ee: EndEntity, actor_name: str, interface: str) -> None:
+    """One more wrong code (row locked by the caller); at the profile's maximum the code stops working."""
+    ee.failed_login_count += 1
+    fields = ["failed_login_count", "updated_at"]
+    old_status = ee.status
+    limit = ee.max_failed_logins
+    if limit is not None and limit >= 0 and ee.failed_login_count >= limit:
+        ee.status = EndEntityStatus.GENERATED
+        fields.append("status")
+    ee.save(update_fields=fields)
+    audit.record_failure(
+        "RA_AUTHENTICATION", actor_name, "wrong enrollment code", object_type="endentity", object_id=ee.username,
+        details={"interface": interface, "failed_logins": ee.failed_login_count,
+                 "status": EndEntityStatus(ee.status).name},
+    )
+    if ee.status != old_status:
+        notify_status_change(ee, old_status)
+
+
+def authenticate(username: str, password: str | None, *, interface: str, actor_name: str = "") -> _Authenticated:
+    """Check the enrollment code; a wrong one is counted (committed) before the refusal is raised."""
+    actor_name = actor_name or f"{interface}:{username}"
+    refusal: PkiError | None = None
+    counted = False  # a wrong code: audited in the counting transaction already
+    renewal = False
+    with transaction.atomic():
+        ee = (EndEntity.objects.select_for_update(of=("self",))
+              .select_related("end_entity_profile", "ca", "certificate_profile").filter(username=username).first())
+        if ee is None:
+            refusal = EnrollmentDenied("Wrong username or enrollment code.")
+        elif not _may_enroll(ee) and not renewal_allowed(ee):
+            refusal = _refuse_status(ee)  # the code is not even checked: it is dead in this status
+        else:
+            renewal = not _may_enroll(ee)
+            if not check_password(password, ee.password_hash):
+                _count_failed_login(ee, actor_name, interface)
+                counted = True
+                refusal = EnrollmentDenied("Wrong username or enrollment code.")
+    if refusal is not None:  # raised outside the atomic block: the counter update above commits
+        if not counted:
+            audit.record_failure("RA_AUTHENTICATION", actor_name, refusal.message, object_type="endentity",
+                                 object_id=username, details={"interface": interface})
+        raise refusal
+    return _Authenticated(ee=ee, password_hash=ee.password_hash, renewal=renewal)
+
+
+def resolve_time(text: str | None, now: datetime, field: str) -> datetime | None:
+    """An end entity's validity start/end: absolute, or ``days:hours:minutes`` from the moment of issuance."""
+    from ..extended import parse_validity_time
+
+    return parse_validity_time(str(text), now, field) if text else None
+
+
+def _custom_extension_values(ee: EndEntity) -> dict[str, str]:
+    """``OID.value=...`` lines of the end entity's extension data, each matched to a dynamic custom extension
+    of the certificate profile; data no configured extension takes is refused (as EJBCA does)."""
+    data: dict[str, str] = ee.extended_information.get("extension_data") or {}
+    if not data:
+        return {}
+    dynamic = {c["oid"] for c in ee.certificate_profile.custom_extensions or [] if c.get("dynamic")}
+    values: dict[str, str] = {}
+    for key, value in data.items():
+        oid = key[: -len(".value")] if key.endswith(".value") else key
+        if oid not in dynamic:
+            raise ValidationError(
+                f"Extension data '{key}' matches no dynamic custom extension of certificate profile "
+                f"'{ee.certificate_profile.name}'.", field="extension_data")
+        values[oid] = value
+    return values
+
+
+def _extra_extensions(ee: EndEntity) -> list[x509.Extension]:
+    """Extensions the end entity profile's validation computed (PSD2 QC statement, CA/B Forum organization
+    identifier), stored as DER hex in the extended information."""
+    out = []
+    for item in ee.extended_information.get("extensions_der") or []:
+        oid = x509.ObjectIdentifier(item["oid"])
+        out.append(x509.Extension(oid, bool(item.get("critical")),
+                                  x509.UnrecognizedExtension(oid, bytes.fromhex(item["value"]))))
+    return out
+
+
+def _finish(req: IssuanceRequest, row: Certificate, auth: _Authenticated, interface: str,
+            actor: Actor, after: Any = None) -> None:
+    """``on_stored``: update the end entity in the issuing transaction, re-checked with its row locked."""
+    if auth.current:
+        ee = auth.ee
+    else:
+        ee = EndEntity.objects.select_for_update(of=("self",)).select_related("end_entity_profile").get(
+            pk=auth.ee.pk)
+    if auth.password_hash is not None and ee.password_hash != auth.password_hash:
+        raise ConflictError("The enrollment code was changed while the certificate was being issued.", field="password")
+    if auth.renewal:
+        if ee.status != EndEntityStatus.GENERATED:
+            raise ConflictError(f"End entity '{ee.username}' changed status during the enrollment.")
+    elif not _may_enroll(ee):
+        # The concurrent request that got here first used the code (or the last allowed request).
+        raise ConflictError(f"The enrollment code of '{ee.username}' has been used already (status "
+                            f"{ee.status_name}).", field="password")
+    old_status = ee.status
+    ee.failed_login_count = 0
+    if not auth.renewal:
+        ee.request_counter -= 1
+        ee.status = EndEntityStatus.GENERATED if ee.request_counter <= 0 else EndEntityStatus.NEW
+    if ee.status == EndEntityStatus.GENERATED:
+        # The recoverable copy served batch generation; renewal checks the hash, which stays.
+        ee.clear_password = ""
+    # One prepared UPDATE (as save(update_fields=...), without the ORM's per-call query building: hot path).
+    update_row(ee, ("failed_login_count", "request_counter", "status", "clear_password", "updated_at"))
+    reason = ee.extended_information.get("revocation_reason")
+    if reason not in (None, "", -1):
+        from pki.revocation import revoke
+
+        # "Revocation reason to set after issuance" (e.g. certificateHold): a rule of the profile, not the caller's.
+        revoke(Actor.system_actor("issuance"), row, int(reason))
+    if ee.status != old_status:
+        audit.record(AUDIT_EDIT, actor.name, object_type="endentity", object_id=ee.username,
+                     details={"status": ee.status_name, "previous_status": EndEntityStatus(old_status).name,
+                              "cause": "enrollment", "interface": interface, "certificate": row.serial},
+                     in_transaction=True)
+        notify_status_change(ee, old_status)
+    if after is not None:
+        after(req, row)
+
+
+def _build_request(ee: EndEntity, actor: Actor, csr, public_key, auth: _Authenticated, interface: str,
+                   authorize, after=None) -> IssuanceRequest:
+    cp = ee.certificate_profile
+    now = timezone.now().replace(microsecond=0)
+    info = ee.extended_information or {}
+    not_before = not_after = None
+    if cp.allow_validity_override:  # otherwise the certificate profile's validity applies, as in EJBCA
+        not_before = resolve_time(info.get("validity_start"), now, "validity_start")
+        not_after = resolve_time(info.get("validity_end"), not_before or now, "validity_end")
+    # The registered DN and alt names go in the certificate; the CSR's only where the profile allows overriding.
+    subject_dn = None if (cp.allow_dn_override and csr is not None) else ee.subject_dn
+    san: str | None = ee.subject_alt_name
+    if not san and cp.allow_extension_override and csr is not None:
+        san = None
+    req = IssuanceRequest(
+        ca=ee.ca, actor=actor, profile=cp, csr=csr, public_key=public_key, subject_dn=subject_dn,
+        subject_alt_name=san, username=ee.username,
+        not_before=not_before, not_after=not_after,
+        custom_extension_values=_custom_extension_values(ee), extra_extensions=_extra_extensions(ee),
+        audit_details={"end_entity_profile": ee.end_entity_profile.name, "interface": interface},
+    )
+    if needs_redaction(ee.end_entity_profile):
+        # The issuance audit event names the subject; these details override it.
+        req.audit_details.update(subject=REDACTED, subject_alt_name=REDACTED)
+    req.hooks = IssuanceHooks(authorize=authorize,
+                              on_stored=lambda r, row: _finish(r, row, auth, interface, actor, after))
+    return req
+
+
+def _check_token(ee: EndEntity, server_key: bool) -> None:
+    """A key from the client only for USERGENERATED end entities (EJBCA's WrongTokenTypeException); the others
+    get their key generated here, in their keystore format."""
+    if not server_key and ee.token_type != TokenType.USERGENERATED:
+        raise ValidationError(
+            f"End entity '{ee.username}' has token type {TokenType(ee.token_type).name}: its key is generated on "
+            "the server (enroll for a keystore), not sent in a certificate request.", field="token")
+
+
+def enroll(username: str, password: str | None, *, csr=None, public_key: CertificatePublicKeyTypes | None = None,
+           interface: str, actor: Actor | None = None, after=None, server_key: bool = False) -> IssuedCertificate:
+    """Issue a certificate to ``username`` authenticated by its enrollment code (one-time, see the module doc).
+
+    ``csr`` (PKCS#10, PEM/DER/object) or ``public_key`` gives the key; ``interface`` (``rest``, ``scep``,
+    ``ra``...) is recorded in the audit log; ``actor`` is the calling admin or client, if any, for the audit
+    log only (the code is the authorization). ``after(request, row)`` runs inside the issuing transaction.
+    ``server_key``: the key was generated here for a keystore (otherwise the end entity must be USERGENERATED).
+    """
+    name = actor.name if actor else f"{interface}:{username}"
+    auth = authenticate(username, password, interface=interface, actor_name=name)
+    who = actor or Actor(name=name, kind="enrollment")
+    _check_token(auth.ee, server_key)
+    req = _build_request(auth.ee, who, csr, public_key, auth, interface, authorize=lambda r: None, after=after)
+    return issue(req)
+
+
+def _ra_authorize(actor: Actor, ee: EndEntity):
+    def check(req: IssuanceRequest) -> None:
+        actor.require(f"/ca/{ee.ca_id}")
+        actor.require("/ca_functionality/create_certificate")
+        actor.require(f"/endentityprofilesrules/{ee.end_entity_profile_id}/create_end_entity")
+    return check
+
+
+def enroll_with_ra(actor: Actor, username: str, *, csr=None, public_key: CertificatePublicKeyTypes | None = None,
+                   interface: str = "ra", after=None, server_key: bool = False,
+                   entity: EndEntity | None = None) -> IssuedCertificate:
+    """An authorized RA operator issues for ``username`` without the enrollment code (status rules still apply).
+
+    ``entity``: the end entity as returned by :func:`add_end_entity` / :func:`edit_end_entity` earlier in the
+    caller's (still open) transaction, which then holds its row lock; it is used instead of reading the row
+    twice more (SCEP RA mode adds and issues per request)."""
+    current = entity is not None and entity.username == username and transaction.get_connection().in_atomic_block
+    ee = entity if current else (
+        EndEntity.objects.select_related("end_entity_profile", "ca", "certificate_profile")
+        .filter(username=username).first())
+    if ee is None:
+        from pki.errors import NotFoundError
+
+        raise NotFoundError(f"End entity '{username}' does not exist.")
+    _ra_authorize(actor, ee)(None)  # refuse before looking at the status
+    _check_token(ee, server_key)
+    renewal = False
+    if not _may_enroll(ee):
+        if not renewal_allowed(ee):
+            raise _refuse_status(ee)
+        renewal = True
+    auth = _Authenticated(ee=ee, password_hash=None, renewal=renewal, current=current)
+    return issue(_build_request(ee, actor, csr, public_key, auth, interface, _ra_authorize(actor, ee), after))
+
+
+# --- server-side key generation --------------------------------------------------------------------
+
+_EC_NAMES = {"secp256r1": "P-256", "prime256v1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
+
+
+def key_spec_from(key_alg: str | None, key_spec: str | None) -> KeySpec:
+    """EJBCA's REST ``key_alg`` (RSA, EC/ECDSA, Ed25519) and ``key_spec`` (2048, secp256r1, P-256) as a KeySpec."""
+    alg = (key_alg or "RSA").strip().upper()
+    spec = (key_spec or "").strip()
+    try:
+        if alg == "RSA":
+            return KeySpec.parse(f"RSA{spec or '2048'}")
+        if alg in {"EC", "ECDSA"}:
+            return KeySpec.parse(_EC_NAMES.get(spec.lower(), spec or "P-256"))
+        if alg in {"ED25519", "ED448"}:
+            return KeySpec.parse(alg)
+    except CryptoTokenError as exc:
+        raise ValidationError(str(exc), field="key_spec") from None
+    raise ValidationError(f"Unknown key algorithm '{key_alg}' (RSA, EC, Ed25519, Ed448).", field="key_alg")
+
+
+def _check_generated_key(ee: EndEntity, spec: KeySpec) -> None:
+    """The certificate profile's key rules, applied before a key is generated for it."""
+    cp = ee.certificate_profile
+    ok = spec.algorithm in (cp.allowed_key_algorithms or [])
+    if ok and spec.algorithm == "RSA":
+        ok = spec.size in (cp.allowed_rsa_sizes or [])
+    elif ok and spec.algorithm == "EC":
+        ok = spec.curve in (cp.allowed_curves or [])
+    if not ok:
+        raise ValidationError(f"Key {spec} is not allowed by certificate profile '{cp.name}'.", field="key_spec")
+
+
+@dataclass
+class EnrolledKeystore:
+    """A server-generated key, its certificate and the keystore that carries them (never stored here)."""
+
+    issued: IssuedCertificate
+    token_type: TokenType
+    keystore: bytes
+    chain: list[x509.Certificate]
+
+    @property
+    def response_format(self) -> str:
+        return self.token_type.response_format
+
+
+def enroll_keystore(username: str, password: str | None, *, key_alg: str | None = None, key_spec: str | None = None,
+                    interface: str, actor: Actor | None = None, with_ra: bool = False,
+                    token_type: TokenType | None = None) -> EnrolledKeystore:
+    """Generate a key pair, enroll it, and return the keystore protected by the end entity password.
+
+    ``with_ra``: ``actor`` is an RA operator enrolling without the code; ``password`` then only protects the
+    keystore. The end entity's token type decides the format unless ``token_type`` is given.
+    """
+    from ..keystores import build_keystore
+
+    ee = EndEntity.objects.select_related("ca", "certificate_profile", "end_entity_profile").filter(
+        username=username).first()
+    if ee is None:
+        raise EnrollmentDenied("Wrong username or enrollment code.")
+    kind = TokenType(token_type if token_type is not None else ee.token_type)
+    if kind == TokenType.USERGENERATED:
+        raise ValidationError(f"End entity '{username}' has token type USERGENERATED: send a certificate request "
+                              "instead of asking for a keystore.", field="token")
+    if not password:
+        raise ValidationError("The keystore password (the end entity's password) is required.", field="password")
+    # Key generation is the costly part: refuse what cannot succeed before doing it (the enrollment
+    # re-checks everything with the row locked).
+    if not _may_enroll(ee) and not renewal_allowed(ee):
+        raise _refuse_status(ee)
+    spec = key_spec_from(key_alg, key_spec)
+    _check_generated_key(ee, spec)
+    private_key: PrivateKeyTypes = spec.generate_software_key()
+    out: dict[str, Any] = {}
+
+    def build(req: IssuanceRequest, row: Certificate) -> None:
+        cert = x509.load_der_x509_certificate(bytes(row.der))
+        chain = row.ca.chain() if hasattr(row.ca, "chain") else []
+        out["chain"] = chain
+        out["keystore"] = build_keystore(kind, private_key, cert, chain, password, alias=username)
+
+    if with_ra:
+        if actor is None:
+            raise ValidationError("An RA enrollment needs the operator.", field="actor")
+        issued = enroll_with_ra(actor, username, public_key=private_key.public_key(), interface=interface,
+                                after=build, server_key=True)
+    else:
+        issued = enroll(username, password, public_key=private_key.public_key(), interface=interface, actor=actor,
+                        after=build, server_key=True)
+    return EnrolledKeystore(issued=issued, token_type=kind, keystore=out["keystore"], chain=out["chain"])

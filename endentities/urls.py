@@ -1,0 +1,21 @@
+"""REST routes of the end entity app, at EJBCA's paths (``/ejbca/ejbca-rest-api/v1/...``)."""
+
+from django.urls import path
+
+from . import api
+
+V1 = "ejbca/ejbca-rest-api/v1"
+
+urlpatterns = [
+    path(f"{V1}/endentity", api.AddEndEntityView.as_view(), name="api-endentity-add"),
+    path(f"{V1}/endentity/status", api.EndEntityStatusView.as_view(), name="api-endentity-status"),
+    path(f"{V1}/endentity/search", api.SearchEndEntitiesView.as_view(), name="api-endentity-search"),
+    path(f"{V1}/endentity/<str:endentity_name>/setstatus", api.SetStatusView.as_view(),
+         name="api-endentity-setstatus"),
+    path(f"{V1}/endentity/<str:endentity_name>/revoke", api.RevokeEndEntityView.as_view(),
+         name="api-endentity-revoke"),
+    path(f"{V1}/endentity/<str:endentity_name>", api.DeleteEndEntityView.as_view(), name="api-endentity-delete"),
+    path(f"{V1}/certificate/pkcs10enroll", api.Pkcs10EnrollView.as_view(), name="api-certificate-pkcs10enroll"),
+    path(f"{V1}/certificate/enrollkeystore", api.EnrollKeystoreView.as_view(),
+         name="api-certificate-enrollkeystore"),
+]
