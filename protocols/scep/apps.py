@@ -1,0 +1,36 @@
+from django.apps import AppConfig
+
+
+class ScepConfig(AppConfig):
+    """SCEP server (RFC 8894): aliases, operations, the public endpoints and the admin pages."""
+
+    name = "protocols.scep"
+    label = "scep"
+    verbose_name = "SCEP"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from pki.management.config_groups import register_config_group
+
+        from .cli import ScepConfigGroup
+
+        register_config_group("scep", ScepConfigGroup())
+        from cryptotokens.usage import register_usage_provider
+
+        register_usage_provider(aliases_using_token)
+        try:
+            from pki.auth.resources import register_resources
+        except ImportError:  # the resource registry is optional for this app
+            return
+        register_resources("Protocols", [("/protocol/scep", "SCEP enrollment (every alias)")])
+
+
+def aliases_using_token(token, alias: str | None) -> list[str]:
+    """SCEP aliases whose RA key pair lives on ``token`` (optionally: under ``alias``): the token layer names
+    them when refusing to delete the token or the key."""
+    from .models import ScepAlias
+
+    qs = ScepAlias.objects.filter(ra_crypto_token=token)
+    if alias is not None:
+        qs = qs.filter(ra_key_alias=alias)
+    return [f"SCEP alias '{name}'" for name in qs.values_list("name", flat=True)]

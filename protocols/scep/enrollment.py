@@ -1,0 +1,280 @@
+"""PKCSReq / RenewalReq on the server: CA mode, RA mode and client certificate renewal, all issuing through
+:mod:`endentities.services` (and so through ``pki.issuance.issue``).
+
+CA mode: the request's CN (or serialNumber, for Cisco IOS) is the username and its challengePassword the
+enrollment code of a pre-registered end entity; ``endentities.services.enroll`` checks and uses the code.
+
+RA mode: the challenge is checked by the alias's validator (RA shared secret, Intune, ...), the username
+comes from the name generation scheme, and the end entity is created (or edited back to NEW) from the
+alias's RA profiles and CA, then issued to. When the CA or certificate profile requires approval the
+request waits (PENDING) in an :class:`~protocols.scep.models.ApprovalRequest` instead.
+
+Client certificate renewal (RFC 8894 Appendix D): with the alias's renewal on, a request signed by a
+certificate this CA issued is a renewal of that certificate's end entity: allowed once the end entity's
+newest certificate is past half its validity, with a new key unless the alias allows the old one.
+
+Every refusal raises a :class:`~protocols.scep.messages.ScepFailure` (the caller answers a CertRep FAILURE)
+and leaves the end entity as it was: the RA/renewal changes and the issuance share one transaction, and
+only a wrong enrollment code's failed-login count (committed by ``enroll``) survives.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import string
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from django.db import transaction
+from django.utils import timezone
+
+from endentities import services as ee_services
+from endentities.choices import EndEntityStatus, TokenType
+from endentities.models import EndEntity
+from endentities.validation import EndEntityInput
+from pki import audit
+from pki.auth.access import Actor
+from pki.choices import CertificateStatus
+from pki.errors import ConflictError, PkiError
+from pki.models import Certificate
+from pki.x509.altnames import format_altnames
+from pki.x509.dn import format_dn, parse_dn_pairs
+
+from . import messages as m
+from .models import ApprovalStatus, NameGenerationScheme, ScepAlias
+from .operations import Responder, find_certificate
+from .validators import ChallengeContext, ChallengeRefused, validator_for
+
+logger = logging.getLogger("protocols.scep.enrollment")
+INTERFACE = "scep"
+_RANDOM_ALPHABET = string.ascii_letters + string.digits
+
+
+@dataclass
+class Enrolled:
+    """The outcome of a PKCSReq: a certificate, or None while the request waits for approval."""
+
+    certificate: x509.Certificate | None
+
+
+def scep_actor(alias: ScepAlias) -> Actor:
+    """Who SCEP acts as: the server itself, named after the alias in the audit log. The caller's proof
+    (enrollment code, RA shared secret, renewal signature) was checked before this actor is used."""
+    return Actor.system_actor(f"scep:{alias.name}")
+
+
+def _refused(alias: ScepAlias, username: str, reason: str, failure: type[m.ScepFailure]) -> m.ScepFailure:
+    audit.record_failure("SCEP_ENROLLMENT", f"scep:{alias.name}", reason, object_type="endentity",
+                         object_id=username or "", details={"interface": INTERFACE})
+    return failure(reason)
+
+
+def _issue_refused(alias: ScepAlias, username: str, exc: PkiError) -> m.ScepFailure:
+    logger.info("SCEP %s: enrollment of %r refused: %s", alias.name, username, exc.message)
+    return _refused(alias, username, exc.message, m.BadRequest)
+
+
+# --- usernames -----------------------------------------------------------------------------------------
+
+def _random(n: int) -> str:
+    return "".join(secrets.choice(_RANDOM_ALPHABET) for _ in range(n))
+
+
+def _affix(text: str) -> str:
+    return text.replace("${RANDOM}", _random(10))
+
+
+def generate_username(alias: ScepAlias, info: m.CsrInfo) -> str:
+    """RA mode username: the scheme's name with the alias's prefix and postfix (``${RANDOM}`` in either
+    is replaced by 10 random characters, as EJBCA does)."""
+    scheme = alias.ra_name_generation_scheme
+    params = alias.ra_name_generation_parameters or ""
+    if scheme == NameGenerationScheme.RANDOM:
+        base = _random(12)
+    elif scheme == NameGenerationScheme.FIXED:
+        base = params
+    elif scheme == NameGenerationScheme.USERNAME:
+        base = info.username or params
+    else:  # DN: the first of the named DN parts ("CN;SN") present in the request's subject
+        pairs = [pair for rdn in parse_dn_pairs(format_dn(info.subject)) for pair in rdn]
+        base = ""
+        for wanted in (p.strip().upper() for p in (params or "CN").split(";") if p.strip()):
+            base = next((value for name, value in pairs if name.upper() == wanted), "")
+            if base:
+                break
+    if not base:
+        raise m.BadRequest(f"The request's subject has none of the DN parts '{params}' to name the end entity.")
+    return f"{_affix(alias.ra_name_generation_prefix)}{base}{_affix(alias.ra_name_generation_postfix)}"
+
+
+# --- renewal -------------------------------------------------------------------------------------------
+
+def renewal_source(message: m.PkiMessage) -> Certificate | None:
+    """The issued certificate that signed the request, when it is one of ours (else None: a self-signed or
+    foreign signer makes an ordinary enrollment). A certificate with our issuer and serial but other bytes is
+    forged: BadMessageCheck."""
+    signer = message.signer_certificate
+    if signer is None or signer.issuer == signer.subject:
+        return None
+    row = find_certificate(signer.issuer, signer.serial_number)
+    if row is None:
+        return None
+    if bytes(row.der) != signer.public_bytes(Encoding.DER):
+        raise m.BadMessageCheck("The signer certificate is not the one this CA issued with that serial number.")
+    return row
+
+
+def _spki(key) -> bytes:
+    return key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+
+
+def renew(alias: ScepAlias, source: Certificate, info: m.CsrInfo, username: str) -> Enrolled:
+    """Client certificate renewal of the end entity that owns ``source`` (RFC 8894 Appendix D)."""
+    if source.is_revoked:
+        raise _refused(alias, username, "The renewal is signed by a revoked certificate.", m.BadMessageCheck)
+    if source.is_expired:
+        raise _refused(alias, username, "The renewal is signed by an expired certificate.", m.BadMessageCheck)
+    if source.username != username:
+        raise _refused(alias, username, "The renewal is signed by another end entity's certificate.",
+                       m.BadMessageCheck)
+    ee = EndEntity.objects.filter(username=username).select_related("ca").first()
+    if ee is None:
+        raise _refused(alias, username, "The end entity of the signing certificate no longer exists.",
+                       m.BadMessageCheck)
+    latest = (Certificate.objects.filter(username=username, ca_id=ee.ca_id, status=CertificateStatus.ACTIVE)
+              .order_by("-not_after").first()) or source
+    half = latest.not_before + (latest.not_after - latest.not_before) / 2
+    if timezone.now() < half:
+        raise _refused(alias, username, "Too early for renewal: the newest certificate is not past half its "
+                       "validity.", m.BadRequest)
+    if _spki(info.csr.public_key()) == _spki(source.certificate.public_key()) \
+            and not alias.allow_client_certificate_renewal_with_old_key:
+        raise _refused(alias, username, "Renewal with the old key is not allowed by this alias.", m.BadRequest)
+    actor = scep_actor(alias)
+    try:
+        with transaction.atomic(), audit.combined("CERT_CREATION"):
+            ee_services.set_status(actor, username, EndEntityStatus.NEW)
+            issued = ee_services.enroll_with_ra(actor, username, csr=info.der, interface=INTERFACE)
+    except PkiError as exc:
+        raise _issue_refused(alias, username, exc) from None
+    return Enrolled(issued.certificate)
+
+
+# --- CA mode -------------------------------------------------------------------------------------------
+
+def enroll_ca_mode(alias: ScepAlias, responder: Responder, info: m.CsrInfo) -> Enrolled:
+    """Authenticate with the end entity's enrollment code and issue (the code is then used up)."""
+    username = info.username or ""
+    if not username:
+        raise _refused(alias, "", "The request's subject has neither CN nor serialNumber to name the user.",
+                       m.BadRequest)
+    ca_id = EndEntity.objects.filter(username=username).values_list("ca_id", flat=True).first()
+    if ca_id is not None and ca_id != responder.ca.pk:
+        raise _refused(alias, username, f"The end entity is not registered with CA '{responder.ca.name}'.",
+                       m.BadRequest)
+    try:
+        issued = ee_services.enroll(username, info.challenge_password, csr=info.der, interface=INTERFACE,
+                                    actor=scep_actor(alias))
+    except PkiError as exc:
+        raise _issue_refused(alias, username, exc) from None
+    return Enrolled(issued.certificate)
+
+
+# --- RA mode -------------------------------------------------------------------------------------------
+
+def _subject_alt_name(csr: x509.CertificateSigningRequest) -> str:
+    try:
+        return format_altnames(csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
+    except (x509.ExtensionNotFound, ValueError):
+        return ""
+
+
+def ra_input(alias: ScepAlias, responder: Responder, info: m.CsrInfo, username: str) -> tuple[EndEntityInput, object]:
+    """The end entity an RA-mode request makes: the request's subject and alt names, the alias's profiles and CA."""
+    profile = ee_services.get_end_entity_profile(alias.ra_end_entity_profile)
+    needs_password = bool(getattr(profile, "password_required", False)) and not getattr(
+        profile, "password_auto_generate", False)
+    data = EndEntityInput(
+        username=username,
+        # A password is only stored when the profile insists: the RA secret already authenticated the request,
+        # and hashing a code nobody will type costs more than the rest of the enrollment.
+        password=(info.challenge_password or secrets.token_urlsafe(16)) if needs_password else None,
+        subject_dn=format_dn(info.subject), subject_alt_name=_subject_alt_name(info.csr),
+        ca=responder.ca, certificate_profile=alias.ra_certificate_profile, token_type=TokenType.USERGENERATED,
+    )
+    return data, profile
+
+
+def register_and_issue(alias: ScepAlias, data: EndEntityInput, profile, csr_der: bytes, approval=None):
+    """Create (or edit back to NEW) the end entity and issue to it, in one transaction; an approved request
+    that this issuance fulfils is marked with the certificate."""
+    actor = scep_actor(alias)
+    # One audit event (CERT_CREATION, with the end entity's creation or edit in it) at the end: the chain head
+    # is then locked for one statement and the commit, not through the whole issuance.
+    with transaction.atomic(), audit.combined("CERT_CREATION"):
+        try:  # usually a new device; the database says when the name is taken (no read-then-write)
+            ee = ee_services.add_end_entity(actor, data, profile=profile)
+        except ConflictError as exc:
+            if exc.field != "username":
+                raise
+            ee = ee_services.edit_end_entity(actor, data.username, data, profile=profile,
+                                             status=EndEntityStatus.NEW)
+        # The row was just written in this transaction (and so is locked by it): no need to read it again.
+        issued = ee_services.enroll_with_ra(actor, data.username, csr=csr_der, interface=INTERFACE, entity=ee)
+        if approval is not None:
+            type(approval).objects.filter(pk=approval.pk).update(certificate=issued.row)
+        return issued
+
+
+def enroll_ra_mode(alias: ScepAlias, responder: Responder, message: m.PkiMessage, info: m.CsrInfo,
+                   username: str) -> Enrolled:
+    from . import approvals
+
+    ctx = ChallengeContext(transaction_id=message.transaction_id, challenge_password=info.challenge_password or "",
+                           csr_der=info.der, username=username)
+    try:
+        validator = validator_for(alias)
+        validator.validate(ctx)
+    except ChallengeRefused as exc:
+        raise _refused(alias, username, f"Challenge refused: {exc}", m.BadRequest) from None
+    except PkiError as exc:  # a validator class that cannot be loaded any more
+        raise _refused(alias, username, f"Challenge not checked: {exc.message}", m.BadRequest) from None
+    data, profile = ra_input(alias, responder, info, username)
+    approval = None
+    # The alias cache read the requirement of its RA CA and profile with the alias (one statement less).
+    cached = getattr(alias, "ra_approval_required", None)
+    if cached is None or responder.ca.pk != alias.ra_default_ca_id:
+        cached = approvals.required(responder.ca, alias.ra_certificate_profile)
+    if cached:
+        approval = approvals.approved_for(alias, username)
+        if approval is None:
+            waiting = approvals.submit(alias, message.transaction_id, data, profile, info.der)
+            if waiting.status == ApprovalStatus.REJECTED:  # the same transaction sent again after a rejection
+                raise _refused(alias, username, "The request was rejected by an approver.", m.BadRequest)
+            return Enrolled(None)
+    try:
+        cert = register_and_issue(alias, data, profile, info.der, approval).certificate
+    except PkiError as exc:
+        validator.notify_failure(ctx, exc.message)
+        raise _issue_refused(alias, username, exc) from None
+    validator.notify_success(ctx, cert.public_bytes(Encoding.DER))
+    return Enrolled(cert)
+
+
+# --- entry point ---------------------------------------------------------------------------------------
+
+def pkcs_req(alias: ScepAlias, responder: Responder, message: m.PkiMessage, content: bytes) -> Enrolled:
+    """PKCSReq / RenewalReq: renewal, CA mode or RA mode."""
+    info = m.parse_csr(content)
+    source = renewal_source(message) if alias.client_certificate_renewal else None
+    if source is not None:
+        username = generate_username(alias, info) if alias.ra_mode else (info.username or "")
+        return renew(alias, source, info, username)
+    if message.message_type == m.MessageType.RENEWAL_REQ:
+        raise _refused(alias, info.username or "", "RenewalReq needs a certificate of this CA and the alias's "
+                       "client certificate renewal.", m.BadRequest)
+    if alias.ra_mode:
+        return enroll_ra_mode(alias, responder, message, info, generate_username(alias, info))
+    return enroll_ca_mode(alias, responder, info)

@@ -1,0 +1,176 @@
+"""SCEP aliases (each URL ``.../scep/<alias>/pkiclient.exe`` has its own configuration) and the approval
+requests of SCEP enrollments that wait for an administrator.
+
+The alias keeps EJBCA's settings as columns; :mod:`protocols.scep.config` maps them to and from EJBCA's
+``<alias>.<key>`` properties. Secrets (the RA shared secret, the Intune application key) are encrypted at
+rest with :func:`cryptotokens.secrets.encrypt_secret`, bound to the alias row.
+"""
+
+from __future__ import annotations
+
+import re
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import models
+
+ALIAS_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+DEFAULT_ALIAS = "scep"
+DEFAULT_MAX_BODY_SIZE = 64 * 1024
+
+
+def validate_alias_name(value: str) -> None:
+    """Letters, digits, dash and underscore, 1 to 32 characters (EJBCA refuses longer aliases)."""
+    if not ALIAS_NAME_RE.match(value or ""):
+        raise DjangoValidationError(
+            "An alias is 1 to 32 letters, digits, dashes or underscores.", code="invalid_alias"
+        )
+
+
+class OperationMode(models.TextChoices):
+    CA = "ca", "CA mode (pre-registered end entities)"
+    RA = "ra", "RA mode (the request creates the end entity)"
+
+
+class NameGenerationScheme(models.TextChoices):
+    DN = "DN", "DN part of the request (e.g. CN)"
+    RANDOM = "RANDOM", "Random"
+    FIXED = "FIXED", "Fixed name (the parameter)"
+    USERNAME = "USERNAME", "Username of the request (its CN, else serialNumber)"
+
+
+class ScepAlias(models.Model):
+    """One SCEP configuration alias, with EJBCA's settings."""
+
+    name = models.CharField(max_length=32, unique=True, validators=[validate_alias_name])
+    enabled = models.BooleanField(default=True, help_text="Off: the alias's URL answers 404")
+    operation_mode = models.CharField(max_length=2, choices=OperationMode.choices, default=OperationMode.CA)
+    include_ca = models.BooleanField(default=True, help_text="Include the CA certificate in enrollment responses")
+    return_ca_chain = models.BooleanField(
+        default=True, help_text="GetCACert for an intermediate CA returns the chain (RFC 8894 certs-only CMS)"
+    )
+    allow_legacy_digest = models.BooleanField(default=False, help_text="Accept SHA-1/MD5 and answer in kind")
+    allow_des = models.BooleanField(default=False, help_text="Accept single-DES content encryption (legacy)")
+    max_body_size = models.PositiveIntegerField(default=DEFAULT_MAX_BODY_SIZE, help_text="Bytes")
+    default_ca = models.ForeignKey(
+        "pki.CertificateAuthority", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        help_text="CA used when a request names none (else PKI_SCEP_DEFAULT_CA, else the default CA)",
+    )
+    # RA mode
+    ra_auth_password = models.TextField(blank=True, default="", help_text="Encrypted shared secret; empty: none")
+    ra_default_ca = models.ForeignKey(
+        "pki.CertificateAuthority", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    ra_certificate_profile = models.ForeignKey(
+        "pki.CertificateProfile", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    ra_end_entity_profile = models.ForeignKey(
+        "endentities.EndEntityProfile", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    ra_name_generation_scheme = models.CharField(
+        max_length=16, choices=NameGenerationScheme.choices, default=NameGenerationScheme.DN
+    )
+    ra_name_generation_parameters = models.CharField(max_length=255, blank=True, default="CN")
+    ra_name_generation_prefix = models.CharField(max_length=255, blank=True, default="")
+    ra_name_generation_postfix = models.CharField(max_length=255, blank=True, default="")
+    # Client certificate renewal (RFC 8894 Appendix D)
+    client_certificate_renewal = models.BooleanField(default=False)
+    allow_client_certificate_renewal_with_old_key = models.BooleanField(default=False)
+    # Optional RA key pair that decrypts requests and signs replies (for CAs whose key is not RSA).
+    ra_crypto_token = models.ForeignKey(
+        "cryptotokens.CryptoToken", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    ra_key_alias = models.CharField(max_length=255, blank=True, default="")
+    ra_certificate_der = models.BinaryField(null=True, blank=True)
+    # Challenge validation (Intune or any pluggable class, RA mode)
+    challenge_validator = models.CharField(
+        max_length=255, blank=True, default="",
+        help_text="Dotted path of a ChallengeValidator class; empty: the RA shared secret",
+    )
+    use_intune = models.BooleanField(default=False)
+    intune_settings = models.JSONField(default=dict, blank=True)
+    intune_app_key = models.TextField(blank=True, default="", help_text="Encrypted Azure AD application key")
+    intune_proxy_pass = models.TextField(blank=True, default="", help_text="Encrypted proxy password")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "SCEP alias"
+        verbose_name_plural = "SCEP aliases"
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def ra_mode(self) -> bool:
+        return self.operation_mode == OperationMode.RA
+
+    def secret_context(self, field: str) -> str:
+        """AES-GCM associated data binding an encrypted value to this alias and field."""
+        return f"scep-alias:{self.name}:{field}"
+
+
+class ApprovalStatus(models.TextChoices):
+    WAITING = "WAITING", "Waiting for approval"
+    APPROVED = "APPROVED", "Approved"
+    REJECTED = "REJECTED", "Rejected"
+
+
+class ApprovalRequirement(models.Model):
+    """A CA or a certificate profile whose enrollments of new end entities need an administrator's approval
+    (EJBCA's approval settings of CAs and certificate profiles, reduced to what SCEP RA mode uses)."""
+
+    ca = models.OneToOneField("pki.CertificateAuthority", on_delete=models.CASCADE, null=True, blank=True,
+                              related_name="+")
+    certificate_profile = models.OneToOneField("pki.CertificateProfile", on_delete=models.CASCADE, null=True,
+                                               blank=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(ca__isnull=False, certificate_profile__isnull=True)
+                | models.Q(ca__isnull=True, certificate_profile__isnull=False),
+                name="approval_requirement_one_target",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"approval for {self.ca or self.certificate_profile}"
+
+
+class ApprovalRequest(models.Model):
+    """A request that needs an administrator's approval before it is carried out (EJBCA's approvals,
+    as far as SCEP needs them): here an RA-mode enrollment that would create or edit an end entity.
+
+    ``data`` holds what carrying it out needs (end entity fields); ``request_der`` the PKCS#10 request.
+    One request per (kind, alias, transaction id) is enforced by the database.
+    """
+
+    kind = models.CharField(max_length=32, default="scep_enrollment")
+    status = models.CharField(max_length=16, choices=ApprovalStatus.choices, default=ApprovalStatus.WAITING,
+                              db_index=True)
+    alias = models.ForeignKey(ScepAlias, on_delete=models.CASCADE, null=True, blank=True, related_name="approvals")
+    transaction_id = models.CharField(max_length=255)
+    username = models.CharField(max_length=255)
+    subject_dn = models.CharField(max_length=2048, blank=True, default="")
+    ca = models.ForeignKey("pki.CertificateAuthority", on_delete=models.CASCADE, related_name="+")
+    certificate_profile = models.ForeignKey("pki.CertificateProfile", on_delete=models.CASCADE, related_name="+")
+    data = models.JSONField(default=dict, blank=True)
+    request_der = models.BinaryField(null=True, blank=True)
+    requested_by = models.CharField(max_length=255, blank=True, default="")
+    decided_by = models.CharField(max_length=255, blank=True, default="")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    comment = models.TextField(blank=True, default="")
+    certificate = models.ForeignKey("pki.Certificate", on_delete=models.SET_NULL, null=True, blank=True,
+                                    related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "alias", "transaction_id"], name="unique_approval_per_transaction"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.username} ({self.status})"

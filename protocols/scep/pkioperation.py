@@ -1,0 +1,128 @@
+"""PKIOperation (RFC 8894 section 3.3): parse and verify, pick the responder, decrypt, run the message type,
+answer a CertRep. A message that was understood well enough gets a CertRep (FAILURE with its failInfo when
+refused); bytes that are no SCEP message, or a request no CA of this alias can answer, get a plain HTTP error.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from cryptography import x509
+
+from cryptotokens.errors import CryptoTokenError
+
+from . import approvals, enrollment
+from . import messages as m
+from .models import ScepAlias
+from .operations import (
+    Responder,
+    ScepHttpError,
+    ScepResponse,
+    get_cert,
+    get_crl,
+    is_rsa,
+    latest_for_subject,
+    responder_for,
+)
+
+logger = logging.getLogger("protocols.scep")
+CONTENT_TYPE = "application/x-pki-message"
+RSA_NEEDED = "SCEP decrypts requests with the CA's key, which must be RSA; give the alias an RSA RA key pair."
+
+
+def _reply(alias: ScepAlias, responder: Responder, message: m.PkiMessage, status: m.PkiStatus, *,
+           envelope: m.DecryptedEnvelope | None = None, certs: list[x509.Certificate] | None = None,
+           crls: list[x509.CertificateRevocationList] | None = None,
+           fail_info: m.FailInfo | None = None) -> ScepResponse:
+    body = m.build_cert_rep(
+        signer_cert=responder.cert, signer_key=responder.key, status=status, request=message, envelope=envelope,
+        fail_info=fail_info, issued_certs=certs or (), crls=crls or (),
+        allow_legacy_digest=alias.allow_legacy_digest, extra_certs_in_signed_data=responder.extra_certs,
+    )
+    return ScepResponse(200, CONTENT_TYPE, body)
+
+
+def _failure(alias: ScepAlias, responder: Responder | None, message: m.PkiMessage,
+             failure: m.ScepFailure) -> ScepResponse:
+    logger.info("SCEP %s: %s (transaction %s): FAILURE %s: %s", alias.name, _type_name(message),
+                message.transaction_id, failure.fail_info.name, failure.text)
+    if responder is None:
+        raise ScepHttpError(400, f"Refused: {failure.text}")
+    return _reply(alias, responder, message, m.PkiStatus.FAILURE, fail_info=failure.fail_info)
+
+
+def _type_name(message: m.PkiMessage) -> str:
+    t = message.message_type
+    return t.name if isinstance(t, m.MessageType) else str(t)
+
+
+def pki_operation(alias: ScepAlias, body: bytes) -> ScepResponse:
+    """Answer one PKIOperation body (DER pkiMessage)."""
+    responder: Responder | None = None
+    try:
+        message = m.parse_pki_message(body, max_size=alias.max_body_size)
+    except m.ScepMessageError as exc:
+        raise ScepHttpError(400, f"Not a SCEP message: {exc}") from None
+    except m.ScepFailure as failure:
+        if failure.message is None or failure.message.signer_certificate is None:
+            raise ScepHttpError(400, f"Refused: {failure.text}") from None
+        responder, _ = responder_for(alias, failure.message)
+        return _failure(alias, responder, failure.message, failure)
+    if not message.is_request:
+        raise ScepHttpError(400, "A CertRep is not a request.")
+    responder, named = responder_for(alias, message)
+    if responder is None:
+        raise ScepHttpError(404, "No CA of this alias can answer the request.")
+    try:
+        return _handle(alias, responder, named, message)
+    except m.ScepFailure as failure:
+        return _failure(alias, responder, message, failure)
+
+
+def _decrypt(alias: ScepAlias, responder: Responder, named: bool, message: m.PkiMessage) -> m.DecryptedEnvelope:
+    if not is_rsa(responder.key):
+        raise m.BadAlg(RSA_NEEDED)
+    try:
+        return m.decrypt_envelope(message, responder.key, responder.cert, allow_des=alias.allow_des)
+    except m.BadMessageCheck:
+        if not named:  # encrypted to a certificate that is no CA (or RA) of this alias
+            raise m.BadCertId("The request is not encrypted to a CA certificate of this alias.") from None
+        raise
+    except CryptoTokenError as exc:
+        # The key cannot decrypt here (a KMS signing key, an HSM key without CKA_DECRYPT, the HSM offline):
+        # the server's state, not the client's fault, and the same for every request until an admin acts.
+        logger.error("SCEP alias %s: the responder key cannot decrypt: %s", alias.name, exc)
+        raise ScepHttpError(503, f"The CA or RA key of this alias cannot decrypt requests: {exc}") from None
+
+
+def _handle(alias: ScepAlias, responder: Responder, named: bool, message: m.PkiMessage) -> ScepResponse:
+    inner = _decrypt(alias, responder, named, message)
+    kind = message.message_type
+    ca_cert = responder.ca.certificate
+    if kind in (m.MessageType.PKCS_REQ, m.MessageType.RENEWAL_REQ):
+        result = enrollment.pkcs_req(alias, responder, message, inner.content)
+        if result.certificate is None:
+            return _reply(alias, responder, message, m.PkiStatus.PENDING)
+        certs = [result.certificate] + ([ca_cert] if alias.include_ca else [])
+        return _reply(alias, responder, message, m.PkiStatus.SUCCESS, envelope=inner, certs=certs)
+    if kind == m.MessageType.CERT_POLL:
+        ias = m.parse_issuer_and_subject(inner.content)
+        state, cert = approvals.poll(alias, message.transaction_id)
+        if state == "pending":
+            return _reply(alias, responder, message, m.PkiStatus.PENDING)
+        if state == "rejected":
+            raise m.BadRequest("The request was rejected by an approver.")
+        if cert is None:
+            row = latest_for_subject(ias.issuer, ias.subject)
+            if row is None:
+                raise m.BadCertId("No request or certificate of this subject.")
+            cert = row.certificate
+        certs = [cert] + ([ca_cert] if alias.include_ca else [])
+        return _reply(alias, responder, message, m.PkiStatus.SUCCESS, envelope=inner, certs=certs)
+    if kind == m.MessageType.GET_CERT:
+        row = get_cert(inner.content)
+        return _reply(alias, responder, message, m.PkiStatus.SUCCESS, envelope=inner, certs=[row.certificate])
+    if kind == m.MessageType.GET_CRL:
+        crl = get_crl(inner.content)
+        return _reply(alias, responder, message, m.PkiStatus.SUCCESS, envelope=inner, crls=[crl])
+    raise m.BadRequest(f"Message type {_type_name(message)} is not supported.")

@@ -1,0 +1,90 @@
+"""Challenge validators for RA mode: who decides whether a PKCSReq's challengePassword is good.
+
+The default compares it with the alias's RA shared secret (``ra.authPwd``; none set accepts any request,
+as EJBCA does). An alias may name another class by dotted path (``challengeValidator``), e.g.
+:class:`protocols.scep.intune.IntuneValidator`, which asks Microsoft Intune. A validator is constructed
+with the alias and called once per PKCSReq; it raises :class:`ChallengeRefused` to refuse (the client
+gets a CertRep FAILURE badRequest) and may be told the outcome afterwards (Intune wants to know).
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from importlib import import_module
+from typing import TYPE_CHECKING, Protocol
+
+from pki.errors import ValidationError
+
+if TYPE_CHECKING:
+    from .models import ScepAlias
+
+
+class ChallengeRefused(Exception):
+    """The challenge is wrong or could not be checked; the text is logged, never sent to the client."""
+
+
+@dataclass
+class ChallengeContext:
+    """What a validator sees of one request."""
+
+    transaction_id: str
+    challenge_password: str
+    csr_der: bytes
+    username: str = ""
+
+
+class ChallengeValidator(Protocol):
+    def __init__(self, alias: ScepAlias) -> None: ...
+
+    def validate(self, ctx: ChallengeContext) -> None:
+        """Return to accept; raise ChallengeRefused to refuse."""
+
+    def notify_success(self, ctx: ChallengeContext, certificate_der: bytes) -> None: ...
+
+    def notify_failure(self, ctx: ChallengeContext, reason: str) -> None: ...
+
+
+class SharedSecretValidator:
+    """The RA authentication password (EJBCA's ``ra.authPwd``)."""
+
+    def __init__(self, alias: ScepAlias) -> None:
+        from .services import secret
+
+        self.expected = secret(alias, "ra_auth_password")
+
+    def validate(self, ctx: ChallengeContext) -> None:
+        if not self.expected:
+            return  # no shared secret configured: the alias accepts any request (EJBCA's "none")
+        if not hmac.compare_digest(ctx.challenge_password.encode(), self.expected.encode()):
+            raise ChallengeRefused("the challenge password is not the alias's RA shared secret")
+
+    def notify_success(self, ctx: ChallengeContext, certificate_der: bytes) -> None:
+        pass
+
+    def notify_failure(self, ctx: ChallengeContext, reason: str) -> None:
+        pass
+
+
+def load_validator_class(path: str) -> type:
+    """The class at dotted ``path`` (ValidationError when it cannot be imported or is not a validator)."""
+    module_name, _, cls_name = path.rpartition(".")
+    try:
+        cls = getattr(import_module(module_name), cls_name)
+    except (ImportError, AttributeError, ValueError):
+        raise ValidationError(f"Challenge validator '{path}' cannot be imported.", field="challenge_validator") \
+            from None
+    if not callable(getattr(cls, "validate", None)):
+        raise ValidationError(f"'{path}' has no validate() method.", field="challenge_validator")
+    return cls
+
+
+def validator_for(alias: ScepAlias) -> ChallengeValidator:
+    """The validator of an RA-mode alias."""
+    if alias.challenge_validator:
+        return load_validator_class(alias.challenge_validator)(alias)
+    if alias.use_intune:
+        from .intune import IntuneValidator
+
+        return IntuneValidator(alias)
+    return SharedSecretValidator(alias)
