@@ -57,6 +57,25 @@ class _CrlFields(FieldsetsMixin, forms.Form):
         }
 
 
+class _UniquenessFields(forms.Form):
+    """EJBCA's "Enforce unique ..." settings: what the CA refuses to certify for a second end entity."""
+
+    enforce_unique_public_keys = forms.BooleanField(
+        required=False, initial=True, label="Enforce unique public keys",
+        help_text="Refuse a public key this CA has already certified for another end entity (username)")
+    enforce_unique_dn = forms.BooleanField(
+        required=False, initial=True, label="Enforce unique DN",
+        help_text="Refuse a subject DN this CA has already certified for another end entity")
+    enforce_unique_dn_serial_number = forms.BooleanField(
+        required=False, initial=False, label="Enforce unique Subject DN SerialNumber",
+        help_text="Refuse a subject DN serialNumber (SN) this CA has already certified for another end entity")
+
+    UNIQUENESS_FIELDS = ["enforce_unique_public_keys", "enforce_unique_dn", "enforce_unique_dn_serial_number"]
+
+    def uniqueness_settings(self) -> dict:
+        return {name: bool(self.cleaned_data[name]) for name in self.UNIQUENESS_FIELDS}
+
+
 def usable_cas(who: Actor):
     """Active CAs with a key here that ``who`` may use (``/ca/<id>``)."""
     qs = CertificateAuthority.objects.active().exclude(crypto_token=None)
@@ -69,7 +88,7 @@ def usable_tokens(who: Actor):
     return CryptoToken.objects.filter(pk__in=ids)
 
 
-class CACreateForm(_CrlFields):
+class CACreateForm(_CrlFields, _UniquenessFields):
     """Create a root CA (self signed) or a sub-CA signed by a local CA."""
 
     name = forms.CharField(max_length=255, label="CA name")
@@ -96,6 +115,7 @@ class CACreateForm(_CrlFields):
         ("Key", ["crypto_token", "key_source", "key_alias", "key_spec", "signature_algorithm"]),
         ("CRLs", _CrlFields.CRL_FIELDS),
         ("URLs in issued certificates", _CrlFields.URL_FIELDS),
+        ("Uniqueness", _UniquenessFields.UNIQUENESS_FIELDS),
         ("", ["is_default"]),
     ]
 
@@ -133,7 +153,7 @@ class CAImportForm(forms.Form):
         return data
 
 
-class CAEditForm(_CrlFields):
+class CAEditForm(_CrlFields, _UniquenessFields):
     """What can change on a CA without a new certificate."""
 
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
@@ -149,6 +169,7 @@ class CAEditForm(_CrlFields):
         ("CA", ["description", "status", "validity", "signature_algorithm"]),
         ("CRLs", _CrlFields.CRL_FIELDS),
         ("URLs in issued certificates", _CrlFields.URL_FIELDS),
+        ("Uniqueness", _UniquenessFields.UNIQUENESS_FIELDS),
         ("", ["is_default"]),
     ]
 
@@ -161,6 +182,7 @@ class CAEditForm(_CrlFields):
             "delta_crl_period_hours": _as_hours(ca.delta_crl_period),
             "crl_distribution_point": ca.crl_distribution_point, "ocsp_url": ca.ocsp_url,
             "ca_issuers_url": ca.ca_issuers_url,
+            **{name: getattr(ca, name) for name in cls.UNIQUENESS_FIELDS},
         }
         return cls(data=data, initial=initial)
 
@@ -168,7 +190,8 @@ class CAEditForm(_CrlFields):
         """The values for ``edit_ca``; the default flag only when it is being set (it cannot be cleared)."""
         d = self.cleaned_data
         changes = {"description": d["description"], "validity": d["validity"], "status": d["status"],
-                   "signature_algorithm": d["signature_algorithm"], **self.crl_settings()}
+                   "signature_algorithm": d["signature_algorithm"], **self.crl_settings(),
+                   **self.uniqueness_settings()}
         if d["is_default"] and not ca.is_default:
             changes["is_default"] = True
         return changes

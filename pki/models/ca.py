@@ -54,6 +54,16 @@ class CertificateAuthority(models.Model):
     ocsp_url = models.URLField(max_length=512, blank=True, default="")
     ca_issuers_url = models.URLField(max_length=512, blank=True, default="")
     is_default = models.BooleanField(default=False, help_text="Used by SCEP and REST when no CA is named")
+    # EJBCA's "Enforce unique public keys" / "Enforce unique DN" / "Enforce unique Subject DN SerialNumber":
+    # checked by pki.uniqueness at issuance. On for new CAs (EJBCA's default); the migration that added them
+    # left existing CAs off so an upgrade does not start refusing requests that worked before.
+    enforce_unique_public_keys = models.BooleanField(
+        default=True, help_text="Refuse a public key already certified by this CA for another end entity")
+    enforce_unique_dn = models.BooleanField(
+        default=True, help_text="Refuse a subject DN already certified by this CA for another end entity")
+    enforce_unique_dn_serial_number = models.BooleanField(
+        default=False, help_text="Refuse a subject DN serialNumber already certified by this CA for another "
+                                 "end entity")
     rollover_certificate_der = models.BinaryField(null=True, blank=True)
     rollover_key_alias = models.CharField(max_length=255, blank=True, default="")
     rollover_at = models.DateTimeField(null=True, blank=True)

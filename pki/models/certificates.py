@@ -52,6 +52,9 @@ class Certificate(models.Model):
         "pki.CertificateProfile", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     key_algorithm = models.CharField(max_length=32, blank=True, default="")
+    # SHA-256 of the certified key's SubjectPublicKeyInfo (hex): the unique-key check and key searches. One
+    # index on the hash alone: it is selective enough for the per-CA check and also serves searches by key.
+    public_key_sha256 = models.CharField(max_length=64, blank=True, default="")
     is_ca = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -65,6 +68,7 @@ class Certificate(models.Model):
             models.Index(fields=["serial"], name="cert_serial_idx"),
             models.Index(fields=["ca", "status", "revoked_at"], name="cert_ca_revoked_idx"),
             models.Index(fields=["ca", "unrevoked_at"], name="cert_ca_unrevoked_idx"),
+            models.Index(fields=["public_key_sha256"], name="cert_pubkey_idx"),
         ]
 
     def __str__(self) -> str:

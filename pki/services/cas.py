@@ -47,6 +47,10 @@ class CASettings:
     ca_issuers_url: str = ""
     description: str = ""
     is_default: bool = False
+    # EJBCA's defaults for a new CA: unique public keys and DN on, unique DN serialNumber off.
+    enforce_unique_public_keys: bool = True
+    enforce_unique_dn: bool = True
+    enforce_unique_dn_serial_number: bool = False
 
 
 def get_ca(ref: str | int) -> CertificateAuthority:
@@ -131,6 +135,9 @@ def create_ca(actor: Actor, settings: CASettings) -> CertificateAuthority:
                 crl_overlap=settings.crl_overlap, delta_crl_period=settings.delta_crl_period,
                 crl_distribution_point=settings.crl_distribution_point, ocsp_url=settings.ocsp_url,
                 ca_issuers_url=settings.ca_issuers_url, is_default=False,
+                enforce_unique_public_keys=settings.enforce_unique_public_keys,
+                enforce_unique_dn=settings.enforce_unique_dn,
+                enforce_unique_dn_serial_number=settings.enforce_unique_dn_serial_number,
             )
             issuer = settings.signed_by or ca
             issued = _ca_issuance(issuer, actor, profile, public_key, subject_dn, settings.validity,
@@ -188,6 +195,7 @@ def set_default_ca(actor: Actor, ca: CertificateAuthority) -> None:
 EDITABLE_CA_FIELDS = (
     "description", "validity", "crl_period", "crl_overlap", "delta_crl_period", "crl_distribution_point",
     "ocsp_url", "ca_issuers_url", "signature_algorithm", "status",
+    "enforce_unique_public_keys", "enforce_unique_dn", "enforce_unique_dn_serial_number",
 )
 
 

@@ -86,6 +86,7 @@ def ca_create(request: HttpRequest) -> HttpResponse:
                 signature_algorithm=d["signature_algorithm"] or None,
                 certificate_profile=d["certificate_profile"].name if d["certificate_profile"] else None,
                 description=d["description"], is_default=d["is_default"], **form.crl_settings(),
+                **form.uniqueness_settings(),
             ))
         except SERVICE_ERRORS as exc:
             refused = form_error(form, exc)
