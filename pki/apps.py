@@ -15,3 +15,8 @@ class PkiConfig(AppConfig):
 
         crypto_token_event.connect(receivers.audit_crypto_token_event, dispatch_uid="pki-audit-cryptotoken")
         register_usage_provider(receivers.cas_using_token)
+
+        from .management.config_groups import register_config_group
+        from .management.config_oauth import OAuthConfigGroup
+
+        register_config_group("oauth", OAuthConfigGroup())

@@ -13,6 +13,8 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -96,6 +98,27 @@ def _reset_pipeline() -> None:
 os.register_at_fork(after_in_child=_reset_pipeline)
 
 
+REDACTED = "<redacted>"
+# Higher apps say whose subject names stay out of the log (the end entity profile's "subject name log
+# redaction"): callables of a username returning True to redact. The core cannot import them.
+_redaction_checks: list[Callable[[str], bool]] = []
+
+
+def register_subject_redaction(check: Callable[[str], bool]) -> None:
+    """Register a check ``(username) -> bool``; any True redacts that user's subject names in audit details."""
+    if check not in _redaction_checks:
+        _redaction_checks.append(check)
+
+
+def subject_for_audit(subject: str, username: str = "", redact: bool = False) -> str:
+    """``subject`` as an audit detail: REDACTED when asked, or when a registered check says so for ``username``."""
+    if not subject:
+        return subject
+    if redact or (username and any(check(username) for check in _redaction_checks)):
+        return REDACTED
+    return subject
+
+
 def _mac(prev_mac: str, payload: bytes) -> str:
     return hmac.new(derive_subkey(b"audit-chain"), prev_mac.encode() + payload, hashlib.sha256).hexdigest()
 
@@ -166,6 +189,61 @@ def _append_postgresql(cur, fields: tuple[str, ...], details: dict[str, Any], de
         pipeline.turn.release()
 
 
+class _Held:
+    """Events held by :func:`combined` on this thread, each with the on-commit marker that tells whether the
+    block it was recorded in is still part of the transaction (Django drops a rolled-back savepoint's
+    on-commit callbacks, and so the marker)."""
+
+    def __init__(self, into: str):
+        self.into = into
+        self.events: list[tuple[tuple[str, str, str, str, str], dict[str, Any], Callable[[], None]]] = []
+
+
+_held = threading.local()
+
+
+def _held_marker() -> Callable[[], None]:
+    return lambda: None  # a distinct object per held event; running it at commit does nothing
+
+
+@contextmanager
+def combined(into: str) -> Iterator[None]:
+    """Write the events recorded ``in_transaction`` inside this block as ONE event when it ends (inside the
+    caller's transaction): the first successful ``into`` event, with the other successful events of the same
+    actor listed in its details under ``"with"`` (event type, object type, object id, details each), so no
+    state change goes unrecorded. Failures and events of other actors are written on their own, in order.
+
+    Why: the chain head is locked from a transaction's first append until its commit, so an enrollment that
+    audits "end entity added" first holds every other enrollment off for its whole issuance (signature
+    included); one event at the end holds it for one statement and the commit. Use it around a
+    ``transaction.atomic()`` body, innermost: ``with transaction.atomic(), audit.combined("CERT_CREATION"):``.
+    """
+    outer = getattr(_held, "batch", None)
+    if outer is not None:  # already combining: the outer block writes
+        yield
+        return
+    batch = _held.batch = _Held(into)
+    try:
+        yield
+    finally:
+        _held.batch = None
+    # Only reached when the block succeeded: on an exception the transaction rolls back and nothing is written.
+    live = [(f, d) for f, d, marker in batch.events
+            if any(entry[1] is marker for entry in connection.run_on_commit)]
+    main = next((i for i, (f, _) in enumerate(live) if f[0] == into and f[4] == AuditOutcome.SUCCESS), None)
+    if main is not None:
+        fields, details = live[main]
+        fold = {i for i, (f, _) in enumerate(live)
+                if i != main and f[1] == fields[1] and f[4] == AuditOutcome.SUCCESS}
+        if fold:
+            details = {**details, "with": [{"event_type": f[0], "object_type": f[2], "object_id": f[3],
+                                            "details": d} for i, (f, d) in enumerate(live) if i in fold]}
+        live = [item for i, item in enumerate(live) if i != main and i not in fold] + [(fields, details)]
+    for (event_type, actor, object_type, object_id, outcome), details in live:
+        record(event_type, actor, object_type=object_type, object_id=object_id, outcome=outcome, details=details,
+               in_transaction=True)
+
+
 def record(
     event_type: str,
     actor: str,
@@ -177,7 +255,16 @@ def record(
     in_transaction: bool = False,
 ) -> AuditEvent:
     """Append an event. Call inside the transaction of the change it records (last, to hold the
-    chain lock briefly); a failure is recorded on its own after the failed transaction rolled back."""
+    chain lock briefly); a failure is recorded on its own after the failed transaction rolled back.
+    Inside :func:`combined` an ``in_transaction`` event is held and written when that block ends (the
+    returned event then has no sequence number yet)."""
+    batch = getattr(_held, "batch", None) if in_transaction else None
+    if batch is not None and connection.in_atomic_block:
+        marker = _held_marker()
+        transaction.on_commit(marker)
+        batch.events.append(((event_type, actor, object_type, str(object_id), outcome), dict(details or {}), marker))
+        return AuditEvent(event_type=event_type, actor=actor, object_type=object_type, object_id=str(object_id),
+                          outcome=outcome, details=details or {})
     details, details_json = _json_safe(details or {})
     fields = (event_type, actor, object_type, str(object_id), outcome)
     # The caller's transaction, if any (its outermost atomic block): the head lock taken here lasts as long.

@@ -21,7 +21,7 @@ from cryptotokens.models import CryptoToken
 
 from .auth.access import Actor
 from .choices import MemberMatch
-from .models import AccessRule, CertificateAuthority, Role, RoleMember
+from .models import CertificateAuthority, Role, RoleMember
 from .services.cas import CASettings, create_ca
 from .services.profiles import ensure_builtin_profiles
 
@@ -37,8 +37,11 @@ DEFAULT_ROLES: dict[str, tuple[str, list[tuple[str, bool]]]] = {
             ("/ra_functionality", True),
             ("/endentityprofilesrules", True),
             ("/ca", True),
+            ("/ca_functionality/view_ca", True),
             ("/ca_functionality/view_certificate", True),
             ("/ca_functionality/create_certificate", True),
+            ("/ca_functionality/view_end_entity_profiles", True),
+            ("/ca_functionality/use_username", True),  # the RA portal's "Use Username" enrollment
         ],
     ),
     "Auditor": (
@@ -51,6 +54,12 @@ DEFAULT_ROLES: dict[str, tuple[str, list[tuple[str, bool]]]] = {
             ("/ca_functionality/view_certificate", True),
             ("/ca_functionality/view_certificate_profiles", True),
             ("/cryptotoken/view", True),
+            ("/internalkeybinding/view", True),
+            ("/ca_functionality/view_end_entity_profiles", True),
+            ("/ra_functionality/view_end_entity", True),
+            ("/ra_functionality/view_end_entity_history", True),
+            ("/endentityprofilesrules", True),  # creating/editing still needs the /ra_functionality rule
+            ("/system_functionality/view_administrator_privileges", True),
         ],
     ),
 }
@@ -77,11 +86,9 @@ def _profiles(result: BootstrapResult) -> None:
 
 
 def _roles(result: BootstrapResult) -> None:
-    for name, (description, rules) in DEFAULT_ROLES.items():
-        role, created = Role.objects.get_or_create(name=name, defaults={"description": description})
-        if created:
-            AccessRule.objects.bulk_create([AccessRule(role=role, resource=r, allowed=a) for r, a in rules])
-            result.created.append(f"role {name}")
+    from .services.roles import ensure_default_roles
+
+    result.created += [f"role {name}" for name in ensure_default_roles(DEFAULT_ROLES)]
 
 
 def _admin(result: BootstrapResult) -> None:

@@ -36,9 +36,10 @@ from .auth.access import Actor
 from .choices import CAStatus
 from .errors import CAOfflineError, PkiError, ValidationError, as_pki_error
 from .models import Certificate, CertificateAuthority, CertificateProfile
+from .uniqueness import check_unique, public_key_sha256
 from .x509.algorithms import signature_algorithm
 from .x509.altnames import AltNameError, format_altnames, parse_altnames
-from .x509.dn import DNError, format_dn, parse_dn
+from .x509.dn import DNError, format_der_name, format_dn, parse_dn
 from .x509.explicit_ec import resign_with_explicit_key
 from .x509.extensions import eku_oid, encode_custom_value, key_usage
 from .x509.validity import ValidityError, parse_validity
@@ -85,6 +86,12 @@ class IssuanceRequest:
     self_signed: bool = False
     key_alias: str | None = None  # sign with this key of the CA's token (CA certificates, renewals)
     audit_details: dict[str, Any] = field(default_factory=dict)
+    # The end entity profile asks for subject name log redaction: the audit event and log lines carry
+    # REDACTED instead of the subject DN and alt names.
+    redact_subject: bool = False
+
+
+REDACTED = audit.REDACTED
 
 
 @dataclass
@@ -125,6 +132,30 @@ def insert_row(obj) -> None:
 
 
 _INSERT_SQL: dict[type, tuple[str, list]] = {}
+
+
+def update_row(obj, field_names: tuple[str, ...]) -> None:
+    """UPDATE the named fields of one stored instance by primary key, as ``save(update_fields=...)`` does
+    (``auto_now`` fields named here are set), with the statement text built once per model and field set."""
+    from django.db import connection
+
+    model = type(obj)
+    key = (model, field_names)
+    cached = _UPDATE_SQL.get(key)
+    if cached is None:
+        fields = [model._meta.get_field(name) for name in field_names]
+        quote = connection.ops.quote_name
+        assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
+        sql = (f"UPDATE {quote(model._meta.db_table)} SET {assignments} "  # noqa: S608 - quoted model names only
+               f"WHERE {quote(model._meta.pk.column)} = %s")
+        cached = _UPDATE_SQL[key] = (sql, fields)
+    sql, fields = cached
+    params = [f.get_db_prep_save(f.pre_save(obj, add=False), connection) for f in fields]
+    with connection.cursor() as cur:
+        cur.execute(sql, [*params, obj.pk])
+
+
+_UPDATE_SQL: dict[tuple, tuple[str, list]] = {}
 
 
 def load_csr(data: x509.CertificateSigningRequest | bytes | str) -> x509.CertificateSigningRequest:
@@ -356,7 +387,7 @@ def _prepare(req: IssuanceRequest):
     if req.subject_dn is None:
         if csr is None:
             raise ValidationError("A subject DN is required.", field="subject_dn")
-        req.subject_dn = format_dn(csr.subject)
+        req.subject_dn = _csr_subject_dn(csr)
     if req.hooks.validate:
         req.hooks.validate(req)
     key_spec = _check_key(profile, public_key)
@@ -367,6 +398,21 @@ def _prepare(req: IssuanceRequest):
     if len(subject) == 0 and not (req.subject_alt_name or (csr is not None and _has_san(csr))):
         raise ValidationError("A certificate needs a subject DN or a subject alternative name.", field="subject_dn")
     return ca, profile, csr, public_key, subject, key_spec
+
+
+def _csr_subject_dn(csr: x509.CertificateSigningRequest) -> str:
+    """The CSR's subject in EJBCA syntax, also for attributes cryptography cannot read back (a SEQUENCE
+    value such as PostalAddress or CertificationID), which asn1crypto decodes instead."""
+    try:
+        return format_dn(csr.subject)
+    except (KeyError, ValueError):
+        from asn1crypto import csr as a_csr
+
+        info = a_csr.CertificationRequestInfo.load(csr.tbs_certrequest_bytes)
+        try:
+            return format_der_name(info["subject"].dump())
+        except (KeyError, ValueError) as exc:
+            raise ValidationError(f"The request's subject cannot be read: {exc}", field="subject_dn") from None
 
 
 def _has_san(csr: x509.CertificateSigningRequest) -> bool:
@@ -441,20 +487,22 @@ def _issue(req: IssuanceRequest) -> IssuedCertificate:
             cert = x509.load_der_x509_certificate(der)
         try:
             with transaction.atomic():
+                check_unique(ca, req.username, subject_dn, key_hash := public_key_sha256(public_key))
                 row = Certificate(
                     ca=ca, serial=format(cert.serial_number, "x"),
                     fingerprint_sha256=cert.fingerprint(hashes.SHA256()).hex(),
                     subject_dn=subject_dn, issuer_dn=issuer_dn, subject_alt_name=san,
                     not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc, der=der,
                     username=req.username, certificate_profile=profile, key_algorithm=key_spec,
-                    is_ca=profile.is_ca,
+                    is_ca=profile.is_ca, public_key_sha256=key_hash,
                 )
                 insert_row(row)
                 if req.hooks.on_stored:
                     req.hooks.on_stored(req, row)
                 audit.record(
                     "CERT_CREATION", req.actor.name, object_type="certificate", object_id=row.serial,
-                    details={"ca": ca.name, "subject": subject_dn, "profile": profile.name,
+                    details={"ca": ca.name, "subject": REDACTED if req.redact_subject else subject_dn,
+                             "profile": profile.name,
                              "username": req.username, **req.audit_details},
                     in_transaction=True,
                 )

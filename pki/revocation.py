@@ -63,7 +63,8 @@ def revoke(actor: Actor, certificate: Certificate, reason: RevocationReason | in
         cert.unrevoked_at = None
         cert.save(update_fields=["status", "revocation_reason", "revoked_at", "unrevoked_at", "updated_at"])
         audit.record("CERT_REVOKED", actor.name, object_type="certificate", object_id=cert.serial,
-                     details={"ca": cert.ca.name, "reason": reason.label, "subject": cert.subject_dn},
+                     details={"ca": cert.ca.name, "reason": reason.label,
+                              "subject": audit.subject_for_audit(cert.subject_dn, cert.username)},
                      in_transaction=True)
     return cert
 
@@ -82,5 +83,6 @@ def unrevoke(actor: Actor, certificate: Certificate) -> Certificate:
         cert.unrevoked_at = timezone.now()
         cert.save(update_fields=["status", "revocation_reason", "revoked_at", "unrevoked_at", "updated_at"])
         audit.record("CERT_UNREVOKED", actor.name, object_type="certificate", object_id=cert.serial,
-                     details={"ca": cert.ca.name, "subject": cert.subject_dn}, in_transaction=True)
+                     details={"ca": cert.ca.name, "subject": audit.subject_for_audit(cert.subject_dn, cert.username)},
+                     in_transaction=True)
     return cert

@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "pki",
     "endentities",
     "keybindings",
+    "protocols.scep",
 ]
 
 MIDDLEWARE = [
@@ -65,6 +66,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Behind the TLS proxy only: a forwarded, verified client certificate of a role member (pki.auth.clientcert).
+    "pki.auth.clientcert.ClientCertificateMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -83,6 +86,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "pki.views.context.navigation",
+                "pki.views.oauth.login_providers",
             ],
         },
     },
@@ -97,6 +101,9 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Several threads (runserver, eager Celery) share the file: wait instead of failing on a lock.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
+    # Write transactions take the lock when they begin (BEGIN IMMEDIATE), so a second writer (the other
+    # gunicorn worker) queues for it instead of failing with "database is locked" on its first write.
+    DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -106,6 +113,24 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/login/"
+# Local accounts (the bootstrap admin), then OpenID Connect logins through trusted OAuth providers.
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "pki.auth.oidc.ProviderOIDCBackend",
+]
+# mozilla-django-oidc, per provider (pki.auth.oidc): code flow with PKCE (S256), state and nonce.
+OIDC_USE_PKCE = True
+OIDC_USE_NONCE = True
+OIDC_TIMEOUT = 10
+OIDC_CREATE_USER = True
+# OAuth bearer tokens and ID tokens (pki.auth.oauth): JWKS kept in the shared cache this long, looked up
+# from a per-process memo, refreshed on an unknown kid at most once per interval per provider.
+PKI_OAUTH_JWKS_CACHE_SECONDS = int(os.environ.get("PKI_OAUTH_JWKS_CACHE_SECONDS", "3600"))
+PKI_OAUTH_JWKS_MEMO_SECONDS = int(os.environ.get("PKI_OAUTH_JWKS_MEMO_SECONDS", "60"))
+PKI_OAUTH_JWKS_REFRESH_INTERVAL = int(os.environ.get("PKI_OAUTH_JWKS_REFRESH_INTERVAL", "30"))
+PKI_OAUTH_HTTP_TIMEOUT = int(os.environ.get("PKI_OAUTH_HTTP_TIMEOUT", "5"))
+# A bearer token verified once is accepted again from a per-process memo for this long (never past exp).
+PKI_OAUTH_VERIFIED_MEMO_SECONDS = int(os.environ.get("PKI_OAUTH_VERIFIED_MEMO_SECONDS", "60"))
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -126,6 +151,10 @@ SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+# Behind nginx (deploy/nginx/pki.conf): X-Forwarded-Proto and the client-certificate headers are believed,
+# the latter only from PKI_TRUSTED_PROXIES (comma-separated addresses/networks) when that is set.
+PKI_BEHIND_TLS_PROXY = _flag("PKI_BEHIND_TLS_PROXY")
+PKI_TRUSTED_PROXIES = [p.strip() for p in os.environ.get("PKI_TRUSTED_PROXIES", "").split(",") if p.strip()]
 if _flag("PKI_BEHIND_TLS_PROXY"):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = True
@@ -133,8 +162,13 @@ if _flag("PKI_BEHIND_TLS_PROXY"):
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        # Basic first: an unauthenticated call then gets 401 with a WWW-Authenticate challenge.
+        # OAuth bearer tokens first: its challenge names Basic and Bearer, and a refused token gets
+        # Bearer error="invalid_token" (pki.auth.bearer).
+        "pki.auth.bearer.BearerTokenAuthentication",
+        # Basic next: an unauthenticated call then gets 401 with a WWW-Authenticate challenge.
         "rest_framework.authentication.BasicAuthentication",
+        # Client certificates forwarded by the TLS proxy (before Session, which would demand a CSRF token).
+        "pki.auth.clientcert.ClientCertificateAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -176,12 +210,39 @@ CACHES = {
     "default": (
         {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
         if REDIS_URL
-        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+        # Without Redis: a table in the database, so every web process sees the same entries (JWKS,
+        # provider generations, rate limits); `manage.py init` and the test database create it.
+        else {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "pki_cache"}
     )
 }
 
 # Where the CA publishes its CRLs and certificates (used in CDP/AIA defaults).
 PKI_BASE_URL = os.environ.get("PKI_BASE_URL", "http://127.0.0.1:8000")
+# SCEP: the CA of CA-mode requests that name none (EJBCA's scep.defaultca); an alias may set its own.
+PKI_SCEP_DEFAULT_CA = os.environ.get("PKI_SCEP_DEFAULT_CA", "")
+
+# End entity e-mail notifications go through Django's e-mail backend (SMTP unless EMAIL_BACKEND says otherwise).
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = _flag("EMAIL_USE_TLS")
+EMAIL_TIMEOUT = int(os.environ.get("EMAIL_TIMEOUT", "30"))
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "pki@localhost")
+# Enrollment codes: PBKDF2 rounds of their stored hash; server-side P12 encryption ("3DES" as EJBCA, or "AES256").
+PKI_ENROLLMENT_CODE_ITERATIONS = int(os.environ.get("PKI_ENROLLMENT_CODE_ITERATIONS", "100000"))
+PKI_P12_ENCRYPTION = os.environ.get("PKI_P12_ENCRYPTION", "3DES")
+PKI_BCFKS_PROVIDER_JAR = os.environ.get("PKI_BCFKS_PROVIDER_JAR", "/usr/share/java/bcprov.jar")
+# Characters refused in subject DN values, alt names, usernames and e-mail (EJBCA's forbidden.characters).
+# The environment value may write \n \r \0 as escapes; an empty value forbids nothing.
+PKI_FORBIDDEN_CHARACTERS = (
+    os.environ["PKI_FORBIDDEN_CHARACTERS"].replace("\\n", "\n").replace("\\r", "\r").replace("\\0", "\0")
+    if "PKI_FORBIDDEN_CHARACTERS" in os.environ
+    else "\n\r;!\0%`?$~"
+)
+# Redact subject DNs and alt names from logs and audit details for every profile (System Configuration).
+PKI_REDACT_SUBJECT_NAMES = _flag("PKI_REDACT_SUBJECT_NAMES")
 
 LOGGING = {
     "version": 1,

@@ -1,7 +1,14 @@
 from django.urls import include, path
 
 urlpatterns = [
+    path("", include("pki.views.oauth_urls")),  # first: its /logout/ also ends the OAuth provider's session
     path("", include("pki.views.urls")),
+    path("", include("pki.views.roles_urls")),
     path("", include("pki.api.urls")),
+    path("", include("endentities.urls")),  # EJBCA's REST /v1/endentity and pkcs10enroll/enrollkeystore
     path("", include("cryptotokens.urls")),
+    path("", include("protocols.scep.urls")),  # SCEP endpoints and the SCEP admin pages
+    path("", include("endentities.ui_urls")),  # end entity admin pages and the RA portal (/ra/)
 ]
+
+handler404 = "pki.api.errors.not_found"

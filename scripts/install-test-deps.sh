@@ -12,9 +12,16 @@ command -v systemd-analyze >/dev/null || need+=(systemd)
 [ -e /usr/lib/softhsm/libsofthsm2.so ] && command -v softhsm2-util >/dev/null || need+=(softhsm2)
 command -v pg_ctlcluster >/dev/null || need+=(postgresql)
 command -v redis-server >/dev/null || need+=(redis-server)
+# micromdm's SCEP client and server: interoperability tests and benchmarks/scep_enroll.py.
+{ command -v scepclient && command -v scepserver; } >/dev/null || need+=(scep)
+command -v node >/dev/null && command -v npm >/dev/null || need+=(nodejs npm)  # the test OpenID provider
+command -v keytool >/dev/null || need+=(default-jre-headless)  # JKS/BCFKS keystore tests read with keytool
+[ -e /usr/share/java/bcprov.jar ] || need+=(libbcprov-java)  # BCFKS keystores (keytool + Bouncy Castle)
 if [ ${#need[@]} -gt 0 ]; then
   echo "Installing Debian packages: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+# The test OpenID provider (oidc-provider from npm, versions pinned by its package-lock.json).
+(cd "$(dirname "$0")/../tests/support/oidc_op" && npm ci --no-audit --no-fund --loglevel=error)

@@ -50,3 +50,16 @@ def _flatten(detail: object, prefix: str = "") -> list[str]:
             out.extend(_flatten(v, prefix))
         return out
     return [f"{prefix}{detail}"]
+
+
+API_PREFIXES = ("/ejbca/ejbca-rest-api/", "/api/")
+
+
+def not_found(request, exception=None):
+    """The site's 404: JSON in EJBCA's error shape under the REST prefixes (clients parse it), else the page."""
+    from django.http import JsonResponse
+    from django.views.defaults import page_not_found
+
+    if request.path.startswith(API_PREFIXES):
+        return JsonResponse({"error_code": 404, "error_message": f"No resource at {request.path}."}, status=404)
+    return page_not_found(request, exception)

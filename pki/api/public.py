@@ -120,7 +120,10 @@ def ca_certificate_download(request: HttpRequest, ca_name: str) -> HttpResponse:
 
 
 def _cn_filename(cert: x509.Certificate | None, fallback: str) -> str:
-    return (common_name(cert.subject) if cert is not None else None) or fallback
+    try:
+        return (common_name(cert.subject) if cert is not None else None) or fallback
+    except (KeyError, ValueError):  # a subject attribute cryptography cannot read back
+        return fallback
 
 
 def _certdist_crl(request: HttpRequest, ca: CertificateAuthority, delta: bool) -> HttpResponse:

@@ -220,6 +220,7 @@ class SearchView(APIView):
                    responses=with_errors({200: SearchResponseSerializer}, 400, 401, 403))
     def post(self, request: Request) -> Response:
         """At most ``max_number_of_results`` (capped at 500), newest first; ``more_results`` says there are more."""
+        actor_for_request(request).require("/ca_functionality/view_certificate")  # the rule before the body
         data = SearchRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         limit = min(data.validated_data["max_number_of_results"], MAX_RESULTS)

@@ -6,7 +6,7 @@ CA DNs in paths use the ``path`` converter: a DN may contain ``/``, which arrive
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from . import ca, certificates, public, search
+from . import ca, certificates, oauth, public, search
 
 V1 = "ejbca/ejbca-rest-api/v1"
 
@@ -32,6 +32,10 @@ urlpatterns = [
          name="api-certificate-detail"),
     path("api/v1/cas/<path:ca>/certificates/<str:serial>/", certificates.CertificateBySerialView.as_view(),
          name="api-ca-certificate-detail"),
+    # Trusted OAuth providers (EJBCA's REST API has none; a pki path): by id or label
+    path("api/v1/oauth-providers/", oauth.OAuthProviderListView.as_view(), name="api-oauth-provider-list"),
+    path("api/v1/oauth-providers/<str:key>/", oauth.OAuthProviderDetailView.as_view(),
+         name="api-oauth-provider-detail"),
     # Public downloads: CRL distribution points and AIA caIssuers URLs, also at EJBCA's certdist URL.
     path("crl/<str:ca_name>.crl", public.crl_download, name="crl-download"),
     path("ca/<str:ca_name>.crt", public.ca_certificate_download, name="ca-certificate-download"),

@@ -4,6 +4,7 @@ from .audit import AuditChainHead, AuditEvent
 from .ca import CACertificate, CertificateAuthority
 from .certificates import Certificate
 from .crl import CRL
+from .oauth import TrustedOAuthProvider
 from .profiles import CertificateProfile
 from .roles import AccessRule, Role, RoleMember
 
@@ -18,4 +19,5 @@ __all__ = [
     "CertificateProfile",
     "Role",
     "RoleMember",
+    "TrustedOAuthProvider",
 ]

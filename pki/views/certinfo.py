@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptotokens.backends.base import key_spec_of
 
 from ..x509.altnames import format_altnames
-from ..x509.dn import format_dn
+from ..x509.dn import format_issuer_of, format_subject_of
 from ..x509.extensions import EKU_NAMES, key_usage_names
 
 
@@ -52,7 +52,7 @@ def describe(cert: x509.Certificate) -> dict:
     except Exception:  # an unusual key type still gets a page
         key = "unknown"
     return {
-        "subject": format_dn(cert.subject), "issuer": format_dn(cert.issuer),
+        "subject": format_subject_of(cert), "issuer": format_issuer_of(cert),
         "serial": format(cert.serial_number, "X"), "not_before": cert.not_valid_before_utc,
         "not_after": cert.not_valid_after_utc, "san": found.get(x509.SubjectAlternativeName, ""),
         "key_usage": found.get(x509.KeyUsage, ""), "eku": found.get(x509.ExtendedKeyUsage, ""),

@@ -41,6 +41,9 @@ UI_RULES: dict[str, str] = {
     "create_certificate": "/ca_functionality/create_certificate",
     "revoke": "/ra_functionality/revoke_end_entity",
     "view_audit": "/audit/view",
+    "view_roles": "/system_functionality/view_administrator_privileges",
+    "edit_roles": "/system_functionality/edit_administrator_privileges",
+    "modify_tokens": "/cryptotoken/modify",
 }
 
 

@@ -5,7 +5,8 @@ and checked against PostgreSQL on every request.
 Why: loading these through the ORM cost ~3 ms of CPU per request (query building for wide rows), more than the
 SCEP message layer's own work. The check is one plain statement that reads each row's version (``xmin`` and
 ``ctid``: a new row version, committed anywhere or made earlier in this transaction, always has a new pair)
-and the ids of the profile's available CAs and certificate profiles; any difference, or a disabled or removed
+the ids of the profile's available CAs and certificate profiles, and whether the RA CA or certificate profile
+requires approval; any difference, or a disabled or removed
 alias, loads again. So nothing here is state another process needs: an edit in any process is seen by the next
 request everywhere, as with no cache at all. Other databases than PostgreSQL load every time.
 """
@@ -83,7 +84,14 @@ def get_alias(name: str) -> ScepAlias | None:
     stamp = tuple(row)
     hit = _cache.get(name)
     if hit is not None and hit[0] == stamp:
-        return hit[1]
+        alias = hit[1]
+        # Rows reached from the cached ones (a CA's token or issuing CA, a profile's defaults) are not covered
+        # by the versions: forget them, so they are read fresh when a request needs them, as without a cache.
+        for related in (alias.default_ca, alias.ra_default_ca, alias.ra_certificate_profile,
+                         alias.ra_end_entity_profile):
+            if related is not None and related._state.fields_cache:
+                related._state.fields_cache.clear()
+        return alias
     alias = _load(name)
     if alias is None:
         return None

@@ -226,3 +226,28 @@ def test_concurrent_issuance_gives_distinct_serials(ca_factory, actor, csr_facto
     from pki.audit import verify_chain
 
     assert verify_chain().ok
+
+
+def test_redacted_subject_stays_out_of_the_audit_log(root_ca, actor, csr_factory):
+    csr, _ = csr_factory("CN=Private Person,O=Test")
+    row = _issue(root_ca, actor, csr, redact_subject=True).row
+    assert row.subject_dn == "CN=Private Person,O=Test"  # the certificate table keeps it
+    event = AuditEvent.objects.get(event_type="CERT_CREATION", object_id=row.serial)
+    assert event.details["subject"] == issuance.REDACTED
+    assert "Private Person" not in str(event.details)
+
+
+def test_csr_subject_that_cryptography_cannot_read(root_ca, actor):
+    # PostalAddress is a SEQUENCE: cryptography writes it (pki.x509.dn's raw tag) but cannot read it back.
+    from asn1crypto import core
+
+    from pki.x509.dn import parse_dn
+
+    postal = core.SequenceOf(spec=core.UTF8String, value=["Box 1", "Stockholm"]).dump()
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = parse_dn(f"CN=Odd,POSTALADDRESS=#{postal.hex()}")
+    csr = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
+    with pytest.raises(KeyError):
+        x509.load_der_x509_csr(csr.public_bytes(serialization.Encoding.DER)).subject  # noqa: B018
+    row = _issue(root_ca, actor, x509.load_der_x509_csr(csr.public_bytes(serialization.Encoding.DER))).row
+    assert "CN=Odd" in row.subject_dn and f"POSTALADDRESS=#{postal.hex()}" in row.subject_dn
