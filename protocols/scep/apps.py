@@ -15,6 +15,9 @@ class ScepConfig(AppConfig):
         from .cli import ScepConfigGroup
 
         register_config_group("scep", ScepConfigGroup())
+        from pki.bootstrap import register_step
+
+        register_step(ensure_default_alias, order=60)
         from cryptotokens.usage import register_usage_provider
 
         register_usage_provider(aliases_using_token)
@@ -23,6 +26,19 @@ class ScepConfig(AppConfig):
         except ImportError:  # the resource registry is optional for this app
             return
         register_resources("Protocols", [("/protocol/scep", "SCEP enrollment (every alias)")])
+
+
+def ensure_default_alias(result) -> None:
+    """EJBCA ships the alias ``scep`` (CA mode, its defaults), so ``.../apply/scep/pkiclient.exe`` answers on
+    a new installation: created by ``init`` when missing, never changed afterwards."""
+    from pki.auth.access import Actor
+
+    from .models import ScepAlias
+    from .services import add_alias
+
+    if not ScepAlias.objects.filter(name="scep").exists():
+        add_alias(Actor.system_actor("init"), "scep")
+        result.created.append("SCEP alias scep (CA mode)")
 
 
 def aliases_using_token(token, alias: str | None) -> list[str]:
