@@ -13,15 +13,16 @@ from pki.x509.altnames import (
     AltNameError,
     canonical_altname_value,
     escape_altname_value,
-    general_name,
     parse_altname_pairs,
+    quick_general_name,
 )
-from pki.x509.dn import DNError, escape_value, name_from_pairs, parse_dn_pairs
+from pki.x509.dn import DNError, escape_value, name_from_pairs, needs_escape_any, parse_dn_pairs
 from pki.x509.fields import DN_RANK
 from pki.x509.othernames import SIMError, compute_sim, is_sim_input
 
 from .fields import ALT_NAME_TYPES, DN_TYPES, MAX_ALT_NAMES, FieldType
 from .profilerules import (
+    TypeRules,
     check_forbidden,
     check_value,
     default_of,
@@ -33,6 +34,9 @@ from .profilerules import (
 if TYPE_CHECKING:
     from .models import EndEntityProfile
 
+# Alt-name types whose stored string is re-read from the encoded GeneralName (canonical_altname_value), or
+# escaped beyond commas (a directoryName).
+_RECODED_KEYS = frozenset({"IPADDRESS", "DIRECTORYNAME", "FASCN", "GUID"})
 Pairs = list[list[tuple[str, str]]]  # RDNs in string order, each a list of (attribute key, value)
 REDACTED = "<redacted>"
 # Keys of log/audit details that hold a subject name.
@@ -52,6 +56,35 @@ def _by_type(fields: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     for f in fields:
         out.setdefault(f["type"], []).append(f)
     return out
+
+
+class _ProfileRules:
+    """A profile's field instances grouped by type with their checks compiled (:class:`TypeRules`), built once
+    per profile instance: validating many end entities against one profile re-read and re-compiled them for
+    every value. Rebuilt when the profile is saved (``updated_at``) or its field lists are replaced."""
+
+    __slots__ = ("key", "dn_fields", "alt_fields", "dn_by_type", "alt_by_type", "dn_rules", "alt_rules", "dn_plan")
+
+    def __init__(self, key: tuple, dn_fields: list[dict[str, Any]], alt_fields: list[dict[str, Any]]) -> None:
+        self.key = key
+        self.dn_fields, self.alt_fields = dn_fields, alt_fields  # held: their ids are part of the key
+        self.dn_by_type = _by_type(dn_fields)
+        self.alt_by_type = _by_type(alt_fields)
+        self.dn_rules = {k: TypeRules(DN_TYPES[k], v) for k, v in self.dn_by_type.items() if k in DN_TYPES}
+        self.alt_rules = {k: TypeRules(ALT_NAME_TYPES[k], v) for k, v in self.alt_by_type.items()
+                          if k in ALT_NAME_TYPES}
+        # (type key, its rules or None for a type EJBCA has no name for), in profile order
+        self.dn_plan = [(k, self.dn_rules.get(k)) for k in self.dn_by_type]
+
+
+def _rules(profile: EndEntityProfile) -> _ProfileRules:
+    dn_fields, alt_fields = profile.subject_dn_fields or [], profile.subject_alt_name_fields or []
+    key = (profile.updated_at, id(dn_fields), len(dn_fields), id(alt_fields), len(alt_fields))
+    cached = getattr(profile, "_ee_rules", None)
+    if cached is None or cached.key != key:
+        cached = _ProfileRules(key, dn_fields, alt_fields)
+        profile._ee_rules = cached  # type: ignore[attr-defined]
+    return cached
 
 
 # --- merge -------------------------------------------------------------------------------------------------
@@ -110,6 +143,10 @@ def _sorted(rdns: Pairs) -> Pairs:
 
 def format_pairs(rdns: Pairs) -> str:
     """An EJBCA DN string from parsed pairs (empty values dropped)."""
+    if all(len(rdn) == 1 for rdn in rdns):
+        values = [rdn[0][1] for rdn in rdns]
+        if not needs_escape_any(values):  # the usual DN: nothing to escape, no value to look at one by one
+            return ",".join([f"{k}={v}" for (k, v), in rdns if v])
     parts = []
     for rdn in rdns:
         if len(rdn) == 1:
@@ -156,25 +193,34 @@ def validate_subject_dn_pairs(profile: EndEntityProfile, subject_dn: str, *,
     for rdn in rdns:
         for key, value in rdn:
             values.setdefault(key, []).append(value)
-    by_type = _by_type(profile.subject_dn_fields)
-    for key in dict.fromkeys([*by_type, *values]):
-        ftype = DN_TYPES.get(key)
-        given = values.get(key, [])
-        instances = by_type.get(key, [])
-        if ftype is None:  # a dotted OID EJBCA has no name for
-            if not profile.any_dn:
+    rules = _rules(profile)
+    by_type = rules.dn_by_type
+    reverse = profile.reverse_field_checks
+    if not profile.any_dn:  # the profile's types in its order, then the given types it has no field for
+        for key, type_rules in rules.dn_plan:
+            given = values.pop(key, [])
+            if type_rules is None:  # a dotted OID EJBCA has no name for
                 raise ValidationError(f"Subject DN attribute {key} is not allowed by the end entity profile.",
                                       field="subject_dn")
-            continue
-        if profile.any_dn:
+            type_rules.check(given, reverse, "subject_dn")
+        for key, given in values.items():
+            ftype = DN_TYPES.get(key)
+            if ftype is None:
+                raise ValidationError(f"Subject DN attribute {key} is not allowed by the end entity profile.",
+                                      field="subject_dn")
+            match_instances(ftype, [], given, reverse=reverse, field="subject_dn")
+    else:  # any DN: every known attribute in its built-in format, required fields present
+        for key in dict.fromkeys([*by_type, *values]):
+            ftype = DN_TYPES.get(key)
+            if ftype is None:  # a dotted OID EJBCA has no name for
+                continue
+            given = values.get(key, [])
             for value in given:
                 if value:
                     check_value(ftype, None, value, "subject_dn")
-            for inst in instances:
+            for inst in by_type.get(key, []):
                 if inst.get("required") and not any(given):
                     raise ValidationError(f"Subject DN field '{ftype.ejbca_name}' must exist.", field="subject_dn")
-            continue
-        match_instances(ftype, instances, given, reverse=profile.reverse_field_checks, field="subject_dn")
     # placeholders ("OU=") dropped; single-valued RDNs (nearly all) kept as they are
     rdns = _sorted([rdn if len(rdn) == 1 else [(k, v) for k, v in rdn if v]
                     for rdn in rdns if rdn[0][1] or any(v for _, v in rdn)])
@@ -234,7 +280,8 @@ def validate_alt_names(profile: EndEntityProfile, subject_alt_name: str, *, emai
         if check and key != "URI":  # URIs legitimately hold '?', '%', '~' and '$'
             check_forbidden(value, f"Subject alternative name field '{key}'", "subject_alt_name", bad)
         values.setdefault(key, []).append(value)
-    by_type = _by_type(profile.subject_alt_name_fields)
+    rules = _rules(profile)
+    by_type = rules.alt_by_type
     if cn is None:
         cn = ""
         if subject is not None:
@@ -264,8 +311,12 @@ def validate_alt_names(profile: EndEntityProfile, subject_alt_name: str, *, emai
             if any(i.get("required") for i in instances) and not kept:
                 raise ValidationError(f"Subject alternative name field '{key}' must exist.", field="subject_alt_name")
         else:
-            kept = match_instances(ftype, instances, given, reverse=profile.reverse_field_checks,
-                                   field="subject_alt_name")
+            type_rules = rules.alt_rules.get(key)
+            if type_rules is None:
+                kept = match_instances(ftype, instances, given, reverse=profile.reverse_field_checks,
+                                       field="subject_alt_name")
+            else:
+                kept = type_rules.check(given, profile.reverse_field_checks, "subject_alt_name")
         out.extend((key, v) for v in kept)
     if len(out) > MAX_ALT_NAMES:
         raise ValidationError(
@@ -276,12 +327,17 @@ def validate_alt_names(profile: EndEntityProfile, subject_alt_name: str, *, emai
     texts: list[str] = []
     for key, value in out:
         try:
-            gn = general_name(key, value)
+            gn = quick_general_name(key, value)
         except AltNameError as exc:
             raise ValidationError(str(exc), field="subject_alt_name") from None
         names.append(gn)
-        # The stored string is the canonical form of what gets encoded (IPv6 compressed, FASC-N content hex).
-        texts.append(f"{key}={escape_altname_value(key, canonical_altname_value(key, value, gn))}")
+        # The stored string is the canonical form of what gets encoded (IPv6 compressed, FASC-N content hex);
+        # the other types are stored as given, and only a directoryName needs more than its commas escaped.
+        if key in _RECODED_KEYS:
+            value = escape_altname_value(key, canonical_altname_value(key, value, gn))
+        elif "," in value:
+            value = value.replace(",", "\\,")
+        texts.append(f"{key}={value}")
     return ", ".join(texts), names
 
 

@@ -26,6 +26,13 @@ UPN_OID = ObjectIdentifier("1.3.6.1.4.1.311.20.2.3")
 ALT_NAME_KEYS: dict[str, str] = dict(ALT_ALIASES)
 
 _UNESCAPED_COMMA = re.compile(r"(?<!\\),")
+# An address of dot-separated atoms: what cryptography's check (email.utils.parseaddr, the costliest part
+# of an end entity's validation) accepts unchanged, so it is built without running that parser again.
+_PLAIN_EMAIL = re.compile(r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
+# OtherName type ids by EJBCA key, made once (an ObjectIdentifier parses its dotted string).
+_OTHER_NAME_OIDS: dict[str, ObjectIdentifier] = {
+    k: ObjectIdentifier(f.other_name_oid) for k, f in ALT_BY_KEY.items() if getattr(f, "other_name_oid", None)
+}
 
 
 class AltNameError(ValueError):
@@ -39,20 +46,36 @@ def parse_altname_pairs(text: str) -> list[tuple[str, str]]:
     pairs: list[tuple[str, str]] = []
     if not text or not text.strip():
         return pairs
-    for chunk in _UNESCAPED_COMMA.split(text):
+    directory = False
+    for chunk in _UNESCAPED_COMMA.split(text) if "\\" in text else text.split(","):
         key, sep, value = chunk.partition("=")
-        norm = ALT_NAME_KEYS.get(key.strip().upper()) if sep else None
+        norm = (_KEY_SPELLINGS.get(key) or _key_of(key)) if sep else None
         if norm is None:
             if pairs and pairs[-1][0] == "DIRECTORYNAME":
                 pairs[-1] = (pairs[-1][0], pairs[-1][1] + "," + chunk.strip())
                 continue
             raise AltNameError(f"Unknown subject alternative name '{chunk.strip()}'")
         value = value.strip()
-        if norm != "DIRECTORYNAME":
+        if norm == "DIRECTORYNAME":
+            directory = True
+        elif "\\" in value:
             value = value.replace("\\,", ",")
         pairs.append((norm, value))
+    if not directory:
+        return pairs
     # a directoryName value is its DN string, one level of escaping undone
     return [(k, _unescape_once(v) if k == "DIRECTORYNAME" else v) for k, v in pairs]
+
+
+_KEY_SPELLINGS: dict[str, str] = {}  # a key as written ("DNSNAME", " dnsName") -> EJBCA's key
+
+
+def _key_of(written: str) -> str | None:
+    """EJBCA's key for an alt-name key as written (None: unknown), remembered per spelling (bounded)."""
+    norm = ALT_NAME_KEYS.get(written.strip().upper())
+    if len(_KEY_SPELLINGS) < 1024 and norm is not None:
+        _KEY_SPELLINGS[written] = norm
+    return norm
 
 
 def escape_altname_value(key: str, value: str) -> str:
@@ -77,7 +100,8 @@ def _unescape_once(value: str) -> str:
     return "".join(out)
 
 
-@functools.lru_cache(maxsize=8192)  # a pure function of its text; GeneralNames are immutable values
+# A pure function of its text (GeneralNames are immutable values); small for the reason given in pki.x509.dn.
+@functools.lru_cache(maxsize=256)
 def general_name(key: str, value: str) -> x509.GeneralName:
     """One alt name of EJBCA type ``key`` (any accepted spelling) as a ``cryptography`` GeneralName."""
     key = ALT_NAME_KEYS.get(key.strip().upper(), key)
@@ -89,9 +113,11 @@ def general_name(key: str, value: str) -> x509.GeneralName:
         if key == "RFC822NAME":
             if "@" not in value:
                 raise AltNameError(f"RFC822NAME '{value}' is not an e-mail address")
+            if _PLAIN_EMAIL.fullmatch(value):
+                return x509.RFC822Name._init_without_validation(value)
             return x509.RFC822Name(value)
         if key == "IPADDRESS":
-            return x509.IPAddress(ipaddress.ip_address(value))
+            return x509.IPAddress(_ip_address(value))
         if key == "URI":
             return x509.UniformResourceIdentifier(value)
         if key == "DIRECTORYNAME":
@@ -100,7 +126,8 @@ def general_name(key: str, value: str) -> x509.GeneralName:
             return x509.RegisteredID(ObjectIdentifier(value))
         codec = CODECS.get(key)
         if codec is not None:
-            return x509.OtherName(ObjectIdentifier(ALT_BY_KEY[key].other_name_oid), codec[0](value))
+            type_id = _OTHER_NAME_OIDS.get(key) or ObjectIdentifier(ALT_BY_KEY[key].other_name_oid)
+            return x509.OtherName(type_id, codec[0](value))
     except (ValueError, DNError, OtherNameError) as exc:
         if isinstance(exc, AltNameError):
             raise
@@ -109,6 +136,47 @@ def general_name(key: str, value: str) -> x509.GeneralName:
 
 
 _general_name = general_name  # the name it had before
+
+
+def _plain_email(value: str) -> x509.RFC822Name | None:
+    return x509.RFC822Name._init_without_validation(value) if _PLAIN_EMAIL.fullmatch(value) else None
+
+
+def _other_name_builder(key: str):
+    type_id, encode = _OTHER_NAME_OIDS[key], CODECS[key][0]
+    return lambda value: x509.OtherName(type_id, encode(value))
+
+
+# EJBCA key -> the GeneralName of a value, for quick_general_name.
+_QUICK_BUILDERS = {
+    "DNSNAME": x509.DNSName, "URI": x509.UniformResourceIdentifier, "RFC822NAME": _plain_email,
+    "IPADDRESS": lambda value: x509.IPAddress(_ip_address(value)),
+    **{key: _other_name_builder(key) for key in CODECS if key in _OTHER_NAME_OIDS},
+}
+
+
+def quick_general_name(key: str, value: str) -> x509.GeneralName:
+    """:func:`general_name` for a key as :func:`parse_altname_pairs` returns it, built directly: the per-person
+    values of a stream of end entities never repeat, so the cache was only cost for them. Anything that does
+    not build goes through :func:`general_name`, which raises the precise error."""
+    build = _QUICK_BUILDERS.get(key)
+    if build is not None and value:
+        try:
+            gn = build(value)
+        except (ValueError, TypeError):
+            gn = None
+        if gn is not None:
+            return gn
+    return general_name(key, value)
+
+
+def _ip_address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """``ipaddress.ip_address`` without first trying IPv4 on an IPv6 address (a raised and caught error per
+    address); anything that fails goes through ``ip_address`` itself, for its error message."""
+    try:
+        return ipaddress.IPv6Address(value) if ":" in value else ipaddress.IPv4Address(value)
+    except ValueError:
+        return ipaddress.ip_address(value)
 
 
 def parse_altnames(text: str) -> list[x509.GeneralName]:
@@ -143,6 +211,8 @@ def altname_pair(gn: x509.GeneralName) -> tuple[str, str]:
 def canonical_altname_value(key: str, value: str, gn: x509.GeneralName) -> str:
     """The string form :func:`altname_pair` would give for ``gn``, without decoding its DER when the input
     string already is that form (what the validation of many end entities needs to be quick)."""
+    if key == "IPADDRESS" and isinstance(gn.value, ipaddress.IPv4Address):
+        return value  # an accepted IPv4 string is its canonical form (no leading zeros, nothing else)
     if key in ("IPADDRESS", "DIRECTORYNAME", "FASCN", "GUID"):
         return altname_pair(gn)[1]
     return value

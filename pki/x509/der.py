@@ -7,6 +7,7 @@ seconds and gigabytes. These helpers write the bytes directly; the result is par
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 
 
@@ -18,7 +19,10 @@ def length(n: int) -> bytes:
 
 
 def tlv(tag: int, content: bytes) -> bytes:
-    return bytes([tag]) + length(len(content)) + content
+    n = len(content)
+    if n < 0x80:  # the short length form, nearly always: one bytes() for tag and length
+        return bytes((tag, n)) + content
+    return bytes([tag]) + length(n) + content
 
 
 def sequence(content: bytes) -> bytes:
@@ -88,6 +92,7 @@ def revoked_entry(serial_hex: str, revocation_time: bytes, extensions: bytes) ->
     return sequence(tlv(0x02, number) + revocation_time + extensions)
 
 
+@functools.lru_cache(maxsize=1024)  # a pure function of a small domain (the OIDs of profiles and requests)
 def oid(dotted: str) -> bytes:
     parts = [int(p) for p in dotted.split(".")]
     body = bytearray([40 * parts[0] + parts[1]])

@@ -108,11 +108,48 @@ def escape_value(value: str, key: str | None = None) -> str:
     return "".join(out)
 
 
+# Any of the values needs escaping: a special character anywhere, or '#' / ' ' first or ' ' last in a value
+# (the values joined by NULs, which none may hold for this test to be exact).
+_ANY_NEEDS_ESCAPE = re.compile(r'[,+"\\<>;=]|(?:^|\x00)[# ]| (?:\x00|$)')
+
+
+def needs_escape_any(values: list[str]) -> bool:
+    """Whether :func:`escape_value` would change any of ``values`` (True when unsure: a value holds a NUL)."""
+    joined = "\x00".join(values)
+    if joined.count("\x00") != len(values) - 1 and values:
+        return True
+    return _ANY_NEEDS_ESCAPE.search(joined) is not None
+
+
+def _oid_key(raw_key: str) -> str:
+    """The key of an attribute written as a dotted OID (its EJBCA name when it has one)."""
+    key = raw_key.strip()
+    m = _OID_RE.match(key)
+    if not m:
+        raise DNError(f"Unknown DN attribute '{key}'")
+    field = BY_OID.get(m.group(1))
+    return field.key if field else m.group(1)
+
+
 def parse_dn_pairs(dn: str) -> list[list[tuple[str, str]]]:
     """Parse into RDNs in string order; each RDN is a list of (attribute key or dotted OID, value)."""
     if dn is None or not dn.strip():
         return []
     rdns: list[list[tuple[str, str]]] = []
+    if "\\" not in dn and '"' not in dn and "+" not in dn:  # the usual DN: split at every comma, key at '='
+        parts = dn.split(",")
+        last = len(parts) - 1
+        for i, part in enumerate(parts):
+            raw_key, eq, value = part.partition("=")
+            if not eq:
+                if part.strip():
+                    raise DNError(f"Missing '=' in DN component '{part.strip()}'")
+                if i == last and rdns:
+                    break  # trailing comma
+                raise DNError(f"Empty RDN in DN '{dn}'")
+            field = field_for(raw_key)
+            rdns.append([(field.key if field is not None else _oid_key(raw_key), value.strip())])
+        return rdns
     current: list[tuple[str, str]] = []
     for part, sep in _split(dn, ",+"):
         if not part.strip():
@@ -131,16 +168,7 @@ def parse_dn_pairs(dn: str) -> list[list[tuple[str, str]]]:
                 raise DNError(f"Missing '=' in DN component '{part.strip()}'")
             value = value.strip()
         field = field_for(raw_key)
-        if field is not None:
-            name = field.key
-        else:
-            key = raw_key.strip()
-            m = _OID_RE.match(key)
-            if not m:
-                raise DNError(f"Unknown DN attribute '{key}'")
-            field = BY_OID.get(m.group(1))
-            name = field.key if field else m.group(1)
-        current.append((name, value))
+        current.append((field.key if field is not None else _oid_key(raw_key), value))
         if sep != "+":
             rdns.append(current)
             current = []
@@ -160,6 +188,9 @@ class _RawTag:
         self.name = f"RAW_0x{tag:02X}"
 
 
+_NameAttribute = x509.NameAttribute
+# The attributes whose length cryptography's NameAttribute checks itself (C, CN, jurisdiction C).
+_LENGTH_LIMITED = frozenset({NameOID.COUNTRY_NAME, NameOID.COMMON_NAME, NameOID.JURISDICTION_COUNTRY_NAME})
 _PRINTABLE_RE = re.compile(r"[A-Za-z0-9 '()+,\-./:=?]*")
 _STRING_TAGS = {t.value: t for t in _ASN1Type if t not in (_ASN1Type.BitString,)}
 _CERTIFICATION_ID_RE = re.compile(r"BSI-K-TR-\d{4}-\d{4}")
@@ -205,8 +236,11 @@ def certification_id_der(value: str) -> bytes:
 
 
 # Name attributes are immutable values and DN parts repeat across requests (O, OU, C, L, ...): building one
-# (field lookup, checks, cryptography's own validation) was a fifth of an end entity validation.
-@functools.lru_cache(maxsize=8192)
+# (field lookup, checks, cryptography's own validation) was a fifth of an end entity validation. The caches are
+# small on purpose: the per-person parts (CN, serial number, e-mail) never hit, and with thousands of entries
+# every miss evicted an entry long out of the CPU caches (slower than no cache); the repeating organization
+# parts stay in a small one.
+@functools.lru_cache(maxsize=256)
 def _attribute(name: str, value: str) -> x509.NameAttribute:
     field: DNField | None = field_for(name)
     if field is None:
@@ -237,21 +271,40 @@ def _attribute(name: str, value: str) -> x509.NameAttribute:
                       f"only, not '{value}'")
     if field.asn1_type == _ASN1Type.IA5String and not value.isascii():
         raise DNError(f"DN attribute {field.key} is an IA5String: ASCII characters only, not '{value}'")
+    if field.oid not in _LENGTH_LIMITED and field.asn1_type is not _ASN1Type.BitString:
+        # What NameAttribute() would check (types, the length of C and CN) holds here: build it directly.
+        attr = _NameAttribute.__new__(_NameAttribute)
+        attr._oid, attr._value, attr._type = field.oid, value, field.asn1_type
+        return attr
     try:
         return x509.NameAttribute(field.oid, value, field.asn1_type)
     except ValueError as exc:
         raise DNError(f"DN attribute {field.key}: {exc}") from None
 
 
-@functools.lru_cache(maxsize=8192)
+@functools.lru_cache(maxsize=256)
 def _rdn(pairs: tuple[tuple[str, str], ...]) -> x509.RelativeDistinguishedName:
     return x509.RelativeDistinguishedName([_attribute(k, v) for k, v in pairs])
+
+
+@functools.lru_cache(maxsize=256)
+def _single_rdn(name: str, value: str) -> x509.RelativeDistinguishedName:
+    """The RDN of one attribute (nearly every RDN): one cache level, no tuple of pairs to build and hash; what
+    RelativeDistinguishedName() checks (non-empty, attribute types, no duplicates) holds for one attribute."""
+    attr = _attribute.__wrapped__(name, value)
+    rdn = x509.RelativeDistinguishedName.__new__(x509.RelativeDistinguishedName)
+    rdn._attributes, rdn._attribute_set = [attr], frozenset((attr,))
+    return rdn
 
 
 def name_from_pairs(rdns: list[list[tuple[str, str]]]) -> x509.Name:
     """An ``x509.Name`` from parsed RDNs in string order (as :func:`parse_dn_pairs` returns them)."""
     try:
-        return x509.Name([_rdn(tuple(rdn)) for rdn in reversed(rdns)])
+        parts = [_single_rdn(*rdn[0]) if len(rdn) == 1 else _rdn(tuple(rdn)) for rdn in reversed(rdns)]
+        # Every part is an RDN made here: what Name() would check of them (their types) holds already.
+        name = x509.Name.__new__(x509.Name)
+        name._attributes = parts
+        return name
     except ValueError as exc:  # e.g. the same attribute twice in one multi-valued RDN
         if isinstance(exc, DNError):
             raise
