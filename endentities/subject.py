@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from cryptography import x509
 from django.conf import settings
 
+from pki import audit
 from pki.errors import ValidationError
 from pki.x509.altnames import (
     AltNameError,
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 # escaped beyond commas (a directoryName).
 _RECODED_KEYS = frozenset({"IPADDRESS", "DIRECTORYNAME", "FASCN", "GUID"})
 Pairs = list[list[tuple[str, str]]]  # RDNs in string order, each a list of (attribute key, value)
-REDACTED = "<redacted>"
+REDACTED = audit.REDACTED  # one spelling for the core and this app
 # Keys of log/audit details that hold a subject name.
 SUBJECT_DETAIL_KEYS = frozenset({
     "subject_dn", "subject_alt_name", "subjectDN", "subjectAltName", "subject_altname", "dn", "san", "altname",

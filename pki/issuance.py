@@ -39,7 +39,7 @@ from .models import Certificate, CertificateAuthority, CertificateProfile
 from .uniqueness import check_unique, public_key_sha256
 from .x509.algorithms import signature_algorithm
 from .x509.altnames import AltNameError, format_altnames, parse_altnames
-from .x509.dn import DNError, format_der_name, format_dn, parse_dn
+from .x509.dn import DNError, format_csr_subject, format_dn, parse_dn
 from .x509.explicit_ec import resign_with_explicit_key
 from .x509.extensions import eku_oid, encode_custom_value, key_usage
 from .x509.validity import ValidityError, parse_validity
@@ -90,8 +90,6 @@ class IssuanceRequest:
     # REDACTED instead of the subject DN and alt names.
     redact_subject: bool = False
 
-
-REDACTED = audit.REDACTED
 
 
 @dataclass
@@ -401,18 +399,10 @@ def _prepare(req: IssuanceRequest):
 
 
 def _csr_subject_dn(csr: x509.CertificateSigningRequest) -> str:
-    """The CSR's subject in EJBCA syntax, also for attributes cryptography cannot read back (a SEQUENCE
-    value such as PostalAddress or CertificationID), which asn1crypto decodes instead."""
     try:
-        return format_dn(csr.subject)
-    except (KeyError, ValueError):
-        from asn1crypto import csr as a_csr
-
-        info = a_csr.CertificationRequestInfo.load(csr.tbs_certrequest_bytes)
-        try:
-            return format_der_name(info["subject"].dump())
-        except (KeyError, ValueError) as exc:
-            raise ValidationError(f"The request's subject cannot be read: {exc}", field="subject_dn") from None
+        return format_csr_subject(csr)
+    except (KeyError, ValueError) as exc:  # not even asn1crypto makes a DN of it
+        raise ValidationError(f"The request's subject cannot be read: {exc}", field="subject_dn") from None
 
 
 def _has_san(csr: x509.CertificateSigningRequest) -> bool:
@@ -501,7 +491,7 @@ def _issue(req: IssuanceRequest) -> IssuedCertificate:
                     req.hooks.on_stored(req, row)
                 audit.record(
                     "CERT_CREATION", req.actor.name, object_type="certificate", object_id=row.serial,
-                    details={"ca": ca.name, "subject": REDACTED if req.redact_subject else subject_dn,
+                    details={"ca": ca.name, "subject": audit.REDACTED if req.redact_subject else subject_dn,
                              "profile": profile.name,
                              "username": req.username, **req.audit_details},
                     in_transaction=True,

@@ -45,7 +45,7 @@ from pki.models import Certificate
 
 from ..choices import ENROLLABLE_STATUSES, EndEntityStatus, TokenType
 from ..models import EndEntity
-from ..subject import REDACTED, needs_redaction
+from ..subject import needs_redaction
 from .common import AUDIT_EDIT, notify_status_change
 from .passwords import check_password
 
@@ -245,10 +245,8 @@ def _build_request(ee: EndEntity, actor: Actor, csr, public_key, auth: _Authenti
         not_before=not_before, not_after=not_after,
         custom_extension_values=_custom_extension_values(ee), extra_extensions=_extra_extensions(ee),
         audit_details={"end_entity_profile": ee.end_entity_profile.name, "interface": interface},
+        redact_subject=needs_redaction(ee.end_entity_profile),
     )
-    if needs_redaction(ee.end_entity_profile):
-        # The issuance audit event names the subject; these details override it.
-        req.audit_details.update(subject=REDACTED, subject_alt_name=REDACTED)
     req.hooks = IssuanceHooks(authorize=authorize,
                               on_stored=lambda r, row: _finish(r, row, auth, interface, actor, after))
     return req

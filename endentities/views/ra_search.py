@@ -12,7 +12,6 @@ from django.views.decorators.http import require_POST
 from pki.choices import CertificateStatus
 from pki.forms.certificates import RevokeForm, SearchForm
 from pki.models import Certificate, CertificateAuthority
-from pki.revocation import revoke
 from pki.services.certificates import restrict, search_certificates, visible_ca_ids
 from pki.views.base import (
     SERVICE_ERRORS,
@@ -24,6 +23,7 @@ from pki.views.base import (
     refusal_message,
     requires,
 )
+from pki.views.certificates import revoke_with_form
 from pki.views.certinfo import describe
 
 from .. import services
@@ -135,15 +135,4 @@ def certificate_download(request: HttpRequest, pk: int, what: str) -> HttpRespon
 @requires(REVOKE)
 def certificate_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     """Revoke one certificate (certificateHold suspends it)."""
-    cert = _certificate(request, pk)
-    form = RevokeForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, "Choose a revocation reason.")
-        return redirect("ra-cert-detail", cert.pk)
-    try:
-        cert = revoke(actor(request), cert, form.cleaned_data["reason"])
-    except SERVICE_ERRORS as exc:
-        messages.error(request, refusal_message(exc))
-    else:
-        messages.success(request, f"Certificate {cert.serial.upper()} is now {cert.get_status_display().lower()}.")
-    return redirect("ra-cert-detail", cert.pk)
+    return revoke_with_form(request, _certificate(request, pk), "ra-cert-detail")

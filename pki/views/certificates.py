@@ -88,18 +88,23 @@ def certificate_download(request: HttpRequest, pk: int, what: str) -> HttpRespon
 @requires("/ra_functionality/revoke_end_entity")
 def certificate_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     """Revoke with a reason; certificateHold puts the certificate on hold instead."""
-    cert = _visible(request, pk)
+    return revoke_with_form(request, _visible(request, pk), "certificate-detail")
+
+
+def revoke_with_form(request: HttpRequest, cert, detail_view: str) -> HttpResponse:
+    """Revoke ``cert`` with the reason of the posted RevokeForm and go back to ``detail_view``: the one way the
+    admin UI and the RA portal revoke a certificate (the caller has checked the page's rule and visibility)."""
     form = RevokeForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose a revocation reason.")
-        return redirect("certificate-detail", cert.pk)
+        return redirect(detail_view, cert.pk)
     try:
         cert = revoke(actor(request), cert, form.cleaned_data["reason"])
     except SERVICE_ERRORS as exc:
         messages.error(request, refusal_message(exc))
     else:
         messages.success(request, f"Certificate {cert.serial.upper()} is now {cert.get_status_display().lower()}.")
-    return redirect("certificate-detail", cert.pk)
+    return redirect(detail_view, cert.pk)
 
 
 @require_POST

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 
 from asn1crypto import core
 from cryptography import x509
@@ -397,15 +398,33 @@ def format_der_name(der: bytes) -> str:
     return ",".join(parts)
 
 
-def _format_name_of(cert: x509.Certificate, which: str) -> str:
+def _format_name(read: Callable[[], x509.Name], name_der: Callable[[], bytes]) -> str:
+    """``read()`` formatted, or, when cryptography cannot read the name back (see :class:`_RawTag`), the
+    name's DER (``name_der()``, located by asn1crypto) formatted instead."""
     try:
-        return format_dn(getattr(cert, which))
+        return format_dn(read())
     except (KeyError, ValueError):
+        return format_der_name(name_der())
+
+
+def _format_name_of(cert: x509.Certificate, which: str) -> str:
+    def name_der() -> bytes:
         from asn1crypto import x509 as a509
         from cryptography.hazmat.primitives.serialization import Encoding
 
-        tbs = a509.Certificate.load(cert.public_bytes(Encoding.DER))["tbs_certificate"]
-        return format_der_name(tbs[which].dump())
+        return a509.Certificate.load(cert.public_bytes(Encoding.DER))["tbs_certificate"][which].dump()
+
+    return _format_name(lambda: getattr(cert, which), name_der)
+
+
+def format_csr_subject(csr: x509.CertificateSigningRequest) -> str:
+    """The subject DN string of a CSR, also when cryptography cannot read it."""
+    def name_der() -> bytes:
+        from asn1crypto import csr as a_csr
+
+        return a_csr.CertificationRequestInfo.load(csr.tbs_certrequest_bytes)["subject"].dump()
+
+    return _format_name(lambda: csr.subject, name_der)
 
 
 def format_subject_of(cert: x509.Certificate) -> str:

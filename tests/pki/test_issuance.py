@@ -10,7 +10,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from django.db import connection
 
 from cryptotokens import services as token_services
-from pki import issuance
+from pki import audit, issuance
 from pki.errors import AuthorizationDenied, CAOfflineError, ValidationError
 from pki.issuance import IssuanceRequest, issue
 from pki.models import AuditEvent, Certificate, CertificateProfile
@@ -233,7 +233,7 @@ def test_redacted_subject_stays_out_of_the_audit_log(root_ca, actor, csr_factory
     row = _issue(root_ca, actor, csr, redact_subject=True).row
     assert row.subject_dn == "CN=Private Person,O=Test"  # the certificate table keeps it
     event = AuditEvent.objects.get(event_type="CERT_CREATION", object_id=row.serial)
-    assert event.details["subject"] == issuance.REDACTED
+    assert event.details["subject"] == audit.REDACTED
     assert "Private Person" not in str(event.details)
 
 
