@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -38,40 +38,47 @@ def _canonical(seq: int, ts: datetime, event_type: str, actor: str, object_type:
     ).encode()
 
 
-_INSERT_EVENT = (
-    "INSERT INTO pki_auditevent (sequence, timestamp, event_type, actor, object_type, object_id, outcome, details, mac)"
-    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
-)
+_EVENT_COLUMNS = "(sequence, timestamp, event_type, actor, object_type, object_id, outcome, details, mac)"
+_EVENT_VALUES = "(%s, %s, %s, %s, %s, %s, %s, %s, %s)"
 # Generic path (SQLite): UPDATE ... RETURNING takes the write lock and the next sequence number.
-_ADVANCE_HEAD = "UPDATE pki_auditchainhead SET last_sequence = last_sequence + 1 WHERE id = 1 " \
+_ADVANCE_HEAD = "UPDATE pki_auditchainhead SET last_sequence = last_sequence + %s WHERE id = 1 " \
     "RETURNING last_sequence, last_mac"
 _SET_HEAD_MAC = "UPDATE pki_auditchainhead SET last_mac = %s WHERE id = 1"
 
 # PostgreSQL path. Whoever updates the head row holds it until commit, so appends from every process
 # serialize there, commit (and its WAL flush) included: the fewer round trips while it is held, the more
-# events per second the whole installation can write.
+# events per second the whole installation can write. Several events (a batch of issuances) go in one
+# statement, so the head is taken once for all of them.
 _LOCK_HEAD = "SELECT last_sequence, last_mac FROM pki_auditchainhead WHERE id = 1 FOR UPDATE"
-# With the head locked: the event and the new head in one statement.
-_APPEND = (
-    "WITH new_event AS (INSERT INTO pki_auditevent "
-    "(sequence, timestamp, event_type, actor, object_type, object_id, outcome, details, mac) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)) "
-    "UPDATE pki_auditchainhead SET last_sequence = %s, last_mac = %s WHERE id = 1"
-)
-# Without the lock yet: append onto the head this process expects, in the statement that takes the lock.
-# The head moves only if it is exactly the expected one (checked on the latest committed row, after any
-# wait), and the event is inserted only if it moved; otherwise the row is locked unchanged and returned.
-_TRY_APPEND = (
-    "WITH head AS (UPDATE pki_auditchainhead SET "
-    "last_sequence = CASE WHEN last_sequence = %s AND last_mac = %s THEN %s ELSE last_sequence END, "
-    "last_mac = CASE WHEN last_sequence = %s AND last_mac = %s THEN %s ELSE last_mac END "
-    "WHERE id = 1 RETURNING last_sequence, last_mac), "
-    "new_event AS (INSERT INTO pki_auditevent "
-    "(sequence, timestamp, event_type, actor, object_type, object_id, outcome, details, mac) "
-    "SELECT %s, %s::timestamptz, %s, %s, %s, %s, %s, %s::jsonb, %s "
-    "FROM head WHERE last_sequence = %s AND last_mac = %s) "
-    "SELECT last_sequence, last_mac FROM head"
-)
+
+
+def _insert_events_sql(n: int) -> str:
+    """With the head locked: the ``n`` events and the new head in one statement."""
+    values = ", ".join([_EVENT_VALUES] * n)
+    return (f"WITH new_event AS (INSERT INTO pki_auditevent {_EVENT_COLUMNS} VALUES {values}) "  # noqa: S608
+            "UPDATE pki_auditchainhead SET last_sequence = %s, last_mac = %s WHERE id = 1")
+
+
+def _try_append_sql(n: int) -> str:
+    """Without the lock yet: append onto the head this process expects, in the statement that takes the lock.
+    The head moves only if it is exactly the expected one (checked on the latest committed row, after any
+    wait), and the events are inserted only if it moved; otherwise the row is locked unchanged and returned."""
+    values = ", ".join([_EVENT_VALUES] * n)
+    # Only placeholders and constant names are interpolated.
+    return (
+        "WITH head AS (UPDATE pki_auditchainhead SET "  # noqa: S608
+        "last_sequence = CASE WHEN last_sequence = %s AND last_mac = %s THEN %s ELSE last_sequence END, "
+        "last_mac = CASE WHEN last_sequence = %s AND last_mac = %s THEN %s ELSE last_mac END "
+        "WHERE id = 1 RETURNING last_sequence, last_mac), "
+        f"new_event AS (INSERT INTO pki_auditevent {_EVENT_COLUMNS} "
+        "SELECT v.seq, v.ts::timestamptz, v.event_type, v.actor, v.object_type, v.object_id, v.outcome, "
+        "v.details::jsonb, v.mac "
+        f"FROM (VALUES {values}) AS v(seq, ts, event_type, actor, object_type, object_id, outcome, details, mac), "
+        "head WHERE head.last_sequence = %s AND head.last_mac = %s) "
+        "SELECT last_sequence, last_mac FROM head"
+    )
+
+
 TURN_TIMEOUT = 0.1  # seconds a thread waits for its turn before appending the plain way
 
 
@@ -129,62 +136,78 @@ def _json_safe(details: dict[str, Any]) -> tuple[dict[str, Any], str]:
     return json.loads(text), text
 
 
-def _head_or_create(cur, lock_sql: str):
-    cur.execute(lock_sql)
+def _head_or_create(cur, lock_sql: str, params: list | None = None):
+    cur.execute(lock_sql, params)
     row = cur.fetchone()
     if row is None:  # a database created without the data migration
         AuditChainHead.objects.get_or_create(pk=1)
-        cur.execute(lock_sql)
+        cur.execute(lock_sql, params)
         row = cur.fetchone()
     return row
 
 
-def _append_generic(cur, fields: tuple[str, ...], details: dict[str, Any], details_json: str):
-    seq, prev_mac = _head_or_create(cur, _ADVANCE_HEAD)  # locks the head until commit
+# One event to append: (event_type, actor, object_type, object_id, outcome), details, details as JSON text.
+_Event = tuple[tuple[str, str, str, str, str], dict[str, Any], str]
+
+
+def _chain(prev_seq: int, prev_mac: str, events: list[_Event]) -> tuple[list[tuple[int, datetime, str]], list]:
+    """Sequence numbers, timestamps and MACs of ``events`` appended after (prev_seq, prev_mac), and the
+    statement parameters of their rows."""
     ts = timezone.now()
-    mac = _mac(prev_mac, _canonical(seq, ts, *fields, details))
-    cur.execute(_INSERT_EVENT, [seq, connection.ops.adapt_datetimefield_value(ts), *fields, details_json, mac])
-    cur.execute(_SET_HEAD_MAC, [mac])
-    return seq, ts, mac
+    db_ts = connection.ops.adapt_datetimefield_value(ts)
+    chained, params = [], []
+    seq, mac = prev_seq, prev_mac
+    for fields, details, details_json in events:
+        seq += 1
+        mac = _mac(mac, _canonical(seq, ts, *fields, details))
+        chained.append((seq, ts, mac))
+        params += [seq, db_ts, *fields, details_json, mac]
+    return chained, params
 
 
-def _append_locked(cur, fields: tuple[str, ...], details: dict[str, Any], details_json: str, head=None):
+def _append_generic(cur, events: list[_Event]):
+    last_seq, prev_mac = _head_or_create(cur, _ADVANCE_HEAD, [len(events)])  # locks the head until commit
+    chained, params = _chain(last_seq - len(events), prev_mac, events)
+    for i in range(len(events)):
+        cur.execute(f"INSERT INTO pki_auditevent {_EVENT_COLUMNS} VALUES {_EVENT_VALUES}",  # noqa: S608
+                    params[i * 9:(i + 1) * 9])
+    cur.execute(_SET_HEAD_MAC, [chained[-1][2]])
+    return chained
+
+
+def _append_locked(cur, events: list[_Event], head=None):
     """Append with the head row locked by this transaction (``head``: its values, when already read)."""
     if head is None:
         head = _head_or_create(cur, _LOCK_HEAD)
-    seq, ts = head[0] + 1, timezone.now()
-    mac = _mac(head[1], _canonical(seq, ts, *fields, details))
-    cur.execute(_APPEND, [seq, connection.ops.adapt_datetimefield_value(ts), *fields, details_json, mac, seq, mac])
-    return seq, ts, mac
+    chained, params = _chain(head[0], head[1], events)
+    cur.execute(_insert_events_sql(len(events)), [*params, chained[-1][0], chained[-1][2]])
+    return chained
 
 
-def _append_postgresql(cur, fields: tuple[str, ...], details: dict[str, Any], details_json: str,
-                       holds_head: bool):
+def _append_postgresql(cur, events: list[_Event], holds_head: bool):
     pipeline = _pipeline
     # A transaction that appended before holds the head already: it must not wait for a thread that
     # waits for its commit.
     if holds_head or not pipeline.turn.acquire(timeout=TURN_TIMEOUT):
-        result = _append_locked(cur, fields, details, details_json)
-        pipeline.expected = result[0], result[2]
-        return result
+        chained = _append_locked(cur, events)
+        pipeline.expected = chained[-1][0], chained[-1][2]
+        return chained
     try:
         expected = pipeline.expected
         if expected is None:
-            result = _append_locked(cur, fields, details, details_json)
+            chained = _append_locked(cur, events)
         else:
             prev_seq, prev_mac = expected
-            seq, ts = prev_seq + 1, timezone.now()
-            mac = _mac(prev_mac, _canonical(seq, ts, *fields, details))
-            cur.execute(_TRY_APPEND, [prev_seq, prev_mac, seq, prev_seq, prev_mac, mac,
-                                      seq, connection.ops.adapt_datetimefield_value(ts), *fields, details_json, mac,
-                                      seq, mac])
+            chained, params = _chain(prev_seq, prev_mac, events)
+            seq, mac = chained[-1][0], chained[-1][2]
+            cur.execute(_try_append_sql(len(events)),
+                        [prev_seq, prev_mac, seq, prev_seq, prev_mac, mac, *params, seq, mac])
             head = cur.fetchone()
-            if head is not None and head[0] == seq and head[1] == mac:
-                result = seq, ts, mac
-            else:  # another process appended meanwhile (or a rollback): the row is locked by us now
-                result = _append_locked(cur, fields, details, details_json, head)
-        pipeline.expected = result[0], result[2]
-        return result
+            if head is None or head[0] != seq or head[1] != mac:
+                # another process appended meanwhile (or a rollback): the row is locked by us now
+                chained = _append_locked(cur, events, head)
+        pipeline.expected = chained[-1][0], chained[-1][2]
+        return chained
     finally:
         pipeline.turn.release()
 
@@ -266,7 +289,32 @@ def record(
         return AuditEvent(event_type=event_type, actor=actor, object_type=object_type, object_id=str(object_id),
                           outcome=outcome, details=details or {})
     details, details_json = _json_safe(details or {})
-    fields = (event_type, actor, object_type, str(object_id), outcome)
+    return _write([((event_type, actor, object_type, str(object_id), outcome), details, details_json)],
+                  in_transaction)[0]
+
+
+class Entry(NamedTuple):
+    """One successful event for :func:`record_many`."""
+
+    event_type: str
+    actor: str
+    object_type: str
+    object_id: str
+    details: dict[str, Any]
+
+
+def record_many(entries: list[Entry]) -> list[AuditEvent]:
+    """Append several successful events, in order, inside the caller's transaction: one head lock and one
+    statement for all of them (a batch of issuances committed together)."""
+    events: list[_Event] = []
+    for entry in entries:
+        details, details_json = _json_safe(entry.details)
+        events.append(((entry.event_type, entry.actor, entry.object_type, str(entry.object_id),
+                        AuditOutcome.SUCCESS), details, details_json))
+    return _write(events, in_transaction=True) if events else []
+
+
+def _write(events: list[_Event], in_transaction: bool) -> list[AuditEvent]:
     # The caller's transaction, if any (its outermost atomic block): the head lock taken here lasts as long.
     outer = connection.atomic_blocks[0] if connection.in_atomic_block else None
     # Inside the caller's transaction no savepoint is needed: the caller's rollback undoes this too.
@@ -277,17 +325,20 @@ def record(
             # by a decorator can make this wrongly true, which only costs pipelining: the plain way of
             # appending is always right.)
             holds_head = outer is not None and getattr(connection, "audit_head_holder", None) is outer
-            seq, ts, mac = _append_postgresql(cur, fields, details, details_json, holds_head)
+            chained = _append_postgresql(cur, events, holds_head)
             if outer is not None:
                 connection.audit_head_holder = outer
         else:
-            seq, ts, mac = _append_generic(cur, fields, details, details_json)
-    obj_id = fields[3]
-    event = AuditEvent(sequence=seq, timestamp=ts, event_type=event_type, actor=actor, object_type=object_type,
-                       object_id=obj_id, outcome=outcome, details=details, mac=mac)
-    log = logger.info if outcome == AuditOutcome.SUCCESS else logger.warning
-    log("audit %s %s by %s on %s %s", event_type, outcome, actor, object_type, obj_id)
-    return event
+            chained = _append_generic(cur, events)
+    written = []
+    for (fields, details, _), (seq, ts, mac) in zip(events, chained, strict=True):
+        event_type, actor, object_type, object_id, outcome = fields
+        written.append(AuditEvent(sequence=seq, timestamp=ts, event_type=event_type, actor=actor,
+                                  object_type=object_type, object_id=object_id, outcome=outcome, details=details,
+                                  mac=mac))
+        log = logger.info if outcome == AuditOutcome.SUCCESS else logger.warning
+        log("audit %s %s by %s on %s %s", event_type, outcome, actor, object_type, object_id)
+    return written
 
 
 def record_failure(event_type: str, actor: str, reason: str, **kwargs: Any) -> AuditEvent:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from typing import NamedTuple
 
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -49,40 +50,85 @@ def dn_serial_numbers(subject_dn: str) -> list[str]:
     return [value for rdn in rdns for key, value in rdn if key.upper() in ("SN", "SERIALNUMBER")]
 
 
+class Candidate(NamedTuple):
+    """A certificate about to be stored: whose it is, its subject DN and its key's SHA-256 (hex)."""
+
+    ca: CertificateAuthority
+    username: str
+    subject_dn: str
+    public_key_hash: str
+
+
 def check_unique(ca: CertificateAuthority, username: str, subject_dn: str, public_key_hash: str) -> None:
     """Refuse a certificate that would break the CA's uniqueness settings (a :class:`ValidationError` on
     ``public_key`` or ``subject_dn``). Call inside the transaction that inserts the certificate row.
 
     Does nothing, and queries nothing, when the CA enforces none of the rules.
     """
-    check_key = ca.enforce_unique_public_keys and bool(public_key_hash)
-    # A certificate without a subject (alt names only) has no DN to be unique about.
-    check_dn = ca.enforce_unique_dn and bool(subject_dn)
-    serials = dn_serial_numbers(subject_dn) if ca.enforce_unique_dn_serial_number and subject_dn else []
-    if not (check_key or check_dn or serials):
-        return
-    _lock(ca.pk, ([("key", public_key_hash)] if check_key else []) + ([("dn", subject_dn)] if check_dn else [])
-          + [("sn", s) for s in serials])
-    # One query for both rules (a round trip saved on the hot path); the lock above had to be its own
-    # statement: a READ COMMITTED statement sees the rows committed before it started, not before a lock
-    # it waited for.
-    holders: dict[str, set[str]] = {"dn": set(), "key": set()}
-    if check_dn or check_key:
-        for kind, user in _usernames(ca.pk, subject_dn if check_dn else None,
-                                     public_key_hash if check_key else None):
-            holders[kind].add(user)
-    if holders["dn"] and username not in holders["dn"]:
-        logger.info("CA %s: subject DN %r refused for user %r, held by %s", ca.name, subject_dn, username,
-                    _listed(holders["dn"]))
-        raise ValidationError(
-            f"User '{username}' is not allowed to use same subject DN as the user(s) {_listed(holders['dn'])} "
+    refusal = refusals([Candidate(ca, username, subject_dn, public_key_hash)])[0]
+    if refusal is not None:
+        raise refusal
+
+
+def refusals(candidates: list[Candidate]) -> list[ValidationError | None]:
+    """For each candidate, in order, the :class:`ValidationError` that refuses it, or None. Candidates are
+    checked against the stored certificates and against the earlier accepted candidates of the same call
+    (which the caller stores in the same transaction): one lock statement and one query for all of them.
+    Call inside the transaction that inserts the rows."""
+    plans = []
+    locks: list[tuple[int, str, str]] = []
+    for c in candidates:
+        check_key = c.ca.enforce_unique_public_keys and bool(c.public_key_hash)
+        # A certificate without a subject (alt names only) has no DN to be unique about.
+        check_dn = c.ca.enforce_unique_dn and bool(c.subject_dn)
+        serials = dn_serial_numbers(c.subject_dn) if c.ca.enforce_unique_dn_serial_number and c.subject_dn else []
+        plans.append((check_key, check_dn, serials))
+        locks += ([(c.ca.pk, "key", c.public_key_hash)] if check_key else []) \
+            + ([(c.ca.pk, "dn", c.subject_dn)] if check_dn else []) + [(c.ca.pk, "sn", s) for s in serials]
+    results: list[ValidationError | None] = [None] * len(candidates)
+    if not locks:
+        return results
+    _lock(locks)
+    # One query for the DN and key rules of every candidate (round trips saved on the hot path); the lock
+    # above had to be its own statement: a READ COMMITTED statement sees the rows committed before it
+    # started, not before a lock it waited for.
+    holders: dict[tuple[int, str, str], set[str]] = {}
+    dns = [(c.ca.pk, c.subject_dn) for c, (_, check_dn, _) in zip(candidates, plans, strict=True) if check_dn]
+    keys = [(c.ca.pk, c.public_key_hash) for c, (check_key, _, _) in zip(candidates, plans, strict=True)
+            if check_key]
+    if dns or keys:
+        for kind, ca_id, value, user in _holders(dns, keys):
+            holders.setdefault((ca_id, kind, value), set()).add(user)
+    for i, (c, (check_key, check_dn, serials)) in enumerate(zip(candidates, plans, strict=True)):
+        refusal = _refusal(c, holders.get((c.ca.pk, "dn", c.subject_dn), set()) if check_dn else set(),
+                           holders.get((c.ca.pk, "key", c.public_key_hash), set()) if check_key else set(),
+                           serials, holders)
+        results[i] = refusal
+        if refusal is None:  # stored with the others: later candidates must see it
+            if check_dn:
+                holders.setdefault((c.ca.pk, "dn", c.subject_dn), set()).add(c.username)
+            if check_key:
+                holders.setdefault((c.ca.pk, "key", c.public_key_hash), set()).add(c.username)
+            for serial in serials:
+                holders.setdefault((c.ca.pk, "sn", serial), set()).add(c.username)
+    return results
+
+
+def _refusal(c: Candidate, dn_holders: set[str], key_holders: set[str], serials: list[str],
+             batch_holders: dict[tuple[int, str, str], set[str]]) -> ValidationError | None:
+    ca, username = c.ca, c.username
+    if dn_holders and username not in dn_holders:
+        logger.info("CA %s: subject DN %r refused for user %r, held by %s", ca.name, c.subject_dn, username,
+                    _listed(dn_holders))
+        return ValidationError(
+            f"User '{username}' is not allowed to use same subject DN as the user(s) {_listed(dn_holders)} "
             f"is/are using while issued by the same CA. See the setting 'Enforce unique DN' of CA "
             f"'{ca.name}'.", field="subject_dn")
-    if holders["key"] and username not in holders["key"]:
+    if key_holders and username not in key_holders:
         # EJBCA names the other users in the log only: who holds a key is not the requester's business.
-        logger.info("CA %s: public key %s refused for user %r, held by %s", ca.name, public_key_hash,
-                    username, _listed(holders["key"]))
-        raise ValidationError(
+        logger.info("CA %s: public key %s refused for user %r, held by %s", ca.name, c.public_key_hash,
+                    username, _listed(key_holders))
+        return ValidationError(
             f"User '{username}' is not allowed to use same key as another user is using.", field="public_key")
     for serial in serials:
         # The LIKE (on the value as stored, escaped) narrows the rows; the parse makes "SN=12" not match
@@ -90,16 +136,19 @@ def check_unique(ca: CertificateAuthority, username: str, subject_dn: str, publi
         candidates = Certificate.objects.filter(ca_id=ca.pk, subject_dn__contains=f"SN={escape_value(serial, 'SN')}")
         serial_holders = {user for user, dn in candidates.order_by().values_list("username", "subject_dn").distinct()
                           if serial in dn_serial_numbers(dn)}
+        serial_holders |= batch_holders.get((ca.pk, "sn", serial), set())
         if serial_holders and username not in serial_holders:
             logger.info("CA %s: DN serialNumber %r refused for user %r, held by %s", ca.name, serial, username,
                         _listed(serial_holders))
-            raise ValidationError(
+            return ValidationError(
                 f"Subject DN serialNumber '{serial}' is already used by another user of CA '{ca.name}'. See the "
                 f"setting 'Enforce unique Subject DN SerialNumber' of the CA.", field="subject_dn")
+    return None
 
 
-def _usernames(ca_id: int, subject_dn: str | None, key_hash: str | None) -> list[tuple[str, str]]:
-    """("dn" or "key", username) of the CA's certificates with this subject DN or this key (None: not asked).
+def _holders(dns: list[tuple[int, str]], keys: list[tuple[int, str]]) -> list[tuple[str, int, str, str]]:
+    """("dn" or "key", CA id, value, username) of the certificates with one of these (CA id, subject DN) or
+    (CA id, key hash) pairs.
 
     Plain SQL over the model's own table and column names: the ORM spent more time building this UNION
     than PostgreSQL spent answering it, and issuance runs it for every certificate.
@@ -109,12 +158,13 @@ def _usernames(ca_id: int, subject_dn: str | None, key_hash: str | None) -> list
     table = quote(meta.db_table)
     ca_col, user_col = quote(meta.get_field("ca").column), quote(meta.get_field("username").column)
     selects, params = [], []
-    for kind, column, value in (("dn", "subject_dn", subject_dn), ("key", "public_key_sha256", key_hash)):
-        if value is not None:
+    for kind, column, pairs in (("dn", "subject_dn", dns), ("key", "public_key_sha256", keys)):
+        if pairs:
             col = quote(meta.get_field(column).column)
+            where = " OR ".join([f"({ca_col} = %s AND {col} = %s)"] * len(pairs))
             # kind is one of the two constants above; the values are parameters.
-            selects.append(f"SELECT '{kind}', {user_col} FROM {table} WHERE {ca_col} = %s AND {col} = %s")  # noqa: S608
-            params += [ca_id, value]
+            selects.append(f"SELECT '{kind}', {ca_col}, {col}, {user_col} FROM {table} WHERE {where}")  # noqa: S608
+            params += [v for pair in pairs for v in pair]
     with connection.cursor() as cur:
         cur.execute(" UNION ".join(selects), params)
         return cur.fetchall()
@@ -134,15 +184,16 @@ def lock_id(ca_id: int, kind: str, value: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-def _lock(ca_id: int, values: list[tuple[str, str]]) -> None:
-    """Take the advisory locks of ``values`` until the end of the transaction (PostgreSQL only).
+def _lock(values: list[tuple[int, str, str]]) -> None:
+    """Take the advisory locks of ``values`` ((CA id, kind, value) each) until the end of the transaction
+    (PostgreSQL only).
 
     Locks are taken in ascending key order in one statement, so two transactions never wait on each other
     in a cycle.
     """
     if connection.vendor != "postgresql" or not values:
         return
-    keys = sorted({lock_id(ca_id, kind, value) for kind, value in values})
+    keys = sorted({lock_id(ca_id, kind, value) for ca_id, kind, value in values})
     select = ", ".join(["pg_advisory_xact_lock(%s)"] * len(keys))
     with connection.cursor() as cur:
         cur.execute(f"SELECT {select}", keys)  # noqa: S608 - only placeholders are interpolated
