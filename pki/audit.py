@@ -289,8 +289,11 @@ def record(
         return AuditEvent(event_type=event_type, actor=actor, object_type=object_type, object_id=str(object_id),
                           outcome=outcome, details=details or {})
     details, details_json = _json_safe(details or {})
-    return _write([((event_type, actor, object_type, str(object_id), outcome), details, details_json)],
-                  in_transaction)[0]
+    object_id = str(object_id)
+    ((seq, ts, mac),) = _write([((event_type, actor, object_type, object_id, outcome), details, details_json)],
+                               in_transaction)
+    return AuditEvent(sequence=seq, timestamp=ts, event_type=event_type, actor=actor, object_type=object_type,
+                      object_id=object_id, outcome=outcome, details=details, mac=mac)
 
 
 class Entry(NamedTuple):
@@ -303,18 +306,18 @@ class Entry(NamedTuple):
     details: dict[str, Any]
 
 
-def record_many(entries: list[Entry]) -> list[AuditEvent]:
+def record_many(entries: list[Entry]) -> list[int]:
     """Append several successful events, in order, inside the caller's transaction: one head lock and one
-    statement for all of them (a batch of issuances committed together)."""
+    statement for all of them (a batch of issuances committed together). Returns their sequence numbers."""
     events: list[_Event] = []
     for entry in entries:
         details, details_json = _json_safe(entry.details)
         events.append(((entry.event_type, entry.actor, entry.object_type, str(entry.object_id),
                         AuditOutcome.SUCCESS), details, details_json))
-    return _write(events, in_transaction=True) if events else []
+    return [seq for seq, _, _ in _write(events, in_transaction=True)] if events else []
 
 
-def _write(events: list[_Event], in_transaction: bool) -> list[AuditEvent]:
+def _write(events: list[_Event], in_transaction: bool) -> list[tuple[int, datetime, str]]:
     # The caller's transaction, if any (its outermost atomic block): the head lock taken here lasts as long.
     outer = connection.atomic_blocks[0] if connection.in_atomic_block else None
     # Inside the caller's transaction no savepoint is needed: the caller's rollback undoes this too.
@@ -330,15 +333,10 @@ def _write(events: list[_Event], in_transaction: bool) -> list[AuditEvent]:
                 connection.audit_head_holder = outer
         else:
             chained = _append_generic(cur, events)
-    written = []
-    for (fields, details, _), (seq, ts, mac) in zip(events, chained, strict=True):
-        event_type, actor, object_type, object_id, outcome = fields
-        written.append(AuditEvent(sequence=seq, timestamp=ts, event_type=event_type, actor=actor,
-                                  object_type=object_type, object_id=object_id, outcome=outcome, details=details,
-                                  mac=mac))
+    for (event_type, actor, object_type, object_id, outcome), _, _ in events:
         log = logger.info if outcome == AuditOutcome.SUCCESS else logger.warning
         log("audit %s %s by %s on %s %s", event_type, outcome, actor, object_type, object_id)
-    return written
+    return chained  # (sequence, timestamp, mac) of each event
 
 
 def record_failure(event_type: str, actor: str, reason: str, **kwargs: Any) -> AuditEvent:

@@ -462,6 +462,10 @@ class _Signed:
     row: Certificate
     cert: x509.Certificate
     refusal: ValidationError | None = None
+    # Group commit: the waiting caller's wake-up, whether it leads the next batch, and what storing gave.
+    wake: threading.Event | None = None
+    leads: bool = False
+    outcome: bool | BaseException | None = None
 
 
 def _store(items: list[_Signed]) -> None:
@@ -509,6 +513,7 @@ class _GroupCommit:
     threads meanwhile wait, and the next leader stores all of them in one transaction (one uniqueness lock
     and query, one multi-row INSERT, one audit append, one commit). Every caller returns only after the
     commit that holds its certificate. One thread alone gets a batch of one: the same statements as before.
+    Each waiting thread is woken once: when its batch is committed, or to lead the next one.
 
     A batch that fails as a whole (a serial collision, a database error) is rolled back and each caller
     stores its certificate alone, so one bad item never costs the others theirs.
@@ -517,51 +522,56 @@ class _GroupCommit:
     MAX_BATCH = 64
 
     def __init__(self) -> None:
-        self.cond = threading.Condition()
+        self.lock = threading.Lock()
         self.queue: list[_Signed] = []
         self.leading = False
-        self.outcomes: dict[int, bool | BaseException] = {}
 
     def submit(self, item: _Signed) -> bool:
         """Store ``item`` with the next batch. True: committed (``item.refusal`` tells whether it was refused);
         False: the batch failed, store it alone. Raises what storing it raised when it was alone."""
-        key = id(item)
-        with self.cond:
-            self.queue.append(item)
-            while key not in self.outcomes and self.leading:
-                self.cond.wait()
-            if key in self.outcomes:
-                return self._outcome(key)
-            self.leading = True
-            batch = [item] + [i for i in self.queue if i is not item][: self.MAX_BATCH - 1]
-            taken = {id(i) for i in batch}
-            self.queue = [i for i in self.queue if id(i) not in taken]
-        results: dict[int, bool | BaseException] = {}
+        item.wake = threading.Event()
+        with self.lock:
+            follow = self.leading
+            if follow:
+                self.queue.append(item)
+            else:
+                self.leading = True
+        if follow:
+            item.wake.wait()
+            if not item.leads:
+                return self._outcome(item)
+        with self.lock:
+            batch = [item, *self.queue[: self.MAX_BATCH - 1]]
+            del self.queue[: self.MAX_BATCH - 1]
         try:
             with transaction.atomic():
                 _store(batch)
-            results = dict.fromkeys(taken, True)
+            for member in batch:
+                member.outcome = True
         except BaseException as exc:  # noqa: BLE001 - handed to the caller it belongs to, or retried alone
             if len(batch) == 1:
-                results = {key: exc}
+                item.outcome = exc
             else:
                 logger.warning("Group commit of %d certificates failed (%s); storing them one by one",
                                len(batch), exc.__class__.__name__)
-                results = dict.fromkeys(taken, False)
+                for member in batch:
+                    member.outcome = False
         finally:
-            with self.cond:
-                for k in taken:
-                    self.outcomes[k] = results.get(k, False)
-                self.leading = False
-                self.cond.notify_all()
-        with self.cond:
-            return self._outcome(key)
+            with self.lock:
+                successor = self.queue.pop(0) if self.queue else None
+                self.leading = successor is not None
+            for member in batch[1:]:
+                member.wake.set()
+            if successor is not None:
+                successor.leads = True
+                successor.wake.set()
+        return self._outcome(item)
 
-    def _outcome(self, key: int) -> bool:
-        outcome = self.outcomes.pop(key)
-        if isinstance(outcome, BaseException):
-            raise outcome
-        return outcome
+    @staticmethod
+    def _outcome(item: _Signed) -> bool:
+        if isinstance(item.outcome, BaseException):
+            raise item.outcome
+        return bool(item.outcome)
 
 
 _group = _GroupCommit()

@@ -171,7 +171,7 @@ def test_record_many_chains_events_in_order(db):
         audit.record("FIRST", "tester")
         written = audit.record_many([audit.Entry("BATCH", "tester", "certificate", f"s{i}", {"n": i})
                                      for i in range(5)])
-    sequences = [e.sequence for e in written]
+    sequences = written
     assert sequences == list(range(sequences[0], sequences[0] + 5))
     stored = AuditEvent.objects.filter(event_type="BATCH").order_by("sequence")
     stored = list(stored.values_list("object_id", "details"))
