@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,3 +52,29 @@ def table(rows: list[tuple], headers: tuple[str, ...]) -> str:
 def load() -> str:
     """The 1-minute load average: this machine is shared, and the figures move with it."""
     return f"{os.getloadavg()[0]:.1f}"
+
+
+def timed_threads(work: Callable[[int], None], threads: int) -> float:
+    """Run ``work(0)`` ... ``work(threads - 1)`` each in its own thread, released together once all are started;
+    the seconds from the release to the end of the last one. The first exception of a thread is raised here."""
+    barrier = threading.Barrier(threads + 1)
+    errors: list[BaseException] = []
+
+    def run(t: int) -> None:
+        barrier.wait()
+        try:
+            work(t)
+        except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread below
+            errors.append(exc)
+
+    workers = [threading.Thread(target=run, args=(t,)) for t in range(threads)]
+    for w in workers:
+        w.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for w in workers:
+        w.join()
+    elapsed = time.perf_counter() - start
+    if errors:
+        raise errors[0]
+    return elapsed

@@ -18,9 +18,8 @@ import os
 import subprocess
 import sys
 import threading
-import time
 
-from _setup import setup_django, table
+from _setup import setup_django, table, timed_threads
 
 DATABASE = "pki_bench_audit"
 
@@ -69,22 +68,13 @@ def mixed_work(n: int, tag: str) -> int:
 def run_threads(threads: int, per_thread: int, target) -> tuple[float, int]:
     results: list[int] = []
     lock = threading.Lock()
-    barrier = threading.Barrier(threads + 1)
 
     def work(t: int) -> None:
-        barrier.wait()
         done = target(per_thread, f"t{t}")
         with lock:
             results.append(done)
 
-    workers = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
-    for w in workers:
-        w.start()
-    barrier.wait()
-    start = time.perf_counter()
-    for w in workers:
-        w.join()
-    return time.perf_counter() - start, sum(results)
+    return timed_threads(work, threads), sum(results)
 
 
 def plain_appends(n: int, tag: str) -> int:

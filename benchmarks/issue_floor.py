@@ -12,11 +12,10 @@ figure; the ratio to the first is the best ratio ``issue_throughput.py`` could p
 from __future__ import annotations
 
 import argparse
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 
-from _setup import load, setup_django, table
+from _setup import load, setup_django, table, timed_threads
 
 
 def main() -> None:
@@ -72,11 +71,10 @@ def main() -> None:
 
     def stored(key, n: int, threads: int, offset: int) -> float:
         per = n // threads
-        barrier = threading.Barrier(threads + 1)
+        conns = [psycopg2.connect(**dsn) for _ in range(threads)]
 
         def work(t: int) -> None:
-            conn = psycopg2.connect(**dsn)
-            barrier.wait()
+            conn = conns[t]
             with conn.cursor() as cur:
                 for i in range(offset + t * per, offset + (t + 1) * per):
                     cert = build(key, i)
@@ -85,16 +83,12 @@ def main() -> None:
                                          "CN=Floor CA", cert.not_valid_before_utc, cert.not_valid_after_utc,
                                          cert.public_bytes(Encoding.DER)])
                     conn.commit()
-            conn.close()
 
-        workers = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
-        for w in workers:
-            w.start()
-        barrier.wait()
-        start = time.perf_counter()
-        for w in workers:
-            w.join()
-        return per * threads / (time.perf_counter() - start)
+        try:
+            return per * threads / timed_threads(work, threads)
+        finally:
+            for conn in conns:
+                conn.close()
 
     rows, offset = [], 0
     for name, key in keys.items():

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 
-from _setup import load, setup_django, table
+from _setup import load, setup_django, table, timed_threads
 
 TARGETS = {"RSA-2048": 0.60, "P-256": 0.25}
 
@@ -124,30 +123,15 @@ def main() -> None:
 
     def pipeline_rate(ca, kind: str, n: int, threads: int) -> float:
         per_thread = n // threads
-        barrier = threading.Barrier(threads + 1)
-        errors: list[BaseException] = []
 
-        def work(offset: int) -> None:
-            barrier.wait()
+        def work(t: int) -> None:
             try:
-                for i in range(offset, offset + per_thread):
+                for i in range(t * per_thread, (t + 1) * per_thread):
                     issue(request(ca, kind, i))
-            except BaseException as exc:
-                errors.append(exc)
             finally:
                 connection.close()
 
-        workers = [threading.Thread(target=work, args=(t * per_thread,)) for t in range(threads)]
-        for w in workers:
-            w.start()
-        barrier.wait()
-        start = time.perf_counter()
-        for w in workers:
-            w.join()
-        elapsed = time.perf_counter() - start
-        if errors:
-            raise errors[0]
-        return per_thread * threads / elapsed
+        return per_thread * threads / timed_threads(work, threads)
 
     # Warm up (open the keys, fill caches, first connections), then count the statements of one issuance.
     for ca in cas.values():
