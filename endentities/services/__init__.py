@@ -14,6 +14,8 @@ End entities (``entities``):
 Enrollment (``enrollment``), all through ``pki.issuance.issue``:
     enroll(username, password, *, csr=None, public_key=None, interface, actor=None) -> IssuedCertificate
     enroll_with_ra(actor, username, *, csr=None, public_key=None, interface="ra") -> IssuedCertificate
+    add_and_enroll_with_ra(actor, data, *, profile=None, csr=None, interface="ra") -> IssuedCertificate
+        (both in the caller's transaction, the row written once; EndEntityExists when the username is taken)
     enroll_keystore(username, password, *, key_alg, key_spec, interface, actor=None, with_ra=False)
         -> EnrolledKeystore (keystore bytes in the token format, the certificate, the chain)
     EnrollmentDenied: wrong username/code or a status that may not enroll (HTTP 403)
@@ -21,8 +23,17 @@ Built-in data: ensure_empty_profile(created=None) -> the EMPTY profile.
 """
 
 from .builtin import EMPTY, ensure_empty_profile
-from .enrollment import EnrolledKeystore, EnrollmentDenied, enroll, enroll_keystore, enroll_with_ra, renewal_allowed
+from .enrollment import (
+    EnrolledKeystore,
+    EnrollmentDenied,
+    add_and_enroll_with_ra,
+    enroll,
+    enroll_keystore,
+    enroll_with_ra,
+    renewal_allowed,
+)
 from .entities import (
+    EndEntityExists,
     EndEntityQuery,
     add_end_entity,
     certificates_of,
@@ -39,9 +50,11 @@ from .entities import (
 
 __all__ = [
     "EMPTY",
+    "EndEntityExists",
     "EndEntityQuery",
     "EnrolledKeystore",
     "EnrollmentDenied",
+    "add_and_enroll_with_ra",
     "add_end_entity",
     "certificates_of",
     "delete_end_entity",

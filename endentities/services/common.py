@@ -59,18 +59,21 @@ def redacted_details(profile, subject: str | None = None, alt_name: str | None =
     return out
 
 
-def notify_status_change(ee, old_status: int | None, password: str | None = None) -> None:
+def notify_status_change(ee, old_status: int | None, password: str | None = None, *,
+                         status: int | None = None) -> None:
     """Queue the profile's e-mail notifications for ``ee``'s new status once the change has committed.
 
-    ``password``: the code just set, for ``${PASSWORD}``; it crosses the broker encrypted under the master key."""
-    if old_status is not None and int(old_status) == int(ee.status):
+    ``password``: the code just set, for ``${PASSWORD}``; it crosses the broker encrypted under the master key.
+    ``status``: the new status when it is not (or no longer) ``ee.status``."""
+    new_status = int(ee.status if status is None else status)
+    if old_status is not None and int(old_status) == new_status:
         return
     profile = ee.end_entity_profile
     if not getattr(profile, "notifications", None):
         return
     if profile.send_notification_use and not ee.send_notification:
         return
-    status_name = EndEntityStatus(ee.status).name
+    status_name = EndEntityStatus(new_status).name
     wanted = [i for i, n in enumerate(profile.notifications) if status_name in (n.get("events") or [])]
     if not wanted:
         return
@@ -78,6 +81,6 @@ def notify_status_change(ee, old_status: int | None, password: str | None = None
 
     from ..tasks import send_status_notifications
 
-    ee_id, status = ee.pk, int(ee.status)
+    ee_id, status = ee.pk, new_status
     sealed = encrypt_secret(password, f"notification:{ee_id}") if password else ""
     transaction.on_commit(lambda: send_status_notifications.delay(ee_id, status, wanted, sealed))

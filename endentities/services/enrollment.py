@@ -44,9 +44,10 @@ from pki.issuance import IssuanceHooks, IssuanceRequest, IssuedCertificate, issu
 from pki.models import Certificate
 
 from ..choices import ENROLLABLE_STATUSES, EndEntityStatus, TokenType
-from ..models import EndEntity
+from ..models import EndEntity, EndEntityProfile
 from ..subject import needs_redaction
 from .common import AUDIT_EDIT, notify_status_change
+from .entities import EndEntityExists, insert_if_new, new_end_entity, record_added
 from .passwords import check_password
 
 logger = logging.getLogger("endentities.enrollment")
@@ -200,15 +201,31 @@ def _finish(req: IssuanceRequest, row: Certificate, auth: _Authenticated, interf
         raise ConflictError(f"The enrollment code of '{ee.username}' has been used already (status "
                             f"{ee.status_name}).", field="password")
     old_status = ee.status
+    if auth.renewal:
+        ee.failed_login_count = 0
+        if ee.status == EndEntityStatus.GENERATED:
+            ee.clear_password = ""
+    else:
+        _use_request(ee)
+    # One prepared UPDATE (as save(update_fields=...), without the ORM's per-call query building: hot path).
+    update_row(ee, ("failed_login_count", "request_counter", "status", "clear_password", "updated_at"))
+    _enrolled(req, row, ee, old_status, interface, actor, after)
+
+
+def _use_request(ee: EndEntity) -> None:
+    """The end entity's state after a (non-renewal) enrollment: one request fewer, GENERATED when none remain."""
     ee.failed_login_count = 0
-    if not auth.renewal:
-        ee.request_counter -= 1
-        ee.status = EndEntityStatus.GENERATED if ee.request_counter <= 0 else EndEntityStatus.NEW
+    ee.request_counter -= 1
+    ee.status = EndEntityStatus.GENERATED if ee.request_counter <= 0 else EndEntityStatus.NEW
     if ee.status == EndEntityStatus.GENERATED:
         # The recoverable copy served batch generation; renewal checks the hash, which stays.
         ee.clear_password = ""
-    # One prepared UPDATE (as save(update_fields=...), without the ORM's per-call query building: hot path).
-    update_row(ee, ("failed_login_count", "request_counter", "status", "clear_password", "updated_at"))
+
+
+def _enrolled(req: IssuanceRequest, row: Certificate, ee: EndEntity, old_status: int, interface: str,
+              actor: Actor, after: Any = None) -> None:
+    """After the end entity's row holds its new state, in the issuing transaction: the profile's revocation
+    after issuance, the status change's audit event and notifications, the caller's ``after``."""
     reason = ee.extended_information.get("revocation_reason")
     if reason not in (None, "", -1):
         from pki.revocation import revoke
@@ -225,8 +242,8 @@ def _finish(req: IssuanceRequest, row: Certificate, auth: _Authenticated, interf
         after(req, row)
 
 
-def _build_request(ee: EndEntity, actor: Actor, csr, public_key, auth: _Authenticated, interface: str,
-                   authorize, after=None) -> IssuanceRequest:
+def _build_request(ee: EndEntity, actor: Actor, csr, public_key, auth: _Authenticated | None, interface: str,
+                   authorize, after=None, on_stored=None) -> IssuanceRequest:
     cp = ee.certificate_profile
     now = timezone.now().replace(microsecond=0)
     info = ee.extended_information or {}
@@ -248,7 +265,7 @@ def _build_request(ee: EndEntity, actor: Actor, csr, public_key, auth: _Authenti
         redact_subject=needs_redaction(ee.end_entity_profile),
     )
     req.hooks = IssuanceHooks(authorize=authorize,
-                              on_stored=lambda r, row: _finish(r, row, auth, interface, actor, after))
+                              on_stored=on_stored or (lambda r, row: _finish(r, row, auth, interface, actor, after)))
     return req
 
 
@@ -311,6 +328,39 @@ def enroll_with_ra(actor: Actor, username: str, *, csr=None, public_key: Certifi
         renewal = True
     auth = _Authenticated(ee=ee, password_hash=None, renewal=renewal, current=current)
     return issue(_build_request(ee, actor, csr, public_key, auth, interface, _ra_authorize(actor, ee), after))
+
+
+def add_and_enroll_with_ra(actor: Actor, data, *, profile: EndEntityProfile | str | int | None = None, csr=None,
+                           public_key: CertificatePublicKeyTypes | None = None,
+                           interface: str = "ra") -> IssuedCertificate:
+    """:func:`~endentities.services.add_end_entity` then :func:`enroll_with_ra`, with the same checks, audit events
+    and notifications, inside the caller's transaction (required: a refused issuance must take the new row with
+    it). The row is written once, already in the state the enrollment leaves it in (no one else can see it
+    before the commit anyway): one INSERT instead of a savepoint, an INSERT, its release and an UPDATE.
+
+    Raises :class:`~endentities.services.entities.EndEntityExists` when the username is taken, before anything
+    is written or recorded, so the caller can go on in the same transaction (SCEP RA mode then edits that end
+    entity back to NEW and enrolls it).
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise transaction.TransactionManagementError("add_and_enroll_with_ra runs inside the caller's transaction.")
+    new = new_end_entity(actor, data, profile=profile)
+    ee = new.ee
+    authorize = _ra_authorize(actor, ee)
+    authorize(None)  # as enroll_with_ra: refuse before looking at the status
+    _check_token(ee, False)
+    if not _may_enroll(ee):  # a profile that allows no request at all
+        raise _refuse_status(ee)
+    added = ee.status
+    _use_request(ee)
+    if not insert_if_new(ee):
+        raise EndEntityExists(ee.username)
+    record_added(actor, new, status=added)
+
+    def stored(req: IssuanceRequest, row: Certificate) -> None:
+        _enrolled(req, row, ee, added, interface, actor)
+
+    return issue(_build_request(ee, actor, csr, public_key, None, interface, authorize, on_stored=stored))
 
 
 # --- server-side key generation --------------------------------------------------------------------

@@ -37,7 +37,7 @@ from endentities.validation import EndEntityInput
 from pki import audit
 from pki.auth.access import Actor
 from pki.choices import CertificateStatus
-from pki.errors import ConflictError, PkiError
+from pki.errors import PkiError
 from pki.models import Certificate
 from pki.x509.altnames import format_altnames
 from pki.x509.dn import format_dn, parse_dn_pairs
@@ -207,22 +207,21 @@ def ra_input(alias: ScepAlias, responder: Responder, info: m.CsrInfo, username: 
     return data, profile
 
 
-def register_and_issue(alias: ScepAlias, data: EndEntityInput, profile, csr_der: bytes, approval=None):
+def register_and_issue(alias: ScepAlias, data: EndEntityInput, profile,
+                       csr: bytes | x509.CertificateSigningRequest, approval=None):
     """Create (or edit back to NEW) the end entity and issue to it, in one transaction; an approved request
     that this issuance fulfils is marked with the certificate."""
     actor = scep_actor(alias)
     # One audit event (CERT_CREATION, with the end entity's creation or edit in it) at the end: the chain head
     # is then locked for one statement and the commit, not through the whole issuance.
     with transaction.atomic(), audit.combined("CERT_CREATION"):
-        try:  # usually a new device; the database says when the name is taken (no read-then-write)
-            ee = ee_services.add_end_entity(actor, data, profile=profile)
-        except ConflictError as exc:
-            if exc.field != "username":
-                raise
+        try:  # usually a new device: its row is written once, as the enrollment leaves it
+            issued = ee_services.add_and_enroll_with_ra(actor, data, profile=profile, csr=csr, interface=INTERFACE)
+        except ee_services.EndEntityExists:  # the database said the name is taken; nothing was written
             ee = ee_services.edit_end_entity(actor, data.username, data, profile=profile,
                                              status=EndEntityStatus.NEW)
-        # The row was just written in this transaction (and so is locked by it): no need to read it again.
-        issued = ee_services.enroll_with_ra(actor, data.username, csr=csr_der, interface=INTERFACE, entity=ee)
+            # The row was just written in this transaction (and so is locked by it): no need to read it again.
+            issued = ee_services.enroll_with_ra(actor, data.username, csr=csr, interface=INTERFACE, entity=ee)
         if approval is not None:
             type(approval).objects.filter(pk=approval.pk).update(certificate=issued.row)
         return issued
@@ -255,7 +254,8 @@ def enroll_ra_mode(alias: ScepAlias, responder: Responder, message: m.PkiMessage
                 raise _refused(alias, username, "The request was rejected by an approver.", m.BadRequest)
             return Enrolled(None)
     try:
-        cert = register_and_issue(alias, data, profile, info.der, approval).certificate
+        # The request as parsed and verified by the message layer: issuance need not parse it again.
+        cert = register_and_issue(alias, data, profile, info.csr, approval).certificate
     except PkiError as exc:
         validator.notify_failure(ctx, exc.message)
         raise _issue_refused(alias, username, exc) from None
