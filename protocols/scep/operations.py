@@ -32,6 +32,7 @@ from pki.models import Certificate, CertificateAuthority
 from pki.services.cas import apply_due_rollover
 from pki.x509.dn import format_dn
 
+from . import aliascache
 from . import messages as m
 from .messages.payloads import name_from_asn1
 from .models import ScepAlias
@@ -183,19 +184,23 @@ def ra_certificate(alias: ScepAlias) -> x509.Certificate | None:
     return x509.load_der_x509_certificate(bytes(alias.ra_certificate_der))
 
 
-def _key(token_id: int, key_alias: str, what: str):
+def _key(token_id: int, key_alias: str, what: str, alias: ScepAlias | None = None):
+    """The key handle; with ``alias``, kept with the cached alias while its token's row is unchanged."""
     try:
+        if alias is not None:
+            return aliascache.responder_key(alias, token_id, key_alias, get_private_key_by_id)
         return get_private_key_by_id(token_id, key_alias)
     except CryptoTokenError as exc:
         raise ScepHttpError(503, f"The {what} key is not available: {exc}") from None
 
 
-def _ca_responder(ca: CertificateAuthority, rollover: bool = False) -> Responder:
+def _ca_responder(ca: CertificateAuthority, rollover: bool = False, alias: ScepAlias | None = None) -> Responder:
+    """``alias``: ``ca`` is one of the alias's own CA rows (loaded with it and covered by its versions)."""
     if ca.crypto_token_id is None:
         raise ScepHttpError(404, f"CA '{ca.name}' holds no key here.")
     if rollover:
-        return Responder(ca, ca.rollover_certificate, _key(ca.crypto_token_id, ca.rollover_key_alias, "CA"))
-    return Responder(ca, ca.certificate, _key(ca.crypto_token_id, ca.key_alias, "CA"))
+        return Responder(ca, ca.rollover_certificate, _key(ca.crypto_token_id, ca.rollover_key_alias, "CA", alias))
+    return Responder(ca, ca.certificate, _key(ca.crypto_token_id, ca.key_alias, "CA", alias))
 
 
 @functools.lru_cache(maxsize=128)
@@ -253,7 +258,7 @@ def responder_for(alias: ScepAlias, message: m.PkiMessage) -> tuple[Responder | 
         ca = alias_default_ca(alias)
         if ca is None:
             return None, False
-        key = _key(alias.ra_crypto_token_id, alias.ra_key_alias, "RA")
+        key = _key(alias.ra_crypto_token_id, alias.ra_key_alias, "RA", alias)
         return Responder(ca, ra_cert, key, extra_certs=ca.chain()), True
     rids = _recipient_ids(message.envelope)
     if rids:
@@ -264,15 +269,18 @@ def responder_for(alias: ScepAlias, message: m.PkiMessage) -> tuple[Responder | 
                 "crypto_token")
 
         for ca in _chain_iter(configured, others()):
+            own = any(ca is c for c in configured)
             ca = _usable(ca) or ca  # a rollover certificate whose time has come is the current one now
+            # The alias's own CA rows are covered by its versions (a due rollover just changed the row: not).
+            cached = alias if own and not ca.rollover_due() else None
             current = _parsed(bytes(ca.certificate_der))
             rollover = _parsed(bytes(ca.rollover_certificate_der)) if ca.rollover_certificate_der else None
             for rid in rids:
                 if _matches(current, rid):
-                    return _ca_responder(ca), True
+                    return _ca_responder(ca, alias=cached), True
                 if _matches(rollover, rid):
                     # A client that fetched GetNextCACert early: decrypt and sign with the next key.
-                    return _ca_responder(ca, rollover=True), True
+                    return _ca_responder(ca, rollover=True, alias=cached), True
     ca = alias_default_ca(alias)
     return (_ca_responder(ca) if ca is not None else None), False
 

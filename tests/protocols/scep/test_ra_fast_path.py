@@ -11,9 +11,10 @@ from pki import audit
 from pki.choices import CAStatus
 from pki.models import AuditEvent, Certificate
 from protocols.scep.messages import PkiStatus
+from protocols.scep.messages import client as scep_client
 
 from .server_fixtures import *  # noqa: F403
-from .server_fixtures import client_key, make_csr
+from .server_fixtures import client_key, make_csr, self_signed
 
 pytestmark = pytest.mark.django_db
 
@@ -77,3 +78,72 @@ def test_alias_changes_are_seen_by_the_next_request(scep, scep_ca, ra, actor, cl
     # A disabled alias answers 404.
     services.edit_alias(actor, "scep", enabled=False)
     assert client.get("/ejbca/publicweb/apply/scep/pkiclient.exe", {"operation": "GetCACaps"}).status_code == 404
+
+
+def _statements(queries) -> list[str]:
+    """The statements of a captured request, without transaction control (the test's own transaction turns
+    BEGIN/COMMIT into savepoints)."""
+    control = ("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT", "BEGIN", "COMMIT")
+    return [q["sql"] for q in queries.captured_queries if not q["sql"].startswith(control)]
+
+
+def test_a_new_device_costs_one_alias_statement_and_one_end_entity_write(scep, scep_ca, ra):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    key = client_key(67)
+    assert scep.enroll(make_csr(key, "CN=fast7", "s3cret"), key, scep_ca.certificate).status == PkiStatus.SUCCESS
+    key = client_key(68)
+    with CaptureQueriesContext(connection) as queries:
+        assert scep.enroll(make_csr(key, "CN=fast8", "s3cret"), key, scep_ca.certificate).status \
+            == PkiStatus.SUCCESS
+    sql = _statements(queries)
+    # The alias, its CAs, profiles, approval rules and the CA token's version: one prepared statement.
+    assert [s for s in sql if "scep_scepalias" in s or "pki_scep_alias_stamp" in s] == \
+        ["EXECUTE pki_scep_alias_stamp('scep')"]
+    # The end entity is written once, already GENERATED (no insert-then-update, no savepoint for a taken name).
+    writes = [s for s in sql if "endentities_endentity" in s]
+    assert len(writes) == 1 and writes[0].startswith("INSERT") and "ON CONFLICT" in writes[0]
+    # The responder's key needs no token read of its own (the version statement covers the token's row);
+    # issuance may still check the token before it signs.
+    assert len([s for s in sql if "cryptotokens_cryptotoken" in s]) <= 1
+    ee = EndEntity.objects.get(username="fast8")
+    assert (ee.status, ee.request_counter, ee.failed_login_count) == (40, 0, 0)
+
+
+def test_a_deactivated_token_is_seen_by_the_next_request(scep, soft_token_factory, ca_factory, alias_factory,
+                                                         actor):
+    from cryptotokens import services as tokens
+
+    token = soft_token_factory("ScepManualToken", auto_activate=False)
+    tokens.activate(actor, token, "foo123")
+    ca = ca_factory("ScepManualCA", key_spec="RSA2048", token=token)
+    alias_factory("scep", operation_mode="ra", ra_default_ca=ca, ra_auth_password="s3cret",
+                  ra_certificate_profile="ENDUSER", ra_end_entity_profile="EMPTY")
+    key = client_key(69)
+    assert scep.enroll(make_csr(key, "CN=fast9", "s3cret"), key, ca.certificate).status == PkiStatus.SUCCESS
+    tokens.deactivate(actor, token)
+    key = client_key(70)
+    request = scep_client.build_pkcs_req(make_csr(key, "CN=fast10", "s3cret"), self_signed(key, "c"), key,
+                                         ca.certificate)
+    resp = scep.post(request.data)
+    assert resp.status_code == 503 and b"not available" in resp.content
+    assert not EndEntity.objects.filter(username="fast10").exists()
+    tokens.activate(actor, token, "foo123")
+    assert scep.enroll(make_csr(key, "CN=fast10", "s3cret"), key, ca.certificate).status == PkiStatus.SUCCESS
+
+
+def test_the_version_statement_is_prepared_again_when_the_session_lost_it(scep, scep_ca, ra):
+    from django.db import connection
+
+    from protocols.scep import aliascache
+
+    for n, (deallocate, forget) in enumerate([(True, True), (False, True)]):
+        if deallocate:
+            with connection.cursor() as cur:
+                cur.execute("DEALLOCATE ALL")
+        if forget:
+            aliascache._prepared.clear()
+        key = client_key(71 + n)
+        assert scep.enroll(make_csr(key, f"CN=fast{11 + n}", "s3cret"), key, scep_ca.certificate).status \
+            == PkiStatus.SUCCESS
