@@ -61,6 +61,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # The public SCEP endpoint paths only: answered here, past session/CSRF/auth work it never needs
+    # (protocols/scep/middleware.py says what it still adds); every other path goes on down the chain.
+    "protocols.scep.middleware.ScepEndpointMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
