@@ -5,7 +5,8 @@ PostgreSQL, gunicorn with 2 workers of 4 threads, as ``make run``) against micro
 Both get the same load: PKCSReq messages pre-built before the clock starts (RSA-2048 client keys, AES-256,
 SHA-256, a new subject each), POSTed by 8 concurrent clients. Every reply is then decrypted and checked
 (SUCCESS, the certificate is for the request's key), and for this server every enrollment must be a row in the
-database with its CERT_CREATION audit event. Prints enrollments/s, p50/p99 latency and the ratio.
+database with its CERT_CREATION audit event. Prints enrollments/s, p50/p99 latency, the ratio, and the CPU per
+enrollment of the gunicorn workers, their PostgreSQL backends, micromdm and the load generator (Linux /proc).
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/x .venv/bin/python benchmarks/scep_enroll.py [-n 400] [-c 8]
 
@@ -115,18 +116,49 @@ def run(url: str, requests: list, concurrency: int) -> tuple[float, list[float],
     return time.perf_counter() - started, latencies, bodies
 
 
+def _cpu_of(stat: Path) -> tuple[int, float]:
+    """(parent pid, CPU seconds user + system) of one /proc/<pid>/stat."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def workers_cpu(master: int) -> float:
     """CPU seconds (user + system) used so far by the gunicorn workers of ``master`` (Linux /proc)."""
-    tick = os.sysconf("SC_CLK_TCK")
     total = 0.0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            ppid, cpu = _cpu_of(stat)
         except OSError:
             continue
-        if int(fields[1]) == master:  # ppid
-            total += (int(fields[11]) + int(fields[12])) / tick
+        if ppid == master:
+            total += cpu
     return total
+
+
+def process_cpu(pid: int) -> float:
+    try:
+        return _cpu_of(Path(f"/proc/{pid}/stat"))[1]
+    except OSError:
+        return 0.0
+
+
+def backends_cpu(database: str) -> dict[int, float]:
+    """CPU seconds used so far by each PostgreSQL backend connected to ``database`` (by pid; readable when the
+    benchmark runs as root or as the server's user, else empty)."""
+    out: dict[int, float] = {}
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            if not cmdline.startswith(b"postgres: ") or f" {database} ".encode() not in cmdline:
+                continue
+            out[int(proc.name)] = _cpu_of(proc / "stat")[1]
+        except OSError:
+            continue
+    return out
+
+
+def backends_cpu_since(database: str, before: dict[int, float]) -> float:
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in backends_cpu(database).items())
 
 
 def check(requests: list, bodies: list[bytes], ca: x509.Certificate) -> int:
@@ -193,15 +225,22 @@ def main() -> None:
             with LiveScepServer(tmp / "pki", workers=2, threads=args.threads) as ours:
                 our_url = ours.url("ra-devices")
                 results = []
+                client_cpu_ms: dict[str, float] = {}
                 for name, url in (("pki (RA mode)", our_url), ("micromdm scepserver", mdm_url)):
                     ca = _ca_cert(url)
                     warm = build(args.warmup, ca, warm_keys, f"w{len(results)}")
                     run(url, warm, args.concurrency)
                     reqs = build(args.n, ca, run_keys, f"r{len(results)}")
-                    cpu_before = workers_cpu(ours.process.pid) if url == our_url else 0.0
+                    cpu_before = workers_cpu(ours.process.pid) if url == our_url else process_cpu(proc.pid)
+                    pg_before = backends_cpu(ours.db_name)
+                    client_before = time.process_time()
                     seconds, latencies, bodies = run(url, reqs, args.concurrency)
+                    client_cpu_ms[url] = (time.process_time() - client_before) * 1000 / args.n
                     if url == our_url:
                         server_cpu_ms = (workers_cpu(ours.process.pid) - cpu_before) * 1000 / args.n
+                        pg_cpu_ms = backends_cpu_since(ours.db_name, pg_before) * 1000 / args.n
+                    else:
+                        mdm_cpu_ms = (process_cpu(proc.pid) - cpu_before) * 1000 / args.n
                     failed = check(reqs, bodies, ca)
                     if failed and url == our_url:
                         raise SystemExit(f"{failed} enrollments failed on this server")
@@ -229,7 +268,9 @@ def main() -> None:
         print("(micromdm's file depot loses serial numbers under concurrent requests: \"could not convert  to serial"
               " number\"; its rate counts successful enrollments only)")
     print(f"ratio pki / micromdm: {results[0][1] / results[1][1]:.2f}x")
-    print(f"pki gunicorn workers: {server_cpu_ms:.1f} ms CPU per enrollment (PostgreSQL's own CPU not included)")
+    print(f"CPU per enrollment, ms: pki gunicorn workers {server_cpu_ms:.1f} + its PostgreSQL backends {pg_cpu_ms:.1f}"
+          f" (load generator {client_cpu_ms[our_url]:.1f}); micromdm {mdm_cpu_ms:.1f} "
+          f"(load generator {client_cpu_ms[mdm_url]:.1f})")
     print(f"database: {stored} certificates, {audited} CERT_CREATION audit events, {entities} end entities "
           f"(expected {expected} each)")
     if not (stored == audited == entities == expected):

@@ -1,5 +1,6 @@
 """Where one SCEP RA-mode PKCSReq spends its time in a server process: the request path run in-process through
-Django's test client (middleware, view, message layer, end entity, issuance, audit, commit), one thread.
+the WSGI application as gunicorn calls it (middleware, view, message layer, end entity, issuance, audit,
+commit), one thread.
 
 Prints the SQL statements of one enrollment, CPU and wall milliseconds per enrollment, and with ``--profile``
 the cProfile top functions. Set-up as ``benchmarks/scep_enroll.py``'s server (tests/protocols/scep/live.py):
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import io
 import os
 import pstats
 import sys
@@ -25,12 +27,15 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=300, help="timed enrollments (default 300)")
     parser.add_argument("--profile", action="store_true", help="run under cProfile and print the top functions")
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--dump", help="write the cProfile statistics to this file")
+    parser.add_argument("--sort", default="cumulative", help="cProfile sort key (cumulative, tottime, ...)")
     args = parser.parse_args()
     os.environ.setdefault("ALLOWED_HOSTS", "testserver")
     setup_django("pki_bench_scep")
 
     from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric import rsa
+    from django.core.wsgi import get_wsgi_application
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
@@ -53,12 +58,28 @@ def main() -> None:
         requests.append((scep_client.build_pkcs_req(csr, signer, key, ca, cipher="aes256", digest="sha256",
                                                     transaction_id=f"PROF{i:08d}"), key, signer))
 
+    # The WSGI application itself, called as gunicorn calls it (the test client adds work of its own).
+    app = get_wsgi_application()
+
     def post(item) -> bytes:
-        resp = client.post(url + "?operation=PKIOperation", data=item[0].data,
-                           content_type="application/x-pki-message")
-        if resp.status_code != 200:
-            raise SystemExit(f"HTTP {resp.status_code}: {resp.content[:300]!r}")
-        return resp.content
+        body = item[0].data
+        environ = {
+            "REQUEST_METHOD": "POST", "PATH_INFO": url, "QUERY_STRING": "operation=PKIOperation",
+            "SCRIPT_NAME": "", "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8000", "SERVER_PROTOCOL": "HTTP/1.1",
+            "REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "testserver", "CONTENT_TYPE": "application/x-pki-message",
+            "CONTENT_LENGTH": str(len(body)), "wsgi.input": io.BytesIO(body), "wsgi.url_scheme": "http",
+            "wsgi.errors": sys.stderr, "wsgi.multithread": True, "wsgi.multiprocess": True, "wsgi.run_once": False,
+            "wsgi.version": (1, 0),
+        }
+        status: list[str] = []
+        chunks = app(environ, lambda s, headers, exc_info=None: status.append(s))
+        try:
+            content = b"".join(chunks)
+        finally:
+            getattr(chunks, "close", lambda: None)()
+        if not status[0].startswith("200"):
+            raise SystemExit(f"HTTP {status[0]}: {content[:300]!r}")
+        return content
 
     for item in requests[:warm]:
         rep = scep_client.parse_cert_rep(post(item), item[1], item[2], ca_certs=[ca])
@@ -80,8 +101,10 @@ def main() -> None:
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     print(f"{len(timed)} enrollments, one thread{' (under cProfile)' if args.profile else ''}: "
           f"CPU {cpu / len(timed) * 1000:.2f} ms, wall {wall / len(timed) * 1000:.2f} ms per enrollment")
+    if args.profile and args.dump:
+        prof.dump_stats(args.dump)
     if args.profile:
-        pstats.Stats(prof, stream=sys.stdout).sort_stats("cumulative").print_stats(args.top)
+        pstats.Stats(prof, stream=sys.stdout).sort_stats(args.sort).print_stats(args.top)
 
 
 if __name__ == "__main__":
