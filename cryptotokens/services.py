@@ -219,9 +219,11 @@ def get_private_key_by_id(token_id: int, alias: str) -> PrivateKeyTypes:
     is already open in this process (the hot path of every signature)."""
     from django.db import connection
 
-    # One narrow statement (the ORM's query building cost more than the round trip here).
+    from pki import db
+
+    # One narrow prepared statement (the ORM's query building cost more than the round trip here).
     with connection.cursor() as cur:
-        cur.execute(_TOKEN_STATE, [token_id])
+        db.execute(cur, "token_state", _TOKEN_STATE, [token_id])
         state = cur.fetchone()
     if state is None:
         raise KeyPairNotFoundError(f"Crypto token {token_id} does not exist.")

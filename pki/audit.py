@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from cryptotokens.secrets import derive_subkey
 
+from . import db
 from .choices import AuditOutcome
 from .models import AuditChainHead, AuditEvent
 
@@ -40,6 +41,8 @@ def _canonical(seq: int, ts: datetime, event_type: str, actor: str, object_type:
 
 _EVENT_COLUMNS = "(sequence, timestamp, event_type, actor, object_type, object_id, outcome, details, mac)"
 _EVENT_VALUES = "(%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+# The same in a VALUES list of its own, where no column says the types (a prepared statement needs them).
+_TYPED_EVENT_VALUES = "(%s::bigint, %s::timestamptz, %s, %s, %s, %s, %s, %s::jsonb, %s)"
 # Generic path (SQLite): UPDATE ... RETURNING takes the write lock and the next sequence number.
 _ADVANCE_HEAD = "UPDATE pki_auditchainhead SET last_sequence = last_sequence + %s WHERE id = 1 " \
     "RETURNING last_sequence, last_mac"
@@ -63,7 +66,7 @@ def _try_append_sql(n: int) -> str:
     """Without the lock yet: append onto the head this process expects, in the statement that takes the lock.
     The head moves only if it is exactly the expected one (checked on the latest committed row, after any
     wait), and the events are inserted only if it moved; otherwise the row is locked unchanged and returned."""
-    values = ", ".join([_EVENT_VALUES] * n)
+    values = ", ".join([_TYPED_EVENT_VALUES] * n)
     # Only placeholders and constant names are interpolated.
     return (
         "WITH head AS (UPDATE pki_auditchainhead SET "  # noqa: S608
@@ -71,8 +74,7 @@ def _try_append_sql(n: int) -> str:
         "last_mac = CASE WHEN last_sequence = %s AND last_mac = %s THEN %s ELSE last_mac END "
         "WHERE id = 1 RETURNING last_sequence, last_mac), "
         f"new_event AS (INSERT INTO pki_auditevent {_EVENT_COLUMNS} "
-        "SELECT v.seq, v.ts::timestamptz, v.event_type, v.actor, v.object_type, v.object_id, v.outcome, "
-        "v.details::jsonb, v.mac "
+        "SELECT v.seq, v.ts, v.event_type, v.actor, v.object_type, v.object_id, v.outcome, v.details, v.mac "
         f"FROM (VALUES {values}) AS v(seq, ts, event_type, actor, object_type, object_id, outcome, details, mac), "
         "head WHERE head.last_sequence = %s AND head.last_mac = %s) "
         "SELECT last_sequence, last_mac FROM head"
@@ -137,11 +139,11 @@ def _json_safe(details: dict[str, Any]) -> tuple[dict[str, Any], str]:
 
 
 def _head_or_create(cur, lock_sql: str, params: list | None = None):
-    cur.execute(lock_sql, params)
+    db.execute(cur, "audit_head", lock_sql, params or ())
     row = cur.fetchone()
     if row is None:  # a database created without the data migration
         AuditChainHead.objects.get_or_create(pk=1)
-        cur.execute(lock_sql, params)
+        db.execute(cur, "audit_head", lock_sql, params or ())
         row = cur.fetchone()
     return row
 
@@ -180,7 +182,7 @@ def _append_locked(cur, events: list[_Event], head=None):
     if head is None:
         head = _head_or_create(cur, _LOCK_HEAD)
     chained, params = _chain(head[0], head[1], events)
-    cur.execute(_insert_events_sql(len(events)), [*params, chained[-1][0], chained[-1][2]])
+    db.execute(cur, "audit_append", _insert_events_sql(len(events)), [*params, chained[-1][0], chained[-1][2]])
     return chained
 
 
@@ -200,8 +202,8 @@ def _append_postgresql(cur, events: list[_Event], holds_head: bool):
             prev_seq, prev_mac = expected
             chained, params = _chain(prev_seq, prev_mac, events)
             seq, mac = chained[-1][0], chained[-1][2]
-            cur.execute(_try_append_sql(len(events)),
-                        [prev_seq, prev_mac, seq, prev_seq, prev_mac, mac, *params, seq, mac])
+            db.execute(cur, "audit_try_append", _try_append_sql(len(events)),
+                       [prev_seq, prev_mac, seq, prev_seq, prev_mac, mac, *params, seq, mac])
             head = cur.fetchone()
             if head is None or head[0] != seq or head[1] != mac:
                 # another process appended meanwhile (or a rollback): the row is locked by us now

@@ -33,7 +33,7 @@ from cryptotokens.backends.base import key_spec_of
 from cryptotokens.errors import CryptoTokenError
 from cryptotokens.services import get_private_key_by_id
 
-from . import audit
+from . import audit, db
 from .auth.access import Actor
 from .choices import CAStatus
 from .errors import CAOfflineError, PkiError, ValidationError, as_pki_error
@@ -143,7 +143,7 @@ def insert_rows(objs: list) -> None:
             else:
                 params.append(f.get_db_prep_save(f.pre_save(obj, add=True), connection))
     with connection.cursor() as cur:
-        cur.execute(head + ", ".join([row] * len(objs)) + tail, params)
+        db.execute(cur, f"insert_{model._meta.db_table}", head + ", ".join([row] * len(objs)) + tail, params)
         pks = cur.fetchall()
     for obj, (pk,) in zip(objs, pks, strict=True):
         obj.pk = pk

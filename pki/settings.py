@@ -107,6 +107,9 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Write transactions take the lock when they begin (BEGIN IMMEDIATE), so a second writer (the other
     # gunicorn worker) queues for it instead of failing with "database is locked" on its first write.
     DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
+# The hot statements (issuance, audit, SCEP) are prepared once per PostgreSQL session (pki/db.py); turn off
+# behind a pooler that shares sessions between clients (PgBouncer in transaction mode).
+PKI_DB_PREPARE = _flag("PKI_DB_PREPARE", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

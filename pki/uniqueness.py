@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from django.db import connection
 
+from . import db
 from .errors import ValidationError
 from .models import Certificate, CertificateAuthority
 from .x509.dn import DNError, escape_value, parse_dn_pairs
@@ -166,7 +167,7 @@ def _holders(dns: list[tuple[int, str]], keys: list[tuple[int, str]]) -> list[tu
             selects.append(f"SELECT '{kind}', {ca_col}, {col}, {user_col} FROM {table} WHERE {where}")  # noqa: S608
             params += [v for pair in pairs for v in pair]
     with connection.cursor() as cur:
-        cur.execute(" UNION ".join(selects), params)
+        db.execute(cur, "unique_holders", " UNION ".join(selects), params)
         return cur.fetchall()
 
 
@@ -196,4 +197,4 @@ def _lock(values: list[tuple[int, str, str]]) -> None:
     keys = sorted({lock_id(ca_id, kind, value) for ca_id, kind, value in values})
     select = ", ".join(["pg_advisory_xact_lock(%s)"] * len(keys))
     with connection.cursor() as cur:
-        cur.execute(f"SELECT {select}", keys)  # noqa: S608 - only placeholders are interpolated
+        db.execute(cur, "unique_lock", f"SELECT {select}", keys)  # noqa: S608 - only placeholders are interpolated

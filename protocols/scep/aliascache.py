@@ -16,18 +16,19 @@ kept with the alias (:func:`responder_key`) and used again only while the statem
 so the responder's key costs no second statement; any change to a token (activation, deactivation, new keys)
 makes a new version, and the next request loads and checks again.
 
-The statement is prepared once per database session (PostgreSQL then plans it once): planning it cost the
-server ~1 ms of CPU per request, more than all of this process's work for it.
+The statement is prepared once per database session (:mod:`pki.db`; PostgreSQL then plans it once): planning it
+cost the server ~1 ms of CPU per request, more than all of this process's work for it.
 """
 
 from __future__ import annotations
 
 import threading
-import weakref
 from collections.abc import Callable
 from typing import Any
 
 from django.db import connection
+
+from pki import db
 
 from .models import ApprovalRequirement, ScepAlias
 
@@ -35,14 +36,11 @@ _lock = threading.Lock()
 _cache: dict[str, tuple[tuple, ScepAlias]] = {}
 _MAX = 64
 _sql: str | None = None
-_STATEMENT = "pki_scep_alias_stamp"
-# The database sessions (psycopg2 connections) in which the statement is prepared; a reconnect is a new
-# session, and a pooled session keeps its entry for as long as it lives.
-_prepared: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _stamp_sql() -> str:
-    """The version statement, built from the models' table and column names (quoted); ``$1`` is the alias name."""
+    """The version statement, built from the models' table and column names (quoted); the parameter is the alias
+    name."""
     global _sql
     if _sql is None:
         from cryptotokens.models import CryptoToken
@@ -80,7 +78,7 @@ def _stamp_sql() -> str:
 
         req = q(ApprovalRequirement._meta.db_table)
         # Scalar subqueries rather than joins: the planner has no join order to search (half the planning cost).
-        # Only quoted names from the models go into the text; the alias name is the parameter $1.
+        # Only quoted names from the models go into the text; the alias name is the parameter.
         _sql = (
             f"SELECT a.id, {version('a')}, {ca_version('default_ca')}, {ca_version('ra_default_ca')}, "  # noqa: S608
             f"{row_version(cp, 'ra_certificate_profile')}, {row_version(ep, 'ra_end_entity_profile')}, "
@@ -89,7 +87,7 @@ def _stamp_sql() -> str:
             f"EXISTS (SELECT 1 FROM {req} r WHERE r.{column(ApprovalRequirement, 'ca')} = "
             f"a.{column(ScepAlias, 'ra_default_ca')} OR r.{column(ApprovalRequirement, 'certificate_profile')} = "
             f"a.{column(ScepAlias, 'ra_certificate_profile')}) "
-            f"FROM {q(ScepAlias._meta.db_table)} a WHERE a.name = $1 AND a.enabled"
+            f"FROM {q(ScepAlias._meta.db_table)} a WHERE a.name = %s AND a.enabled"
         )
     return _sql
 
@@ -97,15 +95,7 @@ def _stamp_sql() -> str:
 def _read_stamp(name: str) -> tuple | None:
     """The versions row of alias ``name`` (None: no such enabled alias), through the session's prepared statement."""
     with connection.cursor() as cur:
-        raw = connection.connection
-        if raw not in _prepared:
-            # Once per session: the session may hold the statement already (a registry lost with a reloaded
-            # module); preparing it twice would be an error, and inside a transaction an aborting one.
-            cur.execute("SELECT 1 FROM pg_prepared_statements WHERE name = %s", [_STATEMENT])
-            if cur.fetchone() is None:
-                cur.execute(f"PREPARE {_STATEMENT}(text) AS {_stamp_sql()}")
-            _prepared[raw] = True
-        cur.execute(f"EXECUTE {_STATEMENT}(%s)", [name])
+        db.execute(cur, "scep_alias_stamp", _stamp_sql(), [name])
         row = cur.fetchone()
     return tuple(row) if row is not None else None
 
