@@ -19,6 +19,7 @@ import hashlib
 import re
 import weakref
 from collections.abc import Sequence
+from datetime import datetime
 
 from django.conf import settings
 from django.db import connection
@@ -56,6 +57,106 @@ def execute(cur, purpose: str, sql: str, params: Sequence = ()) -> None:
         cur.execute(f"EXECUTE {name}({', '.join(['%s'] * len(params))})", params)
     else:
         cur.execute(f"EXECUTE {name}")
+
+
+def insert_row(obj, *, unless_taken: str | None = None) -> bool:
+    """INSERT one model instance and set its primary key; see :func:`insert_rows`.
+
+    ``unless_taken``: a field with a unique constraint; when its value is taken already, nothing is written and
+    the result is False (``INSERT ... ON CONFLICT DO NOTHING``: no error, so a caller inside a transaction
+    needs no savepoint to go on)."""
+    return insert_rows([obj], unless_taken=unless_taken) == 1
+
+
+def insert_rows(objs: list, *, unless_taken: str | None = None) -> int:
+    """INSERT instances of one model with one prepared statement (one row each) and set their primary keys, in
+    order (PostgreSQL and SQLite return the rows of a multi-row INSERT in VALUES order, as Django's
+    bulk_create relies on too). Same columns and conversions as ``save()``, without the ORM's per-call query
+    building: issuance inserts rows for every certificate. Returns the number of rows written.
+
+    ``unless_taken`` (one instance only): see :func:`insert_row`."""
+    if not objs:
+        return 0
+    if unless_taken is not None and len(objs) != 1:
+        raise ValueError("unless_taken inserts one instance at a time")
+    model = type(objs[0])
+    key = (model, connection.vendor, unless_taken)
+    cached = _INSERT_SQL.get(key)
+    if cached is None:
+        fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+        quote = connection.ops.quote_name
+        # Only quoted names from the model go into the text; every value is a parameter.
+        table, columns = quote(model._meta.db_table), ", ".join(quote(f.column) for f in fields)
+        row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        plan = [(f, _passthrough_types(f, connection.vendor)) for f in fields]
+        conflict = (f" ON CONFLICT ({quote(model._meta.get_field(unless_taken).column)}) DO NOTHING"
+                    if unless_taken else "")
+        cached = _INSERT_SQL[key] = (
+            f"INSERT INTO {table} ({columns}) VALUES ", row,  # noqa: S608
+            f"{conflict} RETURNING {quote(model._meta.pk.column)}", plan)
+    head, row, tail, plan = cached
+    params = []
+    for obj in objs:
+        for f, passthrough in plan:
+            value = getattr(obj, f.attname) if passthrough else None
+            if passthrough and type(value) in passthrough and (type(value) is not datetime or value.tzinfo):
+                params.append(value)  # what get_db_prep_save would send, without its chain of calls
+            else:
+                params.append(f.get_db_prep_save(f.pre_save(obj, add=True), connection))
+    with connection.cursor() as cur:
+        execute(cur, f"insert_{model._meta.db_table}", head + ", ".join([row] * len(objs)) + tail, params)
+        pks = cur.fetchall()
+    if len(pks) != len(objs):  # unless_taken, and it was
+        return 0
+    for obj, (pk,) in zip(objs, pks, strict=True):
+        obj.pk = pk
+        obj._state.adding = False
+        obj._state.db = connection.alias
+    return len(pks)
+
+
+_INSERT_SQL: dict[tuple, tuple[str, str, str, list]] = {}
+
+# Values psycopg2 takes as they are for these fields: get_db_prep_save() would hand them on unchanged (aware
+# datetimes only; a naive one goes the long way and gets Django's warning and conversion).
+_PASSTHROUGH = {
+    "CharField": (str,), "TextField": (str,), "IntegerField": (int,), "BigIntegerField": (int,),
+    "SmallIntegerField": (int,), "PositiveIntegerField": (int,), "PositiveSmallIntegerField": (int,),
+    "BooleanField": (bool,), "DateTimeField": (datetime,), "BinaryField": (bytes,), "ForeignKey": (int,),
+}
+
+
+def _passthrough_types(field, vendor: str) -> frozenset:
+    """The value types of ``field`` that :func:`insert_rows` may send as they are (none: always convert)."""
+    if vendor != "postgresql" or getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+        return frozenset()
+    types = _PASSTHROUGH.get(field.get_internal_type(), ())
+    if field.get_internal_type() == "ForeignKey" and field.target_field.get_internal_type() not in (
+            "AutoField", "BigAutoField", "IntegerField", "BigIntegerField"):
+        types = ()
+    return frozenset((*types, type(None)) if types and field.null else types)
+
+
+def update_row(obj, field_names: tuple[str, ...]) -> None:
+    """UPDATE the named fields of one stored instance by primary key, as ``save(update_fields=...)`` does
+    (``auto_now`` fields named here are set), with one prepared statement per model and field set."""
+    model = type(obj)
+    key = (model, field_names)
+    cached = _UPDATE_SQL.get(key)
+    if cached is None:
+        fields = [model._meta.get_field(name) for name in field_names]
+        quote = connection.ops.quote_name
+        assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
+        sql = (f"UPDATE {quote(model._meta.db_table)} SET {assignments} "  # noqa: S608 - quoted model names only
+               f"WHERE {quote(model._meta.pk.column)} = %s")
+        cached = _UPDATE_SQL[key] = (sql, fields)
+    sql, fields = cached
+    params = [f.get_db_prep_save(f.pre_save(obj, add=False), connection) for f in fields]
+    with connection.cursor() as cur:
+        execute(cur, f"update_{model._meta.db_table}", sql, [*params, obj.pk])
+
+
+_UPDATE_SQL: dict[tuple, tuple[str, list]] = {}
 
 
 def forget() -> None:

@@ -33,9 +33,10 @@ from cryptotokens.backends.base import key_spec_of
 from cryptotokens.errors import CryptoTokenError
 from cryptotokens.services import get_private_key_by_id
 
-from . import audit, db
+from . import audit
 from .auth.access import Actor
 from .choices import CAStatus
+from .db import insert_rows
 from .errors import CAOfflineError, PkiError, ValidationError, as_pki_error
 from .models import Certificate, CertificateAuthority, CertificateProfile
 from .uniqueness import Candidate, public_key_sha256, refusals
@@ -102,99 +103,6 @@ class IssuedCertificate:
     @property
     def serial_hex(self) -> str:
         return self.row.serial
-
-
-def insert_row(obj) -> None:
-    """INSERT one model instance with a single prepared statement and set its primary key.
-
-    Same columns and conversions as ``save()``, without the ORM's per-call query building: issuance
-    inserts one row per certificate and that cost showed in the throughput figures.
-    """
-    insert_rows([obj])
-
-
-def insert_rows(objs: list) -> None:
-    """INSERT instances of one model with one statement (one row each) and set their primary keys, in order
-    (PostgreSQL and SQLite return the rows of a multi-row INSERT in VALUES order, as Django's bulk_create
-    relies on too)."""
-    if not objs:
-        return
-    from django.db import connection
-
-    model = type(objs[0])
-    cached = _INSERT_SQL.get((model, connection.vendor))
-    if cached is None:
-        fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-        quote = connection.ops.quote_name
-        # Only quoted names from the model go into the text; every value is a parameter.
-        table, columns = quote(model._meta.db_table), ", ".join(quote(f.column) for f in fields)
-        row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-        plan = [(f, _passthrough_types(f, connection.vendor)) for f in fields]
-        cached = _INSERT_SQL[(model, connection.vendor)] = (
-            f"INSERT INTO {table} ({columns}) VALUES ", row,  # noqa: S608
-            f" RETURNING {quote(model._meta.pk.column)}", plan)
-    head, row, tail, plan = cached
-    params = []
-    for obj in objs:
-        for f, passthrough in plan:
-            value = getattr(obj, f.attname) if passthrough else None
-            if passthrough and type(value) in passthrough and (type(value) is not datetime or value.tzinfo):
-                params.append(value)  # what get_db_prep_save would send, without its chain of calls
-            else:
-                params.append(f.get_db_prep_save(f.pre_save(obj, add=True), connection))
-    with connection.cursor() as cur:
-        db.execute(cur, f"insert_{model._meta.db_table}", head + ", ".join([row] * len(objs)) + tail, params)
-        pks = cur.fetchall()
-    for obj, (pk,) in zip(objs, pks, strict=True):
-        obj.pk = pk
-        obj._state.adding = False
-        obj._state.db = connection.alias
-
-
-_INSERT_SQL: dict[tuple[type, str], tuple[str, str, str, list]] = {}
-
-# Values psycopg2 takes as they are for these fields: get_db_prep_save() would hand them on unchanged (aware
-# datetimes only; a naive one goes the long way and gets Django's warning and conversion).
-_PASSTHROUGH = {
-    "CharField": (str,), "TextField": (str,), "IntegerField": (int,), "BigIntegerField": (int,),
-    "SmallIntegerField": (int,), "PositiveIntegerField": (int,), "PositiveSmallIntegerField": (int,),
-    "BooleanField": (bool,), "DateTimeField": (datetime,), "BinaryField": (bytes,), "ForeignKey": (int,),
-}
-
-
-def _passthrough_types(field, vendor: str) -> frozenset:
-    """The value types of ``field`` that :func:`insert_rows` may send as they are (none: always convert)."""
-    if vendor != "postgresql" or getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-        return frozenset()
-    types = _PASSTHROUGH.get(field.get_internal_type(), ())
-    if field.get_internal_type() == "ForeignKey" and field.target_field.get_internal_type() not in (
-            "AutoField", "BigAutoField", "IntegerField", "BigIntegerField"):
-        types = ()
-    return frozenset((*types, type(None)) if types and field.null else types)
-
-
-def update_row(obj, field_names: tuple[str, ...]) -> None:
-    """UPDATE the named fields of one stored instance by primary key, as ``save(update_fields=...)`` does
-    (``auto_now`` fields named here are set), with the statement text built once per model and field set."""
-    from django.db import connection
-
-    model = type(obj)
-    key = (model, field_names)
-    cached = _UPDATE_SQL.get(key)
-    if cached is None:
-        fields = [model._meta.get_field(name) for name in field_names]
-        quote = connection.ops.quote_name
-        assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
-        sql = (f"UPDATE {quote(model._meta.db_table)} SET {assignments} "  # noqa: S608 - quoted model names only
-               f"WHERE {quote(model._meta.pk.column)} = %s")
-        cached = _UPDATE_SQL[key] = (sql, fields)
-    sql, fields = cached
-    params = [f.get_db_prep_save(f.pre_save(obj, add=False), connection) for f in fields]
-    with connection.cursor() as cur:
-        cur.execute(sql, [*params, obj.pk])
-
-
-_UPDATE_SQL: dict[tuple, tuple[str, list]] = {}
 
 
 def load_csr(data: x509.CertificateSigningRequest | bytes | str) -> x509.CertificateSigningRequest:

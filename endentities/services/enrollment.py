@@ -39,8 +39,9 @@ from cryptotokens.errors import CryptoTokenError
 from pki import audit
 from pki.auth.access import Actor
 from pki.choices import CertificateStatus
+from pki.db import update_row
 from pki.errors import ConflictError, PkiError, ValidationError
-from pki.issuance import IssuanceHooks, IssuanceRequest, IssuedCertificate, issue, update_row
+from pki.issuance import IssuanceHooks, IssuanceRequest, IssuedCertificate, issue
 from pki.models import Certificate
 
 from ..choices import ENROLLABLE_STATUSES, EndEntityStatus, TokenType

@@ -20,8 +20,8 @@ from django.db.models import Q, QuerySet
 from pki import audit
 from pki.auth.access import Actor
 from pki.choices import CertificateStatus, RevocationReason
+from pki.db import insert_row
 from pki.errors import ConflictError, NotFoundError, ValidationError
-from pki.issuance import insert_row
 from pki.models import Certificate, CertificateAuthority, CertificateProfile
 
 from ..choices import EndEntityStatus, TokenType
@@ -187,40 +187,8 @@ def insert_if_new(ee: EndEntity) -> bool:
 
     A taken name is no error here, so a caller inside a transaction needs no savepoint to go on (the SCEP RA
     path then edits the existing end entity): one statement where ``add_end_entity`` inside a transaction
-    costs three. Same columns and conversions as ``save()``; PostgreSQL and SQLite both know ON CONFLICT.
-    """
-    from django.db import connection
-
-    if _INSERT_IF_NEW is None:
-        _build_insert_if_new(connection)
-    sql, fields = _INSERT_IF_NEW
-    params = [f.get_db_prep_save(f.pre_save(ee, add=True), connection) for f in fields]
-    with connection.cursor() as cur:
-        cur.execute(sql, params)
-        row = cur.fetchone()
-    if row is None:
-        return False
-    ee.pk = row[0]
-    ee._state.adding = False
-    ee._state.db = connection.alias
-    return True
-
-
-_INSERT_IF_NEW: tuple[str, list] | None = None
-
-
-def _build_insert_if_new(connection) -> None:
-    global _INSERT_IF_NEW
-    meta = EndEntity._meta
-    fields = [f for f in meta.concrete_fields if not f.primary_key]
-    q = connection.ops.quote_name
-    columns, placeholders = ", ".join(q(f.column) for f in fields), ", ".join(["%s"] * len(fields))
-    # Only quoted names from the model go into the text; every value is a parameter.
-    _INSERT_IF_NEW = (
-        f"INSERT INTO {q(meta.db_table)} ({columns}) VALUES ({placeholders}) "  # noqa: S608
-        f"ON CONFLICT ({q(meta.get_field('username').column)}) DO NOTHING RETURNING {q(meta.pk.column)}",
-        fields,
-    )
+    costs three."""
+    return insert_row(ee, unless_taken="username")
 
 
 def _parse_status(value: EndEntityStatus | int | str) -> EndEntityStatus:

@@ -104,7 +104,11 @@ def test_a_new_device_costs_one_alias_statement_and_one_end_entity_write(scep, s
         and alias_reads[0].endswith("('scep')")
     # The end entity is written once, already GENERATED (no insert-then-update, no savepoint for a taken name).
     writes = [s for s in sql if "endentities_endentity" in s]
-    assert len(writes) == 1 and writes[0].startswith("INSERT") and "ON CONFLICT" in writes[0]
+    assert len(writes) == 1 and writes[0].startswith("EXECUTE pki_insert_endentities_endentity_")
+    name = writes[0].split()[1].split("(")[0]
+    with connection.cursor() as cur:  # the prepared statement behind it
+        cur.execute("SELECT statement FROM pg_prepared_statements WHERE name = %s", [name])
+        assert "ON CONFLICT" in cur.fetchone()[0]
     # The responder's key needs no token read of its own (the version statement covers the token's row);
     # issuance may still check the token before it signs.
     assert len([s for s in sql if "cryptotokens_cryptotoken" in s or "pki_token_state_" in s]) <= 1
