@@ -206,6 +206,24 @@ def start_micromdm(tmp: Path) -> tuple[subprocess.Popen, str]:
     raise SystemExit("scepserver did not start")
 
 
+def stop_micromdm(proc: subprocess.Popen) -> None:
+    proc.terminate()  # by its PID: it listens on every interface
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def print_results(results: list[tuple[str, float, float, float, int]], args: argparse.Namespace) -> None:
+    """The run's settings and one line per server (the rows of :func:`figures`)."""
+    print(f"SCEP PKCSReq enrollments, RSA-2048 client keys, AES-256/SHA-256, {args.n} per server, "
+          f"concurrency {args.concurrency}, gunicorn 2x{args.threads}, load {os.getloadavg()[0]:.1f}")
+    width = max(len(r[0]) for r in results)
+    print(f"{'server':<{width}}  {'enroll/s':>9}  {'p50 ms':>7}  {'p99 ms':>7}  {'failed':>6}")
+    for name, rate, p50, p99, failed in results:
+        print(f"{name:<{width}}  {rate:9.1f}  {p50:7.1f}  {p99:7.1f}  {failed:6d}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", type=int, default=400, help="enrollments per server (default 400)")
@@ -253,17 +271,8 @@ def main() -> None:
                     "outcome='SUCCESS').count(), EndEntity.objects.filter(username__startswith='bench-').count())"))
                 stored, audited, entities = (int(x) for x in counts.split()[-3:])
         finally:
-            proc.terminate()  # by its PID: it listens on every interface
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-    print(f"SCEP PKCSReq enrollments, RSA-2048 client keys, AES-256/SHA-256, {args.n} per server, "
-          f"concurrency {args.concurrency}, gunicorn 2x{args.threads}, load {os.getloadavg()[0]:.1f}")
-    width = max(len(r[0]) for r in results)
-    print(f"{'server':<{width}}  {'enroll/s':>9}  {'p50 ms':>7}  {'p99 ms':>7}  {'failed':>6}")
-    for name, rate, p50, p99, failed in results:
-        print(f"{name:<{width}}  {rate:9.1f}  {p50:7.1f}  {p99:7.1f}  {failed:6d}")
+            stop_micromdm(proc)
+    print_results(results, args)
     if results[1][4]:
         print("(micromdm's file depot loses serial numbers under concurrent requests: \"could not convert  to serial"
               " number\"; its rate counts successful enrollments only)")

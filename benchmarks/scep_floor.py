@@ -25,7 +25,18 @@ import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from scep_enroll import ROOT, _ca_cert, build, check, client_keys, figures, run, start_micromdm
+from scep_enroll import (
+    ROOT,
+    _ca_cert,
+    build,
+    check,
+    client_keys,
+    figures,
+    print_results,
+    run,
+    start_micromdm,
+    stop_micromdm,
+)
 
 from tests.protocols.scep.live import RA_SECRET, free_port
 
@@ -119,17 +130,8 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 os.killpg(floor.pid, signal.SIGKILL)
                 floor.wait()
-            proc.terminate()  # by its PID: it listens on every interface
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-    print(f"SCEP PKCSReq enrollments, RSA-2048 client keys, AES-256/SHA-256, {args.n} per server, "
-          f"concurrency {args.concurrency}, gunicorn 2x{args.threads}, load {os.getloadavg()[0]:.1f}")
-    width = max(len(r[0]) for r in results)
-    print(f"{'server':<{width}}  {'enroll/s':>9}  {'p50 ms':>7}  {'p99 ms':>7}  {'failed':>6}")
-    for name, rate, p50, p99, failed in results:
-        print(f"{name:<{width}}  {rate:9.1f}  {p50:7.1f}  {p99:7.1f}  {failed:6d}")
+            stop_micromdm(proc)
+    print_results(results, args)
     print(f"ratio floor / micromdm: {results[0][1] / results[1][1]:.2f}x")
 
 
