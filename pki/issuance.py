@@ -569,9 +569,11 @@ def _issue(req: IssuanceRequest) -> IssuedCertificate:
     for attempt in range(SERIAL_ATTEMPTS):
         item = sign()
         try:
-            # A call outside any transaction and with nothing of its own to store joins the next group
-            # commit; anything else stores in (a savepoint of) the caller's transaction.
-            if req.hooks.on_stored is not None or connection.in_atomic_block or not _group.submit(item):
+            # A call outside any transaction (autocommit on: the batch's commit is a real one) and with nothing
+            # of its own to store joins the next group commit; anything else stores in (a savepoint of) the
+            # caller's transaction.
+            if (req.hooks.on_stored is not None or connection.in_atomic_block or not connection.get_autocommit()
+                    or not _group.submit(item)):
                 _store_alone(item)
             elif item.refusal is not None:
                 raise item.refusal
