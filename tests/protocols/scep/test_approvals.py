@@ -134,7 +134,10 @@ def test_approval_requirements_page(scep_ca, builtin_profiles):
     admin = ui_client("cfg", ["/administrator", approvals.RULE, approvals.CONFIG_RULE])
     assert admin.post("/approvals/scep/requirements/", {"ca": scep_ca.pk, "required": "1"}).status_code == 302
     assert approvals.required(scep_ca, None)
-    assert "CA ScepCA" in admin.get("/approvals/scep/").content.decode()
+    page = admin.get("/approvals/scep/").content.decode()
+    assert "CA ScepCA" in page
+    # The settings are in the page body once, not also inside its <title>.
+    assert "<title>Approve SCEP requests · pki</title>" in page and page.count("Require approval</button>") == 1
     assert admin.post("/approvals/scep/requirements/", {"ca": scep_ca.pk, "required": "0"}).status_code == 302
     assert not ApprovalRequirement.objects.exists()
     approver_only = ui_client("only", ["/administrator", approvals.RULE])
