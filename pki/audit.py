@@ -170,9 +170,8 @@ def _chain(prev_seq: int, prev_mac: str, events: list[_Event]) -> tuple[list[tup
 def _append_generic(cur, events: list[_Event]):
     last_seq, prev_mac = _head_or_create(cur, _ADVANCE_HEAD, [len(events)])  # locks the head until commit
     chained, params = _chain(last_seq - len(events), prev_mac, events)
-    for i in range(len(events)):
-        cur.execute(f"INSERT INTO pki_auditevent {_EVENT_COLUMNS} VALUES {_EVENT_VALUES}",  # noqa: S608
-                    params[i * 9:(i + 1) * 9])
+    values = ", ".join([_EVENT_VALUES] * len(events))
+    cur.execute(f"INSERT INTO pki_auditevent {_EVENT_COLUMNS} VALUES {values}", params)  # noqa: S608
     cur.execute(_SET_HEAD_MAC, [chained[-1][2]])
     return chained
 
@@ -283,11 +282,9 @@ def record(
     chain lock briefly); a failure is recorded on its own after the failed transaction rolled back.
     Inside :func:`combined` an ``in_transaction`` event is held and written when that block ends (the
     returned event then has no sequence number yet)."""
-    batch = getattr(_held, "batch", None) if in_transaction else None
-    if batch is not None and connection.in_atomic_block:
-        marker = _held_marker()
-        transaction.on_commit(marker)
-        batch.events.append(((event_type, actor, object_type, str(object_id), outcome), dict(details or {}), marker))
+    batch = _holding() if in_transaction else None
+    if batch is not None:
+        _hold(batch, (event_type, actor, object_type, str(object_id), outcome), details or {})
         return AuditEvent(event_type=event_type, actor=actor, object_type=object_type, object_id=str(object_id),
                           outcome=outcome, details=details or {})
     details, details_json = _json_safe(details or {})
@@ -310,13 +307,32 @@ class Entry(NamedTuple):
 
 def record_many(entries: list[Entry]) -> list[int]:
     """Append several successful events, in order, inside the caller's transaction: one head lock and one
-    statement for all of them (a batch of issuances committed together). Returns their sequence numbers."""
+    statement for all of them (a batch of issuances committed together). Returns their sequence numbers;
+    inside :func:`combined` the events are held like :func:`record`'s instead (and the list is empty)."""
+    batch = _holding()
+    if batch is not None:
+        for entry in entries:
+            _hold(batch, (entry.event_type, entry.actor, entry.object_type, str(entry.object_id),
+                          AuditOutcome.SUCCESS), entry.details)
+        return []
     events: list[_Event] = []
     for entry in entries:
         details, details_json = _json_safe(entry.details)
         events.append(((entry.event_type, entry.actor, entry.object_type, str(entry.object_id),
                         AuditOutcome.SUCCESS), details, details_json))
     return [seq for seq, _, _ in _write(events, in_transaction=True)] if events else []
+
+
+def _holding() -> _Held | None:
+    """The :func:`combined` block that holds this thread's in-transaction events, if one is open."""
+    batch = getattr(_held, "batch", None)
+    return batch if batch is not None and connection.in_atomic_block else None
+
+
+def _hold(batch: _Held, fields: tuple[str, str, str, str, str], details: dict[str, Any]) -> None:
+    marker = _held_marker()
+    transaction.on_commit(marker)
+    batch.events.append((fields, dict(details), marker))
 
 
 def _write(events: list[_Event], in_transaction: bool) -> list[tuple[int, datetime, str]]:

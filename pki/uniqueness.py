@@ -101,9 +101,7 @@ def refusals(candidates: list[Candidate]) -> list[ValidationError | None]:
         for kind, ca_id, value, user in _holders(dns, keys):
             holders.setdefault((ca_id, kind, value), set()).add(user)
     for i, (c, (check_key, check_dn, serials)) in enumerate(zip(candidates, plans, strict=True)):
-        refusal = _refusal(c, holders.get((c.ca.pk, "dn", c.subject_dn), set()) if check_dn else set(),
-                           holders.get((c.ca.pk, "key", c.public_key_hash), set()) if check_key else set(),
-                           serials, holders)
+        refusal = _refusal(c, check_key, check_dn, serials, holders)
         results[i] = refusal
         if refusal is None:  # stored with the others: later candidates must see it
             if check_dn:
@@ -115,9 +113,13 @@ def refusals(candidates: list[Candidate]) -> list[ValidationError | None]:
     return results
 
 
-def _refusal(c: Candidate, dn_holders: set[str], key_holders: set[str], serials: list[str],
-             batch_holders: dict[tuple[int, str, str], set[str]]) -> ValidationError | None:
+def _refusal(c: Candidate, check_key: bool, check_dn: bool, serials: list[str],
+             holders: dict[tuple[int, str, str], set[str]]) -> ValidationError | None:
+    """Why ``c`` is refused, or None. ``holders``: (CA id, kind, value) -> usernames, from the stored
+    certificates (DN and key) and the earlier accepted candidates (all three kinds)."""
     ca, username = c.ca, c.username
+    dn_holders = holders.get((ca.pk, "dn", c.subject_dn), set()) if check_dn else set()
+    key_holders = holders.get((ca.pk, "key", c.public_key_hash), set()) if check_key else set()
     if dn_holders and username not in dn_holders:
         logger.info("CA %s: subject DN %r refused for user %r, held by %s", ca.name, c.subject_dn, username,
                     _listed(dn_holders))
@@ -137,7 +139,7 @@ def _refusal(c: Candidate, dn_holders: set[str], key_holders: set[str], serials:
         candidates = Certificate.objects.filter(ca_id=ca.pk, subject_dn__contains=f"SN={escape_value(serial, 'SN')}")
         serial_holders = {user for user, dn in candidates.order_by().values_list("username", "subject_dn").distinct()
                           if serial in dn_serial_numbers(dn)}
-        serial_holders |= batch_holders.get((ca.pk, "sn", serial), set())
+        serial_holders |= holders.get((ca.pk, "sn", serial), set())
         if serial_holders and username not in serial_holders:
             logger.info("CA %s: DN serialNumber %r refused for user %r, held by %s", ca.name, serial, username,
                         _listed(serial_holders))
