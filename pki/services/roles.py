@@ -2,9 +2,9 @@
 
 Viewing roles needs ``/system_functionality/view_administrator_privileges``; every change needs
 ``/system_functionality/edit_administrator_privileges`` and is written to the audit log in the
-transaction of the change. As in EJBCA, an administrator changes only roles whose every rule it holds
-itself (old and new rules alike), and adds certificate members only for CAs it may use (``/ca/<id>``):
-editing roles is no way to gain rights.
+transaction of the change. As in EJBCA, an administrator changes only roles that allow nothing it is not
+allowed itself (before and after the change, denies included: see :func:`uncovered`), and adds certificate
+members only for CAs it may use (``/ca/<id>``): editing roles is no way to gain rights.
 
 The installation must keep a way in: a change that would leave no role holding ``/`` (super
 administrator) with at least one member is refused with a ConflictError. All role changes take a lock on
@@ -22,10 +22,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count
 
 from .. import audit
-from ..auth.access import Actor
+from ..auth.access import Actor, role_allows
 from ..auth.resources import SUPERADMIN, known_paths
 from ..choices import MemberMatch
-from ..errors import ConflictError, NotFoundError, ValidationError
+from ..errors import AuthorizationDenied, ConflictError, NotFoundError, ValidationError
 from ..models import AccessRule, CertificateAuthority, Role, RoleMember, TrustedOAuthProvider
 
 VIEW_RULE = "/system_functionality/view_administrator_privileges"
@@ -83,14 +83,33 @@ class _KeepSuperadmin:
             raise ConflictError(LOCKOUT_MESSAGE)
 
 
-def _require_covers(actor: Actor, role: Role, more: Mapping[str, bool] | None = None) -> None:
-    """An administrator edits only roles whose every rule it holds itself (as EJBCA does): otherwise an
-    editor of roles could grant itself ``/`` or join the super administrators' role. The role rows are
-    locked first, so the rules checked are the ones the change lands on."""
-    _lock_roles()
-    paths = set(AccessRule.objects.filter(role=role).values_list("resource", flat=True)) | set(more or {})
+def uncovered(actor: Actor, rules: list[tuple[str, bool]]) -> str | None:
+    """The first resource that a role with ``rules`` is allowed and ``actor`` is not, or None.
+
+    Decisions are constant on the rule tree between rule paths: a resource is decided, for every role, like
+    the longest rule path (of the actor's roles or of ``rules``) above it. So checking each of those paths is
+    checking every resource, including the ones below a granted path that the actor is denied (granting
+    ``/ca`` while denied ``/ca/5`` is caught at ``/ca/5``)."""
+    if actor.system:
+        return None
+    paths = {p for p, _ in rules} | {p for role_rules in actor.role_rules.values() for p, _ in role_rules}
     for path in sorted(paths):
-        actor.require(path)
+        if role_allows(rules, path) and not actor.is_allowed(path):
+            return path
+    return None
+
+
+def _require_covers(actor: Actor, role: Role, new_rules: Mapping[str, bool] | None = None) -> None:
+    """An administrator edits only roles that allow nothing it is not allowed itself, before and (with
+    ``new_rules``, the role's whole new rule set) after the change: otherwise an editor of roles could grant
+    itself ``/``, lift one of its own denies, or join a more powerful role. The role rows are locked first, so
+    the rules checked are the ones the change lands on."""
+    _lock_roles()
+    current = list(AccessRule.objects.filter(role=role).values_list("resource", "allowed"))
+    for rules in (current, list((new_rules or {}).items())):
+        path = uncovered(actor, rules)
+        if path is not None:
+            raise AuthorizationDenied(path, actor.name)
 
 
 # --- Roles -------------------------------------------------------------------------------------------
