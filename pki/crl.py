@@ -136,8 +136,10 @@ def create_crl(actor: Actor, ca: CertificateAuthority, delta: bool = False,
             # Expired certificates leave the CRL (RFC 5280 3.3): they are invalid anyway.
             revoked = revoked.filter(not_after__gt=this_update)
             if base is not None:
+                # What was recorded since the base (a minute's slack for the base's truncated thisUpdate), not
+                # what states a date since then: a revocation backdated before the base belongs here too.
                 since = base.this_update - timedelta(minutes=1)
-                revoked = revoked.filter(revoked_at__gte=since)
+                revoked = revoked.filter(revocation_recorded_at__gte=since)
             rows = revoked.values_list("serial", "revoked_at", "revocation_reason").order_by().iterator(
                 chunk_size=CHUNK
             )

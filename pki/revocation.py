@@ -60,8 +60,11 @@ def revoke(actor: Actor, certificate: Certificate, reason: RevocationReason | in
         # Revoking for good after a hold keeps the date the certificate stopped being valid.
         if not was_on_hold or cert.revoked_at is None:
             cert.revoked_at = when
+        # Delta CRLs select on this, not on the stated (possibly backdated) date.
+        cert.revocation_recorded_at = timezone.now()
         cert.unrevoked_at = None
-        cert.save(update_fields=["status", "revocation_reason", "revoked_at", "unrevoked_at", "updated_at"])
+        cert.save(update_fields=["status", "revocation_reason", "revoked_at", "revocation_recorded_at",
+                                 "unrevoked_at", "updated_at"])
         audit.record("CERT_REVOKED", actor.name, object_type="certificate", object_id=cert.serial,
                      details={"ca": cert.ca.name, "reason": reason.label,
                               "subject": audit.subject_for_audit(cert.subject_dn, cert.username)},
@@ -80,8 +83,10 @@ def unrevoke(actor: Actor, certificate: Certificate) -> Certificate:
         cert.status = CertificateStatus.ACTIVE
         cert.revocation_reason = None
         cert.revoked_at = None
+        cert.revocation_recorded_at = None
         cert.unrevoked_at = timezone.now()
-        cert.save(update_fields=["status", "revocation_reason", "revoked_at", "unrevoked_at", "updated_at"])
+        cert.save(update_fields=["status", "revocation_reason", "revoked_at", "revocation_recorded_at",
+                                 "unrevoked_at", "updated_at"])
         audit.record("CERT_UNREVOKED", actor.name, object_type="certificate", object_id=cert.serial,
                      details={"ca": cert.ca.name, "subject": audit.subject_for_audit(cert.subject_dn, cert.username)},
                      in_transaction=True)

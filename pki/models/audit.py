@@ -26,11 +26,15 @@ class AuditEvent(models.Model):
 
 
 class AuditChainHead(models.Model):
-    """A single row holding the end of the chain; appending locks it, so concurrent writers serialize."""
+    """A single row holding the end of the chain; appending locks it, so concurrent writers serialize.
+
+    ``head_mac`` authenticates the row itself (HMAC under its own sub-key over sequence and last MAC), so the
+    tail cannot be cut by pointing the head at an earlier event without the master key."""
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     last_sequence = models.PositiveBigIntegerField(default=0)
     last_mac = models.CharField(max_length=64, default="")
+    head_mac = models.CharField(max_length=64, default="")
 
     def __str__(self) -> str:
         return f"audit chain head at #{self.last_sequence}"

@@ -45,6 +45,9 @@ class Certificate(models.Model):
     status = models.CharField(max_length=16, choices=CertificateStatus.choices, default=CertificateStatus.ACTIVE)
     revocation_reason = models.SmallIntegerField(choices=RevocationReason.choices, null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # When the revocation (or hold) was written here, whatever date it states: a delta CRL lists what was
+    # recorded since its base, so a backdated revocation is not missed.
+    revocation_recorded_at = models.DateTimeField(null=True, blank=True)
     # When a hold was lifted (delta CRLs list such entries with removeFromCRL).
     unrevoked_at = models.DateTimeField(null=True, blank=True)
     username = models.CharField(max_length=255, blank=True, default="", db_index=True)
@@ -68,6 +71,7 @@ class Certificate(models.Model):
             models.Index(fields=["serial"], name="cert_serial_idx"),
             models.Index(fields=["ca", "status", "revoked_at"], name="cert_ca_revoked_idx"),
             models.Index(fields=["ca", "unrevoked_at"], name="cert_ca_unrevoked_idx"),
+            models.Index(fields=["ca", "revocation_recorded_at"], name="cert_ca_revrecorded_idx"),
             models.Index(fields=["public_key_sha256"], name="cert_pubkey_idx"),
         ]
 

@@ -175,3 +175,29 @@ def test_regeneration_task_renews_due_crls(ca_factory, actor):
     assert (ca, False) in due_crls(now=later)
     audit = AuditEvent.objects.filter(event_type="CRL_CREATION", actor="crl-updater")
     assert audit.count() == 2
+
+
+def test_delta_lists_a_revocation_backdated_before_its_base(ca_factory, actor, issue_cert, openssl):
+    """Issue 12 item 6: the delta selects on when a revocation was recorded, not on the date it states."""
+    ca = ca_factory("BackdateCA", delta_crl_period=timedelta(hours=1))
+    earlier = issue_cert(ca, "earlier")
+    revoke(actor, earlier, "superseded")
+    # Recorded well before the base: it is on the base and must not be repeated by the delta.
+    type(earlier).objects.filter(pk=earlier.pk).update(
+        revoked_at=timezone.now() - timedelta(hours=3), revocation_recorded_at=timezone.now() - timedelta(hours=2))
+    backdated = issue_cert(ca, "backdated")
+    base = create_crl(actor, ca)
+    assert _load(base).get_revoked_certificate_by_serial_number(backdated.serial_int) is None
+    stated = base.this_update - timedelta(days=2)
+    revoke(actor, backdated, "keyCompromise", revoked_at=stated)
+    delta = create_crl(actor, ca, delta=True)
+    parsed = _load(delta)
+    entry = parsed.get_revoked_certificate_by_serial_number(backdated.serial_int)
+    assert entry is not None and entry.revocation_date_utc == stated.replace(microsecond=0)
+    assert parsed.get_revoked_certificate_by_serial_number(earlier.serial_int) is None
+    openssl.write("delta.der", bytes(delta.der))
+    openssl.write("ca.pem", pem(ca.certificate))
+    out = openssl("crl", "-inform", "DER", "-in", "delta.der", "-noout", "-verify", "-CAfile", "ca.pem", "-text")
+    assert f"Serial Number: {backdated.serial.upper().zfill(len(backdated.serial) + len(backdated.serial) % 2)}" \
+        in out.stdout
+    assert "Key Compromise" in out.stdout
