@@ -46,6 +46,7 @@ from .services import (
     set_status,
 )
 from .services.common import RA_RULES
+from .services.enrollment import deny_as_unknown
 from .services.pkcs10 import enroll_pkcs10
 
 TAGS = ["v1/endentity"]
@@ -272,8 +273,10 @@ class EnrollKeystoreView(APIView):
         actor.require(CREATE_CERTIFICATE)
         body = _read(EnrollKeystoreSerializer, request)
         ee = EndEntity.objects.filter(username=body["username"]).values_list("ca_id", flat=True).first()
-        if ee is not None:
-            actor.require(f"/ca/{ee}")
+        if ee is not None and not actor.is_allowed(f"/ca/{ee}"):
+            # The answer of an unknown name: a caller must not learn which end entities exist, nor their CA.
+            raise deny_as_unknown(body["username"], body["password"], interface="rest", actor_name=actor.name,
+                                  reason=f"caller not authorized to /ca/{ee}")
         result = enroll_keystore(body["username"], body["password"], key_alg=body["key_alg"],
                                  key_spec=body["key_spec"], interface="rest", actor=actor)
         profile = (EndEntity.objects.filter(username=body["username"])

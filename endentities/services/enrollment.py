@@ -25,12 +25,14 @@ Two ways in:
 from __future__ import annotations
 
 import logging
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes, PrivateKeyTypes
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -49,7 +51,7 @@ from ..models import EndEntity, EndEntityProfile
 from ..subject import needs_redaction
 from .common import AUDIT_EDIT, notify_status_change
 from .entities import EndEntityExists, insert_if_new, new_end_entity, record_added
-from .passwords import check_password
+from .passwords import check_password, hash_password
 
 logger = logging.getLogger("endentities.enrollment")
 
@@ -121,28 +123,70 @@ def _count_failed_login(ee: EndEntity, actor_name: str, interface: str) -> None:
         notify_status_change(ee, old_status)
 
 
+WRONG_CODE = "Wrong username or enrollment code."
+_dummy_hashes: dict[int, str] = {}
+
+
+def _spend_a_check(password: str | None) -> None:
+    """Check ``password`` against a hash nobody has, at the configured rounds: an unknown username (or one
+    without a code) then takes as long to refuse as a wrong code, so timing does not tell them apart."""
+    rounds = int(getattr(settings, "PKI_ENROLLMENT_CODE_ITERATIONS", 100_000))
+    encoded = _dummy_hashes.get(rounds)
+    if encoded is None:
+        encoded = _dummy_hashes.setdefault(rounds, hash_password(secrets.token_urlsafe(16)))
+    check_password(password or "", encoded)
+
+
+def deny_as_unknown(username: str, password: str | None, *, interface: str, actor_name: str,
+                    reason: str) -> EnrollmentDenied:
+    """The refusal an unknown username gets (same text, status and cost as a wrong code), for callers that
+    must not say more about ``username`` (it exists but the caller may not use it, ...). ``reason`` goes to
+    the audit log only."""
+    _spend_a_check(password)
+    audit.record_failure("RA_AUTHENTICATION", actor_name or f"{interface}:{username}", reason,
+                         object_type="endentity", object_id=username, details={"interface": interface})
+    logger.info("enrollment of %r over %s refused: %s", username, interface, reason)
+    return EnrollmentDenied(WRONG_CODE)
+
+
 def authenticate(username: str, password: str | None, *, interface: str, actor_name: str = "") -> _Authenticated:
-    """Check the enrollment code; a wrong one is counted (committed) before the refusal is raised."""
+    """Check the enrollment code; a wrong one is counted (committed) before the refusal is raised.
+
+    Whoever does not know the code learns nothing about the end entity: unknown, wrong code and a wrong code
+    of an end entity that may not enroll now all answer :data:`WRONG_CODE` after one hash check. Only the
+    right code hears why it cannot be used (its status)."""
     actor_name = actor_name or f"{interface}:{username}"
     refusal: PkiError | None = None
+    reason = ""  # what the audit log says (more than the caller hears)
     counted = False  # a wrong code: audited in the counting transaction already
     renewal = False
     with transaction.atomic():
         ee = (EndEntity.objects.select_for_update(of=("self",))
               .select_related("end_entity_profile", "ca", "certificate_profile").filter(username=username).first())
         if ee is None:
-            refusal = EnrollmentDenied("Wrong username or enrollment code.")
-        elif not _may_enroll(ee) and not renewal_allowed(ee):
-            refusal = _refuse_status(ee)  # the code is not even checked: it is dead in this status
+            _spend_a_check(password)
+            refusal, reason = EnrollmentDenied(WRONG_CODE), "unknown end entity"
         else:
-            renewal = not _may_enroll(ee)
-            if not check_password(password, ee.password_hash):
+            enrollable = _may_enroll(ee) or renewal_allowed(ee)
+            if ee.password_hash:
+                right = check_password(password, ee.password_hash)
+            else:
+                _spend_a_check(password)
+                right = False
+            if not right and enrollable:
                 _count_failed_login(ee, actor_name, interface)
                 counted = True
-                refusal = EnrollmentDenied("Wrong username or enrollment code.")
+                refusal = EnrollmentDenied(WRONG_CODE)
+            elif not right:  # a dead code is not counted: there is nothing left to lock
+                refusal = EnrollmentDenied(WRONG_CODE)
+                reason = f"wrong enrollment code (status {ee.status_name})"
+            elif not enrollable:
+                refusal = _refuse_status(ee)
+            else:
+                renewal = not _may_enroll(ee)
     if refusal is not None:  # raised outside the atomic block: the counter update above commits
         if not counted:
-            audit.record_failure("RA_AUTHENTICATION", actor_name, refusal.message, object_type="endentity",
+            audit.record_failure("RA_AUTHENTICATION", actor_name, reason or refusal.message, object_type="endentity",
                                  object_id=username, details={"interface": interface})
         raise refusal
     return _Authenticated(ee=ee, password_hash=ee.password_hash, renewal=renewal)
@@ -421,20 +465,30 @@ def enroll_keystore(username: str, password: str | None, *, key_alg: str | None 
     """
     from ..keystores import build_keystore
 
-    ee = EndEntity.objects.select_related("ca", "certificate_profile", "end_entity_profile").filter(
-        username=username).first()
-    if ee is None:
-        raise EnrollmentDenied("Wrong username or enrollment code.")
+    if not password:  # before anything is looked up: the answer must not depend on whether the name exists
+        raise ValidationError("The keystore password (the end entity's password) is required.", field="password")
+    auth: _Authenticated | None = None
+    if with_ra:
+        if actor is None:
+            raise ValidationError("An RA enrollment needs the operator.", field="actor")
+        ee = EndEntity.objects.select_related("ca", "certificate_profile", "end_entity_profile").filter(
+            username=username).first()
+        if ee is None:
+            raise EnrollmentDenied(WRONG_CODE)
+        # Key generation is the costly part: refuse what cannot succeed before doing it (the enrollment
+        # re-checks everything with the row locked).
+        if not _may_enroll(ee) and not renewal_allowed(ee):
+            raise _refuse_status(ee)
+    else:
+        # The code first (counted when wrong, one answer for unknown names): nothing about the end entity is
+        # said, and no key is generated, for a caller who does not know it.
+        name = actor.name if actor else f"{interface}:{username}"
+        auth = authenticate(username, password, interface=interface, actor_name=name)
+        ee = auth.ee
     kind = TokenType(token_type if token_type is not None else ee.token_type)
     if kind == TokenType.USERGENERATED:
         raise ValidationError(f"End entity '{username}' has token type USERGENERATED: send a certificate request "
                               "instead of asking for a keystore.", field="token")
-    if not password:
-        raise ValidationError("The keystore password (the end entity's password) is required.", field="password")
-    # Key generation is the costly part: refuse what cannot succeed before doing it (the enrollment
-    # re-checks everything with the row locked).
-    if not _may_enroll(ee) and not renewal_allowed(ee):
-        raise _refuse_status(ee)
     spec = key_spec_from(key_alg, key_spec)
     _check_generated_key(ee, spec)
     private_key: PrivateKeyTypes = spec.generate_software_key()
@@ -446,12 +500,12 @@ def enroll_keystore(username: str, password: str | None, *, key_alg: str | None 
         out["chain"] = chain
         out["keystore"] = build_keystore(kind, private_key, cert, chain, password, alias=username)
 
-    if with_ra:
-        if actor is None:
-            raise ValidationError("An RA enrollment needs the operator.", field="actor")
+    if auth is None:
         issued = enroll_with_ra(actor, username, public_key=private_key.public_key(), interface=interface,
                                 after=build, server_key=True)
     else:
-        issued = enroll(username, password, public_key=private_key.public_key(), interface=interface, actor=actor,
-                        after=build, server_key=True)
+        who = actor or Actor(name=f"{interface}:{username}", kind="enrollment")
+        # The code was checked above: issue with that authentication (re-checked with the row locked on storing).
+        issued = issue(_build_request(ee, who, None, private_key.public_key(), auth, interface,
+                                      authorize=lambda r: None, after=build))
     return EnrolledKeystore(issued=issued, token_type=kind, keystore=out["keystore"], chain=out["chain"])

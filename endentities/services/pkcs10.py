@@ -2,7 +2,9 @@
 
 * The end entity exists: the request is an enrollment with its username and enrollment code (every rule of
   :func:`~endentities.services.enrollment.enroll`: status, one-time code, failed-login counter); the caller
-  must also be allowed the end entity's CA (``/ca/<id>``).
+  must also be allowed the end entity's CA (``/ca/<id>``); a caller who is not gets the same answer as for an
+  unknown name with a wrong code (403 "Wrong username or enrollment code."), as does a caller who may not add
+  end entities asking for a name that does not exist: no answer tells a caller which names exist.
 * It does not exist: the caller adds it (``create_end_entity`` rules) with the CSR's subject DN and alt
   names, the given profiles, CA and e-mail, and issues to it as an RA operator in the same transaction
   (``/ca_functionality/create_certificate`` too; the code it has just set needs no second check), so a
@@ -23,7 +25,8 @@ from pki.x509.dn import format_dn
 
 from ..choices import TokenType
 from ..models import EndEntity
-from .enrollment import enroll, enroll_with_ra
+from .common import RA_RULES
+from .enrollment import deny_as_unknown, enroll, enroll_with_ra
 from .entities import add_end_entity
 
 
@@ -48,8 +51,15 @@ def enroll_pkcs10(actor: Actor, csr_data: bytes | str, *, username: str, passwor
     csr = load_csr(csr_data)  # a bad request is refused before anything is looked up or written
     existing = EndEntity.objects.filter(username=username).values_list("ca_id", flat=True).first()
     if existing is not None:
-        actor.require(f"/ca/{existing}")
+        if not actor.is_allowed(f"/ca/{existing}"):
+            # Refused as an unknown name would be: the caller learns neither that it exists nor its CA.
+            raise deny_as_unknown(username, password, interface=interface, actor_name=actor.name,
+                                  reason=f"caller not authorized to /ca/{existing}")
         return enroll(username, password, csr=csr, interface=interface, actor=actor)
+    if not actor.is_allowed(RA_RULES["create"]):
+        # A caller who may not add end entities would otherwise hear "not authorized" for new names only.
+        raise deny_as_unknown(username, password, interface=interface, actor_name=actor.name,
+                              reason="unknown end entity (caller may not add end entities)")
     data = EndEntityInput(
         username=username, password=password, subject_dn=format_dn(csr.subject),
         subject_alt_name=_csr_alt_names(csr), email=email or "", ca=ca or None,
