@@ -27,11 +27,14 @@ from .services.profiles import ensure_builtin_profiles
 
 MANAGEMENT_CA = "ManagementCA"
 MANAGEMENT_TOKEN = "ManagementCA"
+RA_ROLE = "RA Administrator"
 
 DEFAULT_ROLES: dict[str, tuple[str, list[tuple[str, bool]]]] = {
     "Super Administrator Role": ("Full access to everything", [("/", True)]),
-    "RA Administrator": (
-        "Enrolls, finds and revokes end entities and certificates",
+    # Every CA but ManagementCA (init adds a deny for it): ManagementCA issues administrator credentials, and
+    # an RA operator who may issue from it could give itself an administrator's certificate.
+    RA_ROLE: (
+        "Enrolls, finds and revokes end entities and certificates (every CA but ManagementCA)",
         [
             ("/administrator", True),
             ("/ra_functionality", True),
@@ -86,9 +89,16 @@ def _profiles(result: BootstrapResult) -> None:
 
 
 def _roles(result: BootstrapResult) -> None:
+    """The default roles; a newly created RA Administrator role is denied ManagementCA. Roles that exist are
+    left as the operator made them (an existing RA role is not changed, and nothing is re-added to it)."""
     from .services.roles import ensure_default_roles
 
-    result.created += [f"role {name}" for name in ensure_default_roles(DEFAULT_ROLES)]
+    defaults = dict(DEFAULT_ROLES)
+    management = CertificateAuthority.objects.filter(name=MANAGEMENT_CA).values_list("pk", flat=True).first()
+    if management is not None:
+        description, rules = defaults[RA_ROLE]
+        defaults[RA_ROLE] = (description, [*rules, (f"/ca/{management}", False)])
+    result.created += [f"role {name}" for name in ensure_default_roles(defaults)]
 
 
 def _admin(result: BootstrapResult) -> None:
@@ -131,9 +141,9 @@ def _management_ca(result: BootstrapResult) -> None:
 
 
 register_step(_profiles, order=10)
+register_step(_management_ca, order=15)  # before the roles: the RA role is denied it by id
 register_step(_roles, order=20)
 register_step(_admin, order=30)
-register_step(_management_ca, order=40)
 
 
 def run() -> BootstrapResult:

@@ -44,6 +44,16 @@ class AuthorizationDenied(PkiError):
         self.actor = actor
 
 
+class RoleMemberMatchDenied(AuthorizationDenied):
+    """A certificate whose subject would log in as a client-certificate role member, asked for by a caller who
+    may not edit that role (issuing it would be joining the role)."""
+
+    def __init__(self, message: str, actor: str = ""):
+        PkiError.__init__(self, message)
+        self.resource = "/system_functionality/edit_administrator_privileges"
+        self.actor = actor
+
+
 class CAOfflineError(PkiError):
     http_status = 503
     error_code = "CA_OFFLINE"

@@ -44,6 +44,9 @@ class Actor:
     kind: str = "user"  # user, oauth, certificate, system
     role_rules: dict[str, list[tuple[str, bool]]] = field(default_factory=dict)
     system: bool = False
+    # The server acting for a remote client that proved only a shared secret or an enrollment code (SCEP):
+    # the server's rights in the pipeline, never an administrator's (pki.services.roles.may_edit_role).
+    for_client: bool = False
 
     def is_allowed(self, resource: str) -> bool:
         if self.system:
@@ -63,6 +66,11 @@ class Actor:
     def system_actor(cls, name: str = "cli") -> Actor:
         """The local command line and internal jobs: they run with the server's own rights."""
         return cls(name=name, kind="system", system=True)
+
+    @classmethod
+    def client_proxy(cls, name: str) -> Actor:
+        """A protocol endpoint working for a client it authenticated by a secret (see ``for_client``)."""
+        return cls(name=name, kind="system", system=True, for_client=True)
 
 
 def rules_for_roles(role_ids) -> dict[str, list[tuple[str, bool]]]:

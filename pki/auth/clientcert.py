@@ -128,6 +128,29 @@ def _common_names(cert: x509.Certificate) -> list[str]:
     return [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
 
 
+def roles_matching_subject(ca_id: int, subject: x509.Name) -> list[tuple[int, str]]:
+    """The roles (id, name) whose client-certificate members a certificate of CA ``ca_id`` with ``subject``
+    would match before it exists: CN members (serial members cannot be matched in advance: serials are
+    random). On the issuance path, so one statement, prepared once per database session."""
+    from django.db import connection
+
+    from ..choices import MemberMatch
+    from ..db import execute
+    from ..models import Role
+
+    cns = [str(a.value) for a in subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    if not cns:
+        return []
+    if connection.vendor != "postgresql":
+        return list(Role.objects.filter(members__issuer_ca_id=ca_id, members__match_type=MemberMatch.CERTIFICATE_CN,
+                                        members__match_value__in=cns).distinct().values_list("pk", "name"))
+    sql = ("SELECT DISTINCT r.id, r.name FROM pki_rolemember m JOIN pki_role r"
+           " ON r.id = m.role_id WHERE m.issuer_ca_id = %s AND m.match_type = %s AND m.match_value = ANY(%s)")
+    with connection.cursor() as cur:
+        execute(cur, "member_match", sql, [ca_id, MemberMatch.CERTIFICATE_CN.value, cns])
+        return [tuple(row) for row in cur.fetchall()]
+
+
 def actor_for_certificate(cert: x509.Certificate) -> Actor | None:
     """The actor a forwarded certificate stands for; None when it is not ours or matches no role member.
 

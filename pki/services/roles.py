@@ -112,6 +112,17 @@ def _require_covers(actor: Actor, role: Role, new_rules: Mapping[str, bool] | No
             raise AuthorizationDenied(path, actor.name)
 
 
+def may_edit_role(actor: Actor, role_id: int) -> bool:
+    """Whether ``actor`` may change the role (the check of every role edit): it holds the edit rule and the role
+    allows nothing the actor is not allowed. A server acting for a protocol client never may."""
+    if actor.for_client:
+        return False
+    if not actor.is_allowed(EDIT_RULE):
+        return False
+    rules = list(AccessRule.objects.filter(role_id=role_id).values_list("resource", "allowed"))
+    return uncovered(actor, rules) is None
+
+
 # --- Roles -------------------------------------------------------------------------------------------
 
 def _clean_name(name: str) -> str:

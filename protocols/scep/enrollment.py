@@ -62,7 +62,7 @@ class Enrolled:
 def scep_actor(alias: ScepAlias) -> Actor:
     """Who SCEP acts as: the server itself, named after the alias in the audit log. The caller's proof
     (enrollment code, RA shared secret, renewal signature) was checked before this actor is used."""
-    return Actor.system_actor(f"scep:{alias.name}")
+    return Actor.client_proxy(f"scep:{alias.name}")
 
 
 def _refused(alias: ScepAlias, username: str, reason: str, failure: type[m.ScepFailure]) -> m.ScepFailure:

@@ -235,13 +235,16 @@ def test_default_roles_from_init(db, settings, monkeypatch):
     def can(role: str, path: str) -> bool:
         return Actor("x", role_rules={role: list(rules[role].items())}).is_allowed(path)
 
-    ca_id = CertificateAuthority.objects.get().pk
-    for path in ["/ra_functionality/create_end_entity", "/ra_functionality/revoke_end_entity", f"/ca/{ca_id}",
+    management_ca = CertificateAuthority.objects.get(name="ManagementCA").pk
+    for path in ["/ra_functionality/create_end_entity", "/ra_functionality/revoke_end_entity",
+                 f"/ca/{management_ca + 1}",  # any other CA: the CAs an operator creates for end entities
                  "/ca_functionality/view_ca", "/ca_functionality/view_certificate",
                  "/endentityprofilesrules/3/create_end_entity"]:
         assert can("RA Administrator", path), path
+    # ManagementCA issues administrator credentials: never to the RA role (issue 11, item 2).
     for path in ["/system_functionality/edit_systemconfiguration", "/cryptotoken/view", "/cryptotoken/activate/1",
-                 "/system_functionality/edit_administrator_privileges", "/ca_functionality/create_ca", "/audit/view"]:
+                 "/system_functionality/edit_administrator_privileges", "/ca_functionality/create_ca", "/audit/view",
+                 f"/ca/{management_ca}"]:
         assert not can("RA Administrator", path), path
     for path in ["/audit/view", "/ca_functionality/view_ca", "/ca_functionality/view_certificate_profiles",
                  "/ra_functionality/view_end_entity", "/system_functionality/view_administrator_privileges"]:
@@ -256,8 +259,10 @@ def test_default_roles_from_init(db, settings, monkeypatch):
         assert all(is_known(p) for p in role_rules)
     # Idempotent: an operator's change to a default role survives the next init.
     AccessRule.objects.filter(role__name="Auditor", resource="/cryptotoken/view").delete()
+    AccessRule.objects.filter(role__name="RA Administrator", resource=f"/ca/{management_ca}").delete()
     assert bootstrap.run().created == []
     assert not AccessRule.objects.filter(role__name="Auditor", resource="/cryptotoken/view").exists()
+    assert not AccessRule.objects.filter(role__name="RA Administrator", resource__startswith="/ca/").exists()
 
 
 @pytest.mark.parametrize(("claim", "value", "claims", "matched"), [

@@ -1,0 +1,121 @@
+"""Issuing is no way into a role (issue 11, item 2).
+
+A client-certificate role member matches on issuing CA + CN, so a certificate with that CN from that CA is a
+login as the member. The attack: an RA operator, who may enroll from the CA, pkcs10enrolls a CSR for
+``CN=<an administrator member's CN>`` and logs in as that administrator. The pipeline now refuses such a
+certificate unless the caller may edit the role, for every interface (REST here; the RA portal, SCEP and the
+CLI reach the same check in pki.issuance), audits the refusal and stores nothing.
+"""
+
+from __future__ import annotations
+
+import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from endentities.models import EndEntity
+from pki.auth.access import Actor
+from pki.bootstrap import DEFAULT_ROLES
+from pki.choices import MemberMatch
+from pki.errors import RoleMemberMatchDenied
+from pki.issuance import IssuanceRequest, issue
+from pki.models import AccessRule, AuditEvent, Certificate, CertificateProfile, Role, RoleMember
+from tests.endentities.entities_support import *  # noqa: F403  (ee_profile)
+from tests.pki.test_api_auth import V1, fast_password_hashing, make_client  # noqa: F401 (autouse fixture)
+
+ADMIN_CN = "pki-superadmin"
+REASON = "would log in as a member of role 'Super Administrator Role'"
+RA_ADMIN_RULES = [r for r, allowed in DEFAULT_ROLES["RA Administrator"][1] if allowed]  # includes /ca: every CA
+
+
+@pytest.fixture
+def admin_member(root_ca):
+    """The Super Administrator role with a client-certificate member: CN=pki-superadmin from TestRoot."""
+    role = Role.objects.create(name="Super Administrator Role")
+    AccessRule.objects.create(role=role, resource="/")
+    RoleMember.objects.create(role=role, match_type=MemberMatch.CERTIFICATE_CN, match_value=ADMIN_CN,
+                              issuer_ca=root_ca)
+    return role
+
+
+def _enroll(client, csr_factory, cn: str, username: str):
+    csr, _ = csr_factory(f"CN={cn},O=Test")
+    return client.post(f"{V1}/certificate/pkcs10enroll", {
+        "certificate_request": csr.public_bytes(Encoding.PEM).decode(), "username": username, "password": "foo123",
+        "certificate_profile_name": "ENDUSER", "end_entity_profile_name": "TestEEP",
+        "certificate_authority_name": "TestRoot"}, format="json")
+
+
+def test_ra_operator_cannot_pkcs10enroll_an_administrators_cn(admin_member, ee_profile, csr_factory):
+    ra = make_client("raop", RA_ADMIN_RULES)
+    r = _enroll(ra, csr_factory, ADMIN_CN, "evil")
+    assert r.status_code == 403, r.content
+    assert "Super Administrator Role" in r.json()["error_message"]
+    assert not Certificate.objects.filter(subject_dn__contains=ADMIN_CN).exists()
+    assert not EndEntity.objects.filter(username="evil").exists()
+    # The end entity and its certificate were one transaction: the refusal is audited after the rollback.
+    refusal = AuditEvent.objects.filter(outcome="FAILURE", actor="raop").latest("sequence")
+    assert refusal.event_type == "RA_ADDENDENTITY" and REASON in refusal.details["reason"]
+    # The same operator still enrolls everyone else.
+    assert _enroll(ra, csr_factory, "printer-17", "printer17").status_code == 201
+
+
+def test_ra_operator_cannot_enroll_an_end_entity_with_an_administrators_cn(admin_member, entity_factory,
+                                                                          csr_factory):
+    """The end entity exists (its DN holds the administrator's CN): enrolling it with its code is refused too."""
+    entity_factory("evil2", subject_dn=f"CN={ADMIN_CN},O=Test")
+    r = _enroll(make_client("raop", RA_ADMIN_RULES), csr_factory, "anything", "evil2")
+    assert r.status_code == 403 and "Super Administrator Role" in r.json()["error_message"]
+    assert not Certificate.objects.filter(username="evil2").exists()
+    refusal = AuditEvent.objects.filter(event_type="CERT_CREATION", outcome="FAILURE").latest("sequence")
+    assert refusal.actor == "raop" and REASON in refusal.details["reason"]
+
+
+def test_an_administrator_who_may_edit_the_role_may_issue_it(admin_member, ee_profile, csr_factory):
+    assert _enroll(make_client("apiadmin", ["/"]), csr_factory, ADMIN_CN, "newadmin").status_code == 201
+    assert Certificate.objects.filter(subject_dn=f"CN={ADMIN_CN},O=Test", username="newadmin").exists()
+
+
+def _issue(ca, actor, csr_factory, cn: str):
+    csr, _ = csr_factory(f"CN={cn},O=Test")
+    return issue(IssuanceRequest(ca=ca, actor=actor, profile=CertificateProfile.objects.get(name="ENDUSER"),
+                                 csr=csr))
+
+
+ROLE_EDITOR = ["/ca", "/ca_functionality", "/system_functionality/edit_administrator_privileges"]
+
+
+@pytest.mark.parametrize(("who", "member", "cn", "refused"), [
+    # who: the caller's rules (None: SCEP's actor for a client that proved only a shared secret or a code)
+    (["/ca", "/ca_functionality"], "cn", ADMIN_CN, True),
+    (None, "cn", ADMIN_CN, True),
+    (["/ca", "/ca_functionality"], "cn", "someone-else", False),
+    (["/ca", "/ca_functionality"], "cn-other-ca", ADMIN_CN, False),  # the member names another CA
+    (["/ca", "/ca_functionality"], "serial", ADMIN_CN, False),  # serials are random: nothing to match ahead
+    (ROLE_EDITOR, "cn", "auditor-cn", False),  # may edit the Auditors role: may issue its members' CN
+    (ROLE_EDITOR, "cn", ADMIN_CN, True),  # may edit roles, but not one more powerful than itself
+])
+def test_members_matched_at_issuance(root_ca, sub_ca, csr_factory, who, member, cn, refused):
+    supers = Role.objects.create(name="Supers")
+    AccessRule.objects.create(role=supers, resource="/")
+    auditors = Role.objects.create(name="Auditors")
+    AccessRule.objects.create(role=auditors, resource="/ca_functionality/view_ca")
+    match = {"cn": (MemberMatch.CERTIFICATE_CN, root_ca), "cn-other-ca": (MemberMatch.CERTIFICATE_CN, sub_ca),
+             "serial": (MemberMatch.CERTIFICATE_SERIAL, root_ca)}[member]
+    RoleMember.objects.create(role=supers, match_type=match[0], match_value=ADMIN_CN if member != "serial" else "1f",
+                              issuer_ca=match[1])
+    RoleMember.objects.create(role=auditors, match_type=MemberMatch.CERTIFICATE_CN, match_value="auditor-cn",
+                              issuer_ca=root_ca)
+    actor = Actor.client_proxy("scep:test") if who is None else Actor("caller", role_rules={"r": [(p, True)
+                                                                                                   for p in who]})
+    before = Certificate.objects.count()
+    if refused:
+        with pytest.raises(RoleMemberMatchDenied):
+            _issue(root_ca, actor, csr_factory, cn)
+        assert Certificate.objects.count() == before
+    else:
+        assert _issue(root_ca, actor, csr_factory, cn).row.pk
+
+
+def test_the_command_line_may_issue_it(admin_member, root_ca, csr_factory):
+    """The local command line runs with the server's own rights (it could edit any role)."""
+    assert _issue(root_ca, Actor.system_actor("cli"), csr_factory, ADMIN_CN).row.pk
