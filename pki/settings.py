@@ -60,6 +60,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # The client's address for code handed no request (the SCEP RA shared secret's failure budget).
+    "pki.auth.throttle.ClientAddressMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # The public SCEP endpoint paths only: answered here, past session/CSRF/auth work it never needs
     # (protocols/scep/middleware.py says what it still adds); every other path goes on down the chain.
@@ -137,6 +139,16 @@ PKI_OAUTH_JWKS_REFRESH_INTERVAL = int(os.environ.get("PKI_OAUTH_JWKS_REFRESH_INT
 PKI_OAUTH_HTTP_TIMEOUT = int(os.environ.get("PKI_OAUTH_HTTP_TIMEOUT", "5"))
 # A bearer token verified once is accepted again from a per-process memo for this long (never past exp).
 PKI_OAUTH_VERIFIED_MEMO_SECONDS = int(os.environ.get("PKI_OAUTH_VERIFIED_MEMO_SECONDS", "60"))
+# Guessing limits (pki.auth.throttle): this many failed logins (login form, HTTP Basic) per account name and
+# per client address within the window lock it for PKI_AUTH_LOCKOUT_SECONDS, doubled at each further lockout;
+# the same for the SCEP RA shared secret per client address. A right HTTP Basic credential is remembered
+# (HMAC only) this long so clients that send it on every call are not hashed every time.
+PKI_AUTH_FAILURE_LIMIT = int(os.environ.get("PKI_AUTH_FAILURE_LIMIT", "5"))
+PKI_AUTH_FAILURE_WINDOW = int(os.environ.get("PKI_AUTH_FAILURE_WINDOW", "600"))
+PKI_AUTH_LOCKOUT_SECONDS = int(os.environ.get("PKI_AUTH_LOCKOUT_SECONDS", "60"))
+PKI_SCEP_RA_FAILURE_LIMIT = int(os.environ.get("PKI_SCEP_RA_FAILURE_LIMIT", "5"))
+PKI_SCEP_RA_FAILURE_WINDOW = int(os.environ.get("PKI_SCEP_RA_FAILURE_WINDOW", "600"))
+PKI_BASIC_AUTH_CACHE_SECONDS = int(os.environ.get("PKI_BASIC_AUTH_CACHE_SECONDS", "60"))
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -172,7 +184,7 @@ REST_FRAMEWORK = {
         # Bearer error="invalid_token" (pki.auth.bearer).
         "pki.auth.bearer.BearerTokenAuthentication",
         # Basic next: an unauthenticated call then gets 401 with a WWW-Authenticate challenge.
-        "rest_framework.authentication.BasicAuthentication",
+        "pki.auth.basic.BasicAuthentication",
         # Client certificates forwarded by the TLS proxy (before Session, which would demand a CSRF token).
         "pki.auth.clientcert.ClientCertificateAuthentication",
         "rest_framework.authentication.SessionAuthentication",

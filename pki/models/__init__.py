@@ -7,11 +7,13 @@ from .crl import CRL
 from .oauth import TrustedOAuthProvider
 from .profiles import CertificateProfile
 from .roles import AccessRule, Role, RoleMember
+from .throttle import AuthThrottle
 
 __all__ = [
     "AccessRule",
     "AuditChainHead",
     "AuditEvent",
+    "AuthThrottle",
     "CACertificate",
     "CRL",
     "Certificate",

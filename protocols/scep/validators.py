@@ -10,6 +10,7 @@ gets a CertRep FAILURE badRequest) and may be told the outcome afterwards (Intun
 from __future__ import annotations
 
 import hmac
+import logging
 from dataclasses import dataclass
 from importlib import import_module
 from typing import TYPE_CHECKING, Protocol
@@ -56,7 +57,19 @@ class SharedSecretValidator:
     def validate(self, ctx: ChallengeContext) -> None:
         if not self.expected:
             return  # no shared secret configured: the alias accepts any request (EJBCA's "none")
+        from pki.auth import throttle
+
+        # Guessing budget per client address (shared by every process): refused before any comparison.
+        address = throttle.current_client_address()
+        try:
+            throttle.check((throttle.SCEP_RA, address))
+        except throttle.Throttled as exc:
+            logging.getLogger("protocols.scep").info("RA shared secret from %s refused unchecked (%d s left)",
+                                                     address, exc.retry_after)
+            raise ChallengeRefused(f"too many wrong RA shared secrets from {address}; refused unchecked for "
+                                   f"{exc.retry_after} s") from None
         if not hmac.compare_digest(ctx.challenge_password.encode(), self.expected.encode()):
+            throttle.record_failure(throttle.SCEP_RA, address, ip=address)
             raise ChallengeRefused("the challenge password is not the alias's RA shared secret")
 
     def notify_success(self, ctx: ChallengeContext, certificate_der: bytes) -> None:
