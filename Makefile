@@ -17,13 +17,15 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 ## make run: install, migrate the embedded SQLite database, bootstrap the demo PKI, serve on :8000
+## (nginx in front of gunicorn: scripts/serve.py; the settings of both are in README "Serving")
 run: $(VENV)/.installed
+	@scripts/install-run-deps.sh
 	@mkdir -p var
 	$(PY) manage.py migrate --noinput -v0
 	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) manage.py init
 	@echo "Serving on http://$(HOST):$(PORT)/  (Ctrl-C to stop)"
-	$(VENV)/bin/gunicorn pki.wsgi --bind $(HOST):$(PORT) --workers 2 --threads 4 --access-logfile -
+	$(PY) scripts/serve.py --host $(HOST) --port $(PORT) --workers 2 --threads 4
 
 ## make test: install what the tests need (Debian packages too), start PostgreSQL/Redis if needed, run everything
 test: $(VENV)/.installed test-deps services

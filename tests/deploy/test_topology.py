@@ -98,6 +98,7 @@ class Topology:
             "PKI_ADMIN_PASSWORD": self.admin_password,
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "PKI_BEHIND_TLS_PROXY": "1",
+            "PKI_TRUSTED_PROXIES": "127.0.0.1",
             "PKI_BASE_URL": "http://127.0.0.1",
             "DB_CONN_MAX_AGE": "0",
             "PYTHONUNBUFFERED": "1",
@@ -144,8 +145,8 @@ class Topology:
 
     def start_web(self, name: str) -> str:
         port = free_port()
-        argv = [str(BIN / "gunicorn"), "pki.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "2",
-                "--access-logfile", "-"]
+        argv = [str(BIN / "gunicorn"), "pki.wsgi", "-c", "python:pki.gunicorn_conf", "--bind", f"127.0.0.1:{port}",
+                "--workers", "1", "--threads", "2", "--access-logfile", "-"]
         if GUNICORN_HAS_CONTROL_SOCKET:  # one per process: the default path in $HOME would be shared
             argv += ["--control-socket", str(self.tmp / f"{name}.ctl")]
         self.start(name, *argv)

@@ -132,8 +132,9 @@ def test_same_code_through_two_gunicorn_workers(entity_factory, csr_factory, tmp
 
     env["PKI_MASTER_KEY"] = master_key().decode()  # the key this process really uses (it may come from the file)
     log = (tmp_path / "gunicorn.log").open("w")
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "pki.wsgi", "--bind", f"127.0.0.1:{port}",
-                             "--workers", "2"], cwd=Path(__file__).resolve().parents[2], env=env, stdout=log,
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "pki.wsgi",
+                             "-c", "python:pki.gunicorn_conf", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
+                            cwd=Path(__file__).resolve().parents[2], env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}/ejbca/ejbca-rest-api/v1"
     auth = "Basic " + base64.b64encode(b"restadmin:pw-restadmin").decode()

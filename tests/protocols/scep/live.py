@@ -130,15 +130,9 @@ class LiveScepServer:
         self.manage("shell", "-c", SETUP % {"secret": RA_SECRET, "users": list(self.users),
                                                   "include_ca": self.include_ca})
         port = free_port()
-        argv = [str(BIN / "gunicorn"), "pki.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", str(self.workers),
-                "--threads", str(self.threads), "--access-logfile", "-", "--control-socket", str(self.tmp / "g.ctl")]
-        from gunicorn.config import KNOWN_SETTINGS
-
-        if not any(s.name == "control_socket" for s in KNOWN_SETTINGS):
-            argv = argv[:-2]
         handle = self.log.open("w")
-        self.process = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=handle, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+        self.process = subprocess.Popen(self.command(port), cwd=ROOT, env=self.env, stdout=handle,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
         self.base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -150,6 +144,17 @@ class LiveScepServer:
             except (urllib.error.URLError, OSError):
                 time.sleep(0.2)
         raise AssertionError(f"gunicorn did not answer within 30 s:\n{self.logs()}")
+
+    def command(self, port: int) -> list[str]:
+        """gunicorn on 127.0.0.1:``port``, with the settings every start path shares (pki/gunicorn_conf.py)."""
+        argv = [str(BIN / "gunicorn"), "pki.wsgi", "-c", "python:pki.gunicorn_conf", "--bind", f"127.0.0.1:{port}",
+                "--workers", str(self.workers), "--threads", str(self.threads), "--access-logfile", "-",
+                "--control-socket", str(self.tmp / "g.ctl")]
+        from gunicorn.config import KNOWN_SETTINGS
+
+        if not any(s.name == "control_socket" for s in KNOWN_SETTINGS):
+            argv = argv[:-2]
+        return argv
 
     def url(self, alias: str | None = None, short: bool = False) -> str:
         if alias is None:

@@ -1,0 +1,176 @@
+"""The server of ``make run``: nginx on HOST:PORT in front of gunicorn on a loopback port only nginx knows.
+
+    .venv/bin/python scripts/serve.py [--host 127.0.0.1] [--port 8000] [--workers 2] [--threads 4]
+
+nginx (deploy/nginx/pki-run.conf) holds slow clients, reads whole request bodies with a timeout and bounds
+request lines; gunicorn (settings in pki/gunicorn_conf.py) gets complete requests only, so a few clients that
+announce a body and send nothing no longer hold its threads. nginx's files (configuration, pid, temporary
+bodies) go to ``--run-dir`` (var/run). Without an nginx binary the script serves with gunicorn alone, says
+loudly what that leaves open, and caps request lines at gunicorn's largest finite limit.
+
+Both processes stop together: on SIGINT/SIGTERM, or when either exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SITE_CONF = ROOT / "deploy" / "nginx" / "pki-run.conf"
+GUNICORN_CONF = "python:pki.gunicorn_conf"
+# The addresses in pki-run.conf that are replaced here (tests/deploy/test_serving.py renders the same way).
+LISTEN_PLACEHOLDER = "listen 127.0.0.1:8000;"
+UPSTREAM_PLACEHOLDER = "server 127.0.0.1:8001;"
+TEMP_KINDS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+
+WARNING = """
+  *******************************************************************************************
+  *  WARNING: nginx is not installed; serving with gunicorn alone.                          *
+  *  Clients that send a request body slowly can hold all of gunicorn's threads, and SCEP   *
+  *  GET requests are limited to %(line)d-byte request lines (large renewals get 414).        *
+  *  Install nginx (Debian: apt-get install nginx) and run `make run` again.                *
+  *******************************************************************************************
+"""
+
+
+def nginx_binary() -> str | None:
+    """The nginx program on PATH or in the usual sbin directories (not on a user's PATH on Debian)."""
+    found = shutil.which("nginx")
+    if found:
+        return found
+    return next((p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None)
+
+
+def render_nginx(run_dir: Path, host: str, port: int, upstream_port: int) -> Path:
+    """pki-run.conf with this run's addresses, inside a main nginx.conf whose files all live in ``run_dir``."""
+    site = SITE_CONF.read_text()
+    listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    for old, new in ((LISTEN_PLACEHOLDER, f"listen {listen};"),
+                     (UPSTREAM_PLACEHOLDER, f"server 127.0.0.1:{upstream_port};")):
+        if site.count(old) != 1:
+            raise SystemExit(f"serve.py: {SITE_CONF} no longer has exactly one {old!r}")
+        site = site.replace(old, new)
+    (run_dir / "pki-run.conf").write_text(site)
+    temp_paths = "\n".join(f"    {kind}_temp_path {run_dir}/{kind};" for kind in TEMP_KINDS)
+    main = run_dir / "nginx.conf"
+    # One worker: nginx only shuffles bytes here, the CPU belongs to gunicorn. Its access log is the server's
+    # (it sees the clients' addresses); gunicorn's would show nginx's only.
+    main.write_text(f"""daemon off;
+worker_processes 1;
+pid {run_dir}/nginx.pid;
+error_log stderr warn;
+events {{ worker_connections 512; }}
+http {{
+    access_log /dev/stdout;
+{temp_paths}
+    include {run_dir}/pki-run.conf;
+}}
+""")
+    return main
+
+
+def gunicorn_argv(bind: str, workers: int, threads: int, *, exposed: bool,
+                  control_socket: Path | None = None) -> list[str]:
+    """gunicorn as every start path runs it (the shared config module), plus this run's bind and pool."""
+    argv = [str(BIN / "gunicorn"), "pki.wsgi", "-c", GUNICORN_CONF, "--bind", bind,
+            "--workers", str(workers), "--threads", str(threads)]
+    from gunicorn.config import KNOWN_SETTINGS
+
+    if control_socket is not None and any(s.name == "control_socket" for s in KNOWN_SETTINGS):
+        # Its own, not the default in $HOME that every gunicorn of this user would share.
+        argv += ["--control-socket", str(control_socket)]
+    if exposed:
+        from pki.gunicorn_conf import EXPOSED_LIMIT_REQUEST_LINE
+
+        # Clients reach gunicorn directly: its own finite limit instead of nginx's (see pki/gunicorn_conf.py).
+        argv += ["--limit-request-line", str(EXPOSED_LIMIT_REQUEST_LINE), "--access-logfile", "-"]
+    return argv
+
+
+def _stop(processes: list[subprocess.Popen]) -> None:
+    # gunicorn: SIGTERM is its graceful stop; nginx: SIGQUIT is its graceful stop.
+    for proc in processes:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGQUIT if "nginx" in Path(proc.args[0]).name else signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    for proc in processes:
+        try:
+            proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start nginx and gunicorn (or gunicorn alone without nginx) and wait until either ends."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--run-dir", type=Path, default=ROOT / "var" / "run")
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+
+    nginx = nginx_binary()
+    processes: list[subprocess.Popen] = []
+    stopping = False
+
+    def on_signal(signum, _frame) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    run_dir = args.run_dir.resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    control_socket = run_dir / "gunicorn.ctl"
+    if nginx is None:
+        from pki.gunicorn_conf import EXPOSED_LIMIT_REQUEST_LINE
+
+        print(WARNING % {"line": EXPOSED_LIMIT_REQUEST_LINE}, file=sys.stderr, flush=True)
+        processes.append(subprocess.Popen(
+            gunicorn_argv(f"{args.host}:{args.port}", args.workers, args.threads, exposed=True,
+                          control_socket=control_socket), cwd=ROOT))
+    else:
+        # gunicorn's socket is bound here and handed over (fd://), so no other process can take the port
+        # between choosing it and gunicorn listening on it.
+        upstream = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        upstream.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        upstream.bind(("127.0.0.1", 0))
+        upstream.listen(128)
+        upstream.set_inheritable(True)
+        config = render_nginx(run_dir, args.host, args.port, upstream.getsockname()[1])
+        processes.append(subprocess.Popen(
+            gunicorn_argv(f"fd://{upstream.fileno()}", args.workers, args.threads, exposed=False,
+                          control_socket=control_socket),
+            cwd=ROOT, pass_fds=(upstream.fileno(),)))
+        upstream.close()
+        processes.append(subprocess.Popen([nginx, "-p", str(run_dir), "-c", str(config), "-e", "stderr"], cwd=ROOT))
+        print(f"nginx on http://{args.host}:{args.port}/ in front of gunicorn (pki/gunicorn_conf.py)",
+              file=sys.stderr, flush=True)
+
+    try:
+        while not stopping and all(p.poll() is None for p in processes):
+            time.sleep(0.2)
+        for proc in processes:
+            if not stopping and proc.poll() is not None:
+                print(f"serve.py: {Path(proc.args[0]).name} exited with {proc.returncode}; stopping",
+                      file=sys.stderr, flush=True)
+    finally:
+        _stop(processes)
+    return 0 if stopping else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
