@@ -170,10 +170,26 @@ CSRF_COOKIE_HTTPONLY = False
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 # Behind nginx (deploy/nginx/pki.conf): X-Forwarded-Proto and the client-certificate headers are believed,
-# the latter only from PKI_TRUSTED_PROXIES (comma-separated addresses/networks) when that is set.
+# the latter only from the peers in PKI_TRUSTED_PROXIES (comma-separated addresses/networks). Believed from any
+# peer, a forged header would be a login as any certificate member: so no list, no start.
 PKI_BEHIND_TLS_PROXY = _flag("PKI_BEHIND_TLS_PROXY")
 PKI_TRUSTED_PROXIES = [p.strip() for p in os.environ.get("PKI_TRUSTED_PROXIES", "").split(",") if p.strip()]
-if _flag("PKI_BEHIND_TLS_PROXY"):
+if PKI_BEHIND_TLS_PROXY:
+    import ipaddress
+
+    from django.core.exceptions import ImproperlyConfigured
+
+    if not PKI_TRUSTED_PROXIES:
+        raise ImproperlyConfigured(
+            "PKI_BEHIND_TLS_PROXY=1 needs PKI_TRUSTED_PROXIES: the addresses or networks of the TLS proxy "
+            "(127.0.0.1 for nginx on the same host), or anyone who reaches this server directly could forge "
+            "the forwarded client-certificate headers.")
+    for _proxy in PKI_TRUSTED_PROXIES:
+        try:
+            ipaddress.ip_network(_proxy, strict=False)
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"PKI_TRUSTED_PROXIES: {_proxy!r} is not an IP address or network.") from None
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True

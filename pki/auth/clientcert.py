@@ -3,7 +3,8 @@
 nginx verifies the client certificate and always sets two headers, whatever the client sent
 (deploy/nginx/pki.conf): ``X-SSL-Client-Verify`` (``SUCCESS``, ``NONE``, ``FAILED:...``) and
 ``X-SSL-Client-Cert`` (the URL-encoded PEM). The application believes them only when it runs behind
-that proxy, and, if ``PKI_TRUSTED_PROXIES`` lists addresses or networks, only from those peers.
+that proxy, and only from the peers ``PKI_TRUSTED_PROXIES`` lists (addresses or networks; with none listed, from
+nobody: the settings refuse to start behind a proxy without the list).
 
 A forwarded certificate becomes an identity when:
 1. it was issued by a CA of this installation (issuer name and signature checked against the CA
@@ -23,6 +24,7 @@ sets ``request.user`` when nobody is logged in, nothing is stored in the session
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 from dataclasses import dataclass
@@ -75,17 +77,30 @@ class CertificateUser:
         return self.pki_actor.name
 
 
+@functools.lru_cache(maxsize=8)
+def _networks(proxies: tuple[str, ...]) -> tuple:
+    networks = []
+    for p in proxies:
+        try:
+            networks.append(ipaddress.ip_network(p, strict=False))
+        except ValueError:
+            logger.error("PKI_TRUSTED_PROXIES: %r is not an IP address or network; ignored", p)
+    return tuple(networks)
+
+
 def _trusted_peer(request) -> bool:
+    """Whether the peer is a configured TLS proxy. None configured: nobody (settings refuse to start that way;
+    an empty list set at run time must not mean "any peer")."""
     if not getattr(settings, "PKI_BEHIND_TLS_PROXY", False):
         return False
-    proxies = getattr(settings, "PKI_TRUSTED_PROXIES", [])
-    if not proxies:
-        return True  # the application port is reachable only through the proxy (docker-compose)
+    networks = _networks(tuple(getattr(settings, "PKI_TRUSTED_PROXIES", ()) or ()))
+    if not networks:
+        return False
     try:
         peer = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
     except ValueError:
         return False
-    return any(peer in ipaddress.ip_network(p, strict=False) for p in proxies)
+    return any(peer in network for network in networks)
 
 
 def forwarded_certificate(request) -> x509.Certificate | None:

@@ -27,7 +27,7 @@ V1 = "/ejbca/ejbca-rest-api/v1"
 @pytest.fixture(autouse=True)
 def behind_proxy(settings):
     settings.PKI_BEHIND_TLS_PROXY = True
-    settings.PKI_TRUSTED_PROXIES = []
+    settings.PKI_TRUSTED_PROXIES = ["127.0.0.1"]  # the test client's REMOTE_ADDR
 
 
 def issue_client_cert(ca, actor, csr_factory, cn: str, **kw):
@@ -87,6 +87,7 @@ def _member(root_ca, cert):
     ("no proxy setting", 401),
     ("verify failed", 401),
     ("untrusted peer", 401),
+    ("no trusted proxies", 401),  # an empty list means nobody, not any peer (issue 11, item 6)
     ("trusted peer", 200),
     ("malformed header", 401),
     ("member of another CA", 401),
@@ -104,6 +105,8 @@ def test_when_the_forwarded_certificate_counts(settings, root_ca, ca_factory, cl
         h["HTTP_X_SSL_CLIENT_VERIFY"] = "FAILED:certificate has expired"
     elif case == "untrusted peer":
         settings.PKI_TRUSTED_PROXIES = ["10.1.0.0/16"]
+    elif case == "no trusted proxies":
+        settings.PKI_TRUSTED_PROXIES = []
     elif case == "trusted peer":
         settings.PKI_TRUSTED_PROXIES = ["10.1.0.0/16", "127.0.0.1"]
     elif case == "malformed header":
