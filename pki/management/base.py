@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import getpass
+import os
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -10,6 +12,18 @@ from cryptotokens.errors import CryptoTokenError
 
 from ..auth.access import Actor
 from ..errors import PkiError
+
+
+def read_secret(given: str | None, *, env: str, prompt: str, missing: str) -> str:
+    """A secret from its command-line option, else the environment variable ``env``, else a prompt on a terminal
+    (not echoed): a secret need never be on a command line, where other users of the host can read it.
+    ``missing`` is the error when none of them gives one."""
+    value = given or os.environ.get(env)
+    if not value and os.isatty(0):
+        value = getpass.getpass(prompt)
+    if not value:
+        raise CommandError(missing)
+    return value
 
 
 class GroupCommand(BaseCommand):

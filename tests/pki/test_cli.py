@@ -8,16 +8,18 @@ from django.core.management import CommandError, call_command
 from pki.models import CRL, Certificate
 
 
-def run(*args) -> str:
+def run(*args, stderr=None) -> str:
     from io import StringIO
 
     out = StringIO()
-    call_command(*args, stdout=out)
+    call_command(*args, stdout=out, **({"stderr": stderr} if stderr is not None else {}))
     return out.getvalue()
 
 
 @pytest.fixture
-def cli_pki(db, tmp_path):
+def cli_pki(db, tmp_path, monkeypatch):
+    monkeypatch.delenv("PKI_TOKEN_AUTHCODE", raising=False)
+    monkeypatch.setattr("os.isatty", lambda fd: False)  # no prompt, whatever runs the tests
     run("init")
     run("ca", "init", "--caname", "CliSub", "--dn", "CN=Cli Sub,O=Test,C=SE", "--tokenpass", "pw123",
         "--keyspec", "P-256", "--signedby", "ManagementCA")
@@ -77,3 +79,46 @@ def test_issuecert_with_malformed_csr(cli_pki):
     with pytest.raises(CommandError, match="not a valid PKCS#10"):
         run("ca", "issuecert", "--caname", "CliSub", "--csr", str(bad))
     assert Certificate.objects.count() == before
+
+
+# --- ca init: the new token's code need not be on the command line (issue 11, item 14) ------------------
+
+def _activates_with(name: str, code: str) -> bool:
+    from cryptotokens import services as token_services
+    from cryptotokens.models import CryptoToken
+    from pki.auth.access import Actor
+
+    token = CryptoToken.objects.get(name=name)
+    try:
+        token_services.activate(Actor.system_actor("test"), token, code)
+    except Exception:  # noqa: BLE001 - a wrong code, whatever the backend raises for it
+        return False
+    return True
+
+
+@pytest.mark.parametrize("source", ["env", "prompt"])
+def test_ca_init_reads_the_token_code_from_the_environment_or_a_prompt(cli_pki, monkeypatch, source):
+    from io import StringIO
+
+    asked = []
+    if source == "env":
+        monkeypatch.setenv("PKI_TOKEN_AUTHCODE", "code-from-env-1")
+    else:
+        monkeypatch.setattr("os.isatty", lambda fd: True)
+        monkeypatch.setattr("getpass.getpass", lambda prompt: asked.append(prompt) or "code-from-prompt-1")
+    err = StringIO()
+    out = run("ca", "init", "--caname", "Quiet", "--dn", "CN=Quiet,O=Test", "--keyspec", "P-256", stderr=err)
+    assert "Created CA 'Quiet'" in out and "Warning" not in err.getvalue()
+    code = "code-from-env-1" if source == "env" else "code-from-prompt-1"
+    assert _activates_with("Quiet", code) and not _activates_with("Quiet", "wrong-code-1")
+    assert asked == ([] if source == "env" else ["Authentication code for the new crypto token 'Quiet': "])
+
+
+def test_ca_init_warns_about_a_code_on_the_command_line(cli_pki):
+    from io import StringIO
+
+    err = StringIO()
+    run("ca", "init", "--caname", "Loud", "--dn", "CN=Loud,O=Test", "--keyspec", "P-256", "--tokenpass", "pw-1",
+        stderr=err)
+    assert "PKI_TOKEN_AUTHCODE" in err.getvalue() and "pw-1" not in err.getvalue()
+    assert _activates_with("Loud", "pw-1")

@@ -14,7 +14,7 @@ from cryptotokens.models import CryptoToken
 from pki import bootstrap
 from pki.crl import create_crl
 from pki.issuance import IssuanceRequest, issue
-from pki.management.base import GroupCommand
+from pki.management.base import GroupCommand, read_secret
 from pki.models import CertificateAuthority
 from pki.revocation import find_certificate, revoke
 from pki.services.cas import CASettings, create_ca, get_ca
@@ -40,7 +40,8 @@ class Command(GroupCommand):
         p.add_argument("--caname")
         p.add_argument("--dn", help='Subject DN, e.g. "CN=Issuing CA,O=Example,C=SE"')
         p.add_argument("--token", help="Existing crypto token name (default: a new soft token named after the CA)")
-        p.add_argument("--tokenpass", help="Authentication code for a new soft token (auto-activated)")
+        p.add_argument("--tokenpass", help="Authentication code for a new soft token (auto-activated). Better: "
+                       "$PKI_TOKEN_AUTHCODE or the prompt; a command line is visible to other users of the host")
         p.add_argument("--keyalias", default="signKey")
         p.add_argument("--keyspec", default="RSA3072", help="RSA2048..RSA8192, P-256, P-384, P-521, Ed25519")
         p.add_argument("--existingkey", action="store_true", help="Use the key pair already under --keyalias")
@@ -89,8 +90,13 @@ class Command(GroupCommand):
             if token is None:
                 raise CommandError(f"Crypto token '{token_name}' does not exist")
             return token
-        if not tokenpass:
-            raise CommandError("Give --token (an existing crypto token) or --tokenpass (to create a soft token)")
+        if tokenpass:
+            self.stderr.write("Warning: --tokenpass puts the code on the command line, where other users of this "
+                              "host can read it; set PKI_TOKEN_AUTHCODE or answer the prompt instead.")
+        tokenpass = read_secret(
+            tokenpass, env="PKI_TOKEN_AUTHCODE", prompt=f"Authentication code for the new crypto token '{caname}': ",
+            missing="Give --token (an existing crypto token), or the new soft token's authentication code in "
+                    "PKI_TOKEN_AUTHCODE, at the prompt (on a terminal) or with --tokenpass")
         return token_services.create_token(self.actor, name=caname, token_type="SoftCryptoToken",
                                            auth_code=tokenpass, auto_activate=True)
 

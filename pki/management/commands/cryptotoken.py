@@ -6,15 +6,12 @@ new backend shows up here without changes to this command.
 
 from __future__ import annotations
 
-import getpass
-import os
-
 from django.core.management.base import CommandError
 
 from cryptotokens import services
 from cryptotokens.backends import registry
 from cryptotokens.models import CryptoToken
-from pki.management.base import GroupCommand
+from pki.management.base import GroupCommand, read_secret
 
 
 def _parameters():
@@ -40,12 +37,8 @@ class Command(GroupCommand):
 
     def _code(self, given: str | None) -> str:
         """The authentication code from --authcode, $PKI_TOKEN_AUTHCODE, or a prompt on a terminal."""
-        code = given or os.environ.get("PKI_TOKEN_AUTHCODE")
-        if not code and os.isatty(0):
-            code = getpass.getpass("Authentication code: ")
-        if not code:
-            raise CommandError("Give the authentication code with --authcode or PKI_TOKEN_AUTHCODE")
-        return code
+        return read_secret(given, env="PKI_TOKEN_AUTHCODE", prompt="Authentication code: ",
+                           missing="Give the authentication code with --authcode or PKI_TOKEN_AUTHCODE")
 
     def _token(self, name: str) -> CryptoToken:
         token = CryptoToken.objects.filter(name=name).first()
