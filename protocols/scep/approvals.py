@@ -143,6 +143,16 @@ def issue_approved(alias: ScepAlias, req: ApprovalRequest) -> x509.Certificate:
     return issued.certificate
 
 
+def request_key(alias: ScepAlias, transaction_id: str) -> str | None:
+    """The key hash (:func:`~protocols.scep.transactions.key_hash`) of the request waiting or approved under this
+    transaction (None when there is none): only that key may poll for it."""
+    from .transactions import csr_key_hash
+
+    der = (ApprovalRequest.objects.filter(kind="scep_enrollment", alias=alias, transaction_id=transaction_id)
+           .values_list("request_der", flat=True).first())
+    return csr_key_hash(bytes(der)) if der else None
+
+
 def poll(alias: ScepAlias, transaction_id: str) -> tuple[str, x509.Certificate | None]:
     """CertPoll of an approval: ("none", None) when no request has this transaction, ("pending", None),
     ("rejected", None) or ("issued", certificate). Issuance refusals raise BadRequest."""

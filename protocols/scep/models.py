@@ -174,3 +174,44 @@ class ApprovalRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.username} ({self.status})"
+
+
+class ScepTransaction(models.Model):
+    """One PKCSReq transaction of an alias (RFC 8894 section 3.3.1): the request key it belongs to and, once
+    issued, its certificate. A re-sent PKCSReq or a CertPoll with the same transactionID gets this answer
+    again instead of a new certificate; the unique constraint makes concurrent re-sends wait for the first.
+
+    ``request_key`` is the SHA-256 (hex) of the CSR's SubjectPublicKeyInfo: a transactionID is bound to one
+    key, and only a message signed by that key may fetch the certificate. ``request_digest`` tells a copy of the
+    same request (answered from here) from a new request of the same key under the same transactionID (clients
+    derive it from the key: a renewal with the old key, a re-enrollment with a new code), which is processed.
+    No certificate yet: the request waits for an approval (PENDING)."""
+
+    alias = models.ForeignKey(ScepAlias, on_delete=models.CASCADE, related_name="+")
+    transaction_id = models.CharField(max_length=255)
+    request_key = models.CharField(max_length=64)
+    request_digest = models.CharField(max_length=64)
+    certificate = models.ForeignKey("pki.Certificate", on_delete=models.CASCADE, null=True, blank=True,
+                                    related_name="+")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["alias", "transaction_id"], name="unique_scep_transaction"),
+        ]
+        indexes = [models.Index(fields=["created_at"], name="scep_transaction_created")]
+
+    def __str__(self) -> str:
+        return f"{self.alias_id}:{self.transaction_id}"
+
+
+class ScepNonce(models.Model):
+    """A senderNonce of a PKCSReq seen recently: the same nonce again within the replay window is a replay
+    (refused), enforced by the unique column. ``digest`` is the nonce's SHA-256 (a client chooses the nonce's
+    length; the index takes a fixed 32 bytes). Rows older than the window are purged."""
+
+    digest = models.BinaryField(max_length=32, unique=True)
+    created_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return bytes(self.digest).hex()

@@ -298,7 +298,7 @@ def is_rsa(key) -> bool:
     return isinstance(key, rsa.RSAPrivateKey)
 
 
-# --- GetCert, GetCRL, CertPoll -------------------------------------------------------------------------
+# --- GetCert, GetCRL -----------------------------------------------------------------------------------
 
 def find_certificate(issuer: x509.Name, serial: int) -> Certificate | None:
     return (Certificate.objects.select_related("ca")
@@ -327,10 +327,3 @@ def get_crl(content: bytes) -> x509.CertificateRevocationList:
         raise m.BadCertId("No CRL of this issuer.")
     return x509.load_der_x509_crl(bytes(crl.der))
 
-
-def latest_for_subject(issuer: x509.Name, subject: x509.Name) -> Certificate | None:
-    """CertPoll without a pending approval: the newest certificate of this CA for this subject."""
-    ca = ca_by_subject(issuer)
-    if ca is None:
-        return None
-    return (Certificate.objects.filter(ca=ca, subject_dn=format_dn(subject)).order_by("-created_at").first())

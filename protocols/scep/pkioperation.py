@@ -8,10 +8,11 @@ from __future__ import annotations
 import logging
 
 from cryptography import x509
+from django.db import transaction
 
 from cryptotokens.errors import CryptoTokenError
 
-from . import approvals, enrollment
+from . import approvals, enrollment, transactions
 from . import messages as m
 from .models import ScepAlias
 from .operations import (
@@ -21,7 +22,6 @@ from .operations import (
     get_cert,
     get_crl,
     is_rsa,
-    latest_for_subject,
     responder_for,
 )
 
@@ -100,23 +100,16 @@ def _handle(alias: ScepAlias, responder: Responder, named: bool, message: m.PkiM
     kind = message.message_type
     ca_cert = responder.ca.certificate
     if kind in (m.MessageType.PKCS_REQ, m.MessageType.RENEWAL_REQ):
-        result = enrollment.pkcs_req(alias, responder, message, inner.content)
-        if result.certificate is None:
+        cert = _pkcs_req(alias, responder, message, inner.content)
+        if cert is None:
             return _reply(alias, responder, message, m.PkiStatus.PENDING)
-        certs = [result.certificate] + ([ca_cert] if alias.include_ca else [])
+        certs = [cert] + ([ca_cert] if alias.include_ca else [])
         return _reply(alias, responder, message, m.PkiStatus.SUCCESS, envelope=inner, certs=certs)
     if kind == m.MessageType.CERT_POLL:
-        ias = m.parse_issuer_and_subject(inner.content)
-        state, cert = approvals.poll(alias, message.transaction_id)
+        m.parse_issuer_and_subject(inner.content)  # well-formed; the transaction and its key identify the request
+        state, cert = _cert_poll(alias, message)
         if state == "pending":
             return _reply(alias, responder, message, m.PkiStatus.PENDING)
-        if state == "rejected":
-            raise m.BadRequest("The request was rejected by an approver.")
-        if cert is None:
-            row = latest_for_subject(ias.issuer, ias.subject)
-            if row is None:
-                raise m.BadCertId("No request or certificate of this subject.")
-            cert = row.certificate
         certs = [cert] + ([ca_cert] if alias.include_ca else [])
         return _reply(alias, responder, message, m.PkiStatus.SUCCESS, envelope=inner, certs=certs)
     if kind == m.MessageType.GET_CERT:
@@ -126,3 +119,61 @@ def _handle(alias: ScepAlias, responder: Responder, named: bool, message: m.PkiM
         crl = get_crl(inner.content)
         return _reply(alias, responder, message, m.PkiStatus.SUCCESS, envelope=inner, crls=[crl])
     raise m.BadRequest(f"Message type {_type_name(message)} is not supported.")
+
+
+def _pkcs_req(alias: ScepAlias, responder: Responder, message: m.PkiMessage, content: bytes) -> x509.Certificate | None:
+    """PKCSReq/RenewalReq within its transaction's state: a replayed nonce is refused, a re-sent request gets the
+    certificate of its first copy, a new one is enrolled and its certificate recorded, in one database
+    transaction. None: PENDING (waiting for approval)."""
+    identity = transactions.request_identity(message, content)
+    if identity is None:  # not a readable request: the enrollment refuses it with its own failInfo
+        return enrollment.pkcs_req(alias, responder, message, content).certificate
+    refused: m.ScepFailure | None = None
+    with transaction.atomic():
+        claim = transactions.claim(alias, message.transaction_id, message.sender_nonce, *identity)
+        if claim.answer_id is not None:
+            logger.info("SCEP %s: transaction %s sent again: the certificate issued to it", alias.name,
+                        message.transaction_id)
+            return transactions.answer(claim)
+        try:
+            cert = enrollment.pkcs_req(alias, responder, message, content).certificate
+        except m.ScepFailure as failure:
+            # Committed, not rolled back: the refusal's audit event and a wrong enrollment code's count stay.
+            refused = failure
+            if claim.new:
+                transactions.release(claim.pk)
+        else:
+            if cert is not None:  # a new request in an existing transaction: its answer from now on
+                transactions.record(claim.pk, cert, None if claim.new else identity[1])
+    if refused is not None:
+        raise refused
+    return cert
+
+
+def _cert_poll(alias: ScepAlias, message: m.PkiMessage) -> tuple[str, x509.Certificate | None]:
+    """CertPoll (GetCertInitial): ("pending", None) or ("issued", certificate), for the requester only: the
+    transaction must exist and the poll be signed by its request key. Anyone else gets badCertId, whether the
+    transaction exists or not."""
+    poller = transactions.signer_key_hash(message)
+    refused: m.ScepFailure | None = None
+    with transaction.atomic():
+        row = transactions.locked(alias, message.transaction_id)
+        owner = row.request_key if row is not None else approvals.request_key(alias, message.transaction_id)
+        if poller is None or owner != poller:
+            raise m.BadCertId("No request of this transactionID and signer key.")
+        if row is not None and row.certificate_id is not None:
+            return "issued", row.certificate.certificate
+        try:
+            state, cert = approvals.poll(alias, message.transaction_id)
+        except m.ScepFailure as failure:
+            refused = failure  # committed: the failed issuance's audit event stays
+        else:
+            if state == "rejected":
+                refused = m.BadRequest("The request was rejected by an approver.")
+            elif state == "none":
+                refused = m.BadCertId("No request of this transactionID and signer key.")
+            elif state == "issued" and row is not None:
+                transactions.record(row.pk, cert)
+    if refused is not None:
+        raise refused
+    return state, cert

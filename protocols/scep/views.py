@@ -3,7 +3,8 @@
 Public (no login): SCEP clients authenticate inside their messages. The alias comes from the URL (the
 default alias ``scep`` when the URL names none); an invalid or unknown or disabled alias is 404. A POST body
 larger than the alias's limit is refused with 413 before it is read, and so is a GET message that would
-decode to more. Whatever goes wrong, the answer is a SCEP reply or a plain 4xx/503, never a 500.
+decode to more. A chunked POST body (no Content-Length) is read when the server de-chunked it, else 411.
+Whatever goes wrong, the answer is a SCEP reply or a plain 4xx/503, never a 500.
 """
 
 from __future__ import annotations
@@ -56,6 +57,15 @@ def _alias(name: str | None) -> ScepAlias | None:
 
 
 def _post_body(request: HttpRequest, limit: int) -> bytes:
+    if not request.META.get("CONTENT_LENGTH") and "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+        # Django reads a body without Content-Length as empty. A server that de-chunked it says so with
+        # wsgi.input_terminated (gunicorn does): read its stream to the end, at most the alias's limit + 1.
+        if not request.META.get("wsgi.input_terminated"):
+            raise ScepHttpError(411, "A chunked request body needs a server that de-chunks it; send Content-Length.")
+        body = request.META["wsgi.input"].read(limit + 1)
+        if len(body) > limit:
+            raise ScepHttpError(413, f"The request is larger than {limit} bytes.")
+        return body
     try:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:

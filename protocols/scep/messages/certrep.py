@@ -55,7 +55,8 @@ def build_cert_rep(*, signer_cert: x509.Certificate, signer_key, status: PkiStat
 
     On SUCCESS the content is an EnvelopedData, encrypted to the requester's certificate, holding a degenerate
     certificates-only SignedData with ``issued_certs`` (put the issued certificate first, then, when the alias
-    includes it, the CA certificate) and ``crls`` (the GetCRL reply). On PENDING and FAILURE there is no content.
+    includes it, the CA certificate) and ``crls`` (the GetCRL reply). On PENDING and FAILURE the content is empty
+    (an empty OCTET STRING: OpenSSL-based clients cannot verify a SignedData without any).
 
     The values default from ``request`` (transaction_id, recipient_nonce = its sender_nonce, recipient_cert =
     its signer certificate, digest = its digest) and ``envelope`` (cipher, key_transport, oaep_hash), so a
@@ -92,7 +93,10 @@ def build_cert_rep(*, signer_cert: x509.Certificate, signer_key, status: PkiStat
         if fail_info_text:
             attributes.append(_cms.attribute_der(OID_FAIL_INFO_TEXT, _cms.utf8(fail_info_text)))
 
-    content = None
+    # PENDING and FAILURE: an empty eContent rather than none (RFC 8894 allows either; EJBCA sends this). OpenSSL's
+    # PKCS7_verify refuses a SignedData without content ("no content"), so certmonger and sscep could not read a
+    # refusal (certmonger reported CA_UNREACHABLE instead of CA_REJECTED) nor a PENDING (and never polled).
+    content = b""
     if status == PkiStatus.SUCCESS:
         if recipient_cert is None:
             raise ValueError("A SUCCESS CertRep is encrypted to the requester: recipient_cert is needed.")

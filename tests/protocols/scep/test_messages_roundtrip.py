@@ -147,7 +147,7 @@ def test_pending_and_failure_replies(status, fail_info, text):
     assert result.status == status
     assert result.fail_info == fail_info
     assert result.fail_info_text == text
-    assert result.certificates == [] and result.message.envelope is None  # no content unless SUCCESS
+    assert result.certificates == [] and result.message.envelope is None  # empty content unless SUCCESS
     assert result.transaction_id == req.transaction_id and result.recipient_nonce == req.sender_nonce
 
 

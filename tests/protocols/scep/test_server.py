@@ -212,7 +212,8 @@ def test_used_code_is_refused(scep, scep_ca, alias_factory, end_entity_factory):
     end_entity_factory("router1", "foo123", ca=scep_ca)
     key = client_key(4)
     assert scep.enroll(make_csr(key, "CN=router1", "foo123"), key, scep_ca.certificate).status == PkiStatus.SUCCESS
-    again = scep.enroll(make_csr(key, "CN=router1", "foo123"), key, scep_ca.certificate)
+    # A new transaction (the same one again would get its certificate again: RFC 8894 3.3.1).
+    again = scep.enroll(make_csr(key, "CN=router1", "foo123"), key, scep_ca.certificate, transaction_id="NEW")
     assert (again.status, again.fail_info) == (PkiStatus.FAILURE, FailInfo.BAD_REQUEST)
     assert Certificate.objects.filter(username="router1").count() == 1
 
@@ -276,7 +277,8 @@ def test_get_cert_get_crl_and_poll(scep, scep_ca, alias_factory, end_entity_fact
     alias_factory(default_ca=scep_ca)
     end_entity_factory("router1", "foo123", ca=scep_ca)
     key = client_key(10)
-    issued = own(scep.enroll(make_csr(key, "CN=router1,O=Test,C=SE"), key, scep_ca.certificate), key)
+    enrolled = scep.enroll(make_csr(key, "CN=router1,O=Test,C=SE"), key, scep_ca.certificate)
+    issued = own(enrolled, key)
     ca_cert = scep_ca.certificate
     got = scep.exchange(scep_client.build_get_cert(ca_cert.subject, issued.serial_number, issued, key, ca_cert),
                         key, issued, ca_cert)
@@ -293,7 +295,8 @@ def test_get_cert_get_crl_and_poll(scep, scep_ca, alias_factory, end_entity_fact
     assert got_crl.status == PkiStatus.SUCCESS
     assert [c.public_bytes(Encoding.DER) for c in got_crl.crls] == [bytes(crl.der)]
     poll = scep.exchange(scep_client.build_get_cert_initial(ca_cert.subject, issued.subject, issued, key, ca_cert,
-                                                            transaction_id="POLL1"), key, issued, ca_cert)
+                                                            transaction_id=enrolled.transaction_id), key, issued,
+                          ca_cert)
     assert poll.status == PkiStatus.SUCCESS and own(poll, key) == issued
 
 
