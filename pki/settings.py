@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "endentities",
     "keybindings",
     "protocols.scep",
+    "protocols.ocsp",
 ]
 
 MIDDLEWARE = [
@@ -69,6 +70,9 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # REST API: cross-site requests with credentials a browser adds by itself (403) and non-JSON bodies (415),
+    # refused before any view runs (pki.http.boundary).
+    "pki.http.boundary.ApiBoundaryMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Behind the TLS proxy only: a forwarded, verified client certificate of a role member (pki.auth.clientcert).
@@ -206,6 +210,9 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # JSON bodies only (an HTML form cannot send one across sites); an operation that takes another body
+    # declares its parser_classes, which pki.http.boundary also honours.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "pki.api.errors.exception_handler",
     "DEFAULT_RENDERER_CLASSES": [
@@ -222,6 +229,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # The error replies every operation can give, documented once (pki/api/schema.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "pki.api.schema.document_error_responses",
+    ],
 }
 
 # Celery: with no broker the tasks run in-process, so the zero-configuration start needs no server.
@@ -238,6 +250,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "pki.tasks.regenerate_due_crls",
         "schedule": float(os.environ.get("PKI_CRL_CHECK_INTERVAL", "300")),
     },
+    # SCEP transactions and senderNonces past their retention (protocols.scep.transactions).
+    "purge-scep-transactions": {"task": "protocols.scep.tasks.purge_transactions", "schedule": 600.0},
 }
 
 CACHES = {
@@ -254,6 +268,9 @@ CACHES = {
 PKI_BASE_URL = os.environ.get("PKI_BASE_URL", "http://127.0.0.1:8000")
 # SCEP: the CA of CA-mode requests that name none (EJBCA's scep.defaultca); an alias may set its own.
 PKI_SCEP_DEFAULT_CA = os.environ.get("PKI_SCEP_DEFAULT_CA", "")
+# OCSP answers are valid (nextUpdate, and max-age of GET answers without nonce) for this many seconds; 0 = no
+# nextUpdate (clients must ask every time).
+PKI_OCSP_VALIDITY = int(os.environ.get("PKI_OCSP_VALIDITY", "300"))
 
 # End entity e-mail notifications go through Django's e-mail backend (SMTP unless EMAIL_BACKEND says otherwise).
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")

@@ -1,0 +1,1 @@
+"""OCSP responder (RFC 6960) for the local CAs."""
