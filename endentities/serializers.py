@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
+from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
 from pki.api.lookups import b64
@@ -64,6 +65,7 @@ class RevokeEndEntitySerializer(serializers.Serializer):
     delete = serializers.BooleanField(required=False, default=False)
 
 
+@extend_schema_serializer(component_name="SearchEndEntityCriterion")
 class SearchCriterionSerializer(serializers.Serializer):
     property = serializers.ChoiceField(choices=SEARCH_PROPERTIES)
     value = serializers.CharField(allow_blank=True)

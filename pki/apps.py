@@ -11,6 +11,7 @@ class PkiConfig(AppConfig):
         from cryptotokens.usage import register_usage_provider
 
         from . import receivers
+        from .api import schema  # noqa: F401  (registers the OpenAPI authentication schemes)
         from .views import auth  # noqa: F401  (connects the login/logout audit receivers at start-up)
 
         crypto_token_event.connect(receivers.audit_crypto_token_event, dispatch_uid="pki-audit-cryptotoken")
