@@ -78,3 +78,43 @@ def timed_threads(work: Callable[[int], None], threads: int) -> float:
     if errors:
         raise errors[0]
     return elapsed
+
+
+def post_all(url: str, bodies: list[bytes], content_type: str, concurrency: int,
+             ) -> tuple[float, list[float], list[bytes]]:
+    """POST every body to ``url`` with ``concurrency`` keep-alive clients; (seconds, latencies, replies).
+
+    A reply other than HTTP 200 stops the run: a benchmark measures answers, not errors."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    latencies = [0.0] * len(bodies)
+    replies: list[bytes] = [b""] * len(bodies)
+    next_index = iter(range(len(bodies)))
+    lock = threading.Lock()
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+        while True:
+            with lock:
+                i = next(next_index, None)
+            if i is None:
+                break
+            started = time.perf_counter()
+            conn.request("POST", path, body=bodies[i], headers={"Content-Type": content_type})
+            resp = conn.getresponse()
+            replies[i] = resp.read()
+            latencies[i] = time.perf_counter() - started
+            if resp.status != 200:
+                raise SystemExit(f"{url}: HTTP {resp.status}: {replies[i][:300]!r}")
+        conn.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - started, latencies, replies

@@ -16,23 +16,21 @@ micromdm's server listens on every interface: it gets a free port and is stopped
 from __future__ import annotations
 
 import argparse
-import http.client
 import os
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from pathlib import Path
-from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("PKI_MASTER_KEY", "benchmark-master-key")
 
+from _setup import post_all  # noqa: E402
 from cryptography import x509  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
 from cryptography.hazmat.primitives.serialization import (  # noqa: E402
@@ -84,36 +82,8 @@ def build(n: int, ca: x509.Certificate, keys: list, tag: str) -> list:
 
 def run(url: str, requests: list, concurrency: int) -> tuple[float, list[float], list[bytes]]:
     """POST every request with ``concurrency`` keep-alive clients; (seconds, latencies, bodies)."""
-    parts = urlsplit(url)
-    path = parts.path + "?operation=PKIOperation"
-    latencies = [0.0] * len(requests)
-    bodies: list[bytes] = [b""] * len(requests)
-    next_index = iter(range(len(requests)))
-    lock = threading.Lock()
-
-    def worker() -> None:
-        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
-        while True:
-            with lock:
-                i = next(next_index, None)
-            if i is None:
-                break
-            started = time.perf_counter()
-            conn.request("POST", path, body=requests[i][0].data, headers={"Content-Type": "application/x-pki-message"})
-            resp = conn.getresponse()
-            bodies[i] = resp.read()
-            latencies[i] = time.perf_counter() - started
-            if resp.status != 200:
-                raise SystemExit(f"{url}: HTTP {resp.status}: {bodies[i][:300]!r}")
-        conn.close()
-
-    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return time.perf_counter() - started, latencies, bodies
+    return post_all(url + "?operation=PKIOperation", [r[0].data for r in requests], "application/x-pki-message",
+                    concurrency)
 
 
 def _cpu_of(stat: Path) -> tuple[int, float]:
