@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.db import models
 
+from pki.ids import parse_decimal
+
 
 class EndEntityStatus(models.IntegerChoices):
     """EJBCA's end entity status codes (EndEntityConstants.STATUS_*)."""
@@ -20,8 +22,9 @@ class EndEntityStatus(models.IntegerChoices):
     @classmethod
     def parse(cls, value: str | int) -> EndEntityStatus:
         """Accept the code (``10``) or the name (``NEW``, any case)."""
-        if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
-            return cls(int(value))
+        code = parse_decimal(value)
+        if code is not None:
+            return cls(code)
         name = str(value).strip().upper()
         if name in cls.names:
             return cls[name]
@@ -45,8 +48,9 @@ class TokenType(models.IntegerChoices):
     @classmethod
     def parse(cls, value: str | int) -> TokenType:
         """Accept the code or EJBCA's names (USERGENERATED, P12, PKCS12, JKS, PEM, BCFKS)."""
-        if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
-            return cls(int(value))
+        code = parse_decimal(value)
+        if code is not None:
+            return cls(code)
         name = str(value).strip().upper().replace("-", "").replace("_", "")
         name = {"PKCS12": "P12", "USERGEN": "USERGENERATED", "TOKENSOFTP12": "P12"}.get(name, name)
         if name in cls.names:

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from pki.choices import RevocationReason
 from pki.errors import ValidationError
+from pki.ids import looks_numeric, parse_db_id, parse_decimal
 from pki.x509.qc import PSD2_ROLES, QCError, cabf_organization_identifier_extension, psd2_qc_statements_extension
 
 if TYPE_CHECKING:
@@ -43,10 +44,11 @@ def _lookup(model, value, what: str, field: str):
     if isinstance(value, model):
         return value
     try:
-        if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
-            if not 0 < int(value) < 2**63:  # beyond the id column: no such row (and no database error)
+        if isinstance(value, int) or looks_numeric(value):
+            pk = parse_db_id(value.strip() if isinstance(value, str) else value)
+            if not pk:  # other scripts' digits, or beyond the id column: no such row (and no database error)
                 raise model.DoesNotExist
-            return model.objects.get(pk=int(value))
+            return model.objects.get(pk=pk)
         return model.objects.get(name=str(value).strip())
     except model.DoesNotExist:
         raise ValidationError(f"{what} '{value}' does not exist.", field=field) from None
@@ -206,7 +208,7 @@ def _revocation_reason(profile: EndEntityProfile, given: int | str | None) -> in
         raise ValidationError("The end entity profile does not use a revocation reason after issuance.",
                               field="revocation_reason")
     try:
-        if isinstance(given, str) and not given.strip().isdigit():
+        if isinstance(given, str) and parse_decimal(given) is None:
             labels = {label.lower(): value for value, label in RevocationReason.choices}
             labels.update({name.lower(): value for name, value in RevocationReason.__members__.items()})
             return int(RevocationReason(labels[given.strip().lower()]))

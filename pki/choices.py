@@ -2,6 +2,8 @@
 
 from django.db import models
 
+from .ids import parse_decimal
+
 
 class CAStatus(models.TextChoices):
     ACTIVE = "ACTIVE", "Active"
@@ -40,8 +42,9 @@ class RevocationReason(models.IntegerChoices):
     @classmethod
     def parse(cls, value: str | int) -> "RevocationReason":
         """Accept the code, the RFC name (any case) or EJBCA's REST names such as KEY_COMPROMISE."""
-        if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
-            return cls(int(value))
+        code = parse_decimal(value)
+        if code is not None:
+            return cls(code)
         norm = str(value).strip().replace("_", "").lower()
         norm = {"privilegeswithdrawn": "privilegewithdrawn"}.get(norm, norm)  # EJBCA's REST spelling
         for member in cls:

@@ -22,6 +22,7 @@ from pki.auth.access import Actor
 from pki.choices import CertificateStatus, RevocationReason
 from pki.db import insert_row
 from pki.errors import ConflictError, NotFoundError, ValidationError
+from pki.ids import parse_db_id
 from pki.models import Certificate, CertificateAuthority, CertificateProfile
 
 from ..choices import EndEntityStatus, TokenType
@@ -42,8 +43,8 @@ def get_end_entity_profile(ref: str | int | EndEntityProfile | None) -> EndEntit
         return ensure_empty_profile()
     qs = EndEntityProfile.objects.all()
     found = qs.filter(name=str(ref)).first()
-    if found is None and str(ref).isdigit():
-        found = qs.filter(pk=int(ref)).first()
+    if found is None and parse_db_id(str(ref)) is not None:
+        found = qs.filter(pk=parse_db_id(str(ref))).first()
     if found is None:
         raise NotFoundError(f"End entity profile '{ref}' does not exist.", field="end_entity_profile_name")
     return found

@@ -14,6 +14,7 @@ from pki import audit
 from pki.auth.access import Actor
 from pki.choices import RevocationReason
 from pki.errors import ConflictError, NotFoundError, ValidationError
+from pki.ids import parse_db_id
 
 from ..choices import EndEntityStatus, TokenType
 from ..fields import field_type
@@ -197,8 +198,9 @@ def delete_profile(actor: Actor, profile: EndEntityProfile) -> None:
 def get_profile(name_or_id: str | int) -> EndEntityProfile:
     """A profile by name or id."""
     try:
-        if isinstance(name_or_id, int) or str(name_or_id).isdigit():
-            return EndEntityProfile.objects.get(pk=int(name_or_id))
+        pk = parse_db_id(name_or_id)
+        if pk is not None:
+            return EndEntityProfile.objects.get(pk=pk)
         return EndEntityProfile.objects.get(name=name_or_id)
     except EndEntityProfile.DoesNotExist:
         raise NotFoundError(f"End entity profile '{name_or_id}' does not exist.") from None

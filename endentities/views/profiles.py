@@ -13,6 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from pki.errors import as_pki_error
+from pki.ids import parse_decimal
 from pki.views.base import SERVICE_ERRORS, actor, form_error, refusal_message, requires
 
 from .. import fields as field_table
@@ -81,8 +82,8 @@ def _apply_op(op: str, rows: dict[str, list[dict]], data) -> str | None:
             return f"{ftype.label} may appear only once."
         rows[which].append({"type": ftype.key, "required": False, "modifiable": True, "validation": "", "value": "",
                             "use_entity_email": False, "use_entity_cn": False})
-    elif len(parts) == 3 and parts[0] == "remove" and parts[1] in LISTS and parts[2].isdigit():
-        index = int(parts[2])
+    elif len(parts) == 3 and parts[0] == "remove" and parts[1] in LISTS and parse_decimal(parts[2]) is not None:
+        index = parse_decimal(parts[2])
         if index < len(rows[parts[1]]):
             del rows[parts[1]][index]
     return None

@@ -17,6 +17,7 @@ from django.utils.dateparse import parse_datetime
 from ..auth.access import Actor
 from ..choices import RevocationReason
 from ..errors import NotFoundError, ValidationError
+from ..ids import is_db_id, looks_numeric, parse_decimal
 from ..models import CertificateAuthority, CertificateProfile
 from ..services.cas import get_ca
 from ..services.profiles import get_profile
@@ -30,12 +31,11 @@ EJBCA_REASON_NAMES: dict[RevocationReason, str] = {
 NOT_REVOKED = "NOT_REVOKED"
 _SERIAL_RE = re.compile(r"^(?:0x)?[0-9a-f]+$", re.IGNORECASE)
 _FINGERPRINT_RE = re.compile(r"^[0-9a-f]{64}$")
-_MAX_ID = 2**31 - 1  # larger numbers overflow the id column: they name nothing
 
 
 def _usable_ref(ref: str, what: str) -> str:
     """Refuse references the services would read as an id that cannot exist (and the database rejects)."""
-    if ref.isdigit() and (not ref.isascii() or int(ref) > _MAX_ID):
+    if looks_numeric(ref) and not is_db_id(ref):
         raise NotFoundError(f"{what} '{ref}' does not exist.")
     return ref
 
@@ -159,10 +159,9 @@ def parse_int(params, name: str, default: int = 0, minimum: int = 0) -> int:
     raw = params.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        number = int(raw)
-    except ValueError:
-        raise ValidationError(f"{name} must be a whole number, not '{raw}'.", field=name) from None
+    number = parse_decimal(raw, signed=True)
+    if number is None:
+        raise ValidationError(f"{name} must be a whole number, not '{raw}'.", field=name)
     if number < minimum:
         raise ValidationError(f"{name} must be {minimum} or more.", field=name)
     return number

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_safe
 
 from ..crl import crl_pem, latest_crl
 from ..errors import NotFoundError
+from ..ids import parse_decimal
 from ..models import CRL, CertificateAuthority
 from ..x509.dn import common_name
 from .lookups import resolve_ca
@@ -140,9 +141,8 @@ def _certdist_cacert(request: HttpRequest, ca: CertificateAuthority, cmd: str) -
     chain = ca.chain()
     raw_level = request.GET.get("level")
     if raw_level is not None:
-        try:
-            level = int(raw_level)
-        except ValueError:
+        level = parse_decimal(raw_level)
+        if level is None:
             return _text(HttpResponseBadRequest, "Invalid level, should be a number.")
         if not 0 <= level < len(chain):
             return _text(HttpResponseNotFound, f"No CA certificate of level {level} exists.")

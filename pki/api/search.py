@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 from ..auth.access import Actor, actor_for_request
 from ..choices import CertificateStatus, RevocationReason
 from ..errors import NotFoundError, ValidationError
+from ..ids import parse_decimal
 from ..models import Certificate, CertificateAuthority, CertificateProfile
 from ..services.certificates import CertificateQuery, search_certificates
 from .lookups import parse_date, parse_fingerprint, parse_serial, resolve_ca, resolve_profile
@@ -77,8 +78,8 @@ def _query(search: _Search, value: str, op: str) -> None:
     hexish = text.lower().removeprefix("0x").replace(":", "")
     if hexish and all(c in "0123456789abcdef" for c in hexish):
         exact |= Q(serial=format(int(hexish, 16), "x"))
-    if text.isdecimal() and text.isascii():  # EJBCA also reads the value as a decimal serial
-        exact |= Q(serial=format(int(text), "x"))
+    if (number := parse_decimal(text)) is not None:  # EJBCA also reads the value as a decimal serial
+        exact |= Q(serial=format(number, "x"))
     search.narrowing.append(exact)
 
 

@@ -44,6 +44,8 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from ..ids import parse_decimal
+
 logger = logging.getLogger("pki.auth")
 
 SUPERADMIN = "/"
@@ -105,7 +107,7 @@ def all_resources() -> list[Resource]:
 
 def _sort_key(path: str) -> tuple:
     # Numeric ids sort as numbers, so /ca/10 comes after /ca/9.
-    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in path.strip("/").split("/"))
+    return tuple((0, n, "") if (n := parse_decimal(p)) is not None else (1, 0, p) for p in path.strip("/").split("/"))
 
 
 def grouped_resources() -> list[tuple[str, list[Resource]]]:

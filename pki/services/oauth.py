@@ -18,6 +18,7 @@ from ..auth.access import Actor
 from ..auth.oauth import providers_changed
 from ..choices import MemberMatch
 from ..errors import ConflictError, NotFoundError, ValidationError
+from ..ids import parse_db_id
 from ..models import RoleMember, TrustedOAuthProvider
 from ..models.oauth import SUPPORTED_ALGORITHMS, OAuthProviderType, UserClaim
 
@@ -228,8 +229,9 @@ def get_provider(actor: Actor, key: str | int) -> TrustedOAuthProvider:
     """A provider by id or label."""
     actor.require(RULE)
     row = None
-    if isinstance(key, int) or str(key).isdigit():
-        row = TrustedOAuthProvider.objects.filter(pk=int(key)).first()
+    pk = parse_db_id(key)
+    if pk is not None:
+        row = TrustedOAuthProvider.objects.filter(pk=pk).first()
     if row is None:
         row = TrustedOAuthProvider.objects.filter(label=str(key)).first()
     if row is None:

@@ -7,6 +7,8 @@ import calendar
 import re
 from datetime import UTC, datetime, timedelta
 
+from ..ids import parse_decimal
+
 
 class ValidityError(ValueError):
     """An expression that is not a validity."""
@@ -42,8 +44,8 @@ def parse_validity(expr: str, start: datetime) -> datetime:
     text = (expr or "").strip()
     if not text:
         raise ValidityError("Validity is empty")
-    if text.isdigit():
-        days = int(text)
+    days = parse_decimal(text)
+    if days is not None:
         if days <= 0:
             raise ValidityError("Validity must be positive")
         return start + timedelta(days=days)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pki.errors import ValidationError
+from pki.ids import parse_decimal
 
 # Shown instead of a stored secret; uploading it back keeps the stored value.
 MASK = "******"
@@ -32,6 +33,7 @@ KEYS: tuple[Key, ...] = (
     Key("operationmode", "operation_mode", "mode"),
     Key("includeca", "include_ca", "bool"),
     Key("returnCaChainInGetCaCert", "return_ca_chain", "bool"),
+    # MD5-signed requests accepted, and SHA-1/MD5 in replies (models.LEGACY_DIGEST_HELP); SHA-1 requests always.
     Key("allowLegacyDigestAlgorithm", "allow_legacy_digest", "bool"),
     Key("ra.certificateProfile", "ra_certificate_profile"),
     Key("ra.entityProfile", "ra_end_entity_profile"),
@@ -182,9 +184,10 @@ def settings_from_properties(values: dict[str, str]) -> tuple[dict[str, object],
         if spec.kind == "bool":
             settings[spec.setting] = _bool(raw_key, value)
         elif spec.kind == "int":
-            if not value.isdigit() or int(value) < 1:
+            number = parse_decimal(value)
+            if number is None or number < 1:
                 raise ValidationError(f"{raw_key}: '{value}' is not a positive number.", field=raw_key)
-            settings[spec.setting] = int(value)
+            settings[spec.setting] = number
         elif spec.kind == "mode":
             if value.lower() not in ("ca", "ra"):
                 raise ValidationError(f"{raw_key}: '{value}' is neither ca nor ra.", field=raw_key)
