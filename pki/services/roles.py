@@ -250,6 +250,23 @@ def _clean_member(spec: MemberSpec) -> MemberSpec:
     return MemberSpec(spec.match_type, value, provider, claim, issuer, (spec.description or "").strip()[:255])
 
 
+CN_MEMBER_WARNING = ("Matching on the subject CN: every certificate this CA issues with that CN logs in as this "
+                     "member, including ones issued before the member was added. Matching on the serial number "
+                     "(issuing CA + serial) is the safe choice.")
+MUTABLE_CLAIM_WARNING = ("E-mail addresses and preferred user names can change or be handed to someone else at the "
+                         "identity provider: sub (or oid for Azure) is the stable choice.")
+MUTABLE_CLAIMS = {"email", "preferred_username"}
+
+
+def member_warnings(spec: MemberSpec) -> list[str]:
+    """What the UI and the command line tell an administrator adding this member (it is still added)."""
+    if spec.match_type == MemberMatch.CERTIFICATE_CN:
+        return [CN_MEMBER_WARNING]
+    if spec.match_type == MemberMatch.OAUTH_CLAIM and (spec.claim or "").strip() in MUTABLE_CLAIMS:
+        return [MUTABLE_CLAIM_WARNING]
+    return []
+
+
 def _member_summary(m: RoleMember) -> dict:
     out = {"type": m.match_type, "value": m.match_value}
     if m.provider:

@@ -84,6 +84,7 @@ def role_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def _members_page(request: HttpRequest, role: Role, form: MemberForm, status: int = 200) -> HttpResponse:
     return render(request, "pki/role_members.html", {
         "role": role, "tab": "members", "form": form, "can_edit": actor(request).is_allowed(EDIT_RULE),
+        "cn_warning": role_services.CN_MEMBER_WARNING, "claim_warning": role_services.MUTABLE_CLAIM_WARNING,
         "members": role.members.select_related("issuer_ca").order_by("match_type", "match_value"),
     }, status=status)
 
@@ -102,6 +103,8 @@ def member_add(request: HttpRequest, pk: int) -> HttpResponse:
             refused = form_error(form, exc)
         else:
             messages.success(request, "Member added.")
+            for warning in role_services.member_warnings(form.spec()):
+                messages.warning(request, warning)
             return redirect("role-detail", role.pk)
     return _members_page(request, role, form, status=form_status(form, refused))
 

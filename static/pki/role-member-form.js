@@ -19,6 +19,19 @@
       if (field) { field.hidden = shown.indexOf(id) < 0; }
     });
   }
+  // Warnings (shown to everyone without JavaScript): CN matching for CN members, mutable claims for OAuth.
+  var claim = document.getElementById("id_claim");
+  var warnings = Array.prototype.slice.call(document.querySelectorAll("[data-for-match]"));
+  function warn() {
+    warnings.forEach(function (p) {
+      var claims = p.getAttribute("data-for-claims");
+      p.hidden = p.getAttribute("data-for-match") !== type.value ||
+        (claims !== null && (!claim || claims.split(" ").indexOf(claim.value) < 0));
+    });
+  }
   type.addEventListener("change", update);
+  type.addEventListener("change", warn);
+  if (claim) { claim.addEventListener("change", warn); }
   update();
+  warn();
 })();

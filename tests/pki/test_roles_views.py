@@ -150,3 +150,37 @@ def test_rules_page_query_count_does_not_grow_with_objects(admin, ca_factory, dj
     ca_factory("C")
     with django_assert_max_num_queries(15):
         admin.get(f"/roles/{role.pk}/rules/")
+
+
+@pytest.mark.parametrize(("data", "warning"), [
+    ({"match_type": MemberMatch.CERTIFICATE_CN, "match_value": "ra-client"}, "serial number (issuing CA + serial)"),
+    ({"match_type": MemberMatch.OAUTH_CLAIM, "provider": "Keycloak", "claim": "email", "match_value": "a@b.example"},
+     "sub (or oid for Azure) is the stable choice"),
+    ({"match_type": MemberMatch.OAUTH_CLAIM, "provider": "Keycloak", "claim": "preferred_username",
+      "match_value": "alice"}, "sub (or oid for Azure) is the stable choice"),
+    ({"match_type": MemberMatch.OAUTH_CLAIM, "provider": "Keycloak", "claim": "sub", "match_value": "u-1"}, None),
+    ({"match_type": MemberMatch.CERTIFICATE_SERIAL, "match_value": "1f"}, None),
+])
+def test_member_form_warns_about_cn_and_mutable_claims(admin, root_ca, data, warning):
+    """The form shows both warnings (JavaScript shows the one its choice concerns); adding such a member repeats it."""
+    from pki.models import TrustedOAuthProvider
+
+    TrustedOAuthProvider.objects.create(label="Keycloak", issuer="https://kc.example/realms/pki", audience="pki")
+    role = Role.objects.create(name="Warned")
+    form = admin.get(f"/roles/{role.pk}/").content.decode()
+    assert 'id="member-warning-cn" data-for-match="CERTIFICATE_CN"' in form
+    assert 'data-for-match="OAUTH_CLAIM" data-for-claims="email preferred_username"' in form
+    if "issuer_ca" not in data and data["match_type"] != MemberMatch.OAUTH_CLAIM:
+        data = {**data, "issuer_ca": root_ca.pk}
+    r = admin.post(f"/roles/{role.pk}/members/add/", data, follow=True)
+    assert r.status_code == 200 and role.members.count() == 1
+    messages = [str(m) for m in r.context["messages"]]
+    assert [m for m in messages if "stable choice" in m or "safe choice" in m] == ([] if warning is None else [
+        next(m for m in messages if warning in m)])
+
+
+def test_a_cn_member_without_its_issuing_ca_is_refused(admin):
+    role = Role.objects.create(name="No CA")
+    r = admin.post(f"/roles/{role.pk}/members/add/", {"match_type": MemberMatch.CERTIFICATE_CN, "match_value": "x"})
+    assert r.status_code == 400 and "Choose the CA that issues the client certificates" in r.content.decode()
+    assert not role.members.exists()
