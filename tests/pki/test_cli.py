@@ -122,3 +122,43 @@ def test_ca_init_warns_about_a_code_on_the_command_line(cli_pki):
         stderr=err)
     assert "PKI_TOKEN_AUTHCODE" in err.getvalue() and "pw-1" not in err.getvalue()
     assert _activates_with("Loud", "pw-1")
+
+
+# --- roles: certificate members name their CA, risky matches are warned about (issue 11, item 2) ----------
+
+@pytest.mark.parametrize(("args", "warned"), [
+    (("--with", "CertificateAuthenticationToken:WITH_COMMONNAME", "--value", "ops-admin", "--caname", "CliSub"),
+     "serial number (issuing CA + serial) is the safe choice"),
+    (("--with", "WITH_SERIALNUMBER", "--value", "0A:1B", "--caname", "CliSub"), None),
+    (("--with", "LOCAL_USER", "--value", "carol"), None),
+])
+def test_roles_addrolemember_warns_about_cn_members(cli_pki, args, warned):
+    from io import StringIO
+
+    from pki.models import RoleMember
+
+    err = StringIO()
+    out = run("roles", "addrolemember", "--role", "Auditor", *args, stderr=err)
+    assert "Added member" in out
+    assert (warned in err.getvalue()) if warned else err.getvalue() == ""
+    listing = run("roles", "listrolemembers", "--role", "Auditor")
+    member = RoleMember.objects.get(role__name="Auditor")
+    assert str(member.pk) in listing and member.match_value in listing
+    if member.issuer_ca_id:
+        assert member.issuer_ca.name == "CliSub" and "CliSub" in listing
+    run("roles", "removerolemember", "--role", "Auditor", "--id", str(member.pk))
+    assert not RoleMember.objects.filter(role__name="Auditor").exists()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--with", "WITH_COMMONNAME", "--value", "ops-admin"), "needs --caname"),
+    (("--with", "WITH_SERIALNUMBER", "--value", "1f"), "needs --caname"),
+    (("--with", "WITH_DNSNAME", "--value", "x"), "--with must be one of"),
+    (("--with", "WITH_COMMONNAME", "--value", "x", "--caname", "NoSuchCA"), "does not exist"),
+])
+def test_roles_addrolemember_refusals(cli_pki, args, message):
+    from pki.models import RoleMember
+
+    with pytest.raises(CommandError, match=message):
+        run("roles", "addrolemember", "--role", "Auditor", *args)
+    assert not RoleMember.objects.filter(role__name="Auditor").exists()
