@@ -124,6 +124,10 @@ def load_csr(data: x509.CertificateSigningRequest | bytes | str) -> x509.Certifi
         ok = False
     if not ok:
         raise ValidationError("The certificate request's signature does not verify.", field="csr")
+    try:  # parsed lazily by cryptography: a duplicate or unreadable extension would fail later, unexpectedly
+        csr.extensions  # noqa: B018
+    except (x509.DuplicateExtension, x509.UnsupportedGeneralNameType, ValueError) as exc:
+        raise ValidationError(f"The certificate request's extensions cannot be read: {exc}", field="csr") from None
     return csr
 
 

@@ -46,6 +46,8 @@ def parse_altname_pairs(text: str) -> list[tuple[str, str]]:
     pairs: list[tuple[str, str]] = []
     if not text or not text.strip():
         return pairs
+    if "\x00" in text:  # no alt name holds one, PostgreSQL text cannot, and C clients would cut the name there
+        raise AltNameError("A subject alternative name contains a NUL character")
     directory = False
     for chunk in _UNESCAPED_COMMA.split(text) if "\\" in text else text.split(","):
         key, sep, value = chunk.partition("=")

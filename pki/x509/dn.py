@@ -132,10 +132,24 @@ def _oid_key(raw_key: str) -> str:
     return field.key if field else m.group(1)
 
 
+#: The longest DN string a certificate or an end entity holds (the database columns are this wide).
+MAX_DN_LENGTH = 2048
+
+
+def check_dn_text(text: str) -> None:
+    """DNError when a DN string (or one of its values) cannot be stored: a NUL character (PostgreSQL text
+    cannot hold it, and it truncates names in C clients) or more than :data:`MAX_DN_LENGTH` characters."""
+    if "\x00" in text:
+        raise DNError("A DN value contains a NUL character")
+    if len(text) > MAX_DN_LENGTH:
+        raise DNError(f"The DN is longer than {MAX_DN_LENGTH} characters")
+
+
 def parse_dn_pairs(dn: str) -> list[list[tuple[str, str]]]:
     """Parse into RDNs in string order; each RDN is a list of (attribute key or dotted OID, value)."""
     if dn is None or not dn.strip():
         return []
+    check_dn_text(dn)
     rdns: list[list[tuple[str, str]]] = []
     if "\\" not in dn and '"' not in dn and "+" not in dn:  # the usual DN: split at every comma, key at '='
         parts = dn.split(",")
@@ -355,6 +369,24 @@ def format_dn(name: x509.Name) -> str:
     for rdn in reversed(list(name.rdns)):
         parts.append("+".join(f"{_attr_name(a)}={_value_text(a)}" for a in rdn))
     return ",".join(parts)
+
+
+def checked_dn(name: x509.Name) -> str:
+    """The DN string of a name read from a request (a CSR's subject), after the checks :func:`parse_dn` makes
+    of a DN string: no NUL, each known attribute within its maximum length, the whole within
+    :data:`MAX_DN_LENGTH`. DNError otherwise, so a request is refused before it reaches the database."""
+    for attr in name:
+        value = attr.value
+        if not isinstance(value, str):
+            continue
+        if "\x00" in value:
+            raise DNError(f"DN attribute {_attr_name(attr)} contains a NUL character")
+        field = BY_OID.get(attr.oid.dotted_string)
+        if field is not None and field.max_length and len(value) > field.max_length:
+            raise DNError(f"DN attribute {field.key} is longer than {field.max_length} characters")
+    text = format_dn(name)
+    check_dn_text(text)
+    return text
 
 
 def normalize_dn(dn: str) -> str:
