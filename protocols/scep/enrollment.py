@@ -40,7 +40,7 @@ from pki.choices import CertificateStatus
 from pki.errors import PkiError
 from pki.models import Certificate
 from pki.x509.altnames import format_altnames
-from pki.x509.dn import format_dn, parse_dn_pairs
+from pki.x509.dn import DNError, checked_dn, format_dn, parse_dn_pairs
 
 from . import messages as m
 from .models import ApprovalStatus, NameGenerationScheme, ScepAlias
@@ -49,6 +49,9 @@ from .validators import ChallengeContext, ChallengeRefused, validator_for
 
 logger = logging.getLogger("protocols.scep.enrollment")
 INTERFACE = "scep"
+# The smallest RSA key a request may be signed with (the reply is encrypted to it) unless the certificate
+# profile lists a smaller size explicitly.
+MIN_SIGNER_RSA_BITS = 2048
 _RANDOM_ALPHABET = string.ascii_letters + string.digits
 
 
@@ -66,8 +69,10 @@ def scep_actor(alias: ScepAlias) -> Actor:
 
 
 def _refused(alias: ScepAlias, username: str, reason: str, failure: type[m.ScepFailure]) -> m.ScepFailure:
+    # A NUL from the request would make the audit row itself unwritable (PostgreSQL text and jsonb refuse it).
+    reason, username = reason.replace("\x00", "\\0"), (username or "").replace("\x00", "\\0")[:255]
     audit.record_failure("SCEP_ENROLLMENT", f"scep:{alias.name}", reason, object_type="endentity",
-                         object_id=username or "", details={"interface": INTERFACE})
+                         object_id=username, details={"interface": INTERFACE})
     return failure(reason)
 
 
@@ -130,8 +135,10 @@ def _spki(key) -> bytes:
     return key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
 
 
-def renew(alias: ScepAlias, source: Certificate, info: m.CsrInfo, username: str) -> Enrolled:
-    """Client certificate renewal of the end entity that owns ``source`` (RFC 8894 Appendix D)."""
+def renew(alias: ScepAlias, responder: Responder, message: m.PkiMessage, source: Certificate, info: m.CsrInfo,
+          username: str) -> Enrolled:
+    """Client certificate renewal of the end entity that owns ``source`` (RFC 8894 Appendix D): signed by its
+    current certificate, encrypted to its CA."""
     if source.is_revoked:
         raise _refused(alias, username, "The renewal is signed by a revoked certificate.", m.BadMessageCheck)
     if source.is_expired:
@@ -139,12 +146,19 @@ def renew(alias: ScepAlias, source: Certificate, info: m.CsrInfo, username: str)
     if source.username != username:
         raise _refused(alias, username, "The renewal is signed by another end entity's certificate.",
                        m.BadMessageCheck)
-    ee = EndEntity.objects.filter(username=username).select_related("ca").first()
+    ee = EndEntity.objects.filter(username=username).select_related("ca", "certificate_profile").first()
     if ee is None:
         raise _refused(alias, username, "The end entity of the signing certificate no longer exists.",
                        m.BadMessageCheck)
+    if ee.ca_id != responder.ca.pk:  # issued by the end entity's CA: the request must be meant for that CA
+        raise _refused(alias, username, f"The renewal is encrypted to CA '{responder.ca.name}', not to the end "
+                       "entity's CA.", m.BadCertId)
     latest = (Certificate.objects.filter(username=username, ca_id=ee.ca_id, status=CertificateStatus.ACTIVE)
               .order_by("-not_after").first()) or source
+    if latest.pk != source.pk:  # an older certificate may have been handed on or leaked with its key
+        raise _refused(alias, username, "The renewal is signed by a superseded certificate; only the end "
+                       "entity's current certificate may sign it.", m.BadMessageCheck)
+    _check_signer_key(alias, message, username, ee.certificate_profile.allowed_rsa_sizes)
     half = latest.not_before + (latest.not_after - latest.not_before) / 2
     if timezone.now() < half:
         raise _refused(alias, username, "Too early for renewal: the newest certificate is not past half its "
@@ -164,16 +178,18 @@ def renew(alias: ScepAlias, source: Certificate, info: m.CsrInfo, username: str)
 
 # --- CA mode -------------------------------------------------------------------------------------------
 
-def enroll_ca_mode(alias: ScepAlias, responder: Responder, info: m.CsrInfo) -> Enrolled:
+def enroll_ca_mode(alias: ScepAlias, responder: Responder, message: m.PkiMessage, info: m.CsrInfo) -> Enrolled:
     """Authenticate with the end entity's enrollment code and issue (the code is then used up)."""
     username = info.username or ""
     if not username:
         raise _refused(alias, "", "The request's subject has neither CN nor serialNumber to name the user.",
                        m.BadRequest)
-    ca_id = EndEntity.objects.filter(username=username).values_list("ca_id", flat=True).first()
+    ca_id, sizes = EndEntity.objects.filter(username=username).values_list(
+        "ca_id", "certificate_profile__allowed_rsa_sizes").first() or (None, ())
     if ca_id is not None and ca_id != responder.ca.pk:
         raise _refused(alias, username, f"The end entity is not registered with CA '{responder.ca.name}'.",
                        m.BadRequest)
+    _check_signer_key(alias, message, username, sizes)
     try:
         issued = ee_services.enroll(username, info.challenge_password, csr=info.der, interface=INTERFACE,
                                     actor=scep_actor(alias))
@@ -240,6 +256,8 @@ def enroll_ra_mode(alias: ScepAlias, responder: Responder, message: m.PkiMessage
         raise _refused(alias, username, f"Challenge refused: {exc}", m.BadRequest) from None
     except PkiError as exc:  # a validator class that cannot be loaded any more
         raise _refused(alias, username, f"Challenge not checked: {exc.message}", m.BadRequest) from None
+    certificate_profile = alias.ra_certificate_profile
+    _check_signer_key(alias, message, username, certificate_profile.allowed_rsa_sizes if certificate_profile else ())
     data, profile = ra_input(alias, responder, info, username)
     approval = None
     # The alias cache read the requirement of its RA CA and profile with the alias (one statement less).
@@ -265,16 +283,44 @@ def enroll_ra_mode(alias: ScepAlias, responder: Responder, message: m.PkiMessage
 
 # --- entry point ---------------------------------------------------------------------------------------
 
+def _check_signer_key(alias: ScepAlias, message: m.PkiMessage, username: str, allowed_sizes) -> None:
+    """The signer's key is the one the reply is encrypted to (RSA: checked with the envelope). Under
+    :data:`MIN_SIGNER_RSA_BITS` only when the certificate profile explicitly allows that size."""
+    size = getattr(message.signer_certificate.public_key(), "key_size", 0)
+    if size < MIN_SIGNER_RSA_BITS and size not in (allowed_sizes or ()):
+        raise _refused(alias, username, f"The request is signed with a {size}-bit RSA key; the certificate "
+                       f"profile allows no RSA key under {MIN_SIGNER_RSA_BITS} bits.", m.BadAlg)
+
+
+def _check_request(alias: ScepAlias, message: m.PkiMessage, content: bytes) -> m.CsrInfo:
+    """The PKCS#10 request, refused (and audited) before anything reads the database with it: unreadable, a
+    subject that no row can hold (NUL, too long), or self-signed by another key than the request's."""
+    try:
+        info = m.parse_csr(content, message=message)
+    except m.ScepFailure as failure:
+        raise _refused(alias, "", failure.text, type(failure)) from None
+    try:
+        checked_dn(info.subject)
+    except (DNError, ValueError, KeyError) as exc:
+        raise _refused(alias, "", f"The request's subject is refused: {exc}", m.BadRequest) from None
+    signer = message.signer_certificate
+    if signer.issuer == signer.subject and _spki(signer.public_key()) != _spki(info.csr.public_key()):
+        # RFC 8894 section 2.3: a self-signed signer certificate is for the key being certified.
+        raise _refused(alias, info.username or "", "The request is signed by a self-signed certificate of "
+                       "another key than the request's.", m.BadMessageCheck)
+    return info
+
+
 def pkcs_req(alias: ScepAlias, responder: Responder, message: m.PkiMessage, content: bytes) -> Enrolled:
     """PKCSReq / RenewalReq: renewal, CA mode or RA mode."""
-    info = m.parse_csr(content)
+    info = _check_request(alias, message, content)
     source = renewal_source(message) if alias.client_certificate_renewal else None
     if source is not None:
         username = generate_username(alias, info) if alias.ra_mode else (info.username or "")
-        return renew(alias, source, info, username)
+        return renew(alias, responder, message, source, info, username)
     if message.message_type == m.MessageType.RENEWAL_REQ:
         raise _refused(alias, info.username or "", "RenewalReq needs a certificate of this CA and the alias's "
                        "client certificate renewal.", m.BadRequest)
     if alias.ra_mode:
         return enroll_ra_mode(alias, responder, message, info, generate_username(alias, info))
-    return enroll_ca_mode(alias, responder, info)
+    return enroll_ca_mode(alias, responder, message, info)

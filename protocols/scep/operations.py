@@ -98,6 +98,9 @@ def resolve_ca(alias: ScepAlias, message: str | None) -> CertificateAuthority | 
     alias's. Intune aliases always use the RA CA. MobileIron always sends ``MobileIronSCEP``: a CA of that name
     serves it (as the seed says); without one, the alias's CA does."""
     message = (message or "").strip()
+    if not message.isprintable():
+        # A CA name holds no control characters (PostgreSQL refuses NUL in a query): a plain 400, not a lookup.
+        raise ScepHttpError(400, "The message parameter is not a CA name.")
     if alias.use_intune or not message:
         return alias_default_ca(alias)
     ca = _usable(_ca_named(message))
@@ -122,10 +125,11 @@ def _has_pending_rollover(ca: CertificateAuthority) -> bool:
 
 def get_ca_caps(alias: ScepAlias, message: str | None) -> ScepResponse:
     """The capabilities, one per line, in EJBCA's order; GetNextCACert only when the CA has a rollover
-    certificate waiting, or when the request names no CA this alias knows."""
-    ca = resolve_ca(alias, message)
+    certificate waiting. A CA this alias does not know is 404, as in GetCACert (no capabilities of a CA that
+    does not exist)."""
+    ca = _require_ca(alias, message, "GetCACaps")
     caps = list(CAPS_HEAD)
-    if ca is None or _has_pending_rollover(ca):
+    if _has_pending_rollover(ca):
         caps.append("GetNextCACert")
     caps.extend(CAPS_TAIL)
     return ScepResponse(200, "text/plain", "\n".join(caps).encode())
@@ -251,8 +255,66 @@ def _matches(cert: x509.Certificate | None, rid: tuple[str, object]) -> bool:
     return ski == value
 
 
+class WrongRecipient(m.BadCertId):
+    """The request is encrypted to a CA certificate this alias does not serve (RA mode: anything but its CA's
+    or its RA key's certificate). ``responder`` is the alias's own, to sign the refusal."""
+
+    def __init__(self, text: str, message: m.PkiMessage, responder: Responder | None):
+        super().__init__(text, message)
+        self.responder = responder
+
+
+def _names_other_ca(rids: list[tuple[str, object]], own: CertificateAuthority) -> bool:
+    """Whether a recipient is the certificate (current or rollover) of a local CA other than ``own``."""
+    for ca in CertificateAuthority.objects.local().exclude(pk=own.pk).exclude(certificate_der=None):
+        certs = [_parsed(bytes(ca.certificate_der))]
+        if ca.rollover_certificate_der:
+            certs.append(_parsed(bytes(ca.rollover_certificate_der)))
+        if any(_matches(cert, rid) for cert in certs for rid in rids):
+            return True
+    return False
+
+
+def _ra_mode_responder(alias: ScepAlias, message: m.PkiMessage,
+                       rids: list[tuple[str, object]]) -> tuple[Responder | None, bool]:
+    """RA mode issues from the alias's CA, always (never from whichever CA the client encrypted to): the
+    request must be encrypted to that CA's certificate (current or rollover) or to the alias's RA key's."""
+    own = alias.ra_default_ca  # loaded with the alias: the usual case costs no query
+    ca = _usable(own) if own is not None else alias_default_ca(alias)
+    if ca is None:
+        return None, False
+    ra_cert = ra_certificate(alias)
+    # The alias's own CA row is covered by its versions (a due rollover just changed the row: not).
+    cached = alias if ca is own and not ca.rollover_due() else None
+
+    def default() -> Responder:
+        if ra_cert is not None:
+            key = _key(alias.ra_crypto_token_id, alias.ra_key_alias, "RA", alias)
+            return Responder(ca, ra_cert, key, extra_certs=ca.chain())
+        return _ca_responder(ca, alias=cached)
+
+    for rid in rids:
+        if ra_cert is not None and _matches(ra_cert, rid):
+            return default(), True
+        if ra_cert is None and _matches(_parsed(bytes(ca.certificate_der)), rid):
+            return _ca_responder(ca, alias=cached), True
+        if ra_cert is None and ca.rollover_certificate_der and _matches(_parsed(bytes(ca.rollover_certificate_der)),
+                                                                       rid):
+            return _ca_responder(ca, rollover=True, alias=cached), True
+    if rids and _names_other_ca(rids, ca):
+        raise WrongRecipient(f"The request is encrypted to another CA than this alias's ('{ca.name}').", message,
+                             default())
+    return default(), False  # a recipient identifier nobody's: try the alias's key (decryption decides)
+
+
 def responder_for(alias: ScepAlias, message: m.PkiMessage) -> tuple[Responder | None, bool]:
-    """The responder of a request and whether the envelope named it (False: the alias's CA as a guess)."""
+    """The responder of a request and whether the envelope named it (False: the alias's CA as a guess).
+
+    RA mode: only the alias's CA or RA key (:class:`WrongRecipient` for a request encrypted to another CA).
+    CA mode: any local CA the request is encrypted to; the end entity's CA must then be that one (checked by
+    the enrollment), as in EJBCA, where CA mode takes the CA from the end entity."""
+    if alias.ra_mode or alias.use_intune:
+        return _ra_mode_responder(alias, message, _recipient_ids(message.envelope))
     ra_cert = ra_certificate(alias)
     if ra_cert is not None:
         ca = alias_default_ca(alias)

@@ -11,6 +11,7 @@ from cryptography import x509
 from django.db import transaction
 
 from cryptotokens.errors import CryptoTokenError
+from pki import audit
 
 from . import approvals, enrollment, transactions
 from . import messages as m
@@ -19,6 +20,7 @@ from .operations import (
     Responder,
     ScepHttpError,
     ScepResponse,
+    WrongRecipient,
     get_cert,
     get_crl,
     is_rsa,
@@ -66,11 +68,20 @@ def pki_operation(alias: ScepAlias, body: bytes) -> ScepResponse:
     except m.ScepFailure as failure:
         if failure.message is None or failure.message.signer_certificate is None:
             raise ScepHttpError(400, f"Refused: {failure.text}") from None
-        responder, _ = responder_for(alias, failure.message)
+        try:
+            responder, _ = responder_for(alias, failure.message)
+        except WrongRecipient as wrong:
+            responder = wrong.responder
         return _failure(alias, responder, failure.message, failure)
     if not message.is_request:
         raise ScepHttpError(400, "A CertRep is not a request.")
-    responder, named = responder_for(alias, message)
+    try:
+        responder, named = responder_for(alias, message)
+    except WrongRecipient as wrong:
+        if message.message_type in (m.MessageType.PKCS_REQ, m.MessageType.RENEWAL_REQ):
+            audit.record_failure("SCEP_ENROLLMENT", f"scep:{alias.name}", wrong.text, object_type="endentity",
+                                 details={"interface": "scep", "transaction": message.transaction_id})
+        return _failure(alias, wrong.responder, message, wrong)
     if responder is None:
         raise ScepHttpError(404, "No CA of this alias can answer the request.")
     try:
@@ -96,7 +107,13 @@ def _decrypt(alias: ScepAlias, responder: Responder, named: bool, message: m.Pki
 
 
 def _handle(alias: ScepAlias, responder: Responder, named: bool, message: m.PkiMessage) -> ScepResponse:
+    if message.digest_algorithm == "md5" and not alias.allow_legacy_digest:
+        # SHA-1 stays accepted everywhere (as in EJBCA); MD5 only where the alias allows legacy digests.
+        raise m.BadAlg("MD5 is a legacy digest this alias does not allow.")
     inner = _decrypt(alias, responder, named, message)
+    # Before anything is written: a reply that could not be encrypted to the requester would report FAILURE
+    # for a certificate already issued (and a spent enrollment code).
+    m.check_reply_recipient(message.signer_certificate, inner)
     kind = message.message_type
     ca_cert = responder.ca.certificate
     if kind in (m.MessageType.PKCS_REQ, m.MessageType.RENEWAL_REQ):

@@ -43,7 +43,7 @@ Errors: see :mod:`protocols.scep.messages.types` — every failure is a :class:`
 
 from .certrep import build_cert_rep
 from .degenerate import build_signed_certs, degenerate_certs_only, parse_degenerate
-from .envelope import DecryptedEnvelope, decrypt_envelope, encrypt_envelope
+from .envelope import DecryptedEnvelope, check_reply_recipient, decrypt_envelope, encrypt_envelope
 from .payloads import (
     CsrInfo,
     IssuerAndSerial,
@@ -77,7 +77,8 @@ __all__ = [
     "BadAlg", "BadCertId", "BadMessageCheck", "BadRequest", "BadTime", "CsrInfo", "DecryptedEnvelope",
     "FailInfo", "IssuerAndSerial", "IssuerAndSubject", "MessageType", "PkiMessage", "PkiStatus",
     "ScepError", "ScepFailure", "ScepMessageError",
-    "build_cert_rep", "build_signed_certs", "decrypt_envelope", "degenerate_certs_only", "encode_issuer_and_serial",
+    "build_cert_rep", "build_signed_certs", "check_reply_recipient",
+    "decrypt_envelope", "degenerate_certs_only", "encode_issuer_and_serial",
     "encode_issuer_and_subject", "encrypt_envelope", "parse_csr", "parse_degenerate", "parse_issuer_and_serial",
     "parse_issuer_and_subject", "parse_pki_message",
 ]

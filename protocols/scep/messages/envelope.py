@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from asn1crypto import algos, cms, core, parser
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives import padding as sym_padding
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -180,6 +181,29 @@ def _join_octet_chunks(data: bytes, depth: int) -> bytes:
         out.append(contents if method == 0 else _join_octet_chunks(contents, depth + 1))
         pointer += parser.peek(data[pointer:])
     return b"".join(out)
+
+
+def check_reply_recipient(recipient_cert: x509.Certificate, envelope: DecryptedEnvelope) -> None:
+    """BadAlg unless a reply protected as the request was (``envelope``'s content cipher, key transport and OAEP
+    hash, which :func:`~.certrep.build_cert_rep` reuses) can be encrypted to ``recipient_cert``: its key must be
+    RSA and long enough for the key transport to carry the content key (RFC 8017: PKCS#1 v1.5 takes k - 11
+    bytes, OAEP k - 2 hLen - 2). A server checks this before the request changes anything, so that nothing is
+    issued whose answer cannot be delivered."""
+    try:
+        public = recipient_cert.public_key()
+    except (UnsupportedAlgorithm, ValueError) as exc:
+        raise BadAlg(f"The signer certificate's key cannot be used: {exc}") from exc
+    if not isinstance(public, rsa.RSAPublicKey):
+        raise BadAlg("SCEP encrypts its reply to the signer certificate's key, which must be RSA.")
+    _oid, key_len, _block = CIPHERS[envelope.cipher]
+    overhead = 11
+    if envelope.key_transport == "oaep":
+        overhead = 2 * _cms.hash_algorithm(envelope.oaep_hash or "sha1").digest_size + 2
+    size = (public.key_size + 7) // 8
+    if size - overhead < key_len:
+        transport = f"OAEP-{envelope.oaep_hash}" if envelope.key_transport == "oaep" else "PKCS#1 v1.5"
+        raise BadAlg(f"The reply cannot be encrypted to a {public.key_size}-bit RSA key with {transport} key "
+                     f"transport; use a longer key or another key transport.")
 
 
 def encrypt_envelope(content: bytes, recipient_cert: x509.Certificate, *, cipher: str = "aes256",

@@ -129,6 +129,10 @@ def parse_csr(content: bytes) -> CsrInfo:
     csr = x509.load_der_x509_csr(content)
     if not csr.is_signature_valid:
         raise BadMessageCheck("The PKCS#10 request's signature does not verify.")
+    try:  # parsed lazily by cryptography: read them now, so no later use fails unexpectedly
+        csr.extensions  # noqa: B018
+    except (x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as exc:
+        raise BadRequest(f"The PKCS#10 request's extensions cannot be read: {exc}") from exc
     return CsrInfo(csr=csr, der=content, subject=csr.subject, challenge_password=challenge_password(content),
                    username=scep_username(csr.subject))
 

@@ -133,7 +133,7 @@ def _parse(data: bytes, extra_signers: Sequence[x509.Certificate], max_clock_ske
     if OID_MESSAGE_TYPE not in attrs or OID_TRANSACTION_ID not in attrs:
         raise ScepMessageError("The messageType or transactionID attribute is missing.")
     type_text = _cms.text_of(attrs[OID_MESSAGE_TYPE], "messageType").strip()
-    if not type_text.isdigit() or len(type_text) > 4:
+    if not _ascii_digits(type_text) or len(type_text) > 4:
         raise ScepMessageError(f"messageType {type_text!r} is not a number.")
     type_value = int(type_text)
     message_type: MessageType | int = (MessageType(type_value) if type_value in MessageType._value2member_map_
@@ -199,6 +199,10 @@ def _parse(data: bytes, extra_signers: Sequence[x509.Certificate], max_clock_ske
     if not _cms.verify_bytes(signer_public_key, signer_info["signature"].native, signed_bytes,
                              signer_info["signature_algorithm"], digest_name):
         raise BadMessageCheck("The signature of the SCEP message does not verify.", message)
+    try:  # read lazily by cryptography: a name it cannot read would fail later, wherever it is first used
+        signer_cert.issuer, signer_cert.subject  # noqa: B018
+    except (ValueError, KeyError) as exc:
+        raise BadRequest(f"The signer certificate's names cannot be read: {exc}", message) from exc
     if not isinstance(message_type, MessageType):
         raise BadRequest(f"Unknown messageType {type_value}.", message)
     if max_clock_skew is not None and signing_time is not None:
@@ -207,6 +211,11 @@ def _parse(data: bytes, extra_signers: Sequence[x509.Certificate], max_clock_ske
             raise BadTime(f"signingTime {signing_time.isoformat()} is too far from {reference.isoformat()}.",
                           message)
     return message
+
+
+def _ascii_digits(text: str) -> bool:
+    """Decimal as RFC 8894 writes it: str.isdigit() and int() also take other scripts' digits ("١٩" is 19)."""
+    return text.isascii() and text.isdigit()
 
 
 def _content_type_mismatch(attrs: dict[str, core.Asn1Value]) -> bool:
@@ -224,6 +233,6 @@ def _octets(attrs: dict[str, core.Asn1Value], oid: str, what: str) -> bytes | No
 
 def _small_int(value: core.Asn1Value, what: str, enum_cls) -> int:
     text = _cms.text_of(value, what).strip()
-    if not text.isdigit() or int(text) not in enum_cls._value2member_map_:
+    if not _ascii_digits(text) or int(text) not in enum_cls._value2member_map_:
         raise ScepMessageError(f"{what} {text!r} is not a known value.")
     return int(text)
