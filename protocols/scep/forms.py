@@ -10,7 +10,7 @@ from cryptotokens.models import CryptoToken
 from endentities.models import EndEntityProfile
 from pki.models import CertificateAuthority, CertificateProfile
 
-from .models import NameGenerationScheme, OperationMode, ScepAlias, validate_alias_name
+from .models import LEGACY_DIGEST_HELP, NameGenerationScheme, OperationMode, ScepAlias, validate_alias_name
 
 
 def _names(model, blank: str = "(none)") -> list[tuple[str, str]]:
@@ -27,7 +27,8 @@ class ScepAliasForm(forms.Form):
     include_ca = forms.BooleanField(required=False, initial=True, label="Include CA certificate in response")
     return_ca_chain = forms.BooleanField(required=False, initial=True,
                                          label="Return full chain in GetCACert responses")
-    allow_legacy_digest = forms.BooleanField(required=False, label="Allow legacy digest algorithms (SHA-1, MD5)")
+    allow_legacy_digest = forms.BooleanField(required=False, label="Allow legacy digest algorithms (SHA-1, MD5)",
+                                             help_text=LEGACY_DIGEST_HELP)
     allow_des = forms.BooleanField(required=False, label="Allow single-DES content encryption")
     max_body_size = forms.IntegerField(min_value=1024, initial=65536, label="Maximum request size (bytes)")
     default_ca = forms.ChoiceField(required=False, label="Default CA",

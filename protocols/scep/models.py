@@ -38,6 +38,12 @@ class NameGenerationScheme(models.TextChoices):
     USERNAME = "USERNAME", "Username of the request (its CN, else serialNumber)"
 
 
+# What allowLegacyDigestAlgorithm does, in one place for the model, the form and the docs.
+LEGACY_DIGEST_HELP = ("Accept MD5-signed requests (refused with badAlg otherwise) and sign replies with SHA-1 or "
+                      "MD5 when the request is; SHA-1 requests are accepted on every alias, answered with SHA-256 "
+                      "unless this is on")
+
+
 class ScepAlias(models.Model):
     """One SCEP configuration alias, with EJBCA's settings."""
 
@@ -48,7 +54,7 @@ class ScepAlias(models.Model):
     return_ca_chain = models.BooleanField(
         default=True, help_text="GetCACert for an intermediate CA returns the chain (RFC 8894 certs-only CMS)"
     )
-    allow_legacy_digest = models.BooleanField(default=False, help_text="Accept SHA-1/MD5 and answer in kind")
+    allow_legacy_digest = models.BooleanField(default=False, help_text=LEGACY_DIGEST_HELP)
     allow_des = models.BooleanField(default=False, help_text="Accept single-DES content encryption (legacy)")
     max_body_size = models.PositiveIntegerField(default=DEFAULT_MAX_BODY_SIZE, help_text="Bytes")
     default_ca = models.ForeignKey(
