@@ -11,8 +11,11 @@ class KeyBindingsConfig(AppConfig):
         from cryptotokens.usage import register_usage_provider
 
         from .services import bindings_using_token, credentials_pem
+        from .usage import register_builtin_users
 
         # Azure Key Vault tokens may log in with a key binding's certificate and key.
         azure.register_key_binding_credentials(credentials_pem)
         # A token or key pair a binding uses cannot be deleted.
         register_usage_provider(bindings_using_token)
+        # Its users (Azure logins, SCEP Intune aliases, peers) are asked before it is deleted.
+        register_builtin_users()
