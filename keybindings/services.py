@@ -110,7 +110,7 @@ def certificate_status(binding: InternalKeyBinding, now: datetime | None = None)
 # --- checks shared by create and edit ------------------------------------------------------------------
 
 
-def _check_trusted(entries: Iterable[dict[str, Any]] | None) -> list[dict[str, Any]]:
+def check_trusted(entries: Iterable[dict[str, Any]] | None) -> list[dict[str, Any]]:
     """Trusted server certificate entries as stored: {"ca_id": <local CA id>, "serial": "<hex or empty>"}."""
     out: list[dict[str, Any]] = []
     for entry in entries or []:
@@ -205,7 +205,7 @@ def create_binding(actor: Actor, *, name: str, binding_type: str, crypto_token: 
     if InternalKeyBinding.objects.filter(name=name).exists():
         raise ConflictError(f"A key binding named '{name}' already exists.", field="name")
     token = _token(actor, crypto_token)
-    trusted = _check_trusted(trusted_certificates)
+    trusted = check_trusted(trusted_certificates)
     suites = tls.validate_entries(protocol_and_cipher_suites or [])
     if key_spec and not key_pair_alias:
         key_pair_alias = _key_name(name)
@@ -271,7 +271,7 @@ def edit_binding(actor: Actor, binding: InternalKeyBinding, **changes: Any) -> I
         binding.next_key_pair_alias = alias
         changed.append("next_key_pair_alias")
     if changes.get("trusted_certificates") is not None:
-        binding.trusted_certificates = _check_trusted(changes["trusted_certificates"])
+        binding.trusted_certificates = check_trusted(changes["trusted_certificates"])
         changed.append("trusted_certificates")
     if changes.get("protocol_and_cipher_suites") is not None:
         binding.protocol_and_cipher_suites = tls.validate_entries(changes["protocol_and_cipher_suites"])
