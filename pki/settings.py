@@ -61,6 +61,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so it wraps every other entry: a lost or unreachable database answers 503 + Retry-After, and a
+    # request that failed before doing anything is run once more on a new connection (pki/dbhealth.py).
+    "pki.dbhealth.DatabaseUnavailableMiddleware",
     # The client's address for code handed no request (the SCEP RA shared secret's failure budget).
     "pki.auth.throttle.ClientAddressMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -105,6 +108,9 @@ DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'pki.sqlite3'}"),
         conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "60")),
+        # A kept connection is checked before a request's first query and replaced if its session is gone
+        # (a PostgreSQL restart, pg_terminate_backend), instead of failing that request.
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):

@@ -10,6 +10,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from cryptotokens.errors import CryptoTokenError
 
+from ..dbhealth import is_unavailable
 from ..errors import PkiError, as_pki_error
 
 logger = logging.getLogger("pki.api")
@@ -17,6 +18,8 @@ logger = logging.getLogger("pki.api")
 
 def exception_handler(exc: Exception, context: dict) -> Response:
     """Every API error as ``{"error_code": <status>, "error_message": ...}``; never a stack trace."""
+    if is_unavailable(exc):
+        raise exc  # pki.dbhealth answers it (503 + Retry-After), or runs the request again when that is safe
     if isinstance(exc, CryptoTokenError):
         exc = as_pki_error(exc)
     if isinstance(exc, PkiError):

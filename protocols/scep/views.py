@@ -16,6 +16,8 @@ import logging
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from pki.dbhealth import UNAVAILABLE as DB_UNAVAILABLE
+
 from . import aliascache
 from .models import ALIAS_NAME_RE, DEFAULT_ALIAS, ScepAlias
 from .operations import (
@@ -119,6 +121,8 @@ def pkiclient(request: HttpRequest, alias: str | None = None) -> HttpResponse:
     except ScepHttpError as exc:
         logger.info("SCEP %s %s: HTTP %s: %s", config.name, operation or "PKIOperation", exc.status, exc.text)
         return _plain(exc.status, exc.text)
+    except DB_UNAVAILABLE:
+        raise  # pki.dbhealth answers 503 + Retry-After: a device retries that, and gives up on a 400
     except Exception:  # never a 500 to a device: log it and answer like EJBCA ("Can not handle request")
         logger.exception("SCEP %s %s failed", config.name, operation or "PKIOperation")
         return _plain(400, "Can not handle request.")
