@@ -21,6 +21,7 @@ from pki.issuance import IssuanceRequest, issue
 from pki.models import AccessRule, AuditEvent, Certificate, CertificateProfile, Role, RoleMember
 from tests.endentities.entities_support import *  # noqa: F403  (ee_profile)
 from tests.pki.test_api_auth import V1, fast_password_hashing, make_client  # noqa: F401 (autouse fixture)
+from tests.protocols.scep.server_fixtures import alias_factory, scep_ca  # noqa: F401, F811 (fixtures)
 
 ADMIN_CN = "pki-superadmin"
 REASON = "would log in as a member of role 'Super Administrator Role'"
@@ -119,3 +120,28 @@ def test_members_matched_at_issuance(root_ca, sub_ca, csr_factory, who, member, 
 def test_the_command_line_may_issue_it(admin_member, root_ca, csr_factory):
     """The local command line runs with the server's own rights (it could edit any role)."""
     assert _issue(root_ca, Actor.system_actor("cli"), csr_factory, ADMIN_CN).row.pk
+
+
+def test_scep_ra_mode_cannot_issue_an_administrators_cn(scep_ca, alias_factory, client):  # noqa: F811
+    """Anyone with an RA alias's shared secret enrolls through SCEP; the CN of a member of the alias's CA is refused
+    with SCEP's own failure reply (badRequest), audited, nothing stored."""
+    from protocols.scep.messages import FailInfo, PkiStatus
+    from tests.protocols.scep.server_fixtures import ScepTestClient, client_key, make_csr
+
+    alias_factory("scep", operation_mode="ra", ra_default_ca=scep_ca, ra_auth_password="s3cret",
+                  ra_certificate_profile="ENDUSER", ra_end_entity_profile="EMPTY")
+    supers = Role.objects.create(name="Supers")
+    AccessRule.objects.create(role=supers, resource="/")
+    RoleMember.objects.create(role=supers, match_type=MemberMatch.CERTIFICATE_CN, match_value=ADMIN_CN,
+                              issuer_ca=scep_ca)
+    scep = ScepTestClient(client)
+    key = client_key(31)
+    result = scep.enroll(make_csr(key, f"CN={ADMIN_CN},O=Elsewhere", "s3cret"), key, scep_ca.certificate)
+    assert (result.status, result.fail_info) == (PkiStatus.FAILURE, FailInfo.BAD_REQUEST)
+    assert not Certificate.objects.filter(ca=scep_ca, subject_dn__contains=ADMIN_CN).exists()
+    assert not EndEntity.objects.filter(subject_dn__contains=ADMIN_CN).exists()
+    refusal = AuditEvent.objects.filter(outcome="FAILURE", actor="scep:scep").latest("sequence")
+    assert "would log in as a member of role 'Supers'" in refusal.details["reason"]
+    key = client_key(32)
+    assert scep.enroll(make_csr(key, "CN=device-9,O=Test", "s3cret"), key, scep_ca.certificate).status == \
+        PkiStatus.SUCCESS
