@@ -480,8 +480,11 @@ def verify_chain(anchors: list[Anchor] | None = None) -> ChainReport:
     their MAC (altered, forged, inserted), a head that fails its own MAC or does not end the chain, certificates
     without their CERT_CREATION event, and ``anchors`` (recorded outside the database) the chain no longer
     holds or does not reach. Runs on one snapshot of the database where the backend allows (PostgreSQL)."""
+    snapshot = connection.vendor == "postgresql" and not connection.in_atomic_block
+    if snapshot:
+        connection.close_if_health_check_failed()  # its SELECT 1 must not open the snapshot's transaction
     with transaction.atomic():
-        if connection.vendor == "postgresql" and len(connection.atomic_blocks) == 1:
+        if snapshot:
             # First statement of our own transaction: the events, the head and the certificates are read
             # as of one moment, so appends committed meanwhile do not look like breaks.
             with connection.cursor() as cur:
