@@ -219,6 +219,7 @@ REST_FRAMEWORK = {
     # JSON bodies only (an HTML form cannot send one across sites); an operation that takes another body
     # declares its parser_classes, which pki.http.boundary also honours.
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",  # APIClient bodies as real clients send them
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "pki.api.errors.exception_handler",
     "DEFAULT_RENDERER_CLASSES": [

@@ -168,7 +168,7 @@ def test_api_post_with_a_certificate_needs_no_csrf_token(root_ca, client_cert):
     role_with(["/ca_functionality/create_crl", "/ca"], match_type=MemberMatch.CERTIFICATE_SERIAL,
               match_value=client_cert.row.serial, issuer_ca=root_ca)
     r = Client(enforce_csrf_checks=True).post(f"{V1}/ca/{quote(root_ca.subject_dn, safe='')}/createcrl",
-                                              **headers(client_cert.certificate))
+                                              content_type="application/json", **headers(client_cert.certificate))
     assert r.status_code == 200, r.content
     assert root_ca.crls.exists()
 
