@@ -91,8 +91,9 @@ def gunicorn_argv(bind: str, workers: int, threads: int, *, exposed: bool,
     if exposed:
         from pki.gunicorn_conf import EXPOSED_LIMIT_REQUEST_LINE
 
-        # Clients reach gunicorn directly: its own finite limit instead of nginx's (see pki/gunicorn_conf.py).
-        argv += ["--limit-request-line", str(EXPOSED_LIMIT_REQUEST_LINE), "--access-logfile", "-"]
+        # Clients reach gunicorn directly: its own finite limits instead of nginx's (see pki/gunicorn_conf.py).
+        argv += ["--limit-request-line", str(EXPOSED_LIMIT_REQUEST_LINE),
+                 "--limit-request-field_size", str(EXPOSED_LIMIT_REQUEST_LINE), "--access-logfile", "-"]
     return argv
 
 

@@ -170,9 +170,16 @@ def test_tests_that_start_gunicorn_load_the_shared_settings(path):
     assert starts >= 1 and text.count(f'"-c", "{CONF_MODULE}"') == starts
 
 
-def test_without_nginx_gunicorn_keeps_a_finite_line_limit():
+def test_without_nginx_gunicorn_keeps_finite_limits():
     argv = serve.gunicorn_argv("127.0.0.1:8000", 2, 4, exposed=True)
-    assert argv[argv.index("--limit-request-line") + 1] == str(gunicorn_conf.EXPOSED_LIMIT_REQUEST_LINE) == "8190"
+    for flag in ("--limit-request-line", "--limit-request-field_size"):
+        assert argv[argv.index(flag) + 1] == str(gunicorn_conf.EXPOSED_LIMIT_REQUEST_LINE) == "8190"
+    from gunicorn.config import Config
+
+    cfg = Config()
+    cfg.set("limit_request_line", int(argv[argv.index("--limit-request-line") + 1]))
+    assert cfg.limit_request_line == 8190  # the flags are gunicorn's own spelling
+    assert "--limit-request-field_size" in cfg.settings["limit_request_field_size"].cli
 
 
 def test_nginx_accepts_the_run_configuration(tmp_path):
