@@ -157,3 +157,17 @@ def test_resource_paths_with_unicode_digits_sort():
     from pki.auth.resources import _sort_key
 
     assert sorted(["/ca/10", "/ca/9", "/ca/¹"], key=_sort_key) == ["/ca/9", "/ca/10", "/ca/¹"]
+
+
+@pytest.mark.parametrize("reference", ["¹", "١٩", "１"])
+@pytest.mark.parametrize("reference_type", ["SLOT_ID", "SLOT_INDEX"])
+def test_pkcs11_slot_numbers_are_ascii(settings, tmp_path, reference_type, reference):
+    """The crypto token layer sits below pki.ids: its own check must refuse other scripts' digits too."""
+    from cryptotokens.backends.pkcs11.config import SlotConfig
+    from cryptotokens.errors import CryptoTokenError
+
+    library = tmp_path / "lib.so"
+    library.write_bytes(b"")
+    settings.PKCS11_LIBRARIES = {"Lib": str(library)}
+    with pytest.raises(CryptoTokenError, match="is not a slot number"):
+        SlotConfig.from_properties({"library": "Lib", "reference_type": reference_type, "reference": reference})

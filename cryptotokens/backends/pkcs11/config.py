@@ -73,7 +73,8 @@ class SlotConfig:
         reference = str(properties.get("reference", "")).strip()
         if not reference:
             raise CryptoTokenError("A PKCS#11 reference (slot id, slot index or token label) is required.")
-        if ref_type != SLOT_LABEL and not reference.isdigit():
+        # ASCII digits only: isdigit() alone passes "¹", which int() then refuses (this layer sits below pki.ids).
+        if ref_type != SLOT_LABEL and not (reference.isascii() and reference.isdigit()):
             raise CryptoTokenError(f"PKCS#11 reference '{reference}' is not a slot number ({ref_type}).")
         attribute_file = str(properties.get("attribute_file") or "").strip()
         if attribute_file and attribute_file not in settings.PKCS11_ATTRIBUTE_FILES:
