@@ -149,7 +149,8 @@ def parse_dn_pairs(dn: str) -> list[list[tuple[str, str]]]:
     """Parse into RDNs in string order; each RDN is a list of (attribute key or dotted OID, value)."""
     if dn is None or not dn.strip():
         return []
-    check_dn_text(dn)
+    if len(dn) > MAX_DN_LENGTH:
+        raise DNError(f"The DN is longer than {MAX_DN_LENGTH} characters")
     rdns: list[list[tuple[str, str]]] = []
     if "\\" not in dn and '"' not in dn and "+" not in dn:  # the usual DN: split at every comma, key at '='
         parts = dn.split(",")
@@ -328,6 +329,10 @@ def name_from_pairs(rdns: list[list[tuple[str, str]]]) -> x509.Name:
 
 def parse_dn(dn: str) -> x509.Name:
     """Parse an EJBCA DN string into an ``x509.Name`` (encoded with the last string RDN first)."""
+    # The NUL check is here and not in parse_dn_pairs: the end entity layer refuses it there first, as one of
+    # its (configurable) forbidden characters, with its own message.
+    if dn:
+        check_dn_text(dn)
     rdns = parse_dn_pairs(dn)
     if not rdns:
         raise DNError("The DN is empty")
