@@ -86,6 +86,8 @@ def get_binding(actor: Actor, ref: str | int) -> InternalKeyBinding:
     actor.require(VIEW)
     qs = InternalKeyBinding.objects.select_related("crypto_token", "certificate", "certificate__ca")
     text = str(ref).strip()
+    if "\x00" in text or len(text) > 255:  # PostgreSQL cannot even compare such a text: no binding has it
+        raise NotFoundError(f"Key binding '{text[:64]}' does not exist.")
     binding = qs.filter(name=text).first()
     if binding is None and text.isascii() and text.isdigit() and len(text) < 19:
         binding = qs.filter(pk=int(text)).first()
@@ -212,26 +214,30 @@ def create_binding(actor: Actor, *, name: str, binding_type: str, crypto_token: 
     if not key_pair_alias:
         raise ValidationError("Choose a key pair of the token, or a key specification to generate one.",
                               field="key_pair_alias")
-    generated = False
+    generated = None
     if key_spec:
         _generate(actor, token, key_pair_alias, key_spec)
-        generated = True
+        generated = tokens.key_pair_of(token, key_pair_alias)
     else:
         try:
             tokens.key_pair_of(token, key_pair_alias)
         except CryptoTokenError as exc:
             raise ValidationError(str(exc), field="key_pair_alias") from None
-    sigalg = _check_sigalg(signature_algorithm, token, key_pair_alias)
-    binding = InternalKeyBinding(name=name, binding_type=binding_type, status=status, crypto_token=token,
-                                 key_pair_alias=key_pair_alias, signature_algorithm=sigalg,
-                                 trusted_certificates=trusted, protocol_and_cipher_suites=suites)
     try:
+        sigalg = _check_sigalg(signature_algorithm, token, key_pair_alias)
+        binding = InternalKeyBinding(name=name, binding_type=binding_type, status=status, crypto_token=token,
+                                     key_pair_alias=key_pair_alias, signature_algorithm=sigalg,
+                                     trusted_certificates=trusted, protocol_and_cipher_suites=suites)
         with transaction.atomic():
             binding.save()
             _record("INTERNALKEYBINDING_CREATE", actor, binding, type=binding_type, token=token.name,
-                    alias=key_pair_alias, generated_key=generated)
-    except IntegrityError:
-        raise ConflictError(f"A key binding named '{name}' already exists.", field="name") from None
+                    alias=key_pair_alias, generated_key=generated is not None)
+    except (ValidationError, IntegrityError) as exc:
+        if generated is not None:  # a key made for this binding goes with the refused binding
+            tokens.discard_key_pair(token, generated)
+        if isinstance(exc, IntegrityError):
+            raise ConflictError(f"A key binding named '{name}' already exists.", field="name") from None
+        raise
     return binding
 
 
@@ -366,7 +372,7 @@ def _subject(binding: InternalKeyBinding, subject_dn: str | None) -> x509.Name:
     dn = subject_dn or (binding.certificate.subject_dn if binding.certificate else f"CN={binding.name}")
     try:
         return parse_dn(dn)
-    except DNError as exc:
+    except (DNError, ValueError) as exc:
         raise ValidationError(str(exc), field="subject_dn") from None
 
 
@@ -498,7 +504,7 @@ def _issuer_ca(cert: x509.Certificate) -> CertificateAuthority | None:
 
 
 def _load_certificate(data: bytes | str) -> x509.Certificate:
-    raw = data.encode() if isinstance(data, str) else bytes(data)
+    raw = data.encode("utf-8", "replace") if isinstance(data, str) else bytes(data)
     try:
         if b"-----BEGIN CERTIFICATE-----" in raw:
             return x509.load_pem_x509_certificate(raw)

@@ -7,6 +7,7 @@ urlpatterns = [
     path("", include("pki.api.urls")),
     path("", include("endentities.urls")),  # EJBCA's REST /v1/endentity and pkcs10enroll/enrollkeystore
     path("", include("cryptotokens.urls")),
+    path("", include("keybindings.urls")),  # remote authenticators and OCSP responders: REST and admin pages
     path("", include("protocols.scep.urls")),  # SCEP endpoints and the SCEP admin pages
     path("", include("protocols.ocsp.urls")),  # the OCSP responder
     path("", include("endentities.ui_urls")),  # end entity admin pages and the RA portal (/ra/)

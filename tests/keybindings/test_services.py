@@ -45,6 +45,7 @@ def test_create_refusals(actor, kb_token, root_ca, kw, field):
         services.create_binding(actor, **args)
     assert info.value.field == field
     assert not InternalKeyBinding.objects.filter(name="bad").exists()
+    assert not kb_token.key_pairs.exists()  # no key left behind by a refused binding
 
 
 def test_duplicate_name_is_a_conflict(binding_factory):
