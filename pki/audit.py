@@ -21,7 +21,9 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import CharField, Exists, OuterRef
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from cryptotokens.secrets import derive_subkey
@@ -29,7 +31,7 @@ from cryptotokens.secrets import derive_subkey
 from . import db
 from .choices import AuditOutcome
 from .errors import ValidationError
-from .models import AuditChainHead, AuditEvent, Certificate
+from .models import CRL, AuditChainHead, AuditEvent, Certificate
 
 logger = logging.getLogger("pki.audit")
 
@@ -478,7 +480,7 @@ class _Walk:
 def verify_chain(anchors: list[Anchor] | None = None) -> ChainReport:
     """Check the whole audit log and report EVERY break: missing events (gaps, a cut tail), events that fail
     their MAC (altered, forged, inserted), a head that fails its own MAC or does not end the chain, certificates
-    without their CERT_CREATION event, and ``anchors`` (recorded outside the database) the chain no longer
+    and CRLs without their creation event, and ``anchors`` (recorded outside the database) the chain no longer
     holds or does not reach. Runs on one snapshot of the database where the backend allows (PostgreSQL)."""
     snapshot = connection.vendor == "postgresql" and not connection.in_atomic_block
     if snapshot:
@@ -524,6 +526,7 @@ def _verify(anchors: list[Anchor]) -> ChainReport:
         else:
             walk.breaks.append(ChainBreak("ANCHOR", seq, f"anchored event #{seq} is missing"))
     _check_unaudited_certificates(walk)
+    _check_unaudited_crls(walk)
     return ChainReport(not walk.breaks, checked, walk.breaks)
 
 
@@ -571,3 +574,17 @@ def _check_unaudited_certificates(walk: _Walk) -> None:
             break
         walk.breaks.append(ChainBreak("UNAUDITED", None, f"certificate {serial} (id {missing[serial]}) has no "
                                       "CERT_CREATION event: its event was deleted"))
+
+
+def _check_unaudited_crls(walk: _Walk) -> None:
+    """Every CRL row has its CRL_CREATION event (the CA's id and the CRL number): one anti-join, as above."""
+    created = AuditEvent.objects.annotate(number=Cast(KeyTextTransform("crl_number", "details"), CharField())).filter(
+        event_type="CRL_CREATION", outcome=AuditOutcome.SUCCESS, object_type="ca",
+        object_id=Cast(OuterRef("ca_id"), CharField()), number=Cast(OuterRef("crl_number"), CharField()))
+    missing = CRL.objects.filter(~Exists(created)).order_by("pk").values_list("ca__name", "crl_number")
+    for n, (ca_name, number) in enumerate(missing.iterator()):
+        if n == UNAUDITED_LISTED:
+            walk.breaks.append(ChainBreak("UNAUDITED", None, "and more CRLs without their CRL_CREATION event"))
+            break
+        walk.breaks.append(ChainBreak("UNAUDITED", None, f"CRL #{number} of CA '{ca_name}' has no CRL_CREATION "
+                                      "event: its event was deleted"))

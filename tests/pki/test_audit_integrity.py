@@ -232,3 +232,16 @@ def test_admin_ui_lists_every_break(chain, builtin_profiles):
     assert "Chain broken" in html and "3 breaks found" in html
     assert "event #2 is missing" in html and "event #5 does not match its MAC" in html
     assert "fails its own MAC" in html
+
+
+def test_deleted_crl_creation_event_is_named(chain, actor, root_ca):
+    from pki.crl import create_crl
+
+    first, second = create_crl(actor, root_ca), create_crl(actor, root_ca)
+    assert audit.verify_chain().ok
+    event = AuditEvent.objects.get(event_type="CRL_CREATION", details__crl_number=second.crl_number)
+    event.delete()
+    unaudited = [b.message for b in audit.verify_chain().breaks if b.kind == "UNAUDITED"]
+    assert unaudited == [f"CRL #{second.crl_number} of CA '{root_ca.name}' has no CRL_CREATION event: its event was "
+                         "deleted"]
+    assert first.crl_number != second.crl_number
