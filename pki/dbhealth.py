@@ -24,7 +24,6 @@ import io
 import logging
 from collections.abc import Callable
 
-from django.conf import settings
 from django.core.signals import got_request_exception
 from django.db import InterfaceError, OperationalError, connections
 from django.dispatch import receiver
@@ -36,6 +35,7 @@ UNAVAILABLE = (OperationalError, InterfaceError)
 API_PREFIXES = ("/ejbca/ejbca-rest-api/", "/api/")
 SCEP_MARKER = "/pkiclient.exe"
 MESSAGE = "The database is unavailable; try again later."
+RETRY_AFTER_SECONDS = 5  # a reconnect or a PostgreSQL restart takes seconds; SCEP devices wait this long
 _FAILURE = "_pki_db_failure"
 
 
@@ -93,7 +93,7 @@ def unavailable_response(request: HttpRequest) -> HttpResponse:
             "<!doctype html><html><head><meta charset=\"utf-8\"><title>Service unavailable</title></head>"
             f"<body><h1>Service unavailable</h1><p>{MESSAGE}</p></body></html>", status=503,
             content_type="text/html; charset=utf-8")
-    response["Retry-After"] = str(getattr(settings, "PKI_DB_RETRY_AFTER", 5))
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     response["Cache-Control"] = "no-store"
     return response
 
