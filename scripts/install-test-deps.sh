@@ -14,6 +14,8 @@ command -v pg_ctlcluster >/dev/null || need+=(postgresql)
 command -v redis-server >/dev/null || need+=(redis-server)
 # micromdm's SCEP client and server: interoperability tests and benchmarks/scep_enroll.py.
 { command -v scepclient && command -v scepserver; } >/dev/null || need+=(scep)
+# certmonger's daemon and its SCEP helper on a private D-Bus session (tests/protocols/scep/test_certmonger.py).
+{ command -v certmonger && command -v dbus-run-session; } >/dev/null || need+=(certmonger dbus-daemon)
 command -v node >/dev/null && command -v npm >/dev/null || need+=(nodejs npm)  # the test OpenID provider
 command -v keytool >/dev/null || need+=(default-jre-headless)  # JKS/BCFKS keystore tests read with keytool
 [ -e /usr/share/java/bcprov.jar ] || need+=(libbcprov-java)  # BCFKS keystores (keytool + Bouncy Castle)
