@@ -56,7 +56,8 @@ def binding_list(request, kind: str):
 def binding_create(request, kind: str):
     binding_type, title = _kind(kind)
     who = actor(request)
-    tokens = [t for t in CryptoToken.objects.all() if who.is_allowed(f"/cryptotoken/use/{t.pk}")]
+    tokens = CryptoToken.objects.filter(
+        pk__in=[t.pk for t in CryptoToken.objects.only("pk") if who.is_allowed(f"/cryptotoken/use/{t.pk}")])
     form = BindingCreateForm(posted(request), tokens=tokens)
     refused = None
     if request.method == "POST" and form.is_valid():
