@@ -71,6 +71,9 @@ MIDDLEWARE = [
     # (protocols/scep/middleware.py says what it still adds); every other path goes on down the chain.
     "protocols.scep.middleware.ScepEndpointMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Below WhiteNoise (static files keep their caching): Content-Security-Policy on HTML, no-store on everything
+    # that names no caching of its own (pki.http.headers).
+    "pki.http.headers.SecurityHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     # REST API: cross-site requests with credentials a browser adds by itself (403) and non-JSON bodies (415),
@@ -78,6 +81,8 @@ MIDDLEWARE = [
     "pki.http.boundary.ApiBoundaryMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Idle and absolute session limits, PKI_SESSION_IDLE_TIMEOUT / PKI_SESSION_MAX_AGE (pki.http.sessions).
+    "pki.http.sessions.SessionTimeoutMiddleware",
     # Behind the TLS proxy only: a forwarded, verified client certificate of a role member (pki.auth.clientcert).
     "pki.auth.clientcert.ClientCertificateMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -176,6 +181,16 @@ STORAGES = {
 }
 
 SESSION_COOKIE_HTTPONLY = True
+# Browser sessions end after PKI_SESSION_IDLE_TIMEOUT seconds unused and PKI_SESSION_MAX_AGE seconds after the
+# login, checked on the server (pki.http.sessions); the cookie and the stored session expire with the latter.
+PKI_SESSION_IDLE_TIMEOUT = int(os.environ.get("PKI_SESSION_IDLE_TIMEOUT", str(30 * 60)))
+PKI_SESSION_MAX_AGE = int(os.environ.get("PKI_SESSION_MAX_AGE", str(12 * 3600)))
+SESSION_COOKIE_AGE = PKI_SESSION_MAX_AGE
+# Content-Security-Policy of HTML pages (pki.http.headers): no inline or foreign script; Swagger UI's bundle
+# also needs inline styles and data: images, which the pages allow too.
+PKI_CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+                               "img-src 'self' data:; object-src 'none'; base-uri 'self'; frame-ancestors 'none'")
+PKI_API_DOCS_CONTENT_SECURITY_POLICY = PKI_CONTENT_SECURITY_POLICY
 CSRF_COOKIE_HTTPONLY = False
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
