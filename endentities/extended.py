@@ -18,8 +18,8 @@ from pki.x509.qc import PSD2_ROLES, QCError, cabf_organization_identifier_extens
 if TYPE_CHECKING:
     from pki.models import CertificateAuthority, CertificateProfile
 
+    from .inputs import EndEntityInput, ValidatedEndEntity
     from .models import EndEntityProfile
-    from .validation import EndEntityInput, ValidatedEndEntity
 
 _RELATIVE_RE = re.compile(r"^\s*(\d+):(\d+):(\d+)\s*$")
 
