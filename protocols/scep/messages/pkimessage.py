@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from asn1crypto import cms, core
 from cryptography import x509
@@ -14,7 +13,6 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from . import _cms
 from .types import (
     DIGESTS,
-    LEGACY_DIGESTS,
     OID_FAIL_INFO,
     OID_FAIL_INFO_TEXT,
     OID_MESSAGE_TYPE,
@@ -28,6 +26,7 @@ from .types import (
     BadTime,
     FailInfo,
     MessageType,
+    PkiMessage,
     PkiStatus,
     ScepError,
     ScepMessageError,
@@ -39,42 +38,6 @@ MAX_MESSAGE_SIZE = 64 * 1024
 _OID_CONTENT_TYPE = "1.2.840.113549.1.9.3"
 _OID_MESSAGE_DIGEST = "1.2.840.113549.1.9.4"
 _OID_SIGNING_TIME = "1.2.840.113549.1.9.5"
-
-
-@dataclass(frozen=True)
-class PkiMessage:
-    """A parsed, signature-checked SCEP message.
-
-    ``message_type`` is a :class:`MessageType` (a plain int only inside a BadRequest for an unknown type).
-    ``signer_certificate`` is the certificate whose key signed the message (for a request: the client's
-    self-signed or existing certificate, which the reply is encrypted to); None only inside a failure raised
-    because it could not be found. ``envelope`` is the DER ContentInfo(EnvelopedData) still encrypted, None
-    when the message carries no content (CertRep PENDING/FAILURE). ``digest_algorithm`` is one of
-    ``sha256``, ``sha384``, ``sha512``, ``sha224``, or the legacy ``sha1``/``md5`` (see ``legacy_digest``).
-    """
-
-    raw: bytes
-    message_type: MessageType | int
-    transaction_id: str
-    sender_nonce: bytes | None
-    recipient_nonce: bytes | None
-    pki_status: PkiStatus | None
-    fail_info: FailInfo | None
-    fail_info_text: str | None
-    digest_algorithm: str
-    signer_certificate: x509.Certificate | None
-    certificates: tuple[x509.Certificate, ...]
-    envelope: bytes | None
-    signing_time: dt.datetime | None = None
-
-    @property
-    def legacy_digest(self) -> bool:
-        """SHA-1 or MD5: accepted only when the alias allows legacy digests."""
-        return self.digest_algorithm in LEGACY_DIGESTS
-
-    @property
-    def is_request(self) -> bool:
-        return self.message_type != MessageType.CERT_REP
 
 
 def parse_pki_message(data: bytes, *, signer_certificates: Sequence[x509.Certificate] = (),

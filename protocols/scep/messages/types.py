@@ -1,5 +1,6 @@
 """SCEP vocabulary (RFC 8894 section 3.2): message types, pkiStatus, failInfo, attribute OIDs, algorithms,
-and the typed errors of the message layer.
+the parsed message value (:class:`PkiMessage`, here because the failures carry it) and the typed errors of the
+message layer.
 
 Errors come in two kinds, so the server can tell them apart with one ``except`` each:
 
@@ -8,20 +9,20 @@ Errors come in two kinds, so the server can tell them apart with one ``except`` 
 - :class:`ScepFailure` and its subclasses :class:`BadAlg`, :class:`BadMessageCheck`, :class:`BadRequest`,
   :class:`BadTime`, :class:`BadCertId`: the message was understood well enough to answer, and the answer is
   a CertRep with pkiStatus FAILURE and ``failure.fail_info``. ``failure.message`` is the parsed
-  :class:`~protocols.scep.messages.pkimessage.PkiMessage` (its transactionID, senderNonce and signer
-  certificate are what the reply needs); it is None only when the failure was raised before parsing
-  got that far (then the server has nothing to reply to and answers HTTP 400).
+  :class:`PkiMessage` (its transactionID, senderNonce and signer certificate are what the reply needs); it is
+  None only when the failure was raised before parsing got that far (then the server has nothing to reply to
+  and answers HTTP 400).
 
 Both derive from :class:`ScepError`; nothing else ever escapes the parser (a fuzz test checks it).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
-if TYPE_CHECKING:
-    from .pkimessage import PkiMessage
+from cryptography import x509
 
 
 class MessageType(enum.IntEnum):
@@ -90,6 +91,42 @@ KEY_TRANSPORTS = {"pkcs1v15": "1.2.840.113549.1.1.1", "oaep": "1.2.840.113549.1.
 DIGESTS = ("md5", "sha1", "sha224", "sha256", "sha384", "sha512")
 LEGACY_DIGESTS = frozenset({"md5", "sha1"})
 DEFAULT_DIGEST = "sha256"
+
+
+@dataclass(frozen=True)
+class PkiMessage:
+    """A parsed, signature-checked SCEP message.
+
+    ``message_type`` is a :class:`MessageType` (a plain int only inside a BadRequest for an unknown type).
+    ``signer_certificate`` is the certificate whose key signed the message (for a request: the client's
+    self-signed or existing certificate, which the reply is encrypted to); None only inside a failure raised
+    because it could not be found. ``envelope`` is the DER ContentInfo(EnvelopedData) still encrypted, None
+    when the message carries no content (CertRep PENDING/FAILURE). ``digest_algorithm`` is one of
+    ``sha256``, ``sha384``, ``sha512``, ``sha224``, or the legacy ``sha1``/``md5`` (see ``legacy_digest``).
+    """
+
+    raw: bytes
+    message_type: MessageType | int
+    transaction_id: str
+    sender_nonce: bytes | None
+    recipient_nonce: bytes | None
+    pki_status: PkiStatus | None
+    fail_info: FailInfo | None
+    fail_info_text: str | None
+    digest_algorithm: str
+    signer_certificate: x509.Certificate | None
+    certificates: tuple[x509.Certificate, ...]
+    envelope: bytes | None
+    signing_time: dt.datetime | None = None
+
+    @property
+    def legacy_digest(self) -> bool:
+        """SHA-1 or MD5: accepted only when the alias allows legacy digests."""
+        return self.digest_algorithm in LEGACY_DIGESTS
+
+    @property
+    def is_request(self) -> bool:
+        return self.message_type != MessageType.CERT_REP
 
 
 class ScepError(Exception):
