@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django import forms
 
 from .backends import registry
@@ -11,8 +13,15 @@ KEY_SPECS = [(s, s) for s in ("RSA2048", "RSA3072", "RSA4096", "P-256", "P-384",
                                "Ed25519", "Ed448")]
 
 
+# Parameters whose choices a layer above supplies at run time (this app never imports it), e.g. the key
+# bindings app registers "key_binding" -> its authentication bindings, so the Azure login picks from a list.
+DYNAMIC_CHOICES: dict[str, Callable[[], list[tuple[str, str]]]] = {}
+
+
 def _field(param: BackendParameter) -> forms.Field:
     kwargs = {"label": param.label, "required": False, "help_text": param.help_text, "initial": param.default}
+    if param.name in DYNAMIC_CHOICES:
+        return forms.ChoiceField(choices=lambda: [("", "—"), *DYNAMIC_CHOICES[param.name]()], **kwargs)
     if param.choices:
         return forms.ChoiceField(choices=list(param.choices), **kwargs)
     if param.secret:

@@ -295,3 +295,19 @@ def test_get_binding_by_name_or_id(actor, binding_factory):
     assert services.get_binding(actor, str(binding.pk)).pk == binding.pk
     with pytest.raises(NotFoundError):
         services.get_binding(actor, "nope")
+
+
+def test_azure_token_forms_pick_the_login_binding_from_a_list(binding_factory):
+    from cryptotokens.backends.azure import AzureCryptoTokenBackend
+    from cryptotokens.forms import CryptoTokenCreateForm, param_field_name
+
+    binding_factory("login-cert")
+    binding_factory("responder", binding_type=OCSP)
+    form = CryptoTokenCreateForm()
+    param = next(p for p in AzureCryptoTokenBackend.parameters if p.name == "key_binding")
+    field = form.fields[param_field_name(AzureCryptoTokenBackend.type_name, param)]
+    names = [value for value, _ in field.choices]
+    assert "login-cert" in names and "responder" not in names  # only authentication bindings
+    bound = CryptoTokenCreateForm({param_field_name(AzureCryptoTokenBackend.type_name, param): "typo"})
+    bound.is_valid()
+    assert param_field_name(AzureCryptoTokenBackend.type_name, param) in bound.errors
