@@ -32,6 +32,7 @@ PUBLIC: list[tuple[str, str]] = [
     (r"^ca/<str:ca_name>\.crt$", "CA certificates at the AIA caIssuers URL"),
     (r"^ejbca/publicweb/", "EJBCA's public web: certdist downloads and SCEP (/ejbca/publicweb/apply/scep/...)"),
     (r"^scep/", "SCEP (the request itself is authenticated by the protocol: challenge password or RA signature)"),
+    (r"^ocsp(/|$)", "OCSP (RFC 6960): relying parties ask without credentials; answers are signed, statuses only"),
     (r"^static/", "style sheets, scripts, images"),
     (r"^api/(schema|docs)/$", "the OpenAPI description and its viewer: no data, only the API's shape"),
 ]
