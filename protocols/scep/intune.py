@@ -70,6 +70,11 @@ class IntuneValidator:
         for required in ("tenant", "app_id"):
             if not self.settings.get(required):
                 raise ChallengeRefused(f"Intune is not configured on alias '{alias.name}' ({required} missing)")
+        # intuneAadUseKeyBinding: log in with the certificate of an authentication key binding, not the app key.
+        use_binding = str(self.settings.get("use_key_binding", "")).strip().lower() in ("true", "1", "yes", "on")
+        self.key_binding = str(self.settings.get("key_binding") or "").strip() if use_binding else ""
+        if use_binding and not self.key_binding:
+            raise ChallengeRefused(f"Alias '{alias.name}' uses a key binding for Intune but names none")
         self._service: str | None = None
 
     # --- HTTP ---
@@ -103,8 +108,13 @@ class IntuneValidator:
         if cached and cached[1] > time.time() + 60:
             return cached[0]
         url = f"{self.settings['authority'].rstrip('/')}/{self.settings['tenant']}/oauth2/v2.0/token"
-        body = urllib.parse.urlencode({"grant_type": "client_credentials", "client_id": self.settings["app_id"],
-                                       "client_secret": self.app_key, "scope": scope}).encode()
+        form = {"grant_type": "client_credentials", "client_id": self.settings["app_id"], "scope": scope}
+        if self.key_binding:
+            form.update(client_assertion_type="urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                        client_assertion=self._assertion(url))
+        else:
+            form["client_secret"] = self.app_key
+        body = urllib.parse.urlencode(form).encode()
         answer = self._call("POST", url, data=body,
                             headers={"Content-Type": "application/x-www-form-urlencoded"})
         token = answer.get("access_token")
@@ -112,6 +122,16 @@ class IntuneValidator:
             raise ChallengeRefused("Azure AD returned no access token")
         _tokens[key] = (token, time.time() + float(answer.get("expires_in", 3600)))
         return token
+
+    def _assertion(self, audience: str) -> str:
+        """A JWT signed by the key binding's key (any token type: only a signature is needed)."""
+        from keybindings.services import client_assertion
+        from pki.errors import PkiError
+
+        try:
+            return client_assertion(self.key_binding, audience=audience, client_id=self.settings["app_id"])
+        except PkiError as exc:
+            raise ChallengeRefused(f"Intune key binding: {exc.message}") from None
 
     def service_uri(self) -> str:
         """The ScepRequestValidationFEService URI from Graph's service discovery."""
