@@ -27,6 +27,7 @@ from pki.errors import ConflictError, NotFoundError, PkiError, ValidationError
 from pki.models import CertificateAuthority, CertificateProfile
 
 from . import messages as m
+from .actors import INTERFACE, scep_actor
 from .models import ApprovalRequest, ApprovalRequirement, ApprovalStatus, ScepAlias
 
 logger = logging.getLogger("protocols.scep.approvals")
@@ -111,8 +112,6 @@ def decide(actor: Actor, pk: int, *, approve: bool, comment: str = "") -> Approv
         if req.status != ApprovalStatus.WAITING:
             raise ConflictError(f"The request is {req.get_status_display().lower()} already.")
         if approve:
-            from .enrollment import scep_actor
-
             data, profile = _input(req)
             ra = scep_actor(req.alias) if req.alias else Actor.system_actor("approvals")
             if EndEntity.objects.filter(username=req.username).exists():
@@ -130,8 +129,6 @@ def decide(actor: Actor, pk: int, *, approve: bool, comment: str = "") -> Approv
 
 def issue_approved(alias: ScepAlias, req: ApprovalRequest) -> x509.Certificate:
     """Issue the certificate of an approved request (once; later polls get the same certificate)."""
-    from .enrollment import INTERFACE, scep_actor
-
     with transaction.atomic():
         locked = ApprovalRequest.objects.select_for_update(of=("self",)).select_related("certificate").get(pk=req.pk)
         if locked.certificate is not None:

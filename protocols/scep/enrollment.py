@@ -35,20 +35,20 @@ from endentities.choices import EndEntityStatus, TokenType
 from endentities.models import EndEntity
 from endentities.validation import EndEntityInput
 from pki import audit
-from pki.auth.access import Actor
 from pki.choices import CertificateStatus
 from pki.errors import PkiError
 from pki.models import Certificate
 from pki.x509.altnames import format_altnames
 from pki.x509.dn import DNError, checked_dn, format_dn, parse_dn_pairs
 
+from . import approvals
 from . import messages as m
+from .actors import INTERFACE, scep_actor
 from .models import ApprovalStatus, NameGenerationScheme, ScepAlias
 from .operations import Responder, find_certificate
 from .validators import ChallengeContext, ChallengeRefused, validator_for
 
 logger = logging.getLogger("protocols.scep.enrollment")
-INTERFACE = "scep"
 # The smallest RSA key a request may be signed with (the reply is encrypted to it) unless the certificate
 # profile lists a smaller size explicitly.
 MIN_SIGNER_RSA_BITS = 2048
@@ -60,12 +60,6 @@ class Enrolled:
     """The outcome of a PKCSReq: a certificate, or None while the request waits for approval."""
 
     certificate: x509.Certificate | None
-
-
-def scep_actor(alias: ScepAlias) -> Actor:
-    """Who SCEP acts as: the server itself, named after the alias in the audit log. The caller's proof
-    (enrollment code, RA shared secret, renewal signature) was checked before this actor is used."""
-    return Actor.client_proxy(f"scep:{alias.name}")
 
 
 def _refused(alias: ScepAlias, username: str, reason: str, failure: type[m.ScepFailure]) -> m.ScepFailure:
@@ -245,8 +239,6 @@ def register_and_issue(alias: ScepAlias, data: EndEntityInput, profile,
 
 def enroll_ra_mode(alias: ScepAlias, responder: Responder, message: m.PkiMessage, info: m.CsrInfo,
                    username: str) -> Enrolled:
-    from . import approvals
-
     ctx = ChallengeContext(transaction_id=message.transaction_id, challenge_password=info.challenge_password or "",
                            csr_der=info.der, username=username)
     try:

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-from .validators import ChallengeContext, ChallengeRefused
+from .challenge import ChallengeContext, ChallengeRefused, secret
 
 if TYPE_CHECKING:
     from .models import ScepAlias
@@ -59,11 +59,9 @@ _tokens: dict[tuple[str, str, str, str], tuple[str, float]] = {}
 
 
 class IntuneValidator:
-    """A :class:`~protocols.scep.validators.ChallengeValidator` that asks Intune."""
+    """A :class:`~protocols.scep.challenge.ChallengeValidator` that asks Intune."""
 
     def __init__(self, alias: ScepAlias) -> None:
-        from .services import secret
-
         self.settings = {**DEFAULTS, **{k: v for k, v in (alias.intune_settings or {}).items() if v}}
         self.app_key = secret(alias, "intune_app_key")
         self.proxy_pass = secret(alias, "intune_proxy_pass")

@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 
 from cryptotokens.models import CryptoToken, CryptoTokenKeyPair
-from cryptotokens.secrets import decrypt_secret, encrypt_secret
+from cryptotokens.secrets import encrypt_secret
 from endentities.models import EndEntityProfile
 from pki import audit
 from pki.auth.access import Actor
@@ -20,7 +20,9 @@ from pki.errors import ConflictError, NotFoundError, ValidationError
 from pki.models import CertificateAuthority, CertificateProfile
 
 from . import config
+from .challenge import secret
 from .models import NameGenerationScheme, OperationMode, ScepAlias, validate_alias_name
+from .validators import load_validator_class
 
 RULE = "/system_functionality/edit_systemconfiguration"
 SECRET_FIELDS = ("ra_auth_password", "intune_app_key", "intune_proxy_pass")
@@ -63,14 +65,6 @@ def get_alias(name: str) -> ScepAlias:
 
 def list_aliases() -> list[ScepAlias]:
     return list(ScepAlias.objects.select_related("default_ca", "ra_default_ca"))
-
-
-def secret(alias: ScepAlias, field: str) -> str:
-    """The plaintext of an encrypted setting ('' when none is set)."""
-    stored = getattr(alias, field)
-    if not stored:
-        return ""
-    return decrypt_secret(stored, alias.secret_context(field)).decode()
 
 
 def _resolve(field: str, value: Any) -> Any:
@@ -123,8 +117,6 @@ def _validate(alias: ScepAlias) -> None:
             token_id=alias.ra_crypto_token_id, alias=alias.ra_key_alias).exists():
         raise ValidationError(f"No key pair '{alias.ra_key_alias}' on the RA crypto token.", field="ra_key_alias")
     if alias.challenge_validator:
-        from .validators import load_validator_class
-
         load_validator_class(alias.challenge_validator)  # raises ValidationError when it cannot be loaded
 
 

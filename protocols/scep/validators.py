@@ -11,47 +11,22 @@ from __future__ import annotations
 
 import hmac
 import logging
-from dataclasses import dataclass
 from importlib import import_module
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from pki.errors import ValidationError
 
+from .challenge import ChallengeContext, ChallengeRefused, ChallengeValidator, secret
+from .intune import IntuneValidator
+
 if TYPE_CHECKING:
     from .models import ScepAlias
-
-
-class ChallengeRefused(Exception):
-    """The challenge is wrong or could not be checked; the text is logged, never sent to the client."""
-
-
-@dataclass
-class ChallengeContext:
-    """What a validator sees of one request."""
-
-    transaction_id: str
-    challenge_password: str
-    csr_der: bytes
-    username: str = ""
-
-
-class ChallengeValidator(Protocol):
-    def __init__(self, alias: ScepAlias) -> None: ...
-
-    def validate(self, ctx: ChallengeContext) -> None:
-        """Return to accept; raise ChallengeRefused to refuse."""
-
-    def notify_success(self, ctx: ChallengeContext, certificate_der: bytes) -> None: ...
-
-    def notify_failure(self, ctx: ChallengeContext, reason: str) -> None: ...
 
 
 class SharedSecretValidator:
     """The RA authentication password (EJBCA's ``ra.authPwd``)."""
 
     def __init__(self, alias: ScepAlias) -> None:
-        from .services import secret
-
         self.expected = secret(alias, "ra_auth_password")
 
     def validate(self, ctx: ChallengeContext) -> None:
@@ -97,7 +72,5 @@ def validator_for(alias: ScepAlias) -> ChallengeValidator:
     if alias.challenge_validator:
         return load_validator_class(alias.challenge_validator)(alias)
     if alias.use_intune:
-        from .intune import IntuneValidator
-
         return IntuneValidator(alias)
     return SharedSecretValidator(alias)
