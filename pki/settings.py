@@ -293,6 +293,10 @@ PKI_SCEP_DEFAULT_CA = os.environ.get("PKI_SCEP_DEFAULT_CA", "")
 # OCSP answers are valid (nextUpdate, and max-age of GET answers without nonce) for this many seconds; 0 = no
 # nextUpdate (clients must ask every time).
 PKI_OCSP_VALIDITY = int(os.environ.get("PKI_OCSP_VALIDITY", "300"))
+# Protocol/cipher pairs authentication key bindings may use, EJBCA's authkeybind.ciphersuite form
+# ("TLSv1.3;TLS_AES_256_GCM_SHA384,TLSv1.2;TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"); empty: keybindings.tls's
+# default (TLS 1.3 suites and TLS 1.2 ECDHE with AES-GCM). An entry Python's ssl cannot do is refused when used.
+PKI_TLS_CIPHER_SUITES = os.environ.get("PKI_TLS_CIPHER_SUITES", "")
 
 # End entity e-mail notifications go through Django's e-mail backend (SMTP unless EMAIL_BACKEND says otherwise).
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
