@@ -152,10 +152,13 @@ def main(argv: list[str] | None = None) -> int:
         upstream.listen(128)
         upstream.set_inheritable(True)
         config = render_nginx(run_dir, args.host, args.port, upstream.getsockname()[1])
+        # nginx is the only peer and appends the client's address to X-Forwarded-For: believe it from nginx
+        # alone, so login and Basic throttling count per client, not one budget for everyone.
+        env = {**os.environ, "PKI_TRUSTED_PROXIES": os.environ.get("PKI_TRUSTED_PROXIES") or "127.0.0.1"}
         processes.append(subprocess.Popen(
             gunicorn_argv(f"fd://{upstream.fileno()}", args.workers, args.threads, exposed=False,
                           control_socket=control_socket),
-            cwd=ROOT, pass_fds=(upstream.fileno(),)))
+            cwd=ROOT, env=env, pass_fds=(upstream.fileno(),)))
         upstream.close()
         processes.append(subprocess.Popen([nginx, "-p", str(run_dir), "-c", str(config), "-e", "stderr"], cwd=ROOT))
         print(f"nginx on http://{args.host}:{args.port}/ in front of gunicorn (pki/gunicorn_conf.py)",

@@ -191,19 +191,19 @@ def unlock(actor: str, scope: str, subject: str) -> bool:
 # --- the client's address ------------------------------------------------------------------------------
 
 def client_address(request: HttpRequest) -> str:
-    """The caller's IP address: the peer, or behind the TLS proxy the address the proxy appended last to
-    ``X-Forwarded-For`` (only when the peer is a trusted proxy; anything before it the client may have sent)."""
-    peer = request.META.get("REMOTE_ADDR", "") or ""
-    if getattr(settings, "PKI_BEHIND_TLS_PROXY", False):
-        from .clientcert import _trusted_peer  # one rule for which peers' headers are believed
+    """The caller's IP address: the peer, or, when the peer is a trusted proxy (PKI_TRUSTED_PROXIES: the TLS
+    proxy of a deployment, or the nginx that ``make run`` puts in front), the address that proxy appended last
+    to ``X-Forwarded-For`` (anything before it the client may have sent)."""
+    from .clientcert import peer_is_trusted_proxy  # one rule for which peers' headers are believed
 
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        if forwarded and _trusted_peer(request):
-            last = forwarded.rsplit(",", 1)[-1].strip()
-            try:
-                return str(ipaddress.ip_address(last))
-            except ValueError:
-                pass
+    peer = request.META.get("REMOTE_ADDR", "") or ""
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    if forwarded and peer_is_trusted_proxy(request):
+        last = forwarded.rsplit(",", 1)[-1].strip()
+        try:
+            return str(ipaddress.ip_address(last))
+        except ValueError:
+            pass
     return peer[:64]
 
 
