@@ -88,11 +88,9 @@ def _networks(proxies: tuple[str, ...]) -> tuple:
     return tuple(networks)
 
 
-def _trusted_peer(request) -> bool:
-    """Whether the peer is a configured TLS proxy. None configured: nobody (settings refuse to start that way;
-    an empty list set at run time must not mean "any peer")."""
-    if not getattr(settings, "PKI_BEHIND_TLS_PROXY", False):
-        return False
+def peer_is_trusted_proxy(request) -> bool:
+    """Whether the peer is one of PKI_TRUSTED_PROXIES (whose X-Forwarded-For is believed). None configured:
+    nobody (an empty list must never mean "any peer")."""
     networks = _networks(tuple(getattr(settings, "PKI_TRUSTED_PROXIES", ()) or ()))
     if not networks:
         return False
@@ -101,6 +99,12 @@ def _trusted_peer(request) -> bool:
     except ValueError:
         return False
     return any(peer in network for network in networks)
+
+
+def _trusted_peer(request) -> bool:
+    """Whether the peer is the TLS proxy whose client-certificate headers are believed: behind the TLS proxy
+    only (settings refuse to start it without PKI_TRUSTED_PROXIES), and only from those peers."""
+    return bool(getattr(settings, "PKI_BEHIND_TLS_PROXY", False)) and peer_is_trusted_proxy(request)
 
 
 def forwarded_certificate(request) -> x509.Certificate | None:
