@@ -107,3 +107,19 @@ def test_navigation_lists_both_pages(admin):
     html = admin.get("/keybindings/ocsp/").content.decode()
     assert 'href="/keybindings/authentication/"' in html and 'href="/keybindings/ocsp/"' in html
     assert admin.get("/keybindings/nothing/").status_code == 404
+
+
+def test_edit_page_sets_trust_and_cipher_pairs_and_refuses_an_unknown_ca(admin, kb_token, root_ca):
+    _create(admin, "authentication", kb_token, name="edited")
+    binding = InternalKeyBinding.objects.get(name="edited")
+    data = {"name": "edited", "signature_algorithm": "SHA256withECDSA", "next_key_pair_alias": "",
+            "trusted_certificates": f"{root_ca.name};0A1B", "protocol_and_cipher_suites": [
+                "TLSv1.3;TLS_AES_256_GCM_SHA384", "TLSv1.2;TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"]}
+    assert admin.post(f"/keybindings/{binding.pk}/edit/", data).status_code == 302
+    binding.refresh_from_db()
+    assert binding.trusted_certificates == [{"ca_id": root_ca.pk, "serial": "a1b"}]
+    assert binding.signature_algorithm == "SHA256withECDSA" and len(binding.protocol_and_cipher_suites) == 2
+    r = admin.post(f"/keybindings/{binding.pk}/edit/", {**data, "trusted_certificates": "NoSuchCA"})
+    assert r.status_code == 400 and b"No CA &#x27;NoSuchCA&#x27;" in r.content
+    binding.refresh_from_db()
+    assert binding.trusted_certificates == [{"ca_id": root_ca.pk, "serial": "a1b"}]
