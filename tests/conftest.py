@@ -6,6 +6,7 @@ unless PKI_TEST_ALLOW_SQLITE=1, so a missing database fails loudly instead of te
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 from collections.abc import Callable
@@ -160,3 +161,25 @@ def _clear_key_cache():
     clear_key_cache()
     yield
     clear_key_cache()
+
+
+class TracebackLog(logging.Handler):
+    """Collects the log records that carry a traceback (``records``; clear it between requests)."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info:
+            self.records.append(record)
+
+
+@pytest.fixture
+def tracebacks():
+    """Every traceback logged while the test runs: a refusal must be decided, not crashed into."""
+    handler = TracebackLog()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    yield handler
+    root.removeHandler(handler)

@@ -15,7 +15,6 @@ The budget is fixed (``PKI_FUZZ_EXAMPLES``, 25 by default) and the seed derandom
 from __future__ import annotations
 
 import base64
-import logging
 import os
 
 import pytest
@@ -48,25 +47,6 @@ def fuzz_settings(examples: int = EXAMPLES):
                      phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
 
 
-class _Tracebacks(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(level=logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.exc_info:
-            self.records.append(record)
-
-
-@pytest.fixture
-def tracebacks():
-    handler = _Tracebacks()
-    root = logging.getLogger()
-    root.addHandler(handler)
-    yield handler
-    root.removeHandler(handler)
-
-
 @pytest.fixture
 def ra(client, alias_factory, scep_ca):
     alias_factory("fuzz", operation_mode="ra", ra_default_ca=scep_ca, ra_auth_password=SECRET,
@@ -81,7 +61,7 @@ def _status(body: bytes, key, cert, ca_cert) -> PkiStatus | None:
         return None
 
 
-def check_reply(response, tracebacks: _Tracebacks, before: int, status: PkiStatus | None, what: str,
+def check_reply(response, tracebacks, before: int, status: PkiStatus | None, what: str,
                 pki_operation: bool = True) -> None:
     """The invariants every answer must keep, whatever was sent."""
     code = response.status_code
