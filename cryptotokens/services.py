@@ -7,10 +7,11 @@ passing it in keeps this app free of imports from the layers above it.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 
 from .backends import KeySpec, registry
@@ -214,16 +215,27 @@ _TOKEN_STATE = (
 )
 
 
+def _plain_execute(cur, purpose: str, sql: str, params: Sequence = ()) -> None:
+    cur.execute(sql, params)
+
+
+# How the hot statement below runs: as plain text here; the core installs its runner of statements prepared
+# once per database session (pki.db.execute) at start-up, since this layer may not import the core.
+_execute_hot: Callable[..., None] = _plain_execute
+
+
+def use_statement_runner(execute: Callable[..., None]) -> None:
+    """Run this app's hot statements through ``execute(cursor, purpose, sql, params)``."""
+    global _execute_hot
+    _execute_hot = execute
+
+
 def get_private_key_by_id(token_id: int, alias: str) -> PrivateKeyTypes:
     """Like :func:`get_private_key`, reading only the token's version and activation state when the key
     is already open in this process (the hot path of every signature)."""
-    from django.db import connection
-
-    from pki import db
-
     # One narrow prepared statement (the ORM's query building cost more than the round trip here).
     with connection.cursor() as cur:
-        db.execute(cur, "token_state", _TOKEN_STATE, [token_id])
+        _execute_hot(cur, "token_state", _TOKEN_STATE, [token_id])
         state = cur.fetchone()
     if state is None:
         raise KeyPairNotFoundError(f"Crypto token {token_id} does not exist.")

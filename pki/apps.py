@@ -7,15 +7,20 @@ class PkiConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from cryptotokens.services import use_statement_runner
         from cryptotokens.signals import crypto_token_event
         from cryptotokens.usage import register_usage_provider
 
-        from . import receivers
+        from . import db, receivers
         from .api import schema  # noqa: F401  (registers the OpenAPI authentication schemes)
+        from .auth.access import register_request_authenticator
+        from .auth.oauth import actor_for_oauth_request
         from .views import auth  # noqa: F401  (connects the login/logout audit receivers at start-up)
 
         crypto_token_event.connect(receivers.audit_crypto_token_event, dispatch_uid="pki-audit-cryptotoken")
         register_usage_provider(receivers.cas_using_token)
+        register_request_authenticator(actor_for_oauth_request)
+        use_statement_runner(db.execute)
 
         from .management.config_groups import register_config_group
         from .management.config_oauth import OAuthConfigGroup

@@ -7,7 +7,9 @@ and a deny beats an allow of the same specificity. A caller is allowed when any 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..errors import AuthorizationDenied
 
@@ -99,12 +101,27 @@ def actor_for_user(user) -> Actor:
     return Actor(name=user.get_username(), kind="user", role_rules=rules_for_roles(list(role_ids)))
 
 
+# Callables that recognise a caller by a credential of their own (pki.auth.oauth: a bearer token or an OIDC
+# session), asked in order before the Django user. They build on this module, so this module cannot import
+# them: they are registered at start-up (PkiConfig.ready).
+_request_authenticators: list[Callable[[Any], Actor | None]] = []
+
+
+def register_request_authenticator(authenticate: Callable[[Any], Actor | None]) -> None:
+    """Let ``authenticate(request)`` name the actor of a request (None: not its kind of caller)."""
+    if authenticate not in _request_authenticators:
+        _request_authenticators.append(authenticate)
+
+
 def actor_for_request(request) -> Actor:
     """The actor of a web or API request, computed once and kept on the request."""
     actor = getattr(request, "_pki_actor", None)
     if actor is None:
-        from .oauth import actor_for_oauth_request  # OAuth callers (bearer token or OIDC session) first
-
-        actor = actor_for_oauth_request(request) or actor_for_user(request.user)
+        for authenticate in _request_authenticators:  # OAuth callers (bearer token or OIDC session) first
+            actor = authenticate(request)
+            if actor is not None:
+                break
+        else:
+            actor = actor_for_user(request.user)
         request._pki_actor = actor
     return actor
