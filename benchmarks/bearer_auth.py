@@ -140,11 +140,11 @@ def main() -> None:
 
     op = start_op("bench")
     client = op.register(x_groups=["bench-admins"])
-    oauth_services.save_provider(Actor.system_actor("bench"),
-                                 {"label": "Bench OP", "issuer": op.issuer, "audience": AUDIENCE})
+    provider = oauth_services.save_provider(Actor.system_actor("bench"),
+                                            {"label": "Bench OP", "issuer": op.issuer, "audience": AUDIENCE})
     role = Role.objects.create(name="bench")
     AccessRule.objects.create(role=role, resource="/ca_functionality/view_ca")
-    RoleMember.objects.create(role=role, match_type=MemberMatch.OAUTH_CLAIM, provider="Bench OP", claim="groups",
+    RoleMember.objects.create(role=role, match_type=MemberMatch.OAUTH_CLAIM, provider=provider, claim="groups",
                               match_value="bench-admins")
     token = op.client_token(client, resource=AUDIENCE)
     bearer = {"HTTP_AUTHORIZATION": f"Bearer {token}"}

@@ -1,6 +1,7 @@
 """REST: Trusted OAuth providers at ``/api/v1/oauth-providers/`` (EJBCA's REST API has no such resource).
 
-Needs ``/system_functionality/edit_systemconfiguration``. The client secret is write-only: replies carry
+Needs ``/system_functionality/edit_systemconfiguration`` (and, to change how a provider with role members is
+trusted, the rights to edit those roles: see :mod:`pki.services.oauth`). The client secret is write-only: replies carry
 ``has_client_secret`` instead. Omitting ``client_secret`` on update keeps it; ``""`` removes it.
 """
 
@@ -14,7 +15,7 @@ from rest_framework.views import APIView
 
 from ..auth.access import actor_for_request
 from ..models import TrustedOAuthProvider
-from ..models.oauth import SUPPORTED_ALGORITHMS, OAuthProviderType, UserClaim
+from ..models.oauth import MAX_TOKEN_LIFETIME_LIMIT, SUPPORTED_ALGORITHMS, OAuthProviderType, UserClaim
 from ..services import oauth as oauth_services
 from .serializers import with_errors
 
@@ -43,6 +44,8 @@ class OAuthProviderSerializer(serializers.Serializer):
     allowed_algorithms = serializers.ListField(child=serializers.ChoiceField(choices=SUPPORTED_ALGORITHMS),
                                                required=False, allow_empty=False)
     clock_skew = serializers.IntegerField(min_value=0, max_value=3600, required=False)
+    max_token_lifetime = serializers.IntegerField(min_value=0, max_value=MAX_TOKEN_LIFETIME_LIMIT, required=False,
+                                                  help_text="Seconds a token may be valid for at most (0: no limit)")
 
 
 def _save(request: Request, provider: TrustedOAuthProvider | None) -> TrustedOAuthProvider:

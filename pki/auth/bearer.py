@@ -1,8 +1,10 @@
 """DRF authentication with OAuth bearer tokens (``Authorization: Bearer <JWT>``).
 
-A refused token answers 401 with ``WWW-Authenticate: Bearer error="invalid_token", error_description=...``
-(RFC 6750 section 3) and writes an ``OAUTH_LOGIN`` FAILURE audit event naming the reason and the provider;
-the token is never logged, audited or echoed.
+A refused token answers 401 with ``WWW-Authenticate: Bearer error="invalid_token"`` (RFC 6750 section 3)
+and one fixed description whatever the reason: the reply must not tell a caller which issuers are trusted,
+which algorithms are allowed or which keys exist. The reason goes to the server log (rate limited) and to a
+throttled ``OAUTH_LOGIN`` FAILURE audit summary (:mod:`pki.auth.refusals`), never one row per request; the
+token is never logged, audited or echoed.
 """
 
 from __future__ import annotations
@@ -12,13 +14,16 @@ import logging
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 
-from .. import audit
+from . import refusals
 from .oauth import TokenRefused, VerifiedToken, actor_name, verify_bearer
 
 logger = logging.getLogger("pki.auth.bearer")
 
 AUDIT_EVENT = "OAUTH_LOGIN"
 _ERROR_ATTR = "_pki_bearer_error"
+# The one reply to every refused token (RFC 6750 error_description: visible ASCII without " and \).
+REFUSED_DESCRIPTION = "The access token is invalid"
+REFUSED_MESSAGE = "Bearer token refused."
 
 
 class OAuthUser:
@@ -46,11 +51,6 @@ class OAuthUser:
         return self.username
 
 
-def _quoted(text: str) -> str:
-    # error_description is a quoted-string of visible ASCII without " and \ (RFC 6750 section 3).
-    return "".join(c for c in text if 0x20 <= ord(c) <= 0x7E and c not in '"\\')
-
-
 class BearerTokenAuthentication(BaseAuthentication):
     """Accept JWT access tokens of trusted OAuth providers; other schemes are left to the next class."""
 
@@ -74,19 +74,19 @@ class BearerTokenAuthentication(BaseAuthentication):
 
     def _refuse(self, request, exc: TokenRefused) -> None:
         provider = exc.provider
-        setattr(request, _ERROR_ATTR, exc.reason)
-        details = {"ip": request.META.get("REMOTE_ADDR", ""), "provider": provider.label if provider else ""}
-        audit.record_failure(AUDIT_EVENT, "bearer-token", exc.reason, object_type="oauth_provider",
-                             object_id=provider.pk if provider else "", details=details)
-        logger.info("bearer token refused (%s) from provider %s", exc.reason, details["provider"] or "-")
-        raise exceptions.AuthenticationFailed(f"Bearer token refused: {exc.reason}")
+        setattr(request, _ERROR_ATTR, True)
+        refusals.record("bearer token", AUDIT_EVENT, exc.code, exc.reason, actor="bearer-token",
+                        ip=request.META.get("REMOTE_ADDR", ""), object_type="oauth_provider",
+                        object_id=provider.pk if provider else "",
+                        details={"provider": provider.label if provider else ""})
+        raise exceptions.AuthenticationFailed(REFUSED_MESSAGE)
 
     def authenticate_header(self, request) -> str:
-        """The 401 challenge: the precise error after a refused token, else both schemes on offer."""
-        reason = getattr(request, _ERROR_ATTR, None)
-        if reason is None and hasattr(request, "_request"):
-            reason = getattr(request._request, _ERROR_ATTR, None)
-        if reason is not None:
-            return f'Bearer error="invalid_token", error_description="{_quoted(reason)}"'
+        """The 401 challenge: ``invalid_token`` after a refused token, else both schemes on offer."""
+        refused = getattr(request, _ERROR_ATTR, None)
+        if refused is None and hasattr(request, "_request"):
+            refused = getattr(request._request, _ERROR_ATTR, None)
+        if refused is not None:
+            return f'Bearer error="invalid_token", error_description="{REFUSED_DESCRIPTION}"'
         # Basic first so clients that only speak Basic keep recognising the challenge.
         return 'Basic realm="api", Bearer realm="pki"'

@@ -222,11 +222,13 @@ def authenticate_request(request) -> CertificateUser | None:
         try:
             who = actor_for_certificate(cert)
         except ClientCertificateRefused as exc:
-            from .. import audit
+            from . import refusals
 
-            audit.record_failure(AUDIT_EVENT, cert.subject.rfc4514_string()[:255], str(exc),
-                                 object_type="certificate", object_id=format(cert.serial_number, "x"),
-                                 details={"ip": django_request.META.get("REMOTE_ADDR", "")})
+            # Throttled audit summary, not a row per request (a refused certificate can be presented in a loop);
+            # keyed by the fixed tail of the reason ("revoked", ...), not the serial.
+            refusals.record("client certificate", AUDIT_EVENT, str(exc).rsplit(" is ", 1)[-1], str(exc),
+                            actor=cert.subject.rfc4514_string()[:255], ip=django_request.META.get("REMOTE_ADDR", ""),
+                            object_type="certificate", object_id=format(cert.serial_number, "x"))
             result = exc
         else:
             if who is not None:

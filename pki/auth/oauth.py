@@ -8,15 +8,22 @@ A token is accepted when, in this order:
    when configured, shared by every process, plus a short in-process memo) and never fetched per
    request; an unknown ``kid`` triggers one refresh, rate limited per provider across processes so tokens
    with made-up kids cannot make us hammer the provider;
-4. the signature verifies, ``exp``/``nbf``/``iat`` hold within the provider's clock skew, and ``aud``
-   contains the configured audience unless the provider skips that check.
+4. the signature verifies; ``exp``/``nbf``/``iat`` are integers (NumericDate without fractions; NaN,
+   infinities, strings and booleans are refused) and hold within the provider's clock skew; the token
+   claims no longer a lifetime (``exp - iat`` and ``exp - now``) than the provider's ``max_token_lifetime``;
+   and ``aud`` contains the configured audience unless the provider skips that check.
 
 A token that passed is remembered in this process by its SHA-256 (not the token) for up to a minute and
 never past its ``exp``, so a client presenting the same token again costs a hash and a dict lookup
 instead of a signature verification (``PKI_OAUTH_VERIFIED_MEMO_SECONDS``, 0 turns it off).
 
-Every refusal is a :class:`TokenRefused` with a short reason meant for the caller and the audit log.
-The token itself is a credential: it is never put into an exception message, a log line or an audit row.
+Every refusal is a :class:`TokenRefused` with a detailed reason for the server log and the audit summary
+(:mod:`pki.auth.refusals`) and a fixed ``code``; callers get one uniform reply whatever the reason, so the
+reply tells nothing about which issuers are trusted or which algorithms are allowed. The token itself is a
+credential: it is never put into an exception message, a log line or an audit row.
+
+Role members on the ``email`` claim match only tokens that say ``email_verified: true``: an e-mail address
+is a mutable claim many providers let users set to anything.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import binascii
 import hashlib
 import json
 import logging
+import math
 import re
 import threading
 import time
@@ -66,12 +74,17 @@ def _setting_changed(setting: str, **kwargs) -> None:
 
 
 class TokenRefused(Exception):
-    """A bearer or ID token was not accepted. ``reason`` is safe to show: it never contains the token."""
+    """A bearer or ID token was not accepted.
 
-    def __init__(self, reason: str, provider: ProviderConfig | None = None):
+    ``reason`` is the detail for the server log and the audit log (it never contains the token, but may
+    quote a header value such as ``alg``): never show it to the caller. ``code`` is a fixed key of the
+    reason (throttling of log lines and audit summaries)."""
+
+    def __init__(self, reason: str, provider: ProviderConfig | None = None, code: str | None = None):
         super().__init__(reason)
         self.reason = reason
         self.provider = provider
+        self.code = code or reason
 
 
 @dataclass(frozen=True)
@@ -87,13 +100,14 @@ class ProviderConfig:
     allowed_algorithms: frozenset[str]
     clock_skew: int
     user_claim: str
+    max_token_lifetime: int = 0
 
     @classmethod
     def from_model(cls, row) -> ProviderConfig:
         return cls(pk=row.pk, label=row.label, issuer=row.issuer, jwks_uri=row.jwks_uri, audience=row.audience,
                    skip_audience_check=row.skip_audience_check,
                    allowed_algorithms=frozenset(row.allowed_algorithms or ()), clock_skew=int(row.clock_skew),
-                   user_claim=row.user_claim or "sub")
+                   user_claim=row.user_claim or "sub", max_token_lifetime=int(row.max_token_lifetime or 0))
 
 
 @dataclass(frozen=True)
@@ -244,7 +258,11 @@ _jwks = _JwksMemo()
 
 
 def clear_memos() -> None:
-    """Forget this process's memos and settings snapshot (the shared cache is left alone)."""
+    """Forget this process's memos, settings snapshot and refusal log limiter (the shared cache is left
+    alone)."""
+    from . import refusals
+
+    refusals.clear()
     _settings_cache.clear()
     _providers.clear()
     _jwks.clear()
@@ -315,9 +333,11 @@ def _check_algorithm(provider: ProviderConfig, header: dict[str, Any]) -> str:
     if alg.lower() == "none":
         raise TokenRefused("unsigned tokens (alg none) are not accepted", provider)
     if alg.upper().startswith("HS"):
-        raise TokenRefused(f"symmetric algorithm {alg} is not accepted", provider)
+        raise TokenRefused(f"symmetric algorithm {alg[:20]!r} is not accepted", provider,
+                           code="symmetric algorithm")
     if alg not in provider.allowed_algorithms or alg not in _ALGORITHMS:
-        raise TokenRefused(f"algorithm {alg} is not allowed for this provider", provider)
+        raise TokenRefused(f"algorithm {alg[:20]!r} is not allowed for this provider", provider,
+                           code="algorithm not allowed")
     if "crit" in header:  # RFC 7515 4.1.11: extensions we do not understand must not be ignored
         raise TokenRefused("unsupported critical header parameters", provider)
     return alg
@@ -334,12 +354,21 @@ def _verify_signature(provider: ProviderConfig, parsed: _ParsedToken, alg: str) 
         raise TokenRefused("signature verification failed", provider)
 
 
-def _number(claims: dict[str, Any], name: str, provider: ProviderConfig) -> float | None:
-    value = claims.get(name)
-    if value is None:
+# NumericDate bounds: before 1970 or after 9999 is no date a provider writes (and huge values overflow).
+_MAX_NUMERIC_DATE = 253402300799
+
+
+def _numeric_date(claims: dict[str, Any], name: str, provider: ProviderConfig) -> int | None:
+    """``exp``/``nbf``/``iat`` as an integer, None when absent; anything else (null, a string, a boolean,
+    NaN, an infinity, a fraction, a date out of range) refuses the token."""
+    if name not in claims:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TokenRefused(f"invalid token ({name} is not a number)", provider)
+    value = claims[name]
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value = int(value)  # 1700000000.0 is still a whole second
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_NUMERIC_DATE:
+        raise TokenRefused(f"invalid token ({name} is not an integer NumericDate)", provider,
+                           code=f"invalid {name}")
     return value
 
 
@@ -352,13 +381,19 @@ def _check_claims(provider: ProviderConfig, claims: dict[str, Any], audience: st
         raise TokenRefused("issuer does not match", provider)
     now = time.time()
     skew = provider.clock_skew
-    exp = _number(claims, "exp", provider)
+    exp = _numeric_date(claims, "exp", provider)
+    nbf = _numeric_date(claims, "nbf", provider)
+    iat = _numeric_date(claims, "iat", provider)
     if exp is not None and exp <= now - skew:
         raise TokenRefused("token expired", provider)
-    nbf = _number(claims, "nbf", provider)
-    iat = _number(claims, "iat", provider)
     if (nbf is not None and nbf > now + skew) or (iat is not None and iat > now + skew):
         raise TokenRefused("token not yet valid", provider)
+    limit = provider.max_token_lifetime
+    if limit and exp is not None:
+        # Both: exp - iat catches a long-lived token, exp - now one that leaves iat out.
+        if exp - now > limit + skew or (iat is not None and exp - iat > limit):
+            raise TokenRefused(f"token lifetime exceeds the provider's maximum ({limit} s)", provider,
+                               code="token lifetime too long")
     if audience is not None:
         aud = claims.get("aud")
         if not aud:
@@ -436,19 +471,25 @@ def _verify_bearer(token: str) -> VerifiedToken:
     claims = parsed.claims
     _check_claims(provider, claims, None if provider.skip_audience_check else provider.audience, ("exp",))
     if not str(claims.get(provider.user_claim, "")):
-        raise TokenRefused(f"token has no {provider.user_claim} claim", provider)
+        raise TokenRefused(f"token has no {provider.user_claim} claim", provider, code="no user claim")
     return VerifiedToken(provider=provider, claims=claims)
 
 
 def verify_id_token(provider: ProviderConfig, token: str, client_id: str, nonce: str | None) -> dict[str, Any]:
     """Verify an OpenID Connect ID token from the code flow: same checks, audience = our client ID (never
-    skipped: OIDC requires it), and the nonce of the login attempt."""
+    skipped: OIDC requires it), ``azp`` = our client ID when present and required when ``aud`` names
+    other parties too (OIDC Core 3.1.3.7), and the nonce of the login attempt."""
     parsed = _parse(token)
     if parsed.claims.get("iss") != provider.issuer:
         raise TokenRefused("issuer does not match", provider)
     alg = _check_algorithm(provider, parsed.header)
     _verify_signature(provider, parsed, alg)
     _check_claims(provider, parsed.claims, client_id, ("exp", "iat", "sub", "aud"))
+    aud, azp = parsed.claims.get("aud"), parsed.claims.get("azp")
+    if azp is None and isinstance(aud, list) and len(set(aud)) > 1:
+        raise TokenRefused("ID token for several audiences without azp", provider)
+    if azp is not None and azp != client_id:
+        raise TokenRefused("ID token authorized for another party (azp)", provider)
     if nonce is not None and parsed.claims.get("nonce") != nonce:
         raise TokenRefused("nonce does not match the login attempt", provider)
     return parsed.claims
@@ -471,18 +512,28 @@ def actor_name(provider: ProviderConfig, claims: dict[str, Any]) -> str:
     return f"{provider.label}:{claims.get(provider.user_claim, '')}"
 
 
+def email_verified(claims: dict[str, Any]) -> bool:
+    """Whether the provider vouches for the ``email`` claim (``email_verified: true``; some providers
+    write the boolean as a string)."""
+    value = claims.get("email_verified")
+    return value is True or (isinstance(value, str) and value.lower() == "true")
+
+
 def actor_for_oauth(provider: ProviderConfig, claims: dict[str, Any]) -> Actor:
     """The actor of a caller authenticated by ``provider``: the roles whose OAuth members match its claims
-    (``RoleMember(match_type=OAUTH_CLAIM, provider=<label>, claim=<name>, match_value=<value>)``; a member
-    without a claim name matches the provider's user claim)."""
+    (``RoleMember(match_type=OAUTH_CLAIM, provider=<the provider's id>, claim=<name>, match_value=<value>)``;
+    a member without a claim name matches the provider's user claim). A member on ``email`` matches only a
+    verified address."""
     from ..choices import MemberMatch
     from ..models import RoleMember
 
-    members = RoleMember.objects.filter(match_type=MemberMatch.OAUTH_CLAIM, provider=provider.label).values_list(
+    members = RoleMember.objects.filter(match_type=MemberMatch.OAUTH_CLAIM, provider_id=provider.pk).values_list(
         "role_id", "claim", "match_value"
     )
+    verified_email = email_verified(claims)
     role_ids = {role_id for role_id, claim, wanted in members
-                if claim_matches(claims.get(claim or provider.user_claim), wanted)}
+                if ((claim or provider.user_claim) != "email" or verified_email)
+                and claim_matches(claims.get(claim or provider.user_claim), wanted)}
     return Actor(name=actor_name(provider, claims), kind="oauth",
                  role_rules=rules_for_roles(sorted(role_ids)) if role_ids else {})
 

@@ -8,7 +8,12 @@ state and nonce; the ID token is verified by :mod:`pki.auth.oauth` (the provider
 audience = our client ID, nonce).
 
 The Django user is ``oauth-<provider id>:<user claim>`` so two providers cannot share an account; the
-session keeps the provider and the claims role members match on (``pki_oauth``).
+session keeps the provider and the claims role members match on (``pki_oauth``). A provider whose user
+claim is ``email`` logs in only users whose address it has verified (``email_verified``).
+
+A failed login is shown to the user without the ID token's refusal reason (no oracle for which algorithms
+or keys are accepted); the reason goes to the server log and a throttled audit summary
+(:mod:`pki.auth.refusals`), as the callback can be requested by anyone any number of times.
 """
 
 from __future__ import annotations
@@ -29,8 +34,8 @@ from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.utils import import_from_settings
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
-from .. import audit
-from .oauth import SESSION_KEY, ProviderConfig, TokenRefused, oidc_username, verify_id_token
+from . import refusals
+from .oauth import SESSION_KEY, ProviderConfig, TokenRefused, email_verified, oidc_username, verify_id_token
 
 logger = logging.getLogger("pki.auth.oidc")
 
@@ -59,6 +64,8 @@ def session_claims(claims: dict[str, Any]) -> dict[str, Any]:
     for name, value in claims.items():
         if name in _TOKEN_CLAIMS:
             continue
+        if name == "email_verified":  # e-mail members match only verified addresses
+            value = "true" if email_verified(claims) else "false"
         if isinstance(value, list):
             value = [v for v in value if isinstance(v, str)]
         elif not isinstance(value, str):
@@ -120,6 +127,10 @@ class ProviderOIDCBackend(OIDCAuthenticationBackend):
 
     def verify_claims(self, claims) -> bool:
         value = claims.get(self.provider.user_claim)
+        if self.provider.user_claim == "email" and not email_verified(claims):
+            # The account is named by the address: an unverified one could be anybody's.
+            logger.warning("OIDC login with provider %s refused: email not verified", self.provider.label)
+            return False
         return isinstance(value, str) and bool(value)
 
     def filter_users_by_claims(self, claims):
@@ -175,6 +186,8 @@ class ProviderCallbackView(OIDCAuthenticationCallbackView):
     """``/oidc/callback/``: finish the attempt with the provider recorded for its ``state``."""
 
     failure_reason = ""
+    failure_code = ""
+    shown_reason = ""  # what the user sees, when it must say less than failure_reason
     provider_row = None
 
     def get(self, request):
@@ -193,6 +206,8 @@ class ProviderCallbackView(OIDCAuthenticationCallbackView):
             return super().get(request)
         except TokenRefused as exc:
             self.failure_reason = f"ID token refused: {exc.reason}"
+            self.failure_code = f"ID token refused: {exc.code}"
+            self.shown_reason = "the ID token was not accepted"
         except SuspiciousOperation as exc:
             self.failure_reason = str(exc)[:200]
         except requests.RequestException as exc:
@@ -203,10 +218,14 @@ class ProviderCallbackView(OIDCAuthenticationCallbackView):
     def login_failure(self):
         label = self.provider_row.label if self.provider_row is not None else ""
         reason = self.failure_reason or "the provider did not authenticate the user"
-        audit.record_failure(AUDIT_EVENT, "oidc-login", reason, object_type="oauth_provider",
-                             object_id=self.provider_row.pk if self.provider_row is not None else "",
-                             details={"ip": self.request.META.get("REMOTE_ADDR", ""), "provider": label})
-        messages.error(self.request, f"Login{' with ' + label if label else ''} failed: {reason}")
+        # The code keys the throttling: a fixed text, not the provider's error string or a quoted alg.
+        code = self.failure_code or ("provider error" if reason.startswith("the provider answered") else reason[:80])
+        refusals.record("OIDC login", AUDIT_EVENT, code, reason, actor="oidc-login",
+                        ip=self.request.META.get("REMOTE_ADDR", ""), object_type="oauth_provider",
+                        object_id=self.provider_row.pk if self.provider_row is not None else "",
+                        details={"provider": label})
+        shown = self.shown_reason or reason
+        messages.error(self.request, f"Login{' with ' + label if label else ''} failed: {shown}")
         return redirect("login")
 
     def login_success(self):

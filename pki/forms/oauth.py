@@ -6,7 +6,14 @@ from typing import Any
 
 from django import forms
 
-from ..models.oauth import SUPPORTED_ALGORITHMS, OAuthProviderType, TrustedOAuthProvider, UserClaim
+from ..models.oauth import (
+    DEFAULT_MAX_TOKEN_LIFETIME,
+    MAX_TOKEN_LIFETIME_LIMIT,
+    SUPPORTED_ALGORITHMS,
+    OAuthProviderType,
+    TrustedOAuthProvider,
+    UserClaim,
+)
 from ..services.oauth import FIELDS, SKIP_AUDIENCE_WARNING
 from .base import FieldsetsMixin
 
@@ -46,13 +53,18 @@ class OAuthProviderForm(FieldsetsMixin, forms.Form):
         widget=forms.CheckboxSelectMultiple, help_text="never none, never HS*",
     )
     clock_skew = forms.IntegerField(label="Clock skew (seconds)", min_value=0, max_value=3600, initial=60)
+    max_token_lifetime = forms.IntegerField(
+        label="Maximum token lifetime (seconds)", min_value=0, max_value=MAX_TOKEN_LIFETIME_LIMIT, required=False,
+        initial=DEFAULT_MAX_TOKEN_LIFETIME, help_text="Tokens valid for longer are refused; 0: no limit, "
+                                                      "blank: unchanged (a day for a new provider)")
 
     fieldsets = [
         ("Provider", ["provider_type", "label", "issuer", "realm"]),
         ("Endpoints", ["discovery_url", "authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri",
                        "end_session_endpoint"]),
         ("Client", ["client_id", "client_secret", "clear_client_secret", "scopes", "user_claim"]),
-        ("Token checks", ["audience", "skip_audience_check", "allowed_algorithms", "clock_skew"]),
+        ("Token checks", ["audience", "skip_audience_check", "allowed_algorithms", "clock_skew",
+                          "max_token_lifetime"]),
     ]
 
     def __init__(self, *args, provider: TrustedOAuthProvider | None = None, **kwargs):
@@ -67,7 +79,9 @@ class OAuthProviderForm(FieldsetsMixin, forms.Form):
 
     def values(self) -> dict[str, Any]:
         """The provider fields for the service (the secret apart)."""
-        return {k: self.cleaned_data[k] for k in FIELDS if k in self.cleaned_data}
+        # A blank optional number keeps the stored value (or the model's default).
+        return {k: self.cleaned_data[k] for k in FIELDS
+                if k in self.cleaned_data and not (k == "max_token_lifetime" and self.cleaned_data[k] is None)}
 
     def client_secret_value(self) -> str | None:
         """None keeps the stored secret, "" removes it, text replaces it."""

@@ -35,6 +35,8 @@ def _add_provider_options(p: argparse.ArgumentParser, editing: bool) -> None:
     p.add_argument("--algorithms", dest="allowed_algorithms",
                    help=f"Comma-separated, some of {','.join(SUPPORTED_ALGORITHMS)}")
     p.add_argument("--clock-skew", dest="clock_skew", type=int, help="Seconds (default 60)")
+    p.add_argument("--max-token-lifetime", dest="max_token_lifetime", type=int,
+                   help="Seconds a token may be valid for at most (default 86400; 0: no limit)")
     p.add_argument("--skip-audience-check", dest="skip_audience_check", action="store_const", const=True,
                    help="Accept tokens without our audience (see the warning)")
     if editing:
@@ -45,7 +47,8 @@ def _add_provider_options(p: argparse.ArgumentParser, editing: bool) -> None:
 
 
 def _values(options: dict[str, Any]) -> dict[str, Any]:
-    fields = ["provider_type", "user_claim", "allowed_algorithms", "clock_skew", "skip_audience_check",
+    fields = ["provider_type", "user_claim", "allowed_algorithms", "clock_skew", "max_token_lifetime",
+              "skip_audience_check",
               *_TEXT_OPTIONS.values()]
     return {f: options[f] for f in fields if options.get(f) is not None}
 
@@ -106,5 +109,6 @@ class OAuthConfigGroup(VerbConfigGroup):
     def handle_remove(self, options, stdout):
         actor = cli_actor()
         row = oauth_services.get_provider(actor, options["provider"])
-        oauth_services.delete_provider(actor, row)
-        stdout.write(f"Removed trusted OAuth provider '{row.label}'")
+        removed = oauth_services.delete_provider(actor, row)
+        stdout.write(f"Removed trusted OAuth provider '{row.label}'"
+                     + (f" and its {removed} role member(s)" if removed else ""))

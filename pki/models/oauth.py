@@ -8,6 +8,8 @@ from django.db.models import Q
 # Asymmetric algorithms only: ``none`` proves nothing, and HS* with a provider's *public* key as the HMAC
 # secret would let anyone who fetched the JWKS forge tokens.
 SUPPORTED_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512")
+DEFAULT_MAX_TOKEN_LIFETIME = 86400  # one day
+MAX_TOKEN_LIFETIME_LIMIT = 30 * 86400
 
 
 def default_algorithms() -> list[str]:
@@ -57,6 +59,11 @@ class TrustedOAuthProvider(models.Model):
     user_claim = models.CharField(max_length=32, choices=UserClaim.choices, default=UserClaim.SUB)
     allowed_algorithms = models.JSONField(default=default_algorithms)
     clock_skew = models.PositiveIntegerField(default=60, help_text="Seconds of clock difference tolerated")
+    # Longest lifetime (exp - iat, and exp - now) a token may claim; 0 turns the check off. A day by default:
+    # access and ID tokens of the usual providers live minutes to hours, and a stolen long-lived token is
+    # a standing credential.
+    max_token_lifetime = models.PositiveIntegerField(
+        default=DEFAULT_MAX_TOKEN_LIFETIME, help_text="Seconds a token may be valid for at most (0: no limit)")
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
@@ -67,6 +74,8 @@ class TrustedOAuthProvider(models.Model):
             models.CheckConstraint(condition=Q(skip_audience_check=True) | ~Q(audience=""),
                                    name="oauth_provider_audience_or_skip"),
             models.CheckConstraint(condition=Q(clock_skew__lte=3600), name="oauth_provider_clock_skew_max"),
+            models.CheckConstraint(condition=Q(max_token_lifetime__lte=MAX_TOKEN_LIFETIME_LIMIT),
+                                   name="oauth_provider_max_token_lifetime_max"),
         ]
 
     def __str__(self) -> str:

@@ -24,8 +24,11 @@ class RoleMember(models.Model):
     role = models.ForeignKey(Role, on_delete=models.CASCADE, related_name="members")
     match_type = models.CharField(max_length=32, choices=MemberMatch.choices)
     match_value = models.CharField(max_length=1024)
-    # For OAuth members: which provider and claim; for certificate members: the issuing CA.
-    provider = models.CharField(max_length=255, blank=True, default="")
+    # For OAuth members: which provider (by id, not label: a provider removed and another added under the
+    # same name must not inherit the members) and claim; for certificate members: the issuing CA.
+    provider = models.ForeignKey(
+        "pki.TrustedOAuthProvider", on_delete=models.CASCADE, null=True, blank=True, related_name="role_members"
+    )
     claim = models.CharField(max_length=64, blank=True, default="")
     issuer_ca = models.ForeignKey(
         "pki.CertificateAuthority", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
@@ -34,8 +37,9 @@ class RoleMember(models.Model):
 
     class Meta:
         constraints = [
-            # The same match twice in one role is a mistake; NULL issuer (non-certificate members) counts as 0.
-            models.UniqueConstraint("role", "match_type", "match_value", "provider", "claim",
+            # The same match twice in one role is a mistake; a NULL provider or issuer (members of another
+            # kind) counts as 0, as NULLs would otherwise never collide.
+            models.UniqueConstraint("role", "match_type", "match_value", Coalesce("provider", Value(0)), "claim",
                                     Coalesce("issuer_ca", Value(0)), name="unique_member_per_role"),
         ]
 

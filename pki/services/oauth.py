@@ -1,11 +1,18 @@
 """Trusted OAuth providers: validating, saving (with discovery), removing. Rule:
 ``/system_functionality/edit_systemconfiguration``; every change is audited; the client secret is
 encrypted at rest and never returned, logged or audited.
+
+A provider is as powerful as the roles that have members on it: whoever can repoint its keys, issuer or
+claim handling can log in as those members. So changing a trust-relevant field (:data:`TRUST_FIELDS`) of a
+provider with role members, or removing such a provider, also needs what editing each of those roles needs
+(the roles service's covers check: every rule of the role, which ``/`` covers). Members belong to a
+provider by id; removing the provider removes them in the same transaction.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import logging
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -16,18 +23,27 @@ from django.db import IntegrityError, transaction
 from .. import audit
 from ..auth.access import Actor
 from ..auth.oauth import providers_changed
-from ..choices import MemberMatch
-from ..errors import ConflictError, NotFoundError, ValidationError
+from ..errors import AuthorizationDenied, ConflictError, NotFoundError, ValidationError
 from ..ids import parse_db_id
 from ..models import RoleMember, TrustedOAuthProvider
-from ..models.oauth import SUPPORTED_ALGORITHMS, OAuthProviderType, UserClaim
+from ..models.oauth import MAX_TOKEN_LIFETIME_LIMIT, SUPPORTED_ALGORITHMS, OAuthProviderType, UserClaim
+from .roles import _KeepSuperadmin, _require_covers  # the roles service's guards: one covers check, not two
+
+logger = logging.getLogger("pki.services.oauth")
 
 RULE = "/system_functionality/edit_systemconfiguration"
 
 # Fields callers may set (the client secret goes separately, so it is never part of a values dict).
 FIELDS = ("provider_type", "label", "issuer", "discovery_url", "authorization_endpoint", "token_endpoint",
           "userinfo_endpoint", "jwks_uri", "end_session_endpoint", "client_id", "realm", "audience",
-          "skip_audience_check", "scopes", "user_claim", "allowed_algorithms", "clock_skew")
+          "skip_audience_check", "scopes", "user_claim", "allowed_algorithms", "clock_skew", "max_token_lifetime")
+# Fields that decide whose tokens and claims are believed: the keys (issuer, JWKS, discovery), where the
+# login flow sends the client secret and reads claims (token, userinfo, authorization endpoints), which
+# audience/client the tokens must be for, how the user is named, and the algorithm and time checks.
+# Changing one of them can make someone else a member of the provider's roles.
+TRUST_FIELDS = ("issuer", "discovery_url", "jwks_uri", "authorization_endpoint", "token_endpoint",
+                "userinfo_endpoint", "client_id", "audience", "skip_audience_check", "user_claim",
+                "allowed_algorithms", "clock_skew", "max_token_lifetime")
 URL_FIELDS = ("issuer", "discovery_url", "authorization_endpoint", "token_endpoint", "userinfo_endpoint",
               "jwks_uri", "end_session_endpoint")
 # What the discovery document (OpenID Connect Discovery 1.0) fills in when left blank.
@@ -117,6 +133,15 @@ def validate_values(values: dict[str, Any]) -> dict[str, Any]:
             raise ValidationError("The clock skew is a number of seconds.", field="clock_skew") from None
         if not 0 <= out["clock_skew"] <= 3600:
             raise ValidationError("The clock skew must be between 0 and 3600 seconds.", field="clock_skew")
+    if "max_token_lifetime" in out:
+        try:
+            out["max_token_lifetime"] = int(out["max_token_lifetime"])
+        except (TypeError, ValueError):
+            raise ValidationError("The maximum token lifetime is a number of seconds.",
+                                  field="max_token_lifetime") from None
+        if not 0 <= out["max_token_lifetime"] <= MAX_TOKEN_LIFETIME_LIMIT:
+            raise ValidationError(f"The maximum token lifetime must be between 0 (no limit) and "
+                                  f"{MAX_TOKEN_LIFETIME_LIMIT} seconds.", field="max_token_lifetime")
     if out.get("scopes") is not None and "openid" not in out.get("scopes", "openid").split():
         raise ValidationError("The scopes must include openid.", field="scopes")
     return out
@@ -164,41 +189,72 @@ def _audit_details(provider: TrustedOAuthProvider, changed: list[str]) -> dict[s
             "changed": changed}
 
 
+def _members_of(provider: TrustedOAuthProvider):
+    return RoleMember.objects.filter(provider=provider).select_related("role").order_by("role__name", "pk")
+
+
+def _trust_changed(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    return any(old.get(k) != new[k] for k in TRUST_FIELDS if k in new)
+
+
+def _require_roles_covered(actor: Actor, provider: TrustedOAuthProvider, what: str) -> None:
+    """Refuse unless ``actor`` may edit every role that has members on ``provider`` (the roles service's
+    covers check, which also locks the role rows for the rest of the transaction)."""
+    roles = {m.role_id: m.role for m in _members_of(provider)}
+    for role in sorted(roles.values(), key=lambda r: r.name):
+        try:
+            _require_covers(actor, role)
+        except AuthorizationDenied as exc:
+            logger.warning("%s %s of trusted OAuth provider %s refused: role %r has members on it and %s "
+                           "lacks %s", actor.name, what, provider.pk, role.name, actor.name, exc.resource)
+            raise
+
+
 def save_provider(actor: Actor, values: dict[str, Any], provider: TrustedOAuthProvider | None = None,
                   client_secret: str | None = None) -> TrustedOAuthProvider:
     """Create (``provider`` None) or edit a provider. ``client_secret`` None keeps the stored one, "" clears it.
 
     ``values`` may be partial on edit (the CLI's ``edit``); blank endpoints are filled from discovery.
+    Changing a :data:`TRUST_FIELDS` field of a provider with role members also needs the rights to edit
+    each of those roles. The audit event names the changed fields with their old and new values (the
+    client secret only by name).
     """
     actor.require(RULE)
     current = {k: getattr(provider, k) for k in FIELDS} if provider is not None else {}
     values = validate_values({**current, **values})
+    if provider is not None and _trust_changed(current, values):
+        # Before discovery: a refused caller must not make this server fetch URLs of its choosing. Checked
+        # again in the transaction below, on the locked row.
+        with transaction.atomic():
+            _require_roles_covered(actor, provider, "edit")
     _fill_from_discovery(values)
     try:
         with transaction.atomic():
             if provider is None:
                 row = TrustedOAuthProvider(**values)
-                old_label, old_secret = None, None
+                old, old_secret = {}, None
             else:
                 row = TrustedOAuthProvider.objects.select_for_update().get(pk=provider.pk)
-                old_label = row.label
+                old = {k: getattr(row, k) for k in FIELDS}
                 old_secret = row.get_client_secret() if row.client_secret else ""
+                if _trust_changed(old, values):
+                    _require_roles_covered(actor, row, "edit")
                 for k, v in values.items():
                     setattr(row, k, v)
             # The secret is bound to the issuer: re-encrypt when the issuer changes.
             secret = client_secret if client_secret is not None else old_secret
             row.set_client_secret(secret or "")
             row.save()
-            changed = sorted(k for k in values if current.get(k) != values[k]) if provider is not None else []
-            if client_secret is not None and provider is not None:
-                changed.append("client_secret")
-            if old_label is not None and old_label != row.label:
-                # Role members name the provider by label: keep them pointing at it.
-                RoleMember.objects.filter(match_type=MemberMatch.OAUTH_CLAIM, provider=old_label).update(
-                    provider=row.label)
+            details = _audit_details(row, [])
+            if provider is not None:
+                changed = sorted(k for k in values if old.get(k) != values[k])
+                details["old"] = {k: old.get(k) for k in changed}
+                details["new"] = {k: values[k] for k in changed}
+                if client_secret is not None:
+                    changed.append("client_secret")
+                details["changed"] = changed
             audit.record("OAUTH_PROVIDER_ADDED" if provider is None else "OAUTH_PROVIDER_EDITED", actor.name,
-                         object_type="oauth_provider", object_id=row.pk, details=_audit_details(row, changed),
-                         in_transaction=True)
+                         object_type="oauth_provider", object_id=row.pk, details=details, in_transaction=True)
             transaction.on_commit(providers_changed)
     except IntegrityError:
         taken = "label" if TrustedOAuthProvider.objects.filter(label=values["label"]).exclude(
@@ -207,17 +263,29 @@ def save_provider(actor: Actor, values: dict[str, Any], provider: TrustedOAuthPr
     return row
 
 
-def delete_provider(actor: Actor, provider: TrustedOAuthProvider) -> None:
-    """Remove a provider: its tokens and logins stop being accepted (sessions lose their roles)."""
+def delete_provider(actor: Actor, provider: TrustedOAuthProvider) -> int:
+    """Remove a provider with its role members, in one transaction: its tokens and logins stop being
+    accepted (sessions lose their roles), and no provider added later under the same name inherits the
+    members. With members, this also needs the rights to edit their roles, and it must not remove the
+    last member of the last super administrator role. Returns the number of role members removed."""
     actor.require(RULE)
     with transaction.atomic():
         row = TrustedOAuthProvider.objects.select_for_update().filter(pk=provider.pk).first()
         if row is None:
             raise NotFoundError(f"Trusted OAuth provider {provider.pk} does not exist.")
-        audit.record("OAUTH_PROVIDER_REMOVED", actor.name, object_type="oauth_provider", object_id=row.pk,
-                     details=_audit_details(row, []), in_transaction=True)
-        row.delete()
+        members = list(_members_of(row))
+        details = _audit_details(row, [])
+        if members:
+            _require_roles_covered(actor, row, "removal")
+            details["removed_members"] = [
+                {"role": m.role.name, "claim": m.claim, "value": m.match_value} for m in members]
+        with _KeepSuperadmin():
+            RoleMember.objects.filter(provider=row).delete()
+            row.delete()
+        audit.record("OAUTH_PROVIDER_REMOVED", actor.name, object_type="oauth_provider", object_id=provider.pk,
+                     details=details, in_transaction=True)
         transaction.on_commit(providers_changed)
+    return len(members)
 
 
 def list_providers(actor: Actor):

@@ -198,7 +198,7 @@ class MemberSpec:
 
     match_type: str
     match_value: str
-    provider: str = ""
+    provider: str | TrustedOAuthProvider = ""  # the provider's label (or the row itself)
     claim: str = ""
     issuer_ca: CertificateAuthority | None = None
     description: str = ""
@@ -219,17 +219,18 @@ def _clean_member(spec: MemberSpec) -> MemberSpec:
     if spec.match_type not in MemberMatch.values:
         raise ValidationError(f"Unknown member type '{spec.match_type}'.", field="match_type")
     value = (spec.match_value or "").strip()
-    provider, claim, issuer = "", "", None
+    provider, claim, issuer = None, "", None
     if spec.match_type == MemberMatch.LOCAL_USER:
         if not value or len(value) > 150:
             raise ValidationError("Give the local user name (at most 150 characters).", field="match_value")
     elif spec.match_type == MemberMatch.OAUTH_CLAIM:
-        provider = (spec.provider or "").strip()
+        label = str(getattr(spec.provider, "label", spec.provider) or "").strip()
         claim = (spec.claim or "").strip()
-        if not provider:
+        if not label:
             raise ValidationError("Choose the OAuth provider the claim comes from.", field="provider")
-        if not TrustedOAuthProvider.objects.filter(label=provider).exists():
-            raise ValidationError(f"There is no trusted OAuth provider labelled '{provider}'.", field="provider")
+        provider = TrustedOAuthProvider.objects.filter(label=label).first()  # members hold the provider's id
+        if provider is None:
+            raise ValidationError(f"There is no trusted OAuth provider labelled '{label}'.", field="provider")
         if claim and claim not in dict(OAUTH_CLAIMS):  # blank: the provider's configured user claim
             raise ValidationError(f"The claim must be one of {', '.join(dict(OAUTH_CLAIMS))}.", field="claim")
         if not value:
@@ -269,8 +270,8 @@ def member_warnings(spec: MemberSpec) -> list[str]:
 
 def _member_summary(m: RoleMember) -> dict:
     out = {"type": m.match_type, "value": m.match_value}
-    if m.provider:
-        out["provider"] = m.provider
+    if m.provider_id:
+        out["provider"] = m.provider.label
     if m.claim:
         out["claim"] = m.claim
     if m.issuer_ca_id:

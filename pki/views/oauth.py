@@ -62,11 +62,12 @@ def provider_edit(request: HttpRequest, pk: int) -> HttpResponse:
 def provider_delete(request: HttpRequest, pk: int) -> HttpResponse:
     provider = get_object_or_404(TrustedOAuthProvider, pk=pk)
     try:
-        oauth_services.delete_provider(actor(request), provider)
+        removed = oauth_services.delete_provider(actor(request), provider)
     except SERVICE_ERRORS as exc:
         messages.error(request, refusal_message(exc))
     else:
-        messages.success(request, f"Trusted OAuth provider '{provider.label}' removed.")
+        messages.success(request, f"Trusted OAuth provider '{provider.label}' removed"
+                         + (f" with its {removed} role member(s)." if removed else "."))
     return redirect("oauth-provider-list")
 
 

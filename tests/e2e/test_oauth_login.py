@@ -41,7 +41,7 @@ def provider(op, live_server):
     )
     role = Role.objects.create(name="Auditors")
     AccessRule.objects.bulk_create([AccessRule(role=role, resource=r) for r in ("/administrator", "/audit/view")])
-    RoleMember.objects.create(role=role, match_type=MemberMatch.OAUTH_CLAIM, provider="Test IdP", claim="groups",
+    RoleMember.objects.create(role=role, match_type=MemberMatch.OAUTH_CLAIM, provider=row, claim="groups",
                               match_value="pki-auditors")
     clear_memos()
     yield row

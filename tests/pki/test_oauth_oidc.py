@@ -5,6 +5,7 @@ claims and roles), and refusals that end on the login page with an audit event i
 from __future__ import annotations
 
 import re
+import time
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 import pytest
@@ -45,7 +46,7 @@ def providers(db, ops):
     p1, p2 = add_provider(ops[0], "First IdP"), add_provider(ops[1], "Second IdP")
     role = Role.objects.create(name="Auditors")
     AccessRule.objects.bulk_create([AccessRule(role=role, resource=r) for r in ("/administrator", "/audit/view")])
-    RoleMember.objects.create(role=role, match_type=MemberMatch.OAUTH_CLAIM, provider="First IdP", claim="groups",
+    RoleMember.objects.create(role=role, match_type=MemberMatch.OAUTH_CLAIM, provider=p1, claim="groups",
                               match_value="pki-auditors")
     yield p1, p2
     clear_memos()
@@ -175,13 +176,14 @@ def test_id_token_audience_is_our_client_and_nonce_is_the_attempts(providers, op
     row = providers[0]
 
     config = core.ProviderConfig.from_model(row)
+    now = int(time.time())
     with pytest.raises(core.TokenRefused) as err:
         core.verify_id_token(config, ops[0].mint({"iss": row.issuer, "sub": "alice", "aud": "someone-else",
-                                                  "iat": 1, "exp": 4102444800, "nonce": "n"}), row.client_id, "n")
+                                                  "iat": now, "exp": now + 300, "nonce": "n"}), row.client_id, "n")
     assert err.value.reason == "audience does not match"
     with pytest.raises(core.TokenRefused) as err:
         core.verify_id_token(config, ops[0].mint({"iss": row.issuer, "sub": "alice", "aud": row.client_id,
-                                                  "iat": 1, "exp": 4102444800, "nonce": "n"}), row.client_id, "m")
+                                                  "iat": now, "exp": now + 300, "nonce": "n"}), row.client_id, "m")
     assert err.value.reason == "nonce does not match the login attempt"
 
 
@@ -204,3 +206,49 @@ def test_local_logout_unchanged(db):
     client = ui_client("localadmin", ["/"])
     r = client.post("/logout/")
     assert r.status_code == 302 and r["Location"] == "/login/"
+
+
+def test_callback_flood_writes_one_audit_summary(providers):
+    """Anyone can request the callback in a loop: one throttled audit summary, not a row per request."""
+    from django.core.cache import cache
+
+    cache.clear()
+    client = Client()
+    for _ in range(30):
+        assert client.get("/oidc/callback/?code=abc&state=never-issued").status_code == 302
+    event = AuditEvent.objects.get(event_type="OAUTH_LOGIN")
+    assert event.outcome == "FAILURE" and event.details["count"] == 1
+
+
+def test_id_token_refusal_reason_is_not_shown_to_the_user(providers, caplog):
+    """The user sees that the login failed, not which algorithm or key was refused; the log has the reason."""
+    import logging
+
+    row = providers[0]
+    oauth_services.save_provider(ADMIN, {"allowed_algorithms": ["ES256"]}, row)  # the OP signs with RS256
+    clear_memos()
+    client = Client()
+    with caplog.at_level(logging.INFO):
+        r = client.get(sign_in(start_login(client, row), "alice").replace("http://testserver", ""), follow=True)
+    page = r.content.decode()
+    assert "Login with First IdP failed: the ID token was not accepted" in page
+    assert "RS256" not in page and "algorithm" not in page
+    assert "_auth_user_id" not in client.session
+    assert any("algorithm 'RS256' is not allowed" in rec.getMessage() for rec in caplog.records)
+    assert "RS256" in AuditEvent.objects.get(event_type="OAUTH_LOGIN").details["reason"]
+
+
+@pytest.mark.parametrize(("claims", "accepted"), [
+    ({"email": "alice@example.com", "email_verified": True}, True),
+    ({"email": "alice@example.com", "email_verified": False}, False),
+    ({"email": "alice@example.com"}, False),
+])
+def test_email_user_claim_needs_a_verified_address(providers, claims, accepted):
+    """A provider that names users by e-mail logs in only verified addresses (the account is keyed by it)."""
+    from pki.auth.oauth import ProviderConfig
+    from pki.auth.oidc import ProviderOIDCBackend
+
+    row = oauth_services.save_provider(ADMIN, {"user_claim": "email"}, providers[0])
+    backend = ProviderOIDCBackend()
+    backend.provider = ProviderConfig.from_model(row)
+    assert backend.verify_claims({"sub": "a", **claims}) is accepted

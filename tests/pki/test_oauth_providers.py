@@ -121,13 +121,18 @@ def test_duplicates_conflict(db, op):
 
 
 def test_rename_keeps_role_members(db, op):
+    """Members belong to the provider's id: a new label changes nothing about who matches."""
+    from pki.auth.oauth import ProviderConfig, actor_for_oauth
+
     row = oauth_services.save_provider(ADMIN, values(op))
     role = Role.objects.create(name="r")
-    member = RoleMember.objects.create(role=role, match_type=MemberMatch.OAUTH_CLAIM, provider="Corp IdP",
+    role.rules.create(resource="/audit/view")
+    member = RoleMember.objects.create(role=role, match_type=MemberMatch.OAUTH_CLAIM, provider=row,
                                        claim="groups", match_value="admins")
-    oauth_services.save_provider(ADMIN, {"label": "Corporate"}, row)
+    row = oauth_services.save_provider(ADMIN, {"label": "Corporate"}, row)
     member.refresh_from_db()
-    assert member.provider == "Corporate"
+    assert member.provider_id == row.pk and member.provider.label == "Corporate"
+    assert actor_for_oauth(ProviderConfig.from_model(row), {"sub": "x", "groups": ["admins"]}).roles == ["r"]
 
 
 def test_rule_required(db, op):

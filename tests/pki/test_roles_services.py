@@ -105,7 +105,7 @@ def test_members_of_each_kind(db, root_ca, spec, stored):
     if spec.get("issuer_ca") == "ca":
         spec["issuer_ca"] = root_ca
     member = svc.add_member(EDITOR, role, MemberSpec(**spec))
-    assert (member.match_value, member.provider, member.claim) == stored
+    assert (member.match_value, member.provider.label if member.provider else "", member.claim) == stored
     assert (member.issuer_ca == root_ca) == ("issuer_ca" in spec)
     with pytest.raises(ConflictError):  # the same match twice (a database constraint)
         svc.add_member(EDITOR, role, MemberSpec(**spec))
@@ -268,7 +268,8 @@ def test_default_roles_from_init(db, settings, monkeypatch):
 @pytest.mark.parametrize(("claim", "value", "claims", "matched"), [
     ("groups", "pki-admins", {"sub": "u1", "groups": ["staff", "pki-admins"]}, True),
     ("groups", "pki-admins", {"sub": "u1", "groups": ["staff"]}, False),
-    ("email", "ann@example.org", {"sub": "u1", "email": "ann@example.org"}, True),
+    ("email", "ann@example.org", {"sub": "u1", "email": "ann@example.org", "email_verified": True}, True),
+    ("email", "ann@example.org", {"sub": "u1", "email": "ann@example.org"}, False),  # unverified address
     ("", "u1", {"sub": "u1"}, True),  # blank claim: the provider's user claim (sub)
     ("preferred_username", "ann", {"sub": "u1", "preferred_username": "bob"}, False),
 ])
