@@ -6,18 +6,22 @@ Interface code: it reads the caller's identity from the core's auth module and c
 
 from __future__ import annotations
 
+import logging
+
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from pki.auth.access import actor_for_request
-from pki.errors import NotFoundError, ValidationError, as_pki_error
+from pki.errors import AuthorizationDenied, NotFoundError, ValidationError, as_pki_error
 
 from . import services
 from .backends import KeySpec
 from .errors import CryptoTokenError
 from .models import CryptoToken
+
+logger = logging.getLogger("cryptotokens.api")
 
 _message = inline_serializer("CryptoTokenMessage", {"message": serializers.CharField()})
 
@@ -33,18 +37,25 @@ class KeyGenerationSerializer(serializers.Serializer):
                                      help_text="RSA: 1024..8192; EC: P-256, secp384r1, brainpoolP256r1, ...")
 
 
-def _token(name: str) -> CryptoToken:
-    token = CryptoToken.objects.filter(name=name).first()
-    if token is None:
-        raise NotFoundError(f"Crypto token '{name}' does not exist.")
-    return token
-
-
 def _allowed_token(request, name: str, action: str) -> CryptoToken:
     """The token, once the caller holds ``/cryptotoken/<action>/<id>``: the rule is checked before the body is
-    read, so a caller without it learns nothing from validation errors (the service checks it again)."""
-    token = _token(name)
-    actor_for_request(request).require(f"/cryptotoken/{action}/{token.pk}")
+    read, so a caller without it learns nothing from validation errors (the service checks it again).
+
+    A token the caller may neither view nor act on answers exactly as a missing one would, so the reply is
+    no oracle for which tokens exist: a caller holding ``/cryptotoken/view`` or ``/cryptotoken/<action>``
+    for every token gets 404 for both, any other caller a 403 that names no token. One it may view but not
+    act on is a 403 naming the rule."""
+    token = CryptoToken.objects.filter(name=name).first()
+    actor = actor_for_request(request)
+    if token is None or not (actor.is_allowed(f"/cryptotoken/view/{token.pk}")
+                             or actor.is_allowed(f"/cryptotoken/{action}/{token.pk}")):
+        if token is not None:
+            logger.info("%s asked to %s crypto token %s it may not see: answered as for a missing token",
+                        actor.name, action, token.pk)
+        if actor.is_allowed("/cryptotoken/view") or actor.is_allowed(f"/cryptotoken/{action}"):
+            raise NotFoundError(f"Crypto token '{name}' does not exist.")
+        raise AuthorizationDenied(f"/cryptotoken/{action}", actor.name)
+    actor.require(f"/cryptotoken/{action}/{token.pk}")
     return token
 
 
@@ -80,7 +91,7 @@ class ActivateView(_TokenView):
 class DeactivateView(_TokenView):
     @extend_schema(request=None, responses={200: _message}, operation_id="cryptotoken_deactivate")
     def put(self, request, cryptotoken_name: str):
-        token = _token(cryptotoken_name)
+        token = _allowed_token(request, cryptotoken_name, "deactivate")
         services.deactivate(actor_for_request(request), token)
         return Response({"message": f"Crypto token '{token.name}' is deactivated."})
 
@@ -102,7 +113,7 @@ class GenerateKeysView(_TokenView):
 class RemoveKeysView(_TokenView):
     @extend_schema(request=None, responses={200: _message}, operation_id="cryptotoken_removekeys")
     def post(self, request, cryptotoken_name: str, key_pair_alias: str):
-        token = _token(cryptotoken_name)
+        token = _allowed_token(request, cryptotoken_name, "remove_keys")
         services.remove_key_pair(actor_for_request(request), token, key_pair_alias)
         return Response({"message": f"Removed key pair '{key_pair_alias}'."})
 

@@ -7,16 +7,18 @@ value reaches a service unchecked and none ends in a 500.
 from __future__ import annotations
 
 import base64
+import logging
 import re
 from datetime import UTC, datetime
 from importlib import metadata
+from typing import NoReturn
 
 from cryptography import x509
 from django.utils.dateparse import parse_datetime
 
 from ..auth.access import Actor
 from ..choices import RevocationReason
-from ..errors import NotFoundError, ValidationError
+from ..errors import AuthorizationDenied, NotFoundError, ValidationError
 from ..ids import is_db_id, looks_numeric, parse_decimal
 from ..models import CertificateAuthority, CertificateProfile
 from ..services.cas import get_ca
@@ -31,6 +33,7 @@ EJBCA_REASON_NAMES: dict[RevocationReason, str] = {
 NOT_REVOKED = "NOT_REVOKED"
 _SERIAL_RE = re.compile(r"^(?:0x)?[0-9a-f]+$", re.IGNORECASE)
 _FINGERPRINT_RE = re.compile(r"^[0-9a-f]{64}$")
+logger = logging.getLogger("pki.api")
 
 
 def _usable_ref(ref: str, what: str) -> str:
@@ -95,10 +98,25 @@ def resolve_profile(ref: str) -> CertificateProfile:
 
 
 def authorized_ca(actor: Actor, ref: str) -> CertificateAuthority:
-    """The CA named by ``ref`` when ``actor`` may use it (rule ``/ca/<id>``), else 404 or 403 naming the rule."""
-    ca = resolve_ca(ref)
-    actor.require(f"/ca/{ca.pk}")
+    """The CA named by ``ref`` when ``actor`` may use it (rule ``/ca/<id>``).
+
+    A CA the caller may not use answers exactly as a missing one would, so the reply is no oracle for
+    which CAs exist or their ids: a caller holding ``/ca`` (every CA, so existence is no secret to it)
+    gets 404 for both, any other caller a 403 for ``/ca`` that names no CA. The refusal is logged."""
+    try:
+        ca = resolve_ca(ref)
+    except NotFoundError:
+        _unseen_ca(actor, ref)
+    if not actor.is_allowed(f"/ca/{ca.pk}"):
+        logger.info("%s asked for CA %s without /ca/%s: answered as for a missing CA", actor.name, ca.pk, ca.pk)
+        _unseen_ca(actor, ref)
     return ca
+
+
+def _unseen_ca(actor: Actor, ref: str) -> NoReturn:
+    if actor.is_allowed("/ca"):
+        raise NotFoundError(f"CA '{ref}' does not exist.")
+    raise AuthorizationDenied("/ca", actor.name)
 
 
 def parse_serial(value: str) -> str:
