@@ -105,3 +105,26 @@ def test_bad_input_is_a_400_and_changes_nothing(api, kb_token, body):
     assert set(r.json()) == {"error_code", "error_message"}
     assert not InternalKeyBinding.objects.exists()
     assert not kb_token.key_pairs.exists()
+
+
+def test_list_costs_the_same_queries_for_one_or_many_bindings(api, actor, kb_token, root_ca):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from keybindings import services
+    from pki.models import CertificateProfile
+
+    def make(name):
+        b = services.create_binding(actor, name=name, binding_type="AuthenticationKeyBinding", crypto_token=kb_token,
+                                    key_spec="P-256")
+        services.issue_certificate(actor, b, ca=root_ca, profile=CertificateProfile.objects.get(name="ENDUSER"))
+
+    make("one")
+    api.get(API)  # warm caches (roles, prepared statements)
+    with CaptureQueriesContext(connection) as one:
+        assert len(api.get(API).json()) == 1
+    for i in range(4):
+        make(f"more{i}")
+    with CaptureQueriesContext(connection) as five:
+        assert len(api.get(API).json()) == 5
+    assert len(five) == len(one)
