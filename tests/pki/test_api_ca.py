@@ -87,6 +87,7 @@ def test_list_cas_external_only_on_request(api, root_ca, actor):
 
 def test_list_cas_query_count_does_not_grow_with_cas(api, ca_factory):
     ca_factory("One")
+    api.get(f"{V1}/ca")  # the first call also checks the Basic password; later ones find it remembered
     with CaptureQueriesContext(connection) as one:
         assert api.get(f"{V1}/ca").status_code == 200
     for name in ("Two", "Three", "Four"):

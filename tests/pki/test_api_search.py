@@ -142,6 +142,7 @@ def test_limit_and_more_results(api, population, monkeypatch):
 def test_query_count_does_not_grow_with_results(api, sub_ca, actor, csr_factory):
     criteria = {"max_number_of_results": 50, "criteria": [{"property": "CA", "value": "TestSub"}]}
     issue_cert(sub_ca, actor, csr_factory, "CN=one,O=Test")
+    api.post(SEARCH, criteria, format="json")  # the first call also checks the Basic password; later ones don't
     with CaptureQueriesContext(connection) as one:
         assert len(api.post(SEARCH, criteria, format="json").json()["certificates"]) == 1
     for n in range(4):
