@@ -196,10 +196,13 @@ def test_native_read_errors(api, sub_ca, path, status):
     assert r.status_code == status and r.json()["error_code"] == status
 
 
-def test_native_read_of_a_certificate_of_a_hidden_ca_is_403(db, root_ca, sub_ca, leaf):
+def test_native_read_of_a_certificate_of_a_hidden_ca_answers_as_a_missing_one(db, root_ca, sub_ca, leaf):
     rootonly = make_client("rootonly", ["/ca_functionality/view_certificate", f"/ca/{root_ca.pk}"])
     r = rootonly.get(f"/api/v1/certificates/{leaf.fingerprint_sha256}/")
-    assert r.status_code == 403 and f"/ca/{sub_ca.pk}" in r.json()["error_message"]
+    missing = rootonly.get(f"/api/v1/certificates/{'0' * 64}/")
+    assert r.status_code == missing.status_code == 404
+    assert r.json()["error_message"].replace(leaf.fingerprint_sha256, "x") == \
+        missing.json()["error_message"].replace("0" * 64, "x")
     assert rootonly.get(f"/api/v1/cas/TestSub/certificates/{leaf.serial}/").status_code == 403
     viewer_without_rule = make_client("nocert", [f"/ca/{sub_ca.pk}"])
     r = viewer_without_rule.get(f"/api/v1/certificates/{leaf.fingerprint_sha256}/")
