@@ -358,9 +358,9 @@ def _check_role_members(req: IssuanceRequest, subject: x509.Name) -> None:
     enrolling CN=<an admin's CN>). Every interface comes through here, after any hook changed the subject."""
     if req.self_signed:
         return
+    from .auth.access import may_edit_role
     from .auth.clientcert import roles_matching_subject
     from .errors import RoleMemberMatchDenied
-    from .services.roles import may_edit_role
 
     for role_id, role_name in roles_matching_subject(req.ca.pk, subject):
         if not may_edit_role(req.actor, role_id):

@@ -14,6 +14,8 @@ from typing import Any
 from ..errors import AuthorizationDenied
 
 SUPERADMIN_RULE = "/"
+# Editing roles and their members (the rule every role edit, and issuing a member's certificate, checks).
+EDIT_RULE = "/system_functionality/edit_administrator_privileges"
 
 
 def _matches(rule: str, resource: str) -> bool:
@@ -47,7 +49,7 @@ class Actor:
     role_rules: dict[str, list[tuple[str, bool]]] = field(default_factory=dict)
     system: bool = False
     # The server acting for a remote client that proved only a shared secret or an enrollment code (SCEP):
-    # the server's rights in the pipeline, never an administrator's (pki.services.roles.may_edit_role).
+    # the server's rights in the pipeline, never an administrator's (may_edit_role below).
     for_client: bool = False
 
     def is_allowed(self, resource: str) -> bool:
@@ -125,3 +127,32 @@ def actor_for_request(request) -> Actor:
             actor = actor_for_user(request.user)
         request._pki_actor = actor
     return actor
+
+
+def uncovered(actor: Actor, rules: list[tuple[str, bool]]) -> str | None:
+    """The first resource that a role with ``rules`` is allowed and ``actor`` is not, or None.
+
+    Decisions are constant on the rule tree between rule paths: a resource is decided, for every role, like
+    the longest rule path (of the actor's roles or of ``rules``) above it. So checking each of those paths is
+    checking every resource, including the ones below a granted path that the actor is denied (granting
+    ``/ca`` while denied ``/ca/5`` is caught at ``/ca/5``)."""
+    if actor.system:
+        return None
+    paths = {p for p, _ in rules} | {p for role_rules in actor.role_rules.values() for p, _ in role_rules}
+    for path in sorted(paths):
+        if role_allows(rules, path) and not actor.is_allowed(path):
+            return path
+    return None
+
+
+def may_edit_role(actor: Actor, role_id: int) -> bool:
+    """Whether ``actor`` may change the role (the check of every role edit): it holds the edit rule and the role
+    allows nothing the actor is not allowed. A server acting for a protocol client never may."""
+    if actor.for_client:
+        return False
+    if not actor.is_allowed(EDIT_RULE):
+        return False
+    from ..models import AccessRule
+
+    rules = list(AccessRule.objects.filter(role_id=role_id).values_list("resource", "allowed"))
+    return uncovered(actor, rules) is None

@@ -22,14 +22,13 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count
 
 from .. import audit
-from ..auth.access import Actor, role_allows
+from ..auth.access import EDIT_RULE, Actor, may_edit_role, role_allows, uncovered  # noqa: F401 (re-exported)
 from ..auth.resources import SUPERADMIN, known_paths
 from ..choices import MemberMatch
 from ..errors import AuthorizationDenied, ConflictError, NotFoundError, ValidationError
 from ..models import AccessRule, CertificateAuthority, Role, RoleMember, TrustedOAuthProvider
 
 VIEW_RULE = "/system_functionality/view_administrator_privileges"
-EDIT_RULE = "/system_functionality/edit_administrator_privileges"
 
 # Claims an OAuth member may match on (EJBCA: subject, preferred user name, e-mail, roles/groups).
 OAUTH_CLAIMS = [
@@ -83,22 +82,6 @@ class _KeepSuperadmin:
             raise ConflictError(LOCKOUT_MESSAGE)
 
 
-def uncovered(actor: Actor, rules: list[tuple[str, bool]]) -> str | None:
-    """The first resource that a role with ``rules`` is allowed and ``actor`` is not, or None.
-
-    Decisions are constant on the rule tree between rule paths: a resource is decided, for every role, like
-    the longest rule path (of the actor's roles or of ``rules``) above it. So checking each of those paths is
-    checking every resource, including the ones below a granted path that the actor is denied (granting
-    ``/ca`` while denied ``/ca/5`` is caught at ``/ca/5``)."""
-    if actor.system:
-        return None
-    paths = {p for p, _ in rules} | {p for role_rules in actor.role_rules.values() for p, _ in role_rules}
-    for path in sorted(paths):
-        if role_allows(rules, path) and not actor.is_allowed(path):
-            return path
-    return None
-
-
 def _require_covers(actor: Actor, role: Role, new_rules: Mapping[str, bool] | None = None) -> None:
     """An administrator edits only roles that allow nothing it is not allowed itself, before and (with
     ``new_rules``, the role's whole new rule set) after the change: otherwise an editor of roles could grant
@@ -110,17 +93,6 @@ def _require_covers(actor: Actor, role: Role, new_rules: Mapping[str, bool] | No
         path = uncovered(actor, rules)
         if path is not None:
             raise AuthorizationDenied(path, actor.name)
-
-
-def may_edit_role(actor: Actor, role_id: int) -> bool:
-    """Whether ``actor`` may change the role (the check of every role edit): it holds the edit rule and the role
-    allows nothing the actor is not allowed. A server acting for a protocol client never may."""
-    if actor.for_client:
-        return False
-    if not actor.is_allowed(EDIT_RULE):
-        return False
-    rules = list(AccessRule.objects.filter(role_id=role_id).values_list("resource", "allowed"))
-    return uncovered(actor, rules) is None
 
 
 # --- Roles -------------------------------------------------------------------------------------------
