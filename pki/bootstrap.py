@@ -22,6 +22,7 @@ from cryptotokens.models import CryptoToken
 from .auth.access import Actor
 from .choices import MemberMatch
 from .models import CertificateAuthority, Role, RoleMember
+from .public_urls import default_ocsp_url
 from .services.cas import CASettings, create_ca
 from .services.profiles import ensure_builtin_profiles
 
@@ -135,6 +136,7 @@ def _management_ca(result: BootstrapResult) -> None:
         crypto_token=token, key_alias="signKey", key_spec="RSA3072", validity="10y",
         signature_algorithm="SHA256WithRSA", crl_period=timedelta(days=1), crl_overlap=timedelta(minutes=10),
         crl_distribution_point=f"{base}/crl/{MANAGEMENT_CA}.crl", ca_issuers_url=f"{base}/ca/{MANAGEMENT_CA}.crt",
+        ocsp_url=default_ocsp_url(),
         description="Management CA created at first start", is_default=True,
     ))
     result.created.append(f"CA {MANAGEMENT_CA}")

@@ -11,6 +11,7 @@ from cryptotokens.models import CryptoToken, CryptoTokenKeyPair
 from ..auth.access import Actor
 from ..choices import CAStatus, ProfileType
 from ..models import CertificateAuthority, CertificateProfile
+from ..public_urls import default_ocsp_url
 from ..x509.algorithms import OFFERED
 from .base import DatalistInput, FieldsetsMixin
 
@@ -40,7 +41,10 @@ class _CrlFields(FieldsetsMixin, forms.Form):
     crl_distribution_point = forms.URLField(required=False, assume_scheme="http", label="CRL distribution point",
                                             help_text="Written into issued certificates, e.g. "
                                                       "http://pki.example.com/crl/<CA name>.crl")
-    ocsp_url = forms.URLField(required=False, assume_scheme="http", label="OCSP service URL")
+    ocsp_url = forms.URLField(required=False, assume_scheme="http", label="OCSP service URL",
+                              initial=default_ocsp_url,
+                              help_text="Written into issued certificates (AIA); this installation's responder "
+                                        "answers for every CA at /ocsp")
     ca_issuers_url = forms.URLField(required=False, assume_scheme="http", label="CA issuers URL (AIA)")
 
     CRL_FIELDS = ["crl_period_hours", "crl_overlap_hours", "delta_crl_period_hours"]

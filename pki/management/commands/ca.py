@@ -16,6 +16,7 @@ from pki.crl import create_crl
 from pki.issuance import IssuanceRequest, issue
 from pki.management.base import GroupCommand, read_secret
 from pki.models import CertificateAuthority
+from pki.public_urls import default_ocsp_url
 from pki.revocation import find_certificate, revoke
 from pki.services.cas import CASettings, create_ca, get_ca
 from pki.services.profiles import get_profile
@@ -53,7 +54,8 @@ class Command(GroupCommand):
         p.add_argument("--crloverlap", type=_hours, default=timedelta(minutes=10), help="hours")
         p.add_argument("--deltacrlperiod", type=_hours, default=timedelta(0), help="hours (0: no delta CRLs)")
         p.add_argument("--crldp", default="")
-        p.add_argument("--ocspurl", default="")
+        p.add_argument("--ocspurl", default=None, help="OCSP URL in issued certificates (default: this "
+                       "installation's responder, PKI_BASE_URL/ocsp; '' for none)")
         p.add_argument("--default", action="store_true", help="Use this CA when SCEP/REST name none")
         p.add_argument("--uniquepublickeys", action=argparse.BooleanOptionalAction, default=True,
                        help="Enforce unique public keys (EJBCA's default: on)")
@@ -78,7 +80,8 @@ class Command(GroupCommand):
             signed_by=get_ca(o["signedby"]) if o["signedby"] else None, validity=o["validity"],
             signature_algorithm=o["signalg"], certificate_profile=o["certprofile"],
             crl_period=o["crlperiod"], crl_overlap=o["crloverlap"], delta_crl_period=o["deltacrlperiod"],
-            crl_distribution_point=o["crldp"], ocsp_url=o["ocspurl"], is_default=o["default"],
+            crl_distribution_point=o["crldp"], is_default=o["default"],
+            ocsp_url=default_ocsp_url() if o["ocspurl"] is None else o["ocspurl"],
             enforce_unique_public_keys=o["uniquepublickeys"], enforce_unique_dn=o["uniquedn"],
             enforce_unique_dn_serial_number=o["uniquednserialnumber"],
         ))

@@ -228,3 +228,15 @@ def test_several_certificates_in_one_request(ca, leaf_factory, actor, live_serve
     answers = response.basic_ocsp_response["tbs_response_data"]["responses"]
     by_serial = {a["cert_id"]["serial_number"].native: a["cert_status"].name for a in answers}
     assert by_serial == {certs[0].serial_int: "good", certs[1].serial_int: "revoked", certs[2].serial_int: "good"}
+
+
+def test_certificates_point_at_this_responder_by_default(db, settings, actor):
+    """ManagementCA (init), the CA form and `ca init` put this installation's responder into the AIA."""
+    from pki.bootstrap import run
+    from pki.forms.cas import CACreateForm
+    from pki.models import CertificateAuthority
+
+    settings.PKI_BASE_URL = "https://pki.example.org/"
+    run()
+    assert CertificateAuthority.objects.get(name="ManagementCA").ocsp_url == "https://pki.example.org/ocsp"
+    assert CACreateForm(actor=actor)["ocsp_url"].initial == "https://pki.example.org/ocsp"
