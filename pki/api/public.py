@@ -141,7 +141,9 @@ def _certdist_cacert(request: HttpRequest, ca: CertificateAuthority, cmd: str) -
     chain = ca.chain()
     raw_level = request.GET.get("level")
     if raw_level is not None:
-        level = parse_decimal(raw_level)
+        level = parse_decimal(raw_level.removeprefix("-"))
+        if level is not None and raw_level.startswith("-"):
+            level = -level  # a level, but none that exists (404 below), as before ASCII digits were required
         if level is None:
             return _text(HttpResponseBadRequest, "Invalid level, should be a number.")
         if not 0 <= level < len(chain):
