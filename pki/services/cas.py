@@ -17,6 +17,7 @@ from cryptotokens.models import CryptoToken, CryptoTokenKeyPair
 from .. import audit
 from ..auth.access import Actor
 from ..choices import CAStatus, ProfileType
+from ..crl import create_crl
 from ..errors import ConflictError, NotFoundError, ValidationError, as_pki_error
 from ..ids import is_db_id
 from ..issuance import IssuanceRequest, issue
@@ -86,6 +87,19 @@ def _record_ca_certificate(ca: CertificateAuthority, cert: x509.Certificate, ali
     )
 
 
+def _first_crls(actor: Actor, ca: CertificateAuthority) -> None:
+    """The CA's first full CRL, and its first delta when delta CRLs are on, signed with its current key.
+
+    Called inside the transaction that creates or renews the CA: every certificate it issues names a CRL
+    distribution point, which must answer from the first second (a 404 there makes relying parties that check
+    revocation reject the certificate). The caller authorized the CA operation, which includes its CRL.
+    """
+    crl_actor = Actor.system_actor(actor.name)
+    create_crl(crl_actor, ca)
+    if ca.delta_crl_period:
+        create_crl(crl_actor, ca, delta=True)
+
+
 def _key_pair(actor: Actor, token: CryptoToken, alias: str, key_spec: str | None) -> CryptoTokenKeyPair:
     try:
         if key_spec:
@@ -147,6 +161,7 @@ def create_ca(actor: Actor, settings: CASettings) -> CertificateAuthority:
             _record_ca_certificate(ca, issued.certificate, settings.key_alias, timezone.now())
             if settings.is_default:
                 set_default_ca(actor, ca)
+            _first_crls(actor, ca)
             audit.record("CA_CREATION", actor.name, object_type="ca", object_id=ca.pk,
                          details={"name": ca.name, "subject": subject_dn, "token": settings.crypto_token.name,
                                   "key_alias": settings.key_alias, "signed_by": issuer.name},
@@ -314,6 +329,8 @@ def renew_ca(
             event_details = {}
         locked.save()
         _record_ca_certificate(locked, issued.certificate, alias, activate_at or now)
+        if not locked.rollover_at:
+            _first_crls(actor, locked)  # signed by the new certificate (and key) from now on
         audit.record("CA_RENEWAL", actor.name, object_type="ca", object_id=ca.pk,
                      details={"key_alias": alias, "new_key": alias != ca.key_alias, **event_details},
                      in_transaction=True)
@@ -334,6 +351,7 @@ def apply_due_rollover(ca: CertificateAuthority) -> bool:
         locked.rollover_key_alias = ""
         locked.rollover_at = None
         locked.save()
+        _first_crls(Actor.system_actor("system"), locked)  # the next CRLs come from the new key
         audit.record("CA_ROLLOVER", "system", object_type="ca", object_id=ca.pk,
                      details={"key_alias": locked.key_alias}, in_transaction=True)
     ca.refresh_from_db()

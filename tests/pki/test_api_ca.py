@@ -14,7 +14,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from pki.crl import create_crl
-from pki.models import AuditEvent
+from pki.models import CRL, AuditEvent
 from pki.services.cas import import_ca
 from tests.conftest import pem
 from tests.pki.test_api_auth import (
@@ -139,6 +139,7 @@ def test_ca_errors_are_json(api, sub_ca, path, status, message):
 
 
 def test_latest_crl_is_null_before_the_first_crl(api, sub_ca):
+    CRL.objects.filter(ca=sub_ca).delete()  # the CA was created with its first CRL: take it away
     body = api.get(f"{V1}/ca/{dn(sub_ca)}/getLatestCrl").json()
     assert body == {"crl": None, "response_format": "DER"}
 
@@ -148,7 +149,7 @@ def test_create_crl_then_get_latest_verifies_with_openssl(api, sub_ca, leaf, ope
     r = api.post(f"{V1}/ca/{dn(sub_ca)}/createcrl")
     assert r.status_code == 200
     assert set(r.json()) == CREATE_CRL_FIELDS
-    assert r.json() == {"issuer_dn": sub_ca.subject_dn, "latest_crl_version": 1, "latest_delta_crl_version": 0,
+    assert r.json() == {"issuer_dn": sub_ca.subject_dn, "latest_crl_version": 2, "latest_delta_crl_version": 0,
                         "latest_partition_crl_versions": {}, "latest_partition_delta_crl_versions": {},
                         "all_success": True}
     body = api.get(f"{V1}/ca/{dn(sub_ca)}/getLatestCrl?deltaCrl=false&crlPartitionIndex=0").json()
@@ -166,6 +167,7 @@ def test_create_crl_then_get_latest_verifies_with_openssl(api, sub_ca, leaf, ope
 
 
 def test_delta_crl_builds_on_the_full_crl(api, sub_ca, leaf):
+    CRL.objects.filter(ca=sub_ca).delete()  # the CA was created with its first CRL: take it away
     r = api.post(f"{V1}/ca/{dn(sub_ca)}/createcrl?deltacrl=true")
     assert r.status_code == 400 and "no full CRL" in r.json()["error_message"]
     assert api.post(f"{V1}/ca/{dn(sub_ca)}/createcrl").json()["latest_crl_version"] == 1

@@ -116,11 +116,13 @@ def test_crl_verifies_with_openssl_and_rejects_revoked(sub_ca, root_ca, actor, i
 
 def test_crl_numbers_increase_and_are_shared_with_deltas(ca_factory, actor, issue_cert, openssl):
     ca = ca_factory("DeltaCA", delta_crl_period=timedelta(hours=1), crl_distribution_point="http://x/crl/DeltaCA.crl")
-    first = create_crl(actor, ca)
+    # The CA was created with its first full CRL (#1) and first delta (#2).
+    assert list(CRL.objects.filter(ca=ca).order_by("crl_number").values_list("crl_number", "is_delta")) == [
+        (1, False), (2, True)]
     old = issue_cert(ca, "old")
     revoke(actor, old, "superseded")
     base = create_crl(actor, ca)
-    assert (first.crl_number, base.crl_number) == (1, 2)
+    assert base.crl_number == 3
     freshest = _load(base).extensions.get_extension_for_class(x509.FreshestCRL).value
     assert freshest[0].full_name[0].value == "http://x/crl/DeltaCA.crl?delta=true"
     held = issue_cert(ca, "held")
@@ -128,10 +130,10 @@ def test_crl_numbers_increase_and_are_shared_with_deltas(ca_factory, actor, issu
     new = issue_cert(ca, "new")
     revoke(actor, new, "keyCompromise")
     delta = create_crl(actor, ca, delta=True)
-    assert delta.crl_number == 3 and delta.is_delta and delta.base_crl_number == 2
+    assert delta.crl_number == 4 and delta.is_delta and delta.base_crl_number == 3
     parsed = _load(delta)
     indicator = parsed.extensions.get_extension_for_class(x509.DeltaCRLIndicator)
-    assert indicator.critical and indicator.value.crl_number == 2
+    assert indicator.critical and indicator.value.crl_number == 3
     serials = {e.serial_number for e in parsed}
     assert {held.serial_int, new.serial_int} <= serials
     assert parsed.next_update_utc - parsed.last_update_utc == timedelta(hours=1)
@@ -146,6 +148,7 @@ def test_crl_numbers_increase_and_are_shared_with_deltas(ca_factory, actor, issu
 
 
 def test_delta_needs_a_base(root_ca, actor):
+    CRL.objects.filter(ca=root_ca).delete()  # a CA gets its first CRL when created: take it away
     with pytest.raises(ValidationError, match="no full CRL"):
         create_crl(actor, root_ca, delta=True)
     assert AuditEvent.objects.filter(event_type="CRL_CREATION", outcome="FAILURE").exists()
@@ -161,7 +164,10 @@ def test_expired_revoked_certificates_leave_the_crl(root_ca, actor, issue_cert):
 def test_regeneration_task_renews_due_crls(ca_factory, actor):
     ca = ca_factory("AutoCA", crl_period=timedelta(hours=2), crl_overlap=timedelta(minutes=30),
                     delta_crl_period=timedelta(minutes=20))
-    assert (ca, False) in due_crls()  # no CRL yet
+    # Created with its first full CRL and delta: nothing is due until they near their next update.
+    assert (ca, False) not in due_crls() and (ca, True) not in due_crls()
+    CRL.objects.filter(ca=ca).delete()
+    assert (ca, False) in due_crls()  # no CRL
     done = regenerate_due_crls()
     assert any(d.startswith("AutoCA#") for d in done)
     full = CRL.objects.filter(ca=ca, is_delta=False).get()

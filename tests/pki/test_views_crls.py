@@ -50,8 +50,8 @@ def test_create_crl_button_runs_the_task_eagerly(admin, sub_ca, actor, leaf_fact
     revoke(actor, leaf_factory(), 1)
     r = admin.post(f"/crls/{sub_ca.pk}/create/", follow=True)
     assert r.redirect_chain[-1][0] == "/crls/"
-    assert b"CRL #1 for TestSub created (1 entry)" in r.content
-    crl = CRL.objects.get(ca=sub_ca)
+    assert b"CRL #2 for TestSub created (1 entry)" in r.content  # #1 was made with the CA
+    crl = CRL.objects.get(ca=sub_ca, crl_number=2)
     assert crl.entries == 1 and not crl.is_delta
     assert x509.load_der_x509_crl(bytes(crl.der)).is_signature_valid(sub_ca.certificate.public_key())
 
@@ -59,6 +59,7 @@ def test_create_crl_button_runs_the_task_eagerly(admin, sub_ca, actor, leaf_fact
 def test_create_delta_crl_button(admin, sub_ca, actor):
     from datetime import timedelta
 
+    CRL.objects.filter(ca=sub_ca).delete()  # the CA was created with its first CRL: take it away
     edit_ca(actor, sub_ca, delta_crl_period=timedelta(hours=1))
     assert b"Create delta CRL" not in admin.get("/crls/").content  # no full CRL to base it on yet
     admin.post(f"/crls/{sub_ca.pk}/create/")
@@ -78,6 +79,7 @@ def test_create_delta_crl_button(admin, sub_ca, actor):
 )
 def test_crl_refusals_are_messages(admin, sub_ca, actor, setup, data, message):
     ca = import_ca(actor, "Ext", pem(*_external_chain())) if setup == "external" else sub_ca
+    CRL.objects.all().delete()  # the CAs were created with their first CRLs: take them away
     r = admin.post(f"/crls/{ca.pk}/create/", data, follow=True)
     assert r.status_code == 200 and message in r.content.decode() and "Traceback" not in r.content.decode()
     assert CRL.objects.count() == 0
@@ -95,8 +97,8 @@ def test_queued_crl_shows_progress_that_the_status_endpoint_reports(admin, sub_c
 
     status = admin.get(f"/tasks/{task_id}/").json()
     assert status["state"] == "SUCCESS" and (status["done"], status["total"]) == (2, 2)
-    assert status["result"]["crl_number"] == 1 and status["result"]["entries"] == 2
-    assert status["result"]["crl_id"] == CRL.objects.get(ca=sub_ca).pk
+    assert status["result"]["crl_number"] == 2 and status["result"]["entries"] == 2  # #1 came with the CA
+    assert status["result"]["crl_id"] == CRL.objects.get(ca=sub_ca, crl_number=2).pk
 
 
 def test_status_of_an_unknown_task_is_pending(admin):
@@ -112,7 +114,7 @@ def test_creating_a_crl_needs_the_rule_and_the_ca(db, root_ca, sub_ca):
     limited = ui_client("rootcrl", ["/ca_functionality/view_ca", "/ca_functionality/create_crl", f"/ca/{root_ca.pk}"])
     r = limited.post(f"/crls/{sub_ca.pk}/create/")
     assert r.status_code == 403 and f"/ca/{sub_ca.pk}".encode() in r.content
-    assert CRL.objects.count() == 0
+    assert CRL.objects.count() == 2  # the two CAs' first CRLs only
 
 
 @pytest.fixture
@@ -136,4 +138,4 @@ def test_crl_on_an_offline_token_is_a_message(admin, ca_factory, soft_token_fact
     deactivate(actor, token)
     r = admin.post(f"/crls/{ca.pk}/create/", follow=True)
     assert r.status_code == 200 and "No CRL for OfflineCA" in r.content.decode()
-    assert CRL.objects.count() == 0
+    assert CRL.objects.count() == 1  # the first CRL, made with the CA
