@@ -1,6 +1,6 @@
 """The server of ``make run``: nginx on HOST:PORT in front of gunicorn on a loopback port only nginx knows.
 
-    .venv/bin/python scripts/serve.py [--host 127.0.0.1] [--port 8000] [--workers 2] [--threads 4]
+    .venv/bin/python scripts/serve.py [--host 127.0.0.1] [--port 8000] [--workers 2] [--threads 4] [--no-scheduler]
 
 nginx (deploy/nginx/pki-run.conf) holds slow clients, reads whole request bodies with a timeout and bounds
 request lines; gunicorn (settings in pki/gunicorn_conf.py) gets complete requests only, so a few clients that
@@ -8,7 +8,11 @@ announce a body and send nothing no longer hold its threads. nginx's files (conf
 bodies) go to ``--run-dir`` (var/run). Without an nginx binary the script serves with gunicorn alone, says
 loudly what that leaves open, and caps request lines at gunicorn's largest finite limit.
 
-Both processes stop together: on SIGINT/SIGTERM, or when either exits.
+Without REDIS_URL (no Celery beat), the periodic jobs (CRL renewal, SCEP transaction purge: CELERY_BEAT_SCHEDULE)
+run in a third process, ``manage.py scheduler`` (pki/scheduler.py): outside gunicorn, so recycling a worker does
+not stop it, and safe to run on several hosts sharing one database. ``--no-scheduler`` leaves it out.
+
+The processes stop together: on SIGINT/SIGTERM, or when any of them exits.
 """
 
 from __future__ import annotations
@@ -97,6 +101,20 @@ def gunicorn_argv(bind: str, workers: int, threads: int, *, exposed: bool,
     return argv
 
 
+def scheduler_argv() -> list[str]:
+    """The embedded scheduler's process (the periodic jobs Celery beat runs when Redis is configured)."""
+    return [sys.executable, str(ROOT / "manage.py"), "scheduler"]
+
+
+def wants_scheduler(no_scheduler: bool, environ: dict[str, str] | None = None) -> bool:
+    """Start the scheduler unless told not to or a broker is configured (then Celery beat runs the jobs)."""
+    return not no_scheduler and not (environ if environ is not None else os.environ).get("REDIS_URL")
+
+
+def _name(proc: subprocess.Popen) -> str:
+    return "scheduler" if proc.args[-1:] == ["scheduler"] else Path(proc.args[0]).name
+
+
 def _stop(processes: list[subprocess.Popen]) -> None:
     # gunicorn: SIGTERM is its graceful stop; nginx: SIGQUIT is its graceful stop.
     for proc in processes:
@@ -119,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--run-dir", type=Path, default=ROOT / "var" / "run")
+    parser.add_argument("--no-scheduler", action="store_true",
+                        help="Do not run the periodic jobs here (Celery beat or another host runs them)")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
 
@@ -163,13 +183,17 @@ def main(argv: list[str] | None = None) -> int:
         processes.append(subprocess.Popen([nginx, "-p", str(run_dir), "-c", str(config), "-e", "stderr"], cwd=ROOT))
         print(f"nginx on http://{args.host}:{args.port}/ in front of gunicorn (pki/gunicorn_conf.py)",
               file=sys.stderr, flush=True)
+    if wants_scheduler(args.no_scheduler):
+        processes.append(subprocess.Popen(scheduler_argv(), cwd=ROOT))
+        print("scheduler: periodic jobs (CRLs, SCEP purge) run here (manage.py scheduler)", file=sys.stderr,
+              flush=True)
 
     try:
         while not stopping and all(p.poll() is None for p in processes):
             time.sleep(0.2)
         for proc in processes:
             if not stopping and proc.poll() is not None:
-                print(f"serve.py: {Path(proc.args[0]).name} exited with {proc.returncode}; stopping",
+                print(f"serve.py: {_name(proc)} exited with {proc.returncode}; stopping",
                       file=sys.stderr, flush=True)
     finally:
         _stop(processes)

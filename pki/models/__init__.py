@@ -7,6 +7,7 @@ from .crl import CRL
 from .oauth import TrustedOAuthProvider
 from .profiles import CertificateProfile
 from .roles import AccessRule, Role, RoleMember
+from .scheduling import ScheduledJob
 from .throttle import AuthThrottle
 
 __all__ = [
@@ -21,5 +22,6 @@ __all__ = [
     "CertificateProfile",
     "Role",
     "RoleMember",
+    "ScheduledJob",
     "TrustedOAuthProvider",
 ]
