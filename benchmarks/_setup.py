@@ -12,11 +12,27 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# Set by tests/test_benchmarks_smoke.py: a suffix for every database name (so runs at the same time on one server
+# do not drop each other's databases) and a migrated database to copy instead of migrating each one again.
+DB_SUFFIX_ENV = "PKI_BENCH_DB_SUFFIX"
+TEMPLATE_ENV = "PKI_BENCH_TEMPLATE"
+
+
+def database_name(database: str) -> str:
+    """``database`` with this run's suffix (PKI_BENCH_DB_SUFFIX), if any."""
+    return database + os.environ.get(DB_SUFFIX_ENV, "")
+
+
 def setup_django(database: str = "pki_bench", fresh: bool = True) -> None:
-    """Point Django at ``database`` on the server of DATABASE_URL, recreate it when ``fresh``, migrate."""
+    """Point Django at ``database`` on the server of DATABASE_URL, recreate it when ``fresh``, migrate.
+
+    With PKI_BENCH_TEMPLATE set, a fresh database is a copy of that (migrated) database: migrate has nothing
+    left to do, which keeps the smoke runs short."""
     import dj_database_url
     import psycopg2
 
+    database = database_name(database)
+    template = os.environ.get(TEMPLATE_ENV, "")
     base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
     cfg = dj_database_url.parse(base)
     conn = psycopg2.connect(host=cfg["HOST"] or "127.0.0.1", port=cfg["PORT"] or 5432, user=cfg["USER"],
@@ -27,7 +43,7 @@ def setup_django(database: str = "pki_bench", fresh: bool = True) -> None:
             cur.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database])
         if not cur.fetchone():
-            cur.execute(f'CREATE DATABASE "{database}"')
+            cur.execute(f'CREATE DATABASE "{database}"' + (f' TEMPLATE "{template}"' if template else ""))
     conn.close()
     os.environ["DATABASE_URL"] = base.rsplit("/", 1)[0] + "/" + database
     os.environ.setdefault("PKI_MASTER_KEY", "benchmark-master-key")
@@ -40,6 +56,8 @@ def setup_django(database: str = "pki_bench", fresh: bool = True) -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+    # Without REDIS_URL the cache is a database table that migrate does not make (`manage.py init` does).
+    call_command("createcachetable", verbosity=0)
 
 
 def table(rows: list[tuple], headers: tuple[str, ...]) -> str:

@@ -9,6 +9,7 @@ appends in one transaction, appends rolled back with their transaction, and fail
 ``verify_chain`` must pass and the number of events must equal the number of committed appends.
 
     python benchmarks/audit_chain.py [--count 3000] [--threads 1 2 4 8] [--processes 2]
+    ... benchmarks/audit_chain.py --smoke     # CI: a few appends, checks that it runs and prints its figures
 """
 
 from __future__ import annotations
@@ -111,7 +112,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--processes", type=int, default=2, help="extra processes in the correctness check")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--smoke", action="store_true", help="a few appends: check that it runs")
     args = parser.parse_args()
+    if args.smoke:
+        args.count, args.threads, args.processes = 40, [1, 2], 1
     if args.worker:
         worker_main(args)
         return
@@ -128,7 +132,7 @@ def main() -> None:
     print(table(rows, ("threads", "appends/s")))
 
     before = AuditEvent.objects.count()
-    rounds = 200
+    rounds = 10 if args.smoke else 200
     env = {**os.environ, "DATABASE_URL": os.environ["DATABASE_URL"].rsplit("/", 1)[0] + "/postgres"}
     procs = [subprocess.Popen([sys.executable, __file__, "--worker", "--threads", "3", "--count", str(rounds)],
                               stdout=subprocess.PIPE, text=True, env=env) for _ in range(args.processes)]

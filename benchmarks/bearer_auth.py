@@ -10,6 +10,7 @@ the memo off (RS256 verification on every request), and what a real endpoint doe
 caller's roles (``actor_for_request``: two indexed queries).
 
     python benchmarks/bearer_auth.py [--seconds 5] [--redis redis://127.0.0.1:6379/1]
+    ... benchmarks/bearer_auth.py --smoke     # CI: a fraction of a second per row, checks that it runs
 """
 
 from __future__ import annotations
@@ -117,7 +118,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=3, help="Alternate the endpoints this many times; best kept")
     parser.add_argument("--redis", default="", help="Use Redis as the Django cache (else in-process memory)")
+    parser.add_argument("--smoke", action="store_true", help="A fraction of a second per row: checks the script runs")
     args = parser.parse_args()
+    if args.smoke:
+        args.seconds, args.rounds = 0.2, 1
     if args.redis:
         os.environ["REDIS_URL"] = args.redis
     os.environ["DJANGO_SETTINGS_MODULE"] = "pki.settings"
@@ -166,10 +170,10 @@ def main() -> None:
     # The authentication step alone, timed in isolation: steadier than the difference of two noisy rates.
     settings.PKI_OAUTH_VERIFIED_MEMO_SECONDS = 60
     oauth_core.clear_memos()
-    step_memo = time_authentication(bearer["HTTP_AUTHORIZATION"], 20000)
+    step_memo = time_authentication(bearer["HTTP_AUTHORIZATION"], 200 if args.smoke else 20000)
     settings.PKI_OAUTH_VERIFIED_MEMO_SECONDS = 0
     oauth_core.clear_memos()
-    step_full = time_authentication(bearer["HTTP_AUTHORIZATION"], 2000)
+    step_full = time_authentication(bearer["HTTP_AUTHORIZATION"], 20 if args.smoke else 2000)
     fetches = op.stats()["jwks_requests"]
     op.stop()
 

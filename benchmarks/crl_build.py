@@ -7,6 +7,7 @@ tracemalloc (peak Python allocations). The encoding alone is timed over rows fet
 result is checked with cryptography (entry count, signature, sample serials) and ``openssl crl -verify``.
 
     python benchmarks/crl_build.py [--entries 1000000] [--key RSA2048|P-256]
+    ... benchmarks/crl_build.py --smoke       # CI: 1,000 entries, checks that it runs and prints its figures
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def load_revoked(ca, profile_id: int, entries: int) -> list[str]:
 
     columns = ("ca_id, serial, fingerprint_sha256, subject_dn, issuer_dn, subject_alt_name, not_before, not_after, "
                "der, status, revocation_reason, revoked_at, unrevoked_at, username, certificate_profile_id, "
-               "key_algorithm, is_ca, created_at, updated_at")
+               "key_algorithm, public_key_sha256, revocation_recorded_at, is_ca, created_at, updated_at")
     start = datetime(2026, 1, 1, tzinfo=UTC)
     samples: list[str] = []
     with connection.cursor() as cur:
@@ -51,7 +52,8 @@ def load_revoked(ca, profile_id: int, entries: int) -> list[str]:
                 revoked = (start + timedelta(seconds=10 * i)).strftime("%Y-%m-%d %H:%M:%S+00")
                 buf.write(f"{ca.pk}\t{serial}\t{secrets.token_hex(32)}\tCN=user{i}\tCN=CRL Bench CA\t\t"
                           f"2026-01-01 00:00:00+00\t2099-01-01 00:00:00+00\t\\\\x00\tREVOKED\t"
-                          f"{REASONS[i % len(REASONS)]}\t{revoked}\t\\N\t\t{profile_id}\tEC P-256\tf\t"
+                          f"{REASONS[i % len(REASONS)]}\t{revoked}\t\\N\t\t{profile_id}\tEC P-256\t"
+                          f"{secrets.token_hex(32)}\t{revoked}\tf\t"
                           "2026-01-01 00:00:00+00\t2026-01-01 00:00:00+00\n")
                 if i % (entries // 5 or 1) == 0:
                     samples.append(serial)
@@ -76,7 +78,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--key", default="RSA2048", help="CA key: RSA2048 or P-256")
+    parser.add_argument("--smoke", action="store_true", help="1,000 entries: check that it runs")
     args = parser.parse_args()
+    if args.smoke:
+        args.entries = 1000
     load_before = load()
     setup_django("pki_bench_crl")
 

@@ -7,6 +7,7 @@ no profile rules, no uniqueness checks, no audit event. No issuance pipeline can
 figure; the ratio to the first is the best ratio ``issue_throughput.py`` could print.
 
     python benchmarks/issue_floor.py [--count 1000] [--threads 1 8]
+    ... benchmarks/issue_floor.py --smoke     # CI: a few certificates, checks that it runs and prints its figures
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=1000, help="certificates per P-256 run (RSA runs do half)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--smoke", action="store_true", help="a few certificates: check that it runs")
     args = parser.parse_args()
+    if args.smoke:
+        args.count, args.threads = 20, [1, 2]
     load_before = load()
     setup_django("pki_bench_floor")
 

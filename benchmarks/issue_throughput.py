@@ -7,6 +7,7 @@ CertificateBuilder + sign alone, with similar extensions and no database. Keys, 
 strings are made before the timed loops.
 
     python benchmarks/issue_throughput.py [--count 2000] [--threads 1 2 4] [--requests public-key csr]
+    ... benchmarks/issue_throughput.py --smoke   # CI: a few certificates, checks that it runs and prints its figures
 """
 
 from __future__ import annotations
@@ -34,7 +35,10 @@ def main() -> None:
                         help="sys.setswitchinterval for the run (CPython's default is 0.005 s)")
     parser.add_argument("--no-group-commit", action="store_true",
                         help="store every certificate in its own transaction (for comparison)")
+    parser.add_argument("--smoke", action="store_true", help="a few certificates: check that it runs")
     args = parser.parse_args()
+    if args.smoke:
+        args.count, args.threads = 20, [1, 2]
     if args.switch_interval:
         sys.setswitchinterval(args.switch_interval)
     load_before = load()
@@ -70,8 +74,8 @@ def main() -> None:
     }
 
     # Requests are made up front: 200 end-entity keys reused, a distinct subject and SAN per certificate.
-    most = max(args.count, 40 * max(args.threads))
-    keys = [ec.generate_private_key(ec.SECP256R1()) for _ in range(200)]
+    most = max(args.count, (5 if args.smoke else 40) * max(args.threads))
+    keys = [ec.generate_private_key(ec.SECP256R1()) for _ in range(20 if args.smoke else 200)]
     public_keys = [k.public_key() for k in keys]
     subjects = [f"CN=user{n},O=Bench" for n in range(most)]
     sans = [f"DNSNAME=user{n}.example.com" for n in range(most)]
@@ -135,8 +139,8 @@ def main() -> None:
 
     # Warm up (open the keys, fill caches, first connections), then count the statements of one issuance.
     for ca in cas.values():
-        pipeline_rate(ca, args.requests[0], 20, 1)
-        raw_rate(ca, 20)
+        pipeline_rate(ca, args.requests[0], 2 if args.smoke else 20, 1)
+        raw_rate(ca, 2 if args.smoke else 20)
     with CaptureQueriesContext(connection) as queries:
         issue(request(cas["P-256"], args.requests[0], 0))
     statements = [q["sql"].split(" ")[0] for q in queries.captured_queries]

@@ -1,6 +1,7 @@
 """Where one issuance spends its time: SQL statements per call and a cProfile of N calls.
 
     python benchmarks/profile_issue.py [--count 500] [--key P-256|RSA2048] [--csr]
+    ... benchmarks/profile_issue.py --smoke   # CI: a few issuances, checks that it runs and prints its figures
 """
 
 from __future__ import annotations
@@ -20,7 +21,11 @@ def main() -> None:
     parser.add_argument("--csr", action="store_true", help="send pre-built CSRs instead of public keys")
     parser.add_argument("--top", type=int, default=35)
     parser.add_argument("--cpu", action="store_true", help="profile CPU time (time.process_time), not wall time")
+    parser.add_argument("--smoke", action="store_true", help="a few issuances: check that it runs")
     args = parser.parse_args()
+    if args.smoke:
+        args.count, args.top = 10, 5
+    rounds = 10 if args.smoke else 200  # statement timings, and below the COMMIT timings
     setup_django("pki_bench_profile")
 
     from cryptography import x509
@@ -56,7 +61,7 @@ def main() -> None:
                                   subject_dn=f"CN=user{n},O=Bench", subject_alt_name=f"DNSNAME=user{n}.example.com")
         issue(req)
 
-    for i in range(20):
+    for i in range(3 if args.smoke else 20):
         one(i)
     with CaptureQueriesContext(connection) as ctx:
         one(10_000)
@@ -74,7 +79,7 @@ def main() -> None:
             timings.setdefault(sql.split("(")[0][:60], []).append(time.perf_counter() - t0)
 
     with connection.execute_wrapper(timed):
-        for i in range(200):
+        for i in range(rounds):
             one(40_000 + i)
     print("\nmean time per statement (client side, ms):")
     for sql, ts in timings.items():
@@ -84,7 +89,7 @@ def main() -> None:
     raw = connection.connection
     raw.autocommit = False  # Django's connection is in autocommit mode: COMMIT would have nothing to flush
     commit_t = []
-    for i in range(300):
+    for i in range(rounds + 100):
         with raw.cursor() as cur:
             cur.execute("INSERT INTO bench_commit VALUES (%s)", [i])
         t0 = time.perf_counter()

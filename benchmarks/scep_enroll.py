@@ -9,6 +9,7 @@ database with its CERT_CREATION audit event. Prints enrollments/s, p50/p99 laten
 enrollment of the gunicorn workers, their PostgreSQL backends, micromdm and the load generator (Linux /proc).
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/x .venv/bin/python benchmarks/scep_enroll.py [-n 400] [-c 8]
+    ... benchmarks/scep_enroll.py --smoke     # CI: a few enrollments, checks that it runs and prints its figures
 
 micromdm's server listens on every interface: it gets a free port and is stopped by its PID.
 """
@@ -30,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("PKI_MASTER_KEY", "benchmark-master-key")
 
-from _setup import post_all  # noqa: E402
+from _setup import TEMPLATE_ENV, post_all  # noqa: E402
 from cryptography import x509  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
 from cryptography.hazmat.primitives.serialization import (  # noqa: E402
@@ -49,6 +50,16 @@ from tests.protocols.scep.server_fixtures import make_csr, self_signed  # noqa: 
 def _new_key_der(_: int) -> bytes:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     return key.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
+
+
+class BenchScepServer(LiveScepServer):
+    """The tests' live server; its database a copy of PKI_BENCH_TEMPLATE when set (the smoke run's migrated one)."""
+
+    def _sql(self, statement: str) -> None:
+        template = os.environ.get(TEMPLATE_ENV, "")
+        if template and statement.startswith("CREATE DATABASE"):
+            statement += f' TEMPLATE "{template}"'
+        super()._sql(statement)
 
 
 def client_keys(n: int) -> list:
@@ -199,8 +210,11 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=400, help="enrollments per server (default 400)")
     parser.add_argument("-c", "--concurrency", type=int, default=8)
     parser.add_argument("--warmup", type=int, default=16)
+    parser.add_argument("--smoke", action="store_true", help="a few enrollments per server: check that it runs")
     parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker (default 4, as make run)")
     args = parser.parse_args()
+    if args.smoke:
+        args.n, args.warmup, args.concurrency = 6, 2, 2
     if not shutil.which("scepserver"):
         raise SystemExit("scepserver is missing: scripts/install-test-deps.sh installs Debian 'scep'")
     keys = client_keys(args.warmup + args.n)  # the same keys for both servers (their CAs are unrelated)
@@ -210,7 +224,7 @@ def main() -> None:
         (tmp / "pki").mkdir()
         proc, mdm_url = start_micromdm(tmp)
         try:
-            with LiveScepServer(tmp / "pki", workers=2, threads=args.threads) as ours:
+            with BenchScepServer(tmp / "pki", workers=2, threads=args.threads) as ours:
                 our_url = ours.url("ra-devices")
                 results = []
                 client_cpu_ms: dict[str, float] = {}

@@ -9,6 +9,7 @@ decrypted and checked. micromdm's Debian ``scepserver`` runs in the same run. If
 Python server built on this message layer and a durable database can reach 1.0 on this machine.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/x .venv/bin/python benchmarks/scep_floor.py [-n 400]
+    ... benchmarks/scep_floor.py --smoke      # CI: a few enrollments, checks that it runs and prints its figures
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from _setup import database_name
 from scep_enroll import (
     ROOT,
     _ca_cert,
@@ -86,11 +88,15 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=400, help="enrollments per server (default 400)")
     parser.add_argument("-c", "--concurrency", type=int, default=8)
     parser.add_argument("--warmup", type=int, default=16)
+    parser.add_argument("--smoke", action="store_true", help="a few enrollments per server: check that it runs")
     parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker (default 4)")
     args = parser.parse_args()
+    if args.smoke:
+        args.n, args.warmup, args.concurrency = 6, 2, 2
     if not shutil.which("scepserver"):
         raise SystemExit("scepserver is missing: scripts/install-test-deps.sh installs Debian 'scep'")
-    dsn = _database(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test"), "pki_bench_scepfloor")
+    dsn = _database(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test"),
+                    database_name("pki_bench_scepfloor"))
     keys = client_keys(args.warmup + args.n)
     warm_keys, run_keys = keys[:args.warmup], keys[args.warmup:]
     with tempfile.TemporaryDirectory(prefix="scep-floor-") as tmpdir:

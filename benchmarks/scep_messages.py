@@ -7,6 +7,7 @@ Two of these steps are RSA-2048 private-key operations (decrypt, sign); the tabl
 next to the figures so the layer's own overhead is visible.
 
     python benchmarks/scep_messages.py [--count 500] [--cipher aes256] [--digest sha256]
+    ... benchmarks/scep_messages.py --smoke   # CI: a few messages, checks that it runs and prints its figures
 """
 
 from __future__ import annotations
@@ -58,7 +59,10 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8, help="distinct client keys (key generation is slow)")
     parser.add_argument("--cipher", default="aes256")
     parser.add_argument("--digest", default="sha256")
+    parser.add_argument("--smoke", action="store_true", help="a few messages: check that it runs")
     args = parser.parse_args()
+    if args.smoke:
+        args.count, args.clients = 10, 2
 
     ca_key = rsa.generate_private_key(65537, 2048)
     ca_cert = _cert(ca_key, "Bench SCEP CA")

@@ -7,6 +7,7 @@ the cProfile top functions. Set-up as ``benchmarks/scep_enroll.py``'s server (te
 RSA-2048 CA on a soft token, alias ``ra-devices`` with the shared secret, a distinct client key per request.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/x .venv/bin/python benchmarks/scep_profile.py [-n 300] [--profile]
+    ... benchmarks/scep_profile.py --smoke    # CI: a few enrollments, checks that it runs and prints its figures
 """
 
 from __future__ import annotations
@@ -29,7 +30,10 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--dump", help="write the cProfile statistics to this file")
     parser.add_argument("--sort", default="cumulative", help="cProfile sort key (cumulative, tottime, ...)")
+    parser.add_argument("--smoke", action="store_true", help="a few enrollments: check that it runs")
     args = parser.parse_args()
+    if args.smoke:
+        args.n = 3
     os.environ.setdefault("ALLOWED_HOSTS", "testserver")
     setup_django("pki_bench_scep")
 
@@ -49,7 +53,7 @@ def main() -> None:
     client = Client()
     url = "/ejbca/publicweb/apply/scep/ra-devices/pkiclient.exe"
     ca = x509.load_der_x509_certificate(client.get(url, {"operation": "GetCACert"}).content)
-    warm = 10
+    warm = 1 if args.smoke else 10
     requests = []
     for i in range(args.n + warm):
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)  # unique keys: the CA enforces them

@@ -5,6 +5,7 @@ local moto server (moto closes the connection after every request, so this mostl
 The PKCS#11 rows appear once that backend is installed (SoftHSM2).
 
     python benchmarks/token_sign.py [--seconds 3]
+    ... benchmarks/token_sign.py --smoke      # CI: a few signatures each, checks that it runs and prints its figures
 """
 
 from __future__ import annotations
@@ -29,7 +30,10 @@ def rate(sign, seconds: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
+    parser.add_argument("--smoke", action="store_true", help="a few signatures each: check that it runs")
     args = parser.parse_args()
+    if args.smoke:
+        args.seconds = 0.05
     setup_django("pki_bench_tokens")
 
     from cryptography.hazmat.primitives import hashes

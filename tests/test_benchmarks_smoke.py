@@ -1,0 +1,127 @@
+"""Every benchmark script runs in CI: ``benchmarks/<script>.py --smoke`` (a tiny count) must exit 0 and print its
+figure, so a schema or API change that breaks a benchmark fails the suite instead of waiting for the next
+measurement day (crl_build.py had rotted on a new NOT NULL column).
+
+The scripts run against the test PostgreSQL server (DATABASE_URL, as ``make test`` sets it), each in databases
+of its own named with this run's suffix, copied from one database migrated once for the whole module
+(PKI_BENCH_TEMPLATE, benchmarks/_setup.py): migrating 15 databases would cost more than running the scripts.
+They run a few at a time (most of a smoke run is waiting: interpreter and Django start-up, servers coming up),
+the slowest first, and each script's test then reads its own result.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = ROOT / "benchmarks"
+SCRIPTS = sorted(p.name for p in BENCHMARKS.glob("*.py") if not p.name.startswith("_"))
+
+# What each script prints when it measured something: a figure, not only a header.
+FIGURE = {
+    "audit_chain.py": r"appends/s[\s\S]*\n\s*1\s+[\d,]+\n[\s\S]*chain intact",
+    "basic_auth.py": r"CPU ms/request[\s\S]*wrong password past the budget: [\d.,]+ -> [\d.,]+ ms CPU",
+    "bearer_auth.py": r"requests/s[\s\S]*authentication step alone: [\d.]+ µs",
+    "crl_build.py": r"create_crl end to end \(query, encode, sign, store\)\s+[\d.]+ s[\s\S]*openssl crl -verify\s+OK",
+    "ee_validation.py": r"20 DN fields \+ 10 alt names\s+\d+\s+[\d.]+\s+[\d,]+",
+    "issue_floor.py": r"stored/s[\s\S]*P-256\s+2\s+[\d,]+",
+    "issue_throughput.py": r"pipeline/s[\s\S]*P-256\s+csr\s+2\s+[\d,]+[\s\S]*audit chain after the run: intact",
+    "ocsp.py": r"ratio [\d.]+ of raw",
+    "pkcs10enroll.py": r"enrolls/s[\s\S]*new\s+2\s+2\s+6\s+[\d,]+",
+    "profile_issue.py": r"[\d,]+ issuances/s without the profiler",
+    "scep_enroll.py": r"ratio pki / micromdm: [\d.]+x",
+    "scep_floor.py": r"ratio floor / micromdm: [\d.]+x",
+    "scep_messages.py": r"server-side message work: [\d,]+ enrollments/s",
+    "scep_profile.py": r"\d+ enrollments, one thread: CPU [\d.]+ ms, wall [\d.]+ ms",
+    "token_sign.py": r"through handle/s[\s\S]*PKCS#11 \(SoftHSM2\)\s+P-256\s+[\d,]+[\s\S]*AWS KMS",
+}
+TIMEOUT = 150  # seconds for one script: the smoke counts make each a few seconds of work
+AT_ONCE = 3
+# Started first, so that the longest runs overlap the short ones (the rest keep their order).
+SLOWEST = ["scep_enroll.py", "pkcs10enroll.py", "ocsp.py", "token_sign.py", "basic_auth.py"]
+
+
+def _admin(database_url: str):
+    import dj_database_url
+    import psycopg2
+
+    cfg = dj_database_url.parse(database_url)
+    conn = psycopg2.connect(host=cfg["HOST"] or "127.0.0.1", port=cfg["PORT"] or 5432, user=cfg["USER"],
+                            password=cfg["PASSWORD"] or None, dbname="postgres")
+    conn.autocommit = True
+    return conn
+
+
+@pytest.fixture(scope="module")
+def bench_env(tmp_path_factory):
+    """The environment of the scripts: this run's database suffix and a migrated template database."""
+    server = os.environ.get("DATABASE_URL", "")
+    if not server.startswith("postgres"):
+        raise AssertionError("DATABASE_URL must name the PostgreSQL server (make test sets it)")
+    suffix = f"_smoke{secrets.token_hex(3)}"
+    template = f"pki_bench_template{suffix}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "PKI_TEST_", "REDIS_URL"))}
+    env.update({"PKI_BENCH_DB_SUFFIX": suffix, "PKI_BENCH_TEMPLATE": template, "LOG_LEVEL": "WARNING",
+                "PYTHONUNBUFFERED": "1", "TMPDIR": str(tmp_path_factory.mktemp("bench"))})
+    conn = _admin(server)
+    with conn.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{template}"')
+    try:
+        migrate = subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, capture_output=True, text=True,
+            timeout=300, env={**env, "DATABASE_URL": urlsplit(server)._replace(path=f"/{template}").geturl(),
+                              "PKI_MASTER_KEY": env.get("PKI_MASTER_KEY", "benchmark-master-key")})
+        assert migrate.returncode == 0, migrate.stdout + migrate.stderr
+        yield env
+    finally:
+        with conn.cursor() as cur:
+            cur.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", [f"%{suffix}"])
+            for (name,) in cur.fetchall():
+                cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.close()
+
+
+def _run(env: dict[str, str], script: str) -> tuple[int, str, str, float]:
+    started = time.monotonic()
+    try:
+        out = subprocess.run([sys.executable, script, "--smoke"], cwd=BENCHMARKS, env=env, capture_output=True,
+                             text=True, timeout=TIMEOUT)
+    except subprocess.TimeoutExpired as exc:
+        return -1, str(exc.stdout or ""), f"timed out after {TIMEOUT} s\n{exc.stderr or ''}", TIMEOUT
+    return out.returncode, out.stdout, out.stderr, time.monotonic() - started
+
+
+@pytest.fixture(scope="module")
+def smoke_runs(request, bench_env) -> dict[str, tuple[int, str, str, float]]:
+    """Each selected script's (exit status, stdout, stderr, seconds), run AT_ONCE at a time."""
+    wanted = {item.callspec.params["script"] for item in request.session.items
+              if getattr(item, "callspec", None) and item.originalname == "test_benchmark_runs_in_smoke_mode"}
+    order = sorted(wanted, key=lambda s: SLOWEST.index(s) if s in SLOWEST else len(SLOWEST))
+    with ThreadPoolExecutor(max_workers=AT_ONCE) as pool:
+        results = dict(zip(order, pool.map(lambda script: _run(bench_env, script), order), strict=True))
+    return results
+
+
+def test_every_script_has_a_figure_to_look_for():
+    assert SCRIPTS and set(FIGURE) == set(SCRIPTS), "add the new script's figure to FIGURE"
+    for name in SCRIPTS:
+        assert "--smoke" in (BENCHMARKS / name).read_text(), f"{name} has no --smoke mode"
+
+
+@pytest.mark.multiprocess
+@pytest.mark.xdist_group("benchmarks")
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_benchmark_runs_in_smoke_mode(smoke_runs, script):
+    returncode, stdout, stderr, took = smoke_runs[script]
+    assert returncode == 0, f"{script} exited {returncode} after {took:.0f} s:\n{(stdout + stderr)[-4000:]}"
+    assert re.search(FIGURE[script], stdout), f"{script} printed no figure:\n{stdout[-3000:]}"
