@@ -1,7 +1,7 @@
 """certmonger's daemon (Debian ``certmonger``, its ``scep-submit`` helper, OpenSSL underneath) against a real
 server: a wrong challenge is CA_REJECTED (it could not read FAILURE replies without eContent and said
 CA_UNREACHABLE), the right one is MONITORING with a certificate openssl verifies, and on an approval alias
-the request waits in CA_WORKING (a readable PENDING) and is issued once approved.
+the request waits in CA_WORKING (a readable PENDING) and its next poll fetches the certificate once approved.
 
 certmonger runs on a private D-Bus session with its state in the test's directory; ``getcert -s`` talks to
 it. It is given the CA certificate (``-N``) and the CA name (``-i``): a root CA's GetCACert is the bare
@@ -97,9 +97,9 @@ def test_approval_waits_in_ca_working_then_issues(server, tmp_path):
                f"-L {RA_SECRET} >/dev/null\n")
     script += wait_for(cert, "CA_WORKING|CA_REJECTED|MONITORING|CA_UNREACHABLE")
     script += f"(cd {shlex.quote(str(ROOT))} && env {env} {approve})\n"
-    # certmonger polls a waiting request on its own schedule (hours); resubmit asks now, with the same
-    # transaction, and the server answers with the approved certificate.
-    script += f"getcert resubmit -s -f {cert} >/dev/null\n"
+    # certmonger polls a waiting request (GetCertInitial) on its own schedule, hours apart; refresh makes it
+    # poll now. No new request is sent: the poll itself fetches the approved certificate.
+    script += "getcert refresh -s -a >/dev/null\n"
     script += wait_for(cert, "MONITORING|CA_REJECTED|CA_UNREACHABLE")
     results = [line for line in run_certmonger(tmp_path, script).splitlines() if line.startswith("RESULT")]
     assert len(results) == 2, results
