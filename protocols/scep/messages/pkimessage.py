@@ -40,6 +40,9 @@ _OID_MESSAGE_DIGEST = "1.2.840.113549.1.9.4"
 _OID_SIGNING_TIME = "1.2.840.113549.1.9.5"
 
 
+MAX_TRANSACTION_ID = 255  # protocols.scep.models: ScepTransaction/ApprovalRequest.transaction_id
+
+
 def parse_pki_message(data: bytes, *, signer_certificates: Sequence[x509.Certificate] = (),
                       max_size: int = MAX_MESSAGE_SIZE, max_clock_skew: dt.timedelta | None = None,
                       now: dt.datetime | None = None) -> PkiMessage:
@@ -104,6 +107,10 @@ def _parse(data: bytes, extra_signers: Sequence[x509.Certificate], max_clock_ske
     transaction_id = _cms.text_of(attrs[OID_TRANSACTION_ID], "transactionID")
     if not transaction_id:
         raise ScepMessageError("The transactionID is empty.")
+    # Clients send a hex or base64 digest; control characters (NUL above all) or a length no column holds are
+    # no transactionID, and must be refused here, before anything is stored under it.
+    if len(transaction_id) > MAX_TRANSACTION_ID or any(ord(c) < 32 or ord(c) == 127 for c in transaction_id):
+        raise ScepMessageError("The transactionID is longer than 255 characters or holds control characters.")
     sender_nonce = _octets(attrs, OID_SENDER_NONCE, "senderNonce")
     recipient_nonce = _octets(attrs, OID_RECIPIENT_NONCE, "recipientNonce")
     pki_status = fail_info = None

@@ -39,7 +39,8 @@ SCEP_TYPE = "application/x-pki-message"
 # Statuses a refusal may take before the message layer (bad HTTP) or after it (SCEP's own replies are 200).
 REFUSALS = {400, 403, 404, 405, 411, 413, 414, 415, 429, 503}
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True),
+              pytest.mark.filterwarnings("ignore:Attribute.s length must be:UserWarning")]  # hostile names on purpose
 
 
 def fuzz_settings(examples: int = EXAMPLES):
@@ -201,3 +202,18 @@ def test_get_parameters_never_crash(ra, tracebacks):
                     pki_operation=operation == "PKIOperation")
 
     run()
+
+
+@pytest.mark.parametrize("transaction_id", ["ab\x00cd", "x" * 256, "id\x1b[31m"])
+def test_transaction_ids_no_column_can_hold_are_refused_before_the_database(ra, scep_ca, tracebacks, transaction_id):
+    """Found by this suite: a transactionID with NUL reached PostgreSQL's INSERT (a traceback, then 400)."""
+    key = client_key(45)
+    csr = x509.CertificateSigningRequestBuilder().subject_name(_subject("txid", None)).add_attribute(
+        AttributeOID.CHALLENGE_PASSWORD, SECRET.encode()).sign(key, hashes.SHA256())
+    signer = self_signed(key, "fuzz-client")
+    request = scep_client.build_pkcs_req(csr, signer, key, scep_ca.certificate, transaction_id=transaction_id)
+    before = Certificate.objects.count()
+    response = ra.post(request.data)
+    status = _status(response.content, key, signer, scep_ca.certificate) if response.status_code == 200 else None
+    check_reply(response, tracebacks, before, status, repr(transaction_id))
+    assert status != PkiStatus.SUCCESS
