@@ -270,7 +270,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE = {
     "regenerate-crls": {
         "task": "pki.tasks.regenerate_due_crls",
-        "schedule": float(os.environ.get("PKI_CRL_CHECK_INTERVAL", "300")),
+        "schedule": float(os.environ.get("PKI_CRL_CHECK_INTERVAL", "60")),
     },
     # SCEP transactions and senderNonces past their retention (protocols.scep.transactions).
     "purge-scep-transactions": {"task": "protocols.scep.tasks.purge_transactions", "schedule": 600.0},
