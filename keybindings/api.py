@@ -157,9 +157,11 @@ class KeyBindingListView(APIView):
                    request=KeyBindingCreateSerializer,
                    responses=with_errors({201: KeyBindingSerializer}, 400, 401, 403, 404, 409, 503))
     def post(self, request: Request) -> Response:
+        who = actor_for_request(request)
+        who.require(services.MODIFY)  # before reading the body: a caller without the rule learns nothing from it
         d = _data(request, KeyBindingCreateSerializer)
         binding = services.create_binding(
-            actor_for_request(request), name=d["name"], binding_type=d["type"], crypto_token=d["crypto_token"],
+            who, name=d["name"], binding_type=d["type"], crypto_token=d["crypto_token"],
             key_pair_alias=d["key_pair_alias"], key_spec=d["key_spec"], signature_algorithm=d["signature_algorithm"],
             trusted_certificates=d.get("trusted_certificates"),
             protocol_and_cipher_suites=d.get("protocol_and_cipher_suites"))

@@ -1,5 +1,7 @@
 """The admin UI in a real browser: log in, create a sub-CA, issue for a CSR, revoke, build a CRL."""
 
+import time
+
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -119,8 +121,12 @@ def test_operator_journey(live_server, page, admin_login, csr_factory, tmp_path,
     page.wait_for_selector("#task-bar")
     page.wait_for_selector("text=Done: CRL #2 with 1 entries.", timeout=15_000)  # #1 came with the CA
     # The CA had a CRL (#1) before: wait for the page to leave the task view, then for the new one on it.
-    page.wait_for_url(lambda url: "task=" not in url, timeout=15_000)
-    page.wait_for_selector(f"#ca-{ca.pk} >> text=Latest CRL #2", timeout=15_000)
+    # (Polled rather than awaited as a navigation, which a loaded machine may finish before the wait begins.)
+    deadline = time.monotonic() + 30
+    while "task=" in page.url:
+        assert time.monotonic() < deadline, f"the page stayed on the task view: {page.url}"
+        page.wait_for_timeout(200)
+    page.wait_for_selector(f"#ca-{ca.pk} >> text=Latest CRL #2", timeout=30_000)
     crl = x509.load_der_x509_crl(bytes(CRL.objects.get(ca=ca, crl_number=2).der))
     assert crl.get_revoked_certificate_by_serial_number(cert.serial_int) is not None
 
