@@ -61,7 +61,10 @@ def test_wrong_ciphertext_behaves_as_a_local_key(vault_rsa, kv, pad):
     alias, key = vault_rsa
     public, vault_key = key.public_key(), kv.keys[alias][-1].private_key
     other = rsa.generate_private_key(65537, 2048).public_key()
-    for ciphertext in (b"\x00" + os.urandom(255), other.encrypt(SECRET, pad)):
+    foreign = other.encrypt(SECRET, pad)
+    while int.from_bytes(foreign, "big") >= public.public_numbers().n:  # not below our modulus: not this case
+        foreign = other.encrypt(SECRET, pad)
+    for ciphertext in (b"\x00" + os.urandom(255), foreign):
         if isinstance(pad, padding.PKCS1v15):
             assert key.decrypt(ciphertext, pad) == vault_key.decrypt(ciphertext, pad) != SECRET
             continue
