@@ -348,25 +348,12 @@ def _prepare(req: IssuanceRequest):
         raise ValidationError(str(exc), field="subject_dn") from None
     if len(subject) == 0 and not (req.subject_alt_name or (csr is not None and _has_san(csr))):
         raise ValidationError("A certificate needs a subject DN or a subject alternative name.", field="subject_dn")
-    _check_role_members(req, subject)
+    if not req.self_signed:
+        # Issuing a role member's certificate would be joining the role (pki.auth.clientcert).
+        from .auth.clientcert import require_may_issue_member_certificate
+
+        require_may_issue_member_certificate(req.actor, req.ca, subject)
     return ca, profile, csr, public_key, subject, key_spec
-
-
-def _check_role_members(req: IssuanceRequest, subject: x509.Name) -> None:
-    """A certificate that would log in as a client-certificate role member (same CA, same CN) is issued only to
-    a caller who may edit that role: otherwise issuing it would be joining the role (issue 11: an RA operator
-    enrolling CN=<an admin's CN>). Every interface comes through here, after any hook changed the subject."""
-    if req.self_signed:
-        return
-    from .auth.access import may_edit_role
-    from .auth.clientcert import roles_matching_subject
-    from .errors import RoleMemberMatchDenied
-
-    for role_id, role_name in roles_matching_subject(req.ca.pk, subject):
-        if not may_edit_role(req.actor, role_id):
-            raise RoleMemberMatchDenied(
-                f"Refused: a certificate from CA '{req.ca.name}' with this subject CN would log in as a member of "
-                f"role '{role_name}', and only an administrator who may edit that role can issue it.", req.actor.name)
 
 
 def _csr_subject_dn(csr: x509.CertificateSigningRequest) -> str:

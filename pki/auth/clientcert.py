@@ -170,6 +170,21 @@ def roles_matching_subject(ca_id: int, subject: x509.Name) -> list[tuple[int, st
         return [tuple(row) for row in cur.fetchall()]
 
 
+def require_may_issue_member_certificate(actor: Actor, ca, subject: x509.Name) -> None:
+    """A certificate that would log in as a client-certificate role member (same CA, same CN) is issued only to
+    a caller who may edit that role: otherwise issuing it would be joining the role (issue 11: an RA operator
+    enrolling CN=<an admin's CN>). The issuance pipeline asks this of every certificate, whatever the interface,
+    after any hook changed the subject."""
+    from ..errors import RoleMemberMatchDenied
+    from .access import may_edit_role
+
+    for role_id, role_name in roles_matching_subject(ca.pk, subject):
+        if not may_edit_role(actor, role_id):
+            raise RoleMemberMatchDenied(
+                f"Refused: a certificate from CA '{ca.name}' with this subject CN would log in as a member of "
+                f"role '{role_name}', and only an administrator who may edit that role can issue it.", actor.name)
+
+
 def actor_for_certificate(cert: x509.Certificate) -> Actor | None:
     """The actor a forwarded certificate stands for; None when it is not ours or matches no role member.
 
