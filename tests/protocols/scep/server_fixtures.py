@@ -132,6 +132,22 @@ def alias_factory(actor, builtin_profiles):
 
 
 @pytest.fixture
+def ra_alias(alias_factory, scep_ca):
+    """Make an RA-mode alias on the SCEP CA (shared secret ``s3cret``, ENDUSER / EMPTY); settings override."""
+    def make(name: str = "scep", **settings):
+        defaults = {"operation_mode": "ra", "ra_default_ca": scep_ca, "ra_auth_password": "s3cret",
+                    "ra_certificate_profile": "ENDUSER", "ra_end_entity_profile": "EMPTY"}
+        return alias_factory(name, **{**defaults, **settings})
+    return make
+
+
+@pytest.fixture
+def ra(ra_alias):
+    """The default alias ``scep`` in RA mode (see :func:`ra_alias`)."""
+    return ra_alias()
+
+
+@pytest.fixture
 def end_entity_factory(actor, builtin_profiles):
     from endentities.services import add_end_entity, ensure_empty_profile
     from endentities.validation import EndEntityInput

@@ -21,12 +21,6 @@ from .server_fixtures import client_key, make_csr, openssl_verify, own, self_sig
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def ra(alias_factory, scep_ca):
-    return alias_factory(operation_mode="ra", ra_default_ca=scep_ca, ra_auth_password="s3cret",
-                         ra_certificate_profile="ENDUSER", ra_end_entity_profile="EMPTY")
-
-
 def _poll(scep, scep_ca, key, signer, transaction_id, subject):
     request = scep_client.build_get_cert_initial(scep_ca.certificate.subject, subject, signer, key,
                                                  scep_ca.certificate, transaction_id=transaction_id)

@@ -18,15 +18,6 @@ from .server_fixtures import client_key, make_csr, openssl_verify, own
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def ra_alias(alias_factory, scep_ca):
-    def make(name: str = "scep", **settings):
-        defaults = {"operation_mode": "ra", "ra_default_ca": scep_ca, "ra_auth_password": "s3cret",
-                    "ra_certificate_profile": "ENDUSER", "ra_end_entity_profile": "EMPTY"}
-        return alias_factory(name, **{**defaults, **settings})
-    return make
-
-
 @pytest.mark.parametrize("scheme, params, prefix, postfix, subject, expected", [
     ("DN", "CN", "", "", "CN=device1,O=Test", r"device1"),
     ("DN", "UID;CN", "", "", "CN=device2,O=Test", r"device2"),          # the first part present

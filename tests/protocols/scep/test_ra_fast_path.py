@@ -19,12 +19,6 @@ from .server_fixtures import client_key, make_csr, self_signed
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def ra(alias_factory, scep_ca):
-    return alias_factory("scep", operation_mode="ra", ra_default_ca=scep_ca, ra_auth_password="s3cret",
-                         ra_certificate_profile="ENDUSER", ra_end_entity_profile="EMPTY")
-
-
 def test_one_audit_event_describes_creation_and_issuance(scep, scep_ca, ra):
     before = AuditEvent.objects.count()
     key = client_key(60)

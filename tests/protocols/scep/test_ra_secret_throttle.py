@@ -26,12 +26,6 @@ def limits(settings):
     settings.PKI_SCEP_RA_LOCKOUT_SECONDS = 60
 
 
-@pytest.fixture
-def ra(alias_factory, scep_ca):
-    return alias_factory("scep", operation_mode="ra", ra_default_ca=scep_ca, ra_auth_password="s3cret",
-                         ra_certificate_profile="ENDUSER", ra_end_entity_profile="EMPTY")
-
-
 def device(ip: str) -> ScepTestClient:
     return ScepTestClient(Client(REMOTE_ADDR=ip))
 

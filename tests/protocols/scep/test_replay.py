@@ -29,12 +29,6 @@ RESENDS = 20
 
 
 @pytest.fixture
-def ra(alias_factory, scep_ca):
-    return alias_factory(operation_mode="ra", ra_default_ca=scep_ca, ra_auth_password="s3cret",
-                         ra_certificate_profile="ENDUSER", ra_end_entity_profile="EMPTY")
-
-
-@pytest.fixture
 def ca_mode(alias_factory, scep_ca, end_entity_factory):
     alias = alias_factory(default_ca=scep_ca)
     end_entity_factory("router1", ca=scep_ca)

@@ -55,12 +55,6 @@ def test_contentless_replies_carry_an_empty_econtent(openssl, status, fail_info,
 
 # --- the server's replies ---------------------------------------------------------------------------------------
 
-@pytest.fixture
-def ra(alias_factory, scep_ca):
-    return alias_factory(operation_mode="ra", ra_default_ca=scep_ca, ra_auth_password="s3cret",
-                         ra_certificate_profile="ENDUSER", ra_end_entity_profile="EMPTY")
-
-
 def _send(scep, scep_ca, challenge: str, n: int) -> bytes:
     key = client_key(n)
     signer = self_signed(key, "client")

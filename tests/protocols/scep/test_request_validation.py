@@ -39,15 +39,6 @@ def management_ca(ca_factory):
     return ca_factory("ManagementCA", key_spec="RSA2048")
 
 
-@pytest.fixture
-def ra_alias(alias_factory, scep_ca):
-    def make(name: str = "scep", **settings):
-        defaults = {"operation_mode": "ra", "ra_default_ca": scep_ca, "ra_auth_password": "s3cret",
-                    "ra_certificate_profile": "ENDUSER", "ra_end_entity_profile": "EMPTY"}
-        return alias_factory(name, **{**defaults, **settings})
-    return make
-
-
 def _state() -> tuple:
     """Everything a refused request must leave as it was: certificate rows and end entities."""
     ees = tuple(EndEntity.objects.order_by("username").values_list(
