@@ -141,6 +141,7 @@ CA_FUNCTIONS = [
     ("create_ca", "Create and import CAs"),
     ("edit_ca", "Edit CAs"),
     ("renew_ca", "Renew CAs"),
+    ("activate_ca", "Activate and deactivate CAs"),
     ("create_crl", "Create CRLs"),
     ("view_certificate", "View certificates"),
     ("create_certificate", "Issue certificates"),

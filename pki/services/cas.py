@@ -241,6 +241,34 @@ def edit_ca(actor: Actor, ca: CertificateAuthority, **changes) -> CertificateAut
     return ca
 
 
+def set_ca_active(actor: Actor, ca: CertificateAuthority, active: bool) -> CertificateAuthority:
+    """Put a CA on line (ACTIVE) or off line (OFFLINE), as EJBCA's activate/deactivate CA service.
+
+    Needs ``/ca_functionality/activate_ca`` and the CA's own rule. An external CA has no service to switch,
+    and a revoked or expired CA cannot be activated. Switching to the state the CA is already in succeeds
+    and changes nothing (EJBCA answers the same), but is still audited so the attempt is on record.
+    """
+    actor.require("/ca_functionality/activate_ca")
+    actor.require(f"/ca/{ca.pk}")
+    with transaction.atomic():
+        locked = CertificateAuthority.objects.select_for_update().get(pk=ca.pk)
+        if locked.is_external or locked.crypto_token_id is None:
+            raise ValidationError(f"CA '{locked.name}' is external: it has no CA service to activate or "
+                                  "deactivate.", field="ca_name")
+        if locked.status not in (CAStatus.ACTIVE, CAStatus.OFFLINE):
+            raise ValidationError(f"CA '{locked.name}' is {locked.status.lower()} and cannot be "
+                                  f"{'activated' if active else 'deactivated'}.", field="ca_name")
+        before = locked.status
+        locked.status = CAStatus.ACTIVE if active else CAStatus.OFFLINE
+        if locked.status != before:
+            locked.save(update_fields=["status", "updated_at"])
+        audit.record("CA_SERVICEACTIVATE" if active else "CA_SERVICEDEACTIVATE", actor.name, object_type="ca",
+                     object_id=locked.pk, details={"name": locked.name, "from": before, "to": locked.status},
+                     in_transaction=True)
+    ca.status = locked.status
+    return locked
+
+
 def _load_chain(data: bytes) -> list[x509.Certificate]:
     try:
         if b"-----BEGIN" in data:
