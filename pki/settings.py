@@ -124,6 +124,12 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Write transactions take the lock when they begin (BEGIN IMMEDIATE), so a second writer (the other
     # gunicorn worker) queues for it instead of failing with "database is locked" on its first write.
     DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
+    # WAL: readers never wait for the writer, and a commit appends to the log instead of rewriting pages
+    # through a rollback journal. synchronous=NORMAL syncs the log at checkpoints, not at every commit: a
+    # power loss (not a crash of the process) may lose the last transactions, never corrupt the file — the
+    # usual WAL trade, fine for the embedded default; PostgreSQL is the production database.
+    DATABASES["default"]["OPTIONS"]["init_command"] = os.environ.get(
+        "PKI_SQLITE_PRAGMAS", "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
 # The hot statements (issuance, audit, SCEP) are prepared once per PostgreSQL session (pki/db.py); turn off
 # behind a pooler that shares sessions between clients (PgBouncer in transaction mode).
 PKI_DB_PREPARE = _flag("PKI_DB_PREPARE", True)
