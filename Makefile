@@ -24,7 +24,7 @@ run: $(VENV)/.installed
 	$(PY) manage.py migrate --noinput -v0
 	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) manage.py init
-	@echo "Serving on http://$(HOST):$(PORT)/  (Ctrl-C to stop)"
+	@echo "Serving on http://$(HOST):$(PORT)/ and https://$(HOST):$$(($(PORT) + 443))/ (client certificate: var/superadmin.p12)  (Ctrl-C to stop)"
 	$(PY) scripts/serve.py --host $(HOST) --port $(PORT) --workers 2 --threads 4
 
 ## make test: install what the tests need (Debian packages too), start PostgreSQL/Redis if needed, run everything

@@ -74,6 +74,7 @@ class BootstrapResult:
     created: list[str] = field(default_factory=list)
     admin_username: str = ""
     admin_password: str | None = None  # only when the admin was created now
+    superadmin_password: str | None = None  # of var/superadmin.p12, only when it was made now
 
 
 BootstrapStep = Callable[[BootstrapResult], None]
@@ -142,10 +143,20 @@ def _management_ca(result: BootstrapResult) -> None:
     result.created.append(f"CA {MANAGEMENT_CA}")
 
 
+def _listener_credentials(result: BootstrapResult) -> None:
+    """The HTTPS listener's server certificate and the superadmin.p12 (pki.admin_credentials)."""
+    from .admin_credentials import ensure_credentials
+
+    made = ensure_credentials()
+    result.created += made.created
+    result.superadmin_password = made.superadmin_password
+
+
 register_step(_profiles, order=10)
 register_step(_management_ca, order=15)  # before the roles: the RA role is denied it by id
 register_step(_roles, order=20)
 register_step(_admin, order=30)
+register_step(_listener_credentials, order=40)  # after the roles: the P12's certificate joins the superadmins
 
 
 def run() -> BootstrapResult:

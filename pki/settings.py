@@ -222,8 +222,9 @@ if PKI_BEHIND_TLS_PROXY:
             raise ImproperlyConfigured(
                 f"PKI_TRUSTED_PROXIES: {_proxy!r} is not an IP address or network.") from None
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SESSION_COOKIE_SECURE = True
-    CSRF_COOKIE_SECURE = True
+    # HTTPS-only cookies, except under `make run`, whose browser port stays plain HTTP beside its HTTPS listener
+    # (scripts/serve.py sets PKI_SECURE_COOKIES=0; a loopback-only demo, see README "Serving").
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = _flag("PKI_SECURE_COOKIES", default=True)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

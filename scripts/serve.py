@@ -1,12 +1,20 @@
 """The server of ``make run``: nginx on HOST:PORT in front of gunicorn on a loopback port only nginx knows.
 
-    .venv/bin/python scripts/serve.py [--host 127.0.0.1] [--port 8000] [--workers 2] [--threads 4] [--no-scheduler]
+    .venv/bin/python scripts/serve.py [--host 127.0.0.1] [--port 8000] [--tls-port PORT+443] [--workers 2]
+                                      [--threads 4] [--no-scheduler]
 
 nginx (deploy/nginx/pki-run.conf) holds slow clients, reads whole request bodies with a timeout and bounds
 request lines; gunicorn (settings in pki/gunicorn_conf.py) gets complete requests only, so a few clients that
 announce a body and send nothing no longer hold its threads. nginx's files (configuration, pid, temporary
 bodies) go to ``--run-dir`` (var/run). Without an nginx binary the script serves with gunicorn alone, says
 loudly what that leaves open, and caps request lines at gunicorn's largest finite limit.
+
+HTTPS: when ``init`` wrote var/tls/ (a server certificate from ManagementCA and the local CAs' certificates), nginx
+also listens with TLS on ``--tls-port`` (default PORT+443: 8443 beside 8000; 0 turns it off) and asks for an
+optional client certificate, which it verifies and forwards (X-SSL-Client-Verify, X-SSL-Client-Cert). gunicorn then
+runs with PKI_BEHIND_TLS_PROXY=1 and PKI_TRUSTED_PROXIES=127.0.0.1: the headers are believed from the local nginx
+only (the plain-HTTP server always blanks them), and cookies stay usable on the plain-HTTP port
+(PKI_SECURE_COOKIES=0). Without nginx there is no HTTPS listener (gunicorn alone cannot verify client certificates).
 
 Without REDIS_URL (no Celery beat), the periodic jobs (CRL renewal, SCEP transaction purge: CELERY_BEAT_SCHEDULE)
 run in a third process, ``manage.py scheduler`` (pki/scheduler.py): outside gunicorn, so recycling a worker does
@@ -34,6 +42,10 @@ GUNICORN_CONF = "python:pki.gunicorn_conf"
 # The addresses in pki-run.conf that are replaced here (tests/deploy/test_serving.py renders the same way).
 LISTEN_PLACEHOLDER = "listen 127.0.0.1:8000;"
 UPSTREAM_PLACEHOLDER = "server 127.0.0.1:8001;"
+TLS_LISTEN_PLACEHOLDER = "listen 127.0.0.1:8443 ssl;"
+TLS_DIR_PLACEHOLDER = "/PKI_TLS_DIR"
+TLS_BEGIN, TLS_END = "# BEGIN HTTPS", "# END HTTPS"
+TLS_FILES = ("server.pem", "server.key", "client-ca.pem")
 TEMP_KINDS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 
 WARNING = """
@@ -54,12 +66,37 @@ def nginx_binary() -> str | None:
     return next((p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None)
 
 
-def render_nginx(run_dir: Path, host: str, port: int, upstream_port: int) -> Path:
-    """pki-run.conf with this run's addresses, inside a main nginx.conf whose files all live in ``run_dir``."""
+def tls_dir_of(environ: dict[str, str] | None = None) -> Path:
+    """Where ``init`` writes the HTTPS listener's files (PKI_VAR_DIR/tls, var/tls by default)."""
+    env = os.environ if environ is None else environ
+    return Path(env.get("PKI_VAR_DIR") or ROOT / "var") / "tls"
+
+
+def tls_ready(tls_dir: Path) -> bool:
+    """Whether ``init`` made every file the HTTPS listener needs."""
+    return all((tls_dir / name).is_file() for name in TLS_FILES)
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def render_nginx(run_dir: Path, host: str, port: int, upstream_port: int, *, tls_port: int = 0,
+                 tls_dir: Path | None = None) -> Path:
+    """pki-run.conf with this run's addresses, inside a main nginx.conf whose files all live in ``run_dir``.
+    The HTTPS server is kept only with a ``tls_port`` and the ``tls_dir`` holding init's files."""
     site = SITE_CONF.read_text()
-    listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    for old, new in ((LISTEN_PLACEHOLDER, f"listen {listen};"),
-                     (UPSTREAM_PLACEHOLDER, f"server 127.0.0.1:{upstream_port};")):
+    replacements = [(LISTEN_PLACEHOLDER, f"listen {_address(host, port)};"),
+                    (UPSTREAM_PLACEHOLDER, f"server 127.0.0.1:{upstream_port};")]
+    start, end = site.find(TLS_BEGIN), site.find(TLS_END)
+    if start < 0 or end < start:
+        raise SystemExit(f"serve.py: {SITE_CONF} no longer has its {TLS_BEGIN} ... {TLS_END} block")
+    if tls_port and tls_dir is not None:
+        replacements.append((TLS_LISTEN_PLACEHOLDER, f"listen {_address(host, tls_port)} ssl;"))
+        site = site.replace(TLS_DIR_PLACEHOLDER, str(tls_dir.resolve()))
+    else:
+        site = site[:start] + site[end + len(TLS_END):]
+    for old, new in replacements:
         if site.count(old) != 1:
             raise SystemExit(f"serve.py: {SITE_CONF} no longer has exactly one {old!r}")
         site = site.replace(old, new)
@@ -134,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--tls-port", type=int, default=None,
+                        help="HTTPS listener with client certificates (default PORT+443; 0: none)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--run-dir", type=Path, default=ROOT / "var" / "run")
@@ -171,18 +210,32 @@ def main(argv: list[str] | None = None) -> int:
         upstream.bind(("127.0.0.1", 0))
         upstream.listen(128)
         upstream.set_inheritable(True)
-        config = render_nginx(run_dir, args.host, args.port, upstream.getsockname()[1])
+        tls_port = args.port + 443 if args.tls_port is None else args.tls_port
+        tls_dir = tls_dir_of()
+        if tls_port and not tls_ready(tls_dir):
+            print(f"serve.py: no HTTPS listener: {tls_dir} lacks {', '.join(TLS_FILES)} (run manage.py init)",
+                  file=sys.stderr, flush=True)
+            tls_port = 0
+        config = render_nginx(run_dir, args.host, args.port, upstream.getsockname()[1], tls_port=tls_port,
+                              tls_dir=tls_dir)
         # nginx is the only peer and appends the client's address to X-Forwarded-For: believe it from nginx
         # alone, so login and Basic throttling count per client, not one budget for everyone.
         env = {**os.environ, "PKI_TRUSTED_PROXIES": os.environ.get("PKI_TRUSTED_PROXIES") or "127.0.0.1"}
+        if tls_port:
+            # The forwarded client certificate is believed from the local nginx alone (gunicorn listens on a
+            # loopback port only nginx is told), whatever PKI_TRUSTED_PROXIES the environment had.
+            env.update(PKI_BEHIND_TLS_PROXY="1", PKI_TRUSTED_PROXIES="127.0.0.1", PKI_SECURE_COOKIES="0")
         processes.append(subprocess.Popen(
             gunicorn_argv(f"fd://{upstream.fileno()}", args.workers, args.threads, exposed=False,
                           control_socket=control_socket),
             cwd=ROOT, env=env, pass_fds=(upstream.fileno(),)))
         upstream.close()
         processes.append(subprocess.Popen([nginx, "-p", str(run_dir), "-c", str(config), "-e", "stderr"], cwd=ROOT))
-        print(f"nginx on http://{args.host}:{args.port}/ in front of gunicorn (pki/gunicorn_conf.py)",
+        print(f"nginx on http://{_address(args.host, args.port)}/ in front of gunicorn (pki/gunicorn_conf.py)",
               file=sys.stderr, flush=True)
+        if tls_port:
+            print(f"nginx on https://{_address(args.host, tls_port)}/ with client certificates (var/superadmin.p12)",
+                  file=sys.stderr, flush=True)
     if wants_scheduler(args.no_scheduler):
         processes.append(subprocess.Popen(scheduler_argv(), cwd=ROOT))
         print("scheduler: periodic jobs (CRLs, SCEP purge) run here (manage.py scheduler)", file=sys.stderr,

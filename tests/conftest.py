@@ -154,6 +154,13 @@ def pem(*certs) -> bytes:
 
 
 @pytest.fixture(autouse=True)
+def _own_var_dir(settings, tmp_path_factory):
+    """``init`` writes the HTTPS listener's key and superadmin.p12 under VAR_DIR: tests get a directory of their own,
+    never the developer's var/ (whose superadmin.p12 a test database would otherwise replace)."""
+    settings.VAR_DIR = tmp_path_factory.mktemp("var")
+
+
+@pytest.fixture(autouse=True)
 def _clear_key_cache():
     """Each test opens keys fresh (the per-process cache would otherwise outlive rolled-back rows)."""
     from cryptotokens.services import clear_key_cache

@@ -15,7 +15,9 @@ A forwarded certificate becomes an identity when:
 
 A certificate from a CA that is not ours is ignored (nginx may trust other CAs). One of ours that fails
 check 2 is refused (API: 401; UI: no identity) and the refusal is audited. One that passes but matches
-no member is no identity here: the caller may still authenticate otherwise (session, bearer token).
+no member authenticates a caller without roles, as in EJBCA: the API answers 403 to whatever it asks
+(not 401: the certificate is known, only the right is missing), unless the request also carries a
+session, which then decides; the admin UI ignores such a certificate (the login page, not a wall of 403s).
 
 Two entry points share :func:`authenticate_request`: :class:`ClientCertificateMiddleware` (admin UI;
 sets ``request.user`` when nobody is logged in, nothing is stored in the session) and
@@ -186,7 +188,8 @@ def require_may_issue_member_certificate(actor: Actor, ca, subject: x509.Name) -
 
 
 def actor_for_certificate(cert: x509.Certificate) -> Actor | None:
-    """The actor a forwarded certificate stands for; None when it is not ours or matches no role member.
+    """The actor a forwarded certificate stands for; None when it is not ours. One of ours that matches no role
+    member is an actor without roles (every access rule denies it).
 
     Raises ClientCertificateRefused for a certificate of ours that is unknown, revoked, on hold or expired.
     """
@@ -215,7 +218,6 @@ def actor_for_certificate(cert: x509.Certificate) -> Actor | None:
                                                   match_value__in=cns).values_list("role_id", flat=True))
     if not role_ids:
         logger.info("Client certificate %s of CA %s matches no role member", serial, ca.name)
-        return None
     name = f"{cns[0] if cns else cert.subject.rfc4514_string()} (certificate {serial}, CA {ca.name})"[:255]
     return Actor(name=name, kind="certificate", role_rules=rules_for_roles(sorted(role_ids)))
 
@@ -274,7 +276,7 @@ class ClientCertificateMiddleware:
                     cert_user = authenticate_request(request)
                 except ClientCertificateRefused:
                     cert_user = None
-                if cert_user is not None:
+                if cert_user is not None and cert_user.pki_actor.role_rules:
                     request.user = cert_user
                     request._pki_actor = cert_user.pki_actor
         return self.get_response(request)
@@ -292,5 +294,9 @@ class ClientCertificateAuthentication(BaseAuthentication):
             raise AuthenticationFailed(str(exc)) from None
         if cert_user is None:
             return None
+        if not cert_user.pki_actor.role_rules:
+            session_user = getattr(request._request, "user", None)
+            if session_user is not None and session_user.is_authenticated:
+                return None  # a logged-in session decides (SessionAuthentication, next in line)
         request._request._pki_actor = cert_user.pki_actor  # what actor_for_request answers from now on
         return (cert_user, None)

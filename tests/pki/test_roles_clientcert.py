@@ -90,8 +90,9 @@ def _member(root_ca, cert):
     ("no trusted proxies", 401),  # an empty list means nobody, not any peer (issue 11, item 6)
     ("trusted peer", 200),
     ("malformed header", 401),
-    ("member of another CA", 401),
-    ("no member", 401),
+    # A certificate of ours that matches no member is authenticated without rights: 403, as EJBCA (issue 14).
+    ("member of another CA", 403),
+    ("no member", 403),
 ])
 def test_when_the_forwarded_certificate_counts(settings, root_ca, ca_factory, client_cert, case, status):
     if case != "no member":
@@ -162,6 +163,28 @@ def test_an_authorization_header_wins_over_the_certificate(root_ca, client_cert)
     auth = "Basic " + base64.b64encode(b"basicuser:pw-basic-1").decode()
     r = Client().get(f"{V1}/ca", HTTP_AUTHORIZATION=auth, **headers(client_cert.certificate))
     assert r.status_code == 403  # basicuser has no role; the certificate's role is not borrowed
+
+
+def test_a_certificate_without_member_is_403_on_the_api_but_no_identity_in_the_ui(root_ca, client_cert):
+    """EJBCA answers 403 to a known client certificate without a role (it is authenticated, not authorized); the
+    admin UI keeps sending it to the login page rather than showing pages it may not see."""
+    r = Client().get(f"{V1}/ca", **headers(client_cert.certificate))
+    assert r.status_code == 403 and "error_message" in r.json()
+    r = Client().post(f"{V1}/ca/{quote(root_ca.subject_dn, safe='')}/createcrl", content_type="application/json",
+                      **headers(client_cert.certificate))
+    assert r.status_code == 403 and root_ca.crls.count() == 1  # nothing made
+    assert Client().get("/cas/", **headers(client_cert.certificate)).status_code == 302
+
+
+def test_a_session_decides_over_a_certificate_without_member(root_ca, client_cert):
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.create_user("sessionadmin", password="pw-session-1")
+    role_with(VIEW_CAS, match_type=MemberMatch.LOCAL_USER, match_value=user.username)
+    client = Client()
+    client.force_login(user)
+    r = client.get(f"{V1}/ca", **headers(client_cert.certificate))
+    assert r.status_code == 200 and any(c["name"] == "TestRoot" for c in r.json()["certificate_authorities"])
 
 
 def test_api_post_with_a_certificate_needs_no_csrf_token(root_ca, client_cert):

@@ -4,6 +4,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from pki import bootstrap
+from pki.admin_credentials import credential_paths
 
 
 class Command(BaseCommand):
@@ -18,6 +19,15 @@ class Command(BaseCommand):
                 self.stdout.write(f"created {item}")
         else:
             self.stdout.write("already initialized; nothing to do")
+        if result.superadmin_password:
+            # As EJBCA's install: the administrator's client certificate and its password, shown once.
+            self.stdout.write(self.style.SUCCESS(
+                f"\n  Superadmin client certificate:  {credential_paths().superadmin_p12}\n"
+                f"  P12 password:  {result.superadmin_password}\n"
+                "  (shown once; a member of 'Super Administrator Role' by issuing CA + serial number. REST over\n"
+                "  https://127.0.0.1:8443/ with it, e.g. openssl pkcs12 -in var/superadmin.p12 -nodes -out "
+                "admin.pem)\n"
+            ))
         if result.admin_password:
             self.stdout.write(self.style.SUCCESS(
                 f"\n  Admin login:  user '{result.admin_username}'  password '{result.admin_password}'\n"
