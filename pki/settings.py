@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "keybindings",
     "protocols.scep",
     "protocols.ocsp",
+    "peers",
 ]
 
 MIDDLEWARE = [
@@ -70,6 +71,8 @@ MIDDLEWARE = [
     # The public SCEP endpoint paths only: answered here, past session/CSRF/auth work it never needs
     # (protocols/scep/middleware.py says what it still adds); every other path goes on down the chain.
     "protocols.scep.middleware.ScepEndpointMiddleware",
+    # The same for the peers protocol (/peers/v1/, RA/VA nodes): no session or administrator certificate login.
+    "peers.middleware.PeerEndpointMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Below WhiteNoise (static files keep their caching): Content-Security-Policy on HTML, no-store on everything
     # that names no caching of its own (pki.http.headers).
@@ -295,6 +298,15 @@ CACHES = {
 
 # Where the CA publishes its CRLs and certificates (used in CDP/AIA defaults).
 PKI_BASE_URL = os.environ.get("PKI_BASE_URL", "http://127.0.0.1:8000")
+# Peers (issue 18): what this node is. "ca" holds CAs and keys and connects out to RA/VA nodes; "ra" holds no CA
+# keys and forwards every operation that needs a CA to the CA connected to it; "va" answers from pushed status.
+PKI_NODE_ROLE = os.environ.get("PKI_NODE_ROLE", "ca").strip().lower() or "ca"
+if PKI_NODE_ROLE not in ("ca", "ra", "va"):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"PKI_NODE_ROLE must be ca, ra or va, not {PKI_NODE_ROLE!r}")
+# RA: seconds a forwarded request is held open waiting for the CA's answer (then 503 + Retry-After).
+PKI_PEER_REQUEST_TIMEOUT = float(os.environ.get("PKI_PEER_REQUEST_TIMEOUT", "30"))
 # SCEP: the CA of CA-mode requests that name none (EJBCA's scep.defaultca); an alias may set its own.
 PKI_SCEP_DEFAULT_CA = os.environ.get("PKI_SCEP_DEFAULT_CA", "")
 # OCSP answers are valid (nextUpdate, and max-age of GET answers without nonce) for this many seconds; 0 = no

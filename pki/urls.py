@@ -10,6 +10,7 @@ urlpatterns = [
     path("", include("keybindings.urls")),  # remote authenticators and OCSP responders: REST and admin pages
     path("", include("protocols.scep.urls")),  # SCEP endpoints and the SCEP admin pages
     path("", include("protocols.ocsp.urls")),  # the OCSP responder
+    path("", include("peers.urls")),  # peers: /peers/v1/ (RA/VA side), /api/v1/peers/, the Peer Systems page
     path("", include("endentities.ui_urls")),  # end entity admin pages and the RA portal (/ra/)
 ]
 

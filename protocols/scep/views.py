@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -38,6 +39,17 @@ GET_OPERATIONS = {
     "GetCACertChain": get_ca_cert_chain,
     "GetNextCACert": get_next_ca_cert,
 }
+
+
+# On an RA node (PKI_NODE_ROLE=ra) the peers app, a layer above, registers the function that answers every SCEP
+# request instead: from the data the CA pushed, or by carrying the request to the CA (which holds the keys).
+_node_forwarder: Callable[[HttpRequest, str], HttpResponse] | None = None
+
+
+def register_node_forwarder(forwarder: Callable[[HttpRequest, str], HttpResponse] | None) -> None:
+    """Answer every SCEP request with ``forwarder(request, alias_name)`` (None: answer here again)."""
+    global _node_forwarder
+    _node_forwarder = forwarder
 
 
 def _plain(status: int, text: str) -> HttpResponse:
@@ -98,6 +110,8 @@ def pkiclient(request: HttpRequest, alias: str | None = None) -> HttpResponse:
     """``.../scep/[<alias>/]pkiclient.exe``."""
     if request.method not in ("GET", "POST", "HEAD"):
         return _plain(405, "SCEP takes GET and POST.")
+    if _node_forwarder is not None:
+        return _node_forwarder(request, alias or DEFAULT_ALIAS)
     config = _alias(alias)
     if config is None:
         return _plain(404, f"No SCEP alias '{alias or DEFAULT_ALIAS}'.")

@@ -1,0 +1,194 @@
+"""CA side: running the work a connector leased from an RA, once per idempotency key, under the access rules.
+
+Who may do what:
+
+* the **connector** itself: its key binding's certificate is matched to the CA's role members like an
+  administrator's client certificate (issuing CA + serial, or CN), and those roles must allow
+  ``/peer/carry/<protocol>`` (``/peer/carry/scep``) for each kind of request it carries;
+* the **requester** at the RA: the request then runs with that identity's rights here, exactly as if it had
+  come in locally. For SCEP that is the alias (``scep:<alias>``, which must exist and be enabled on the CA);
+  SCEP's own checks (enrollment code, RA shared secret, renewal signature) run on the CA as they always do.
+
+Each carried request is audited on the CA as ``PEER_REQUEST_CARRIED`` with both identities (actor: the
+connector; details: the requester, the RA's work item and the answer's status), beside the events the
+operation itself writes as the requester (``scep:<alias>``).
+
+Once: a :class:`~peers.models.CarriedRequest` row per (connector, idempotency key) is claimed before the run and
+holds the answer after it. The same item leased again (a lease ran out because a connector died after running it
+but before the RA got the answer) gets that answer back without a second run; one whose run is still going (or
+died within :data:`STALE`) is left for later.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from pki import audit
+from pki.auth.access import Actor
+from pki.auth.clientcert import ClientCertificateRefused, actor_for_certificate
+from pki.choices import AuditOutcome
+
+from .choices import WorkKind, carry_rule
+from .models import CarriedRequest, PeerConnector
+
+logger = logging.getLogger("peers")
+STALE = dt.timedelta(seconds=60)
+AUDIT_EVENT = "PEER_REQUEST_CARRIED"
+
+
+class Busy(Exception):
+    """The same work item is being run right now (by another connector process): answer it later."""
+
+
+def _plain(status: int, text: str) -> dict[str, Any]:
+    return {"status": status, "content_type": "text/plain; charset=utf-8",
+            "body": base64.b64encode(text.encode()).decode()}
+
+
+def _scep_response(response) -> dict[str, Any]:
+    return {"status": response.status, "content_type": response.content_type,
+            "body": base64.b64encode(response.body).decode()}
+
+
+def connector_actor(connector: PeerConnector) -> Actor | None:
+    """The connector as the CA's access rules see it: its binding certificate matched to role members."""
+    cert_row = connector.binding.certificate
+    if cert_row is None:
+        return None
+    try:
+        return actor_for_certificate(cert_row.certificate)
+    except ClientCertificateRefused:
+        return None
+
+
+def _scep_alias(name: Any):
+    from protocols.scep import aliascache
+
+    if not isinstance(name, str) or not name or len(name) > 255 or "\x00" in name:
+        return None
+    return aliascache.get_alias(name)
+
+
+def _run_scep_pkioperation(payload: dict[str, Any]) -> dict[str, Any]:
+    from protocols.scep.operations import ScepHttpError
+    from protocols.scep.pkioperation import pki_operation
+
+    alias = _scep_alias(payload.get("alias"))
+    if alias is None:
+        return _plain(404, f"No SCEP alias '{str(payload.get('alias'))[:64]}'.")
+    try:
+        body = base64.b64decode(str(payload.get("message", "")), validate=True)
+    except (binascii.Error, ValueError):
+        return _plain(400, "The carried SCEP message is not base64.")
+    if len(body) > alias.max_body_size:
+        return _plain(413, f"The request is larger than {alias.max_body_size} bytes.")
+    try:
+        return _scep_response(pki_operation(alias, body))
+    except ScepHttpError as exc:
+        return _plain(exc.status, exc.text)
+
+
+SCEP_GETS = ("GetCACaps", "GetCACert", "GetCACertChain", "GetNextCACert")
+
+
+def scep_get(alias, operation: str, message: str | None) -> dict[str, Any]:
+    """The CA's answer to a read-only SCEP operation, as pushed to and carried for an RA."""
+    from protocols.scep import operations
+
+    handler = {"GetCACaps": operations.get_ca_caps, "GetCACert": operations.get_ca_cert,
+               "GetCACertChain": operations.get_ca_cert_chain, "GetNextCACert": operations.get_next_ca_cert}[operation]
+    try:
+        return _scep_response(handler(alias, message or None))
+    except operations.ScepHttpError as exc:
+        return _plain(exc.status, exc.text)
+
+
+def _run_scep_get(payload: dict[str, Any]) -> dict[str, Any]:
+    alias = _scep_alias(payload.get("alias"))
+    if alias is None:
+        return _plain(404, f"No SCEP alias '{str(payload.get('alias'))[:64]}'.")
+    operation, message = payload.get("operation"), payload.get("message")
+    if operation not in SCEP_GETS or not isinstance(message, str | type(None)) or len(message or "") > 1024:
+        return _plain(400, "Unknown SCEP operation.")
+    return scep_get(alias, operation, message)
+
+
+RUNNERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    WorkKind.SCEP_PKIOPERATION: _run_scep_pkioperation,
+    WorkKind.SCEP_GET: _run_scep_get,
+}
+
+
+def _requester_for(kind: str, payload: dict[str, Any]) -> str:
+    """The identity the request runs as here (never what the RA claims beyond its payload's alias)."""
+    if kind.startswith("scep."):
+        return f"scep:{str(payload.get('alias', ''))[:200]}"
+    return ""
+
+
+def _claim(connector: PeerConnector, key: str, kind: str, requester: str) -> CarriedRequest | None:
+    """The row to run under, or None when the answer is stored already (returned by the caller). Busy when a
+    run of the same key is going on."""
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            return CarriedRequest.objects.create(connector=connector, idempotency_key=key, kind=kind,
+                                                 requester=requester, claimed_at=now)
+    except IntegrityError:
+        pass
+    row = CarriedRequest.objects.get(connector=connector, idempotency_key=key)
+    if row.result is not None:
+        return row
+    # A run that died (its process killed) leaves a row without answer: take it over once it is stale.
+    taken = CarriedRequest.objects.filter(pk=row.pk, result__isnull=True, claimed_at__lt=now - STALE).update(
+        claimed_at=now)
+    if not taken:
+        raise Busy(key)
+    row.claimed_at = now
+    return row
+
+
+def carry(connector: PeerConnector, item: dict[str, Any]) -> dict[str, Any]:
+    """Run one leased work item and return the answer for the RA (``{"status", "content_type", "body"}``).
+
+    Raises :class:`Busy` when the same item is being run elsewhere right now."""
+    kind, key = str(item.get("kind", "")), str(item.get("key", ""))[:64]
+    payload = item.get("payload") if isinstance(item.get("payload"), dict) else {}
+    requester = _requester_for(kind, payload)
+    connector_name = f"peer:{connector.name}"
+    details = {"kind": kind, "requester": requester, "ra_requester": str(item.get("requester", ""))[:255],
+               "work_item": item.get("id"), "idempotency_key": key,
+               "client_address": str(payload.get("client_address", ""))[:64]}
+    runner = RUNNERS.get(kind)
+    if runner is None or not key:
+        audit.record_failure(AUDIT_EVENT, connector_name, "unknown kind of work", object_type="peerconnector",
+                             object_id=connector.pk, details=details)
+        return _plain(400, f"This CA does not carry '{kind[:64]}' requests.")
+    who = connector_actor(connector)
+    rule = carry_rule(kind)
+    if who is None or not who.is_allowed(rule):
+        reason = f"the connector's certificate holds no role allowing {rule}"
+        audit.record_failure(AUDIT_EVENT, connector_name, reason, object_type="peerconnector",
+                             object_id=connector.pk, details=details)
+        logger.warning("Peer %s: refused to carry %s: %s", connector.name, kind, reason)
+        return _plain(403, "The CA refused to carry this request.")
+    row = _claim(connector, key, kind, requester)
+    if row.result is not None:
+        logger.info("Peer %s: work item %s answered again from the record (key %s)", connector.name,
+                    item.get("id"), key)
+        return row.result
+    result = runner(payload)
+    with transaction.atomic():
+        CarriedRequest.objects.filter(pk=row.pk).update(result=result, finished_at=timezone.now())
+        audit.record(AUDIT_EVENT, connector_name, object_type="peerconnector", object_id=connector.pk,
+                     outcome=AuditOutcome.SUCCESS, details={**details, "status": result.get("status")},
+                     in_transaction=True)
+    return result

@@ -1,0 +1,181 @@
+"""The CA's connector process: for each enabled outgoing connector, connect to the RA with mTLS, push the SCEP
+data the RA answers on its own, then lease waiting work (held open by the RA until some arrives), run each item
+(:func:`peers.carry.carry`) in a small thread pool and post its answer. On any failure: record it on the
+connector (state, failures, last TLS error) and reconnect after a back-off that doubles up to
+:data:`MAX_BACKOFF` seconds. ``manage.py peer run`` runs it until SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from django.db import close_old_connections, connection
+from django.db.models import F
+from django.utils import timezone
+
+from . import carry
+from .choices import ConnectorState, WorkKind
+from .models import PeerConnector
+from .transport import PeerClient, PeerError
+
+logger = logging.getLogger("peers")
+LEASE_WAIT = 20.0
+PUSH_EVERY = 60.0
+MAX_BACKOFF = 60.0
+WORKERS = 4
+
+
+def _update(connector_id: int, **fields: Any) -> None:
+    PeerConnector.objects.filter(pk=connector_id).update(**fields)
+
+
+def _failed(connector: PeerConnector, exc: PeerError) -> None:
+    now = timezone.now()
+    fields: dict[str, Any] = {"state": ConnectorState.FAILING, "failures": F("failures") + 1,
+                              "last_error": exc.text[:1024]}
+    if exc.tls:
+        fields.update(last_tls_error=exc.text[:1024], last_tls_error_at=now)
+    _update(connector.pk, **fields)
+    logger.warning("Peer connector %s: %s", connector.name, exc.text)
+
+
+def scep_push_payload() -> dict[str, Any]:
+    """The CA's SCEP aliases and its answers to their read-only operations (what an RA serves by itself)."""
+    from protocols.scep.models import ScepAlias
+
+    aliases = []
+    for name in ScepAlias.objects.order_by("name").values_list("name", flat=True):
+        alias = carry._scep_alias(name)
+        if alias is None:  # disabled
+            aliases.append({"name": name, "enabled": False, "max_body_size": 65536, "responses": {}})
+            continue
+        responses = {f"{op}|": carry.scep_get(alias, op, None) for op in carry.SCEP_GETS}
+        aliases.append({"name": name, "enabled": True, "max_body_size": alias.max_body_size,
+                        "responses": responses})
+    return {"aliases": aliases}
+
+
+def test_connection(connector: PeerConnector) -> dict[str, Any]:
+    """Connect once and say hello (``peer test``): the RA's answer, or PeerError."""
+    client = PeerClient(connector, timeout=15)
+    try:
+        return client.call("GET", "hello")
+    finally:
+        client.close()
+
+
+class ConnectorRunner:
+    """One connector's loop (a thread of ``peer run``)."""
+
+    def __init__(self, connector_id: int, stop: threading.Event, *, workers: int = WORKERS,
+                 lease_wait: float = LEASE_WAIT):
+        self.connector_id, self.stop = connector_id, stop
+        self.workers, self.lease_wait = workers, lease_wait
+        self.backoff = 1.0
+
+    def run(self) -> None:
+        try:
+            while not self.stop.is_set():
+                close_old_connections()
+                connector = PeerConnector.objects.select_related("binding").filter(pk=self.connector_id).first()
+                if connector is None:
+                    return
+                if not connector.enabled:
+                    _update(connector.pk, state=ConnectorState.DISCONNECTED)
+                    self.stop.wait(5)
+                    continue
+                try:
+                    self._session(connector)
+                except PeerError as exc:
+                    _failed(connector, exc)
+                    delay = self.backoff * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not a secret
+                    self.backoff = min(self.backoff * 2, MAX_BACKOFF)
+                    self.stop.wait(delay)
+        finally:
+            _update(self.connector_id, state=ConnectorState.DISCONNECTED)
+            connection.close()
+
+    def _session(self, connector: PeerConnector) -> None:
+        _update(connector.pk, state=ConnectorState.CONNECTING)
+        client = PeerClient(connector)
+        try:
+            hello = client.call("GET", "hello")
+            client.call("POST", "push/scep", scep_push_payload())
+            _update(connector.pk, state=ConnectorState.CONNECTED, remote_role=str(hello.get("node", ""))[:8],
+                    last_contact=timezone.now(), last_error="")
+            self.backoff = 1.0
+            logger.info("Peer connector %s connected to %s (%s)", connector.name, connector.url, hello.get("node"))
+            pushed = time.monotonic()
+            with ThreadPoolExecutor(self.workers, thread_name_prefix=f"peer-{connector.pk}") as pool:
+                busy = threading.Semaphore(self.workers)
+                while not self.stop.is_set():
+                    if not PeerConnector.objects.filter(pk=connector.pk, enabled=True).exists():
+                        return
+                    if time.monotonic() - pushed > PUSH_EVERY:
+                        client.call("POST", "push/scep", scep_push_payload())
+                        pushed = time.monotonic()
+                    free = self._free(busy)
+                    if not free:
+                        time.sleep(0.005)
+                        continue
+                    try:
+                        answer = client.call("POST", "lease", {"wait": self.lease_wait, "max": free,
+                                                               "kinds": list(WorkKind.values)},
+                                             timeout=self.lease_wait + 15)
+                    finally:
+                        for _ in range(free):
+                            busy.release()
+                    _update(connector.pk, last_contact=timezone.now(), state=ConnectorState.CONNECTED)
+                    for item in answer.get("items", []):
+                        busy.acquire()
+                        pool.submit(self._carry_one, connector, client, item, busy)
+        finally:
+            client.close()
+
+    @staticmethod
+    def _free(busy: threading.Semaphore) -> int:
+        n = 0
+        while busy.acquire(blocking=False):
+            n += 1
+        return n
+
+    def _carry_one(self, connector: PeerConnector, client: PeerClient, item: dict, busy: threading.Semaphore
+                   ) -> None:
+        try:
+            close_old_connections()
+            try:
+                result = carry.carry(connector, item)
+            except carry.Busy:
+                return  # another process runs it; the lease runs out and it comes back with the answer stored
+            client.call("POST", "answer", {"id": item.get("id"), "key": item.get("key"), "result": result})
+            _update(connector.pk, requests_carried=F("requests_carried") + 1, last_contact=timezone.now())
+        except PeerError as exc:
+            _failed(connector, exc)  # the RA hands the item out again when the lease runs out
+        except Exception:
+            logger.exception("Peer connector %s: work item %s failed", connector.name, item.get("id"))
+        finally:
+            busy.release()
+
+
+def run_all(stop: threading.Event, *, names: list[str] | None = None, workers: int = WORKERS,
+            lease_wait: float = LEASE_WAIT) -> None:
+    """Run every enabled connector (or those named) until ``stop`` is set; new connectors are picked up."""
+    threads: dict[int, threading.Thread] = {}
+    while not stop.is_set():
+        qs = PeerConnector.objects.all()
+        if names:
+            qs = qs.filter(name__in=names)
+        for pk in qs.values_list("pk", flat=True):
+            if pk not in threads or not threads[pk].is_alive():
+                runner = ConnectorRunner(pk, stop, workers=workers, lease_wait=lease_wait)
+                threads[pk] = threading.Thread(target=runner.run, name=f"peer-connector-{pk}", daemon=True)
+                threads[pk].start()
+        connection.close()
+        stop.wait(10)
+    for thread in threads.values():
+        thread.join(timeout=lease_wait + 20)

@@ -1,0 +1,33 @@
+"""The peers protocol's short way through Django, as the SCEP endpoint's: ``/peers/v1/...`` calls authenticate
+themselves by the forwarded client certificate as an incoming peer (:mod:`peers.incoming`) and never use a
+session, CSRF token or the administrators' client-certificate login, whose middleware would otherwise look up
+(and audit as unknown) the CA connector's certificate, which the RA does not hold, on every lease."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+
+from . import ra_views
+
+ROUTES = {"/peers/v1/hello": ra_views.hello, "/peers/v1/lease": ra_views.lease,
+          "/peers/v1/answer": ra_views.answer, "/peers/v1/push/scep": ra_views.push_scep}
+
+
+class PeerEndpointMiddleware:
+    """Answer the ``/peers/v1/`` paths directly; pass everything else on."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+        self.frame_options = getattr(settings, "X_FRAME_OPTIONS", "DENY").upper()
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        view = ROUTES.get(request.path_info)
+        if view is None:
+            return self.get_response(request)
+        response = view(request)
+        response.headers.setdefault("Cache-Control", "no-store")
+        response.headers.setdefault("X-Frame-Options", self.frame_options)
+        return response

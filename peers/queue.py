@@ -1,0 +1,144 @@
+"""The RA's work queue: requests that need the CA wait here until a CA connector leases them.
+
+* :func:`submit` stores a work item and wakes waiting lease calls (PostgreSQL ``NOTIFY`` at commit);
+  :func:`wait_for_answer` holds the requester until the answer or its deadline.
+* :func:`lease` hands out up to ``limit`` items with ``SELECT ... FOR UPDATE SKIP LOCKED``: several RA processes
+  and several CA connectors never get one item twice at once. A lease lasts :data:`LEASE_SECONDS`; an item whose
+  lease ran out (its connector died mid-request) is handed out again, with the same idempotency key, so the CA
+  answers it from its record of what it carried instead of running it twice.
+* :func:`answer` accepts the first answer for an item and key; a repeated answer changes nothing.
+
+Waiting uses ``LISTEN``/``NOTIFY`` on PostgreSQL (no polling delay), and short sleeps elsewhere (SQLite).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import select
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from .choices import WorkStatus
+from .models import PeerWorkItem
+
+logger = logging.getLogger("peers")
+
+LEASE_SECONDS = 20
+WORK_CHANNEL = "peers_work"
+DONE_CHANNEL = "peers_done"
+MAX_LEASE = 32
+
+
+def _notify(channel: str, payload: str = "") -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_notify(%s, %s)", [channel, payload])
+
+
+def submit(kind: str, payload: dict[str, Any], requester: str, timeout: float) -> PeerWorkItem:
+    """Store a work item for the CA; the requester waits up to ``timeout`` seconds for its answer."""
+    with transaction.atomic():
+        item = PeerWorkItem.objects.create(
+            kind=kind, payload=payload, requester=requester[:255], idempotency_key=uuid.uuid4().hex,
+            deadline=timezone.now() + dt.timedelta(seconds=timeout))
+        _notify(WORK_CHANNEL)  # delivered at commit
+    return item
+
+
+def wait(channel: str, ready: Callable[[], Any], timeout: float) -> Any:
+    """Call ``ready()`` until it returns something true or ``timeout`` passes; between calls sleep until a
+    ``NOTIFY`` on ``channel`` (PostgreSQL) or a short while. Returns the last answer of ``ready()``."""
+    end = time.monotonic() + timeout
+    listening = False
+    try:
+        while True:
+            result = ready()
+            remaining = end - time.monotonic()
+            if result or remaining <= 0:
+                return result
+            if connection.vendor == "postgresql" and not connection.in_atomic_block:
+                if not listening:
+                    with connection.cursor() as cur:
+                        cur.execute(f"LISTEN {channel}")
+                    listening = True
+                    continue  # look once more: the change may have come before LISTEN
+                raw = connection.connection
+                if not raw.notifies:
+                    select.select([raw], [], [], min(remaining, 5.0))
+                raw.poll()
+                raw.notifies.clear()
+            else:
+                time.sleep(min(remaining, 0.05))
+    finally:
+        if listening and connection.connection is not None:
+            try:
+                with connection.cursor() as cur:
+                    cur.execute(f"UNLISTEN {channel}")
+                connection.connection.notifies.clear()
+            except Exception:  # noqa: BLE001 - a lost connection needs no UNLISTEN
+                logger.debug("UNLISTEN %s failed", channel, exc_info=True)
+
+
+def wait_for_answer(item: PeerWorkItem, timeout: float | None = None) -> PeerWorkItem | None:
+    """The answered item, or None when its deadline passed first. An item nobody leased by then is marked
+    EXPIRED (never handed out later); one a connector holds keeps going and its answer is still recorded."""
+    if timeout is None:
+        timeout = max(0.0, (item.deadline - timezone.now()).total_seconds())
+
+    def answered():
+        return PeerWorkItem.objects.filter(pk=item.pk, status=WorkStatus.DONE).first()
+
+    done = wait(DONE_CHANNEL, answered, timeout)
+    if done is None:
+        PeerWorkItem.objects.filter(pk=item.pk, status=WorkStatus.WAITING).update(status=WorkStatus.EXPIRED)
+        # It may have been answered between the last look and the update.
+        done = answered()
+    return done
+
+
+def _lease_once(peer: str, limit: int, kinds: list[str] | None) -> list[PeerWorkItem]:
+    now = timezone.now()
+    with transaction.atomic():
+        # A leased item is free again once its lease ran out.
+        qs = PeerWorkItem.objects.filter(deadline__gt=now).filter(
+            Q(status=WorkStatus.WAITING) | Q(status=WorkStatus.LEASED, lease_until__lt=now))
+        if kinds:
+            qs = qs.filter(kind__in=kinds)
+        items = list(qs.select_for_update(skip_locked=True).order_by("id")[:limit])
+        until = now + dt.timedelta(seconds=LEASE_SECONDS)
+        for item in items:
+            item.status, item.lease_until, item.leased_by = WorkStatus.LEASED, until, peer[:255]
+            item.attempts += 1
+        if items:
+            PeerWorkItem.objects.bulk_update(items, ["status", "lease_until", "leased_by", "attempts"])
+    return items
+
+
+def lease(peer: str, *, limit: int = 8, wait_seconds: float = 0.0, kinds: list[str] | None = None
+          ) -> list[PeerWorkItem]:
+    """Up to ``limit`` waiting items for the connector ``peer``, waiting up to ``wait_seconds`` for one."""
+    limit = max(1, min(int(limit), MAX_LEASE))
+    return wait(WORK_CHANNEL, lambda: _lease_once(peer, limit, kinds), max(0.0, wait_seconds)) or []
+
+
+def answer(peer: str, item_id: int, key: str, result: dict[str, Any]) -> str:
+    """Record the CA's answer to an item: ``accepted``, ``duplicate`` (answered before: nothing changes) or
+    ``unknown`` (no such item and key)."""
+    with transaction.atomic():
+        item = PeerWorkItem.objects.select_for_update().filter(pk=item_id, idempotency_key=key).first()
+        if item is None:
+            return "unknown"
+        if item.status == WorkStatus.DONE:
+            return "duplicate"
+        item.status, item.result, item.answered_by = WorkStatus.DONE, result, peer[:255]
+        item.completed_at = timezone.now()
+        item.save(update_fields=["status", "result", "answered_by", "completed_at"])
+        _notify(DONE_CHANNEL, str(item.pk))
+    return "accepted"
