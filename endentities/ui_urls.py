@@ -6,7 +6,7 @@ from django.urls import path
 
 from pki.views.context import UI_RULES, NavItem, register_nav
 
-from .views import entities, profiles, ra, ra_search
+from .views import approvals, entities, profiles, ra, ra_search
 
 urlpatterns = [
     path("endentityprofiles/", profiles.profile_list, name="ee-profile-list"),
@@ -32,6 +32,9 @@ urlpatterns = [
     path("ra/certificates/<int:pk>/", ra_search.certificate_detail, name="ra-cert-detail"),
     path("ra/certificates/<int:pk>/revoke/", ra_search.certificate_revoke, name="ra-cert-revoke"),
     path("ra/certificates/<int:pk>/download/<str:what>/", ra_search.certificate_download, name="ra-cert-download"),
+    path("ra/approvals/", approvals.request_list, name="ra-approval-list"),
+    path("ra/approvals/<int:pk>/", approvals.request_detail, name="ra-approval-detail"),
+    path("ra/approvals/<int:pk>/decide/", approvals.request_decide, name="ra-approval-decide"),
 ]
 
 UI_RULES.update({
@@ -43,6 +46,9 @@ UI_RULES.update({
     "delete_end_entity": "/ra_functionality/delete_end_entity",
     "revoke_end_entity": "/ra_functionality/revoke_end_entity",
     "use_username": ra.USE_USERNAME,
+    "approve_end_entity": approvals.RULES[0],
+    "approve_ca": approvals.RULES[1],
+    "view_approvals": approvals.RULES[2],
 })
 
 for item in (
@@ -50,5 +56,6 @@ for item in (
     NavItem("End entities", "ee-search", "/ra_functionality/view_end_entity", "RA functions"),
     NavItem("Add end entity", "ee-add", "/ra_functionality/create_end_entity", "RA functions"),
     NavItem("RA portal", "ra-home", "/ra_functionality/view_end_entity", "RA functions"),
+    NavItem("Approve requests", "ra-approval-list", approvals.RULES[0], "RA functions"),
 ):
     register_nav(item)

@@ -1,5 +1,6 @@
 """Models of the CA core, split by subdomain."""
 
+from .approvals import Approval, ApprovalProfile, ApprovalRequest, ApprovalSetting
 from .audit import AuditChainHead, AuditEvent
 from .ca import CACertificate, CertificateAuthority
 from .certificates import Certificate
@@ -12,6 +13,10 @@ from .throttle import AuthThrottle
 
 __all__ = [
     "AccessRule",
+    "Approval",
+    "ApprovalProfile",
+    "ApprovalRequest",
+    "ApprovalSetting",
     "AuditChainHead",
     "AuditEvent",
     "AuthThrottle",

@@ -29,8 +29,11 @@ from typing import Any
 from django.db import connection
 
 from pki import db
+from pki.models.approvals import ApprovalAction, ApprovalSetting
 
-from .models import ApprovalRequirement, ScepAlias
+from .models import ScepAlias
+
+ADD_EDIT = ApprovalAction.ADD_EDIT_END_ENTITY.value  # a constant of the code, safe inside the statement text
 
 _lock = threading.Lock()
 _cache: dict[str, tuple[tuple, ScepAlias]] = {}
@@ -76,7 +79,7 @@ def _stamp_sql() -> str:
         def row_version(table: str, field: str) -> str:
             return f"(SELECT {version('x')} FROM {table} x WHERE x.id = a.{column(ScepAlias, field)})"  # noqa: S608
 
-        req = q(ApprovalRequirement._meta.db_table)
+        req = q(ApprovalSetting._meta.db_table)
         # Scalar subqueries rather than joins: the planner has no join order to search (half the planning cost).
         # Only quoted names from the models go into the text; the alias name is the parameter.
         _sql = (
@@ -84,9 +87,9 @@ def _stamp_sql() -> str:
             f"{row_version(cp, 'ra_certificate_profile')}, {row_version(ep, 'ra_end_entity_profile')}, "
             f"{row_version(tok, 'ra_crypto_token')}, "
             f"{m2m('available_cas')}, {m2m('available_certificate_profiles')}, "
-            f"EXISTS (SELECT 1 FROM {req} r WHERE r.{column(ApprovalRequirement, 'ca')} = "
-            f"a.{column(ScepAlias, 'ra_default_ca')} OR r.{column(ApprovalRequirement, 'certificate_profile')} = "
-            f"a.{column(ScepAlias, 'ra_certificate_profile')}) "
+            f"EXISTS (SELECT 1 FROM {req} r WHERE r.{column(ApprovalSetting, 'action')} = '{ADD_EDIT}' AND "
+            f"(r.{column(ApprovalSetting, 'ca')} = a.{column(ScepAlias, 'ra_default_ca')} OR "
+            f"r.{column(ApprovalSetting, 'certificate_profile')} = a.{column(ScepAlias, 'ra_certificate_profile')})) "
             f"FROM {q(ScepAlias._meta.db_table)} a WHERE a.name = %s AND a.enabled"
         )
     return _sql

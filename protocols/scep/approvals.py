@@ -1,11 +1,14 @@
-"""Approvals of SCEP RA-mode enrollments (draft-nourse-scep-23's polling model, as EJBCA runs it).
+"""Approvals of SCEP RA-mode enrollments (draft-nourse-scep-23's polling model, as EJBCA runs it), on the core
+approvals (:mod:`pki.services.approvals`).
 
-When the CA or the RA certificate profile requires approval (an :class:`ApprovalRequirement`), a PKCSReq
-that would create an end entity is stored as a WAITING :class:`ApprovalRequest` and answered PENDING. An
-approver (``/ra_functionality/approve_end_entity`` and the CA's rule) approves, which registers the end
-entity, or rejects. The client's GetCertInitial (CertPoll) with the same transactionID then gets SUCCESS
-with a certificate issued at that moment, or FAILURE. When issuance fails after approval, a re-sent
-PKCSReq is issued without a new approval (the approved request is used until it has a certificate).
+When an approval profile covers "Add/Edit End Entity" on the CA or the RA certificate profile, a PKCSReq that
+would create (or edit) an end entity is stored as a WAITING core :class:`~pki.models.approvals.ApprovalRequest`
+(operation ``scep_enrollment``, origin ``scep:<alias id>``, the transactionID as its key) and answered PENDING.
+Approvers decide on every interface; the last approval registers the end entity (the executor below). The
+client's GetCertInitial (CertPoll) with the same transactionID then gets SUCCESS with a certificate issued at
+that moment, or FAILURE. When issuance fails after approval, a re-sent PKCSReq is issued without a new
+approval; a PKCSReq re-sent after its approved request was issued (also under a new transactionID) gets that
+certificate again instead of asking for a second approval.
 """
 
 from __future__ import annotations
@@ -14,79 +17,90 @@ import logging
 import secrets
 
 from cryptography import x509
-from django.db import IntegrityError, transaction
-from django.db.models import Q
-from django.utils import timezone
+from django.db import transaction
 
 from endentities import services as ee_services
 from endentities.models import EndEntity
 from endentities.validation import EndEntityInput
-from pki import audit
 from pki.auth.access import Actor
-from pki.errors import ConflictError, NotFoundError, PkiError, ValidationError
+from pki.choices import CertificateStatus
+from pki.errors import PkiError
 from pki.models import CertificateAuthority, CertificateProfile
+from pki.models.approvals import ApprovalAction, ApprovalProfile, ApprovalRequest, ApprovalStatus
+from pki.services import approvals as core
 
 from . import messages as m
 from .actors import INTERFACE, scep_actor
-from .models import ApprovalRequest, ApprovalRequirement, ApprovalStatus, ScepAlias
+from .models import ScepAlias
 
 logger = logging.getLogger("protocols.scep.approvals")
-RULE = "/ra_functionality/approve_end_entity"
-CONFIG_RULE = "/system_functionality/edit_systemconfiguration"
+OPERATION = "scep_enrollment"
+RULE = core.APPROVE_END_ENTITY_RULE
+ACTION = ApprovalAction.ADD_EDIT_END_ENTITY
+DEFAULT_PROFILE = "Default approval"
+
+
+def origin(alias: ScepAlias | int) -> str:
+    """The core request's origin of an alias's transactions."""
+    return f"scep:{getattr(alias, 'pk', alias)}"
+
+
+def profile_for(ca: CertificateAuthority, profile: CertificateProfile | None) -> ApprovalProfile | None:
+    """The approval profile adding an end entity on ``ca`` with ``profile`` needs (None: none)."""
+    return core.profile_for(ACTION, ca, profile)
 
 
 def required(ca: CertificateAuthority, profile: CertificateProfile | None) -> bool:
     """Whether adding an end entity on ``ca`` with ``profile`` needs approval."""
-    q = Q(ca=ca)
-    if profile is not None:
-        q |= Q(certificate_profile=profile)
-    return ApprovalRequirement.objects.filter(q).exists()
+    return profile_for(ca, profile) is not None
 
 
 def set_required(actor: Actor, *, ca: CertificateAuthority | None = None,
                  certificate_profile: CertificateProfile | None = None, required: bool = True) -> None:
-    """Turn the approval requirement of a CA or a certificate profile on or off (audited)."""
-    actor.require(CONFIG_RULE)
-    if (ca is None) == (certificate_profile is None):
-        raise ValidationError("Name either a CA or a certificate profile.", field="ca")
-    target = {"ca": ca} if ca is not None else {"certificate_profile": certificate_profile}
-    with transaction.atomic():
-        if required:
-            ApprovalRequirement.objects.get_or_create(**target)
-        else:
-            ApprovalRequirement.objects.filter(**target).delete()
-        audit.record("APPROVAL_SETTINGS_EDIT", actor.name, object_type="ca" if ca else "certificateprofile",
-                     object_id=(ca or certificate_profile).pk, details={"approval_required": required},
-                     in_transaction=True)
+    """Shorthand: attach (or detach) a one-approval profile (``Default approval``) to "Add/Edit End Entity" of a
+    CA or certificate profile."""
+    profile = None
+    if required:
+        profile, _ = ApprovalProfile.objects.get_or_create(name=DEFAULT_PROFILE)
+    core.set_approval(actor, ACTION, profile, ca=ca, certificate_profile=certificate_profile)
+
+
+def decide(actor: Actor, pk: int, *, approve: bool, comment: str = "") -> ApprovalRequest:
+    """Approve or reject (the core decision; kept here for the SCEP callers)."""
+    return core.decide(actor, pk, approve=approve, comment=comment)
 
 
 def approved_for(alias: ScepAlias, username: str) -> ApprovalRequest | None:
     """An approved request of this alias and username that has not produced its certificate yet."""
-    return ApprovalRequest.objects.filter(alias=alias, username=username, status=ApprovalStatus.APPROVED,
-                                          certificate__isnull=True).first()
+    return ApprovalRequest.objects.filter(origin=origin(alias), operation=OPERATION, username=username,
+                                          status=ApprovalStatus.APPROVED, certificate__isnull=True).first()
 
 
-def submit(alias: ScepAlias, transaction_id: str, data: EndEntityInput, profile, csr_der: bytes) -> ApprovalRequest:
+def issued_for(alias: ScepAlias, csr_der: bytes) -> x509.Certificate | None:
+    """The still valid certificate issued for an approved request with this very CSR (a re-sent PKCSReq, maybe
+    under a new transactionID), else None."""
+    digest = core.csr_digest(csr_der)
+    if not digest:
+        return None
+    req = (ApprovalRequest.objects.filter(origin=origin(alias), request_digest=digest, status=ApprovalStatus.APPROVED,
+                                          certificate__status=CertificateStatus.ACTIVE)
+           .select_related("certificate").order_by("-created_at").first())
+    if req is None or req.certificate.is_expired:
+        return None
+    return req.certificate.certificate
+
+
+def submit(alias: ScepAlias, transaction_id: str, data: EndEntityInput, profile, csr_der: bytes,
+           approval_profile: ApprovalProfile) -> ApprovalRequest:
     """Store the request for approval (a re-sent PKCSReq of the same transaction finds the stored one)."""
-    existing = ApprovalRequest.objects.filter(kind="scep_enrollment", alias=alias,
-                                              transaction_id=transaction_id).first()
-    if existing is not None:
-        return existing
     ca = data.ca if isinstance(data.ca, CertificateAuthority) else CertificateAuthority.objects.get(pk=data.ca)
     cp = data.certificate_profile or alias.ra_certificate_profile or profile.default_certificate_profile
-    try:
-        with transaction.atomic():
-            req = ApprovalRequest.objects.create(
-                alias=alias, transaction_id=transaction_id, username=data.username, subject_dn=data.subject_dn,
-                ca=ca, certificate_profile=cp, request_der=csr_der, requested_by=f"scep:{alias.name}",
-                data={"subject_alt_name": data.subject_alt_name, "end_entity_profile": profile.pk},
-            )
-            audit.record("APPROVAL_REQUEST", f"scep:{alias.name}", object_type="approval", object_id=req.pk,
-                         details={"username": data.username, "ca": ca.name, "transaction_id": transaction_id},
-                         in_transaction=True)
-    except IntegrityError:  # the same transaction submitted concurrently
-        return ApprovalRequest.objects.get(kind="scep_enrollment", alias=alias, transaction_id=transaction_id)
-    return req
+    return core.submit(
+        scep_actor(alias), ACTION, OPERATION, approval_profile, ca=ca, certificate_profile=cp,
+        data={"subject_alt_name": data.subject_alt_name, "end_entity_profile": profile.pk, "alias": alias.name},
+        request_der=csr_der, username=data.username, subject_dn=data.subject_dn, interface=INTERFACE,
+        origin=origin(alias), origin_key=transaction_id,
+    )
 
 
 def _input(req: ApprovalRequest) -> tuple[EndEntityInput, object]:
@@ -100,31 +114,20 @@ def _input(req: ApprovalRequest) -> tuple[EndEntityInput, object]:
     return data, profile
 
 
-def decide(actor: Actor, pk: int, *, approve: bool, comment: str = "") -> ApprovalRequest:
-    """Approve (registering the end entity) or reject a waiting request."""
-    actor.require(RULE)
-    with transaction.atomic():
-        req = (ApprovalRequest.objects.select_for_update(of=("self",)).select_related("alias", "ca")
-               .filter(pk=pk).first())
-        if req is None:
-            raise NotFoundError(f"Approval request {pk} does not exist.")
-        actor.require(f"/ca/{req.ca_id}")
-        if req.status != ApprovalStatus.WAITING:
-            raise ConflictError(f"The request is {req.get_status_display().lower()} already.")
-        if approve:
-            data, profile = _input(req)
-            ra = scep_actor(req.alias) if req.alias else Actor.system_actor("approvals")
-            if EndEntity.objects.filter(username=req.username).exists():
-                ee_services.edit_end_entity(ra, req.username, data, profile=profile, status="NEW")
-            else:
-                ee_services.add_end_entity(ra, data, profile=profile)
-        req.status = ApprovalStatus.APPROVED if approve else ApprovalStatus.REJECTED
-        req.decided_by, req.decided_at, req.comment = actor.name, timezone.now(), comment
-        req.save(update_fields=["status", "decided_by", "decided_at", "comment"])
-        audit.record("APPROVAL_APPROVE" if approve else "APPROVAL_REJECT", actor.name, object_type="approval",
-                     object_id=req.pk, details={"username": req.username, "ca": req.ca.name},
-                     in_transaction=True)
-    return req
+def _alias_of(req: ApprovalRequest) -> ScepAlias | None:
+    alias_id = req.origin.partition(":")[2]
+    return ScepAlias.objects.filter(pk=int(alias_id)).first() if alias_id.isdigit() else None
+
+
+def execute(req: ApprovalRequest) -> None:
+    """The executor of an approved SCEP enrollment: register the end entity (NEW); the poll issues."""
+    data, profile = _input(req)
+    alias = _alias_of(req)
+    ra = scep_actor(alias) if alias else Actor.system_actor("approvals")
+    if EndEntity.objects.filter(username=req.username).exists():
+        ee_services.edit_end_entity(ra, req.username, data, profile=profile, status="NEW")
+    else:
+        ee_services.add_end_entity(ra, data, profile=profile)
 
 
 def issue_approved(alias: ScepAlias, req: ApprovalRequest) -> x509.Certificate:
@@ -133,8 +136,9 @@ def issue_approved(alias: ScepAlias, req: ApprovalRequest) -> x509.Certificate:
         locked = ApprovalRequest.objects.select_for_update(of=("self",)).select_related("certificate").get(pk=req.pk)
         if locked.certificate is not None:
             return locked.certificate.certificate
-        issued = ee_services.enroll_with_ra(scep_actor(alias), locked.username, csr=bytes(locked.request_der),
-                                            interface=INTERFACE)
+        with core.executing(locked):
+            issued = ee_services.enroll_with_ra(scep_actor(alias), locked.username, csr=bytes(locked.request_der),
+                                                interface=INTERFACE)
         locked.certificate = issued.row
         locked.save(update_fields=["certificate"])
     return issued.certificate
@@ -145,7 +149,7 @@ def request_key(alias: ScepAlias, transaction_id: str) -> str | None:
     transaction (None when there is none): only that key may poll for it."""
     from .transactions import csr_key_hash
 
-    der = (ApprovalRequest.objects.filter(kind="scep_enrollment", alias=alias, transaction_id=transaction_id)
+    der = (ApprovalRequest.objects.filter(origin=origin(alias), origin_key=transaction_id)
            .values_list("request_der", flat=True).first())
     return csr_key_hash(bytes(der)) if der else None
 
@@ -153,14 +157,17 @@ def request_key(alias: ScepAlias, transaction_id: str) -> str | None:
 def poll(alias: ScepAlias, transaction_id: str) -> tuple[str, x509.Certificate | None]:
     """CertPoll of an approval: ("none", None) when no request has this transaction, ("pending", None),
     ("rejected", None) or ("issued", certificate). Issuance refusals raise BadRequest."""
-    req = ApprovalRequest.objects.filter(kind="scep_enrollment", alias=alias, transaction_id=transaction_id).first()
+    req = ApprovalRequest.objects.filter(origin=origin(alias), origin_key=transaction_id).first()
     if req is None:
         return "none", None
-    if req.status == ApprovalStatus.WAITING:
+    if req.status == ApprovalStatus.WAITING and not req.is_expired:
         return "pending", None
-    if req.status == ApprovalStatus.REJECTED:
+    if req.status != ApprovalStatus.APPROVED:  # rejected, expired, or its execution failed
         return "rejected", None
     try:
         return "issued", issue_approved(alias, req)
     except PkiError as exc:
         raise m.BadRequest(f"Issuance after approval failed: {exc.message}") from None
+
+
+core.register_executor(OPERATION, execute)

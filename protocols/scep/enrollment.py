@@ -7,7 +7,7 @@ enrollment code of a pre-registered end entity; ``endentities.services.enroll`` 
 RA mode: the challenge is checked by the alias's validator (RA shared secret, Intune, ...), the username
 comes from the name generation scheme, and the end entity is created (or edited back to NEW) from the
 alias's RA profiles and CA, then issued to. When the CA or certificate profile requires approval the
-request waits (PENDING) in an :class:`~protocols.scep.models.ApprovalRequest` instead.
+request waits (PENDING) in a core :class:`~pki.models.approvals.ApprovalRequest` instead.
 
 Client certificate renewal (RFC 8894 Appendix D): with the alias's renewal on, a request signed by a
 certificate this CA issued is a renewal of that certificate's end entity: allowed once the end entity's
@@ -38,13 +38,15 @@ from pki import audit
 from pki.choices import CertificateStatus
 from pki.errors import PkiError
 from pki.models import Certificate
+from pki.models.approvals import ApprovalStatus
+from pki.services import approvals as core_approvals
 from pki.x509.altnames import format_altnames
 from pki.x509.dn import DNError, checked_dn, format_dn, parse_dn_pairs
 
 from . import approvals
 from . import messages as m
 from .actors import INTERFACE, scep_actor
-from .models import ApprovalStatus, NameGenerationScheme, ScepAlias
+from .models import NameGenerationScheme, ScepAlias
 from .operations import Responder, find_certificate
 from .validators import ChallengeContext, ChallengeRefused, validator_for
 
@@ -204,13 +206,11 @@ def _subject_alt_name(csr: x509.CertificateSigningRequest) -> str:
 def ra_input(alias: ScepAlias, responder: Responder, info: m.CsrInfo, username: str) -> tuple[EndEntityInput, object]:
     """The end entity an RA-mode request makes: the request's subject and alt names, the alias's profiles and CA."""
     profile = ee_services.get_end_entity_profile(alias.ra_end_entity_profile)
-    needs_password = bool(getattr(profile, "password_required", False)) and not getattr(
-        profile, "password_auto_generate", False)
     data = EndEntityInput(
         username=username,
-        # A password is only stored when the profile insists: the RA secret already authenticated the request,
-        # and hashing a code nobody will type costs more than the rest of the enrollment.
-        password=(info.challenge_password or secrets.token_urlsafe(16)) if needs_password else None,
+        # No enrollment code: the RA secret or validator already authenticated the request, and hashing a code
+        # nobody will type would cost more than the rest of the enrollment, inside its write transaction.
+        ra_authenticated=True,
         subject_dn=format_dn(info.subject), subject_alt_name=_subject_alt_name(info.csr),
         ca=responder.ca, certificate_profile=alias.ra_certificate_profile, token_type=TokenType.USERGENERATED,
     )
@@ -224,7 +224,9 @@ def register_and_issue(alias: ScepAlias, data: EndEntityInput, profile,
     actor = scep_actor(alias)
     # One audit event (CERT_CREATION, with the end entity's creation or edit in it) at the end: the chain head
     # is then locked for one statement and the commit, not through the whole issuance.
-    with transaction.atomic(), audit.combined("CERT_CREATION"):
+    # Approval was decided before (none needed, or ``approval`` is the approved request).
+    checked = core_approvals.executing(approval) if approval is not None else core_approvals.checked()
+    with transaction.atomic(), audit.combined("CERT_CREATION"), checked:
         try:  # usually a new device: its row is written once, as the enrollment leaves it
             issued = ee_services.add_and_enroll_with_ra(actor, data, profile=profile, csr=csr, interface=INTERFACE)
         except ee_services.EndEntityExists:  # the database said the name is taken; nothing was written
@@ -259,10 +261,18 @@ def enroll_ra_mode(alias: ScepAlias, responder: Responder, message: m.PkiMessage
     if cached:
         approval = approvals.approved_for(alias, username)
         if approval is None:
-            waiting = approvals.submit(alias, message.transaction_id, data, profile, info.der)
-            if waiting.status == ApprovalStatus.REJECTED:  # the same transaction sent again after a rejection
-                raise _refused(alias, username, "The request was rejected by an approver.", m.BadRequest)
-            return Enrolled(None)
+            issued = approvals.issued_for(alias, info.der)
+            if issued is not None:  # approved and issued before: the same request gets the same certificate
+                return Enrolled(issued)
+            approval_profile = approvals.profile_for(responder.ca, alias.ra_certificate_profile)
+            if approval_profile is not None:
+                waiting = approvals.submit(alias, message.transaction_id, data, profile, info.der, approval_profile)
+                if waiting.status != ApprovalStatus.WAITING or waiting.is_expired:
+                    # The same transaction sent again after a rejection, an expiry or a failed execution.
+                    raise _refused(alias, username, f"The request was {waiting.get_status_display().lower()}"
+                                   f"{'' if waiting.status != ApprovalStatus.WAITING else ' (expired)'}.",
+                                   m.BadRequest)
+                return Enrolled(None)
     try:
         # The request as parsed and verified by the message layer: issuance need not parse it again.
         cert = register_and_issue(alias, data, profile, info.csr, approval).certificate

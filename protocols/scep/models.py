@@ -1,5 +1,5 @@
-"""SCEP aliases (each URL ``.../scep/<alias>/pkiclient.exe`` has its own configuration) and the approval
-requests of SCEP enrollments that wait for an administrator.
+"""SCEP aliases (each URL ``.../scep/<alias>/pkiclient.exe`` has its own configuration) and the transaction
+state of PKCSReqs (the approval requests of SCEP enrollments are the core's, :mod:`pki.models.approvals`).
 
 The alias keeps EJBCA's settings as columns; :mod:`protocols.scep.config` maps them to and from EJBCA's
 ``<alias>.<key>`` properties. Secrets (the RA shared secret, the Intune application key) are encrypted at
@@ -114,72 +114,6 @@ class ScepAlias(models.Model):
     def secret_context(self, field: str) -> str:
         """AES-GCM associated data binding an encrypted value to this alias and field."""
         return f"scep-alias:{self.name}:{field}"
-
-
-class ApprovalStatus(models.TextChoices):
-    WAITING = "WAITING", "Waiting for approval"
-    APPROVED = "APPROVED", "Approved"
-    REJECTED = "REJECTED", "Rejected"
-
-
-class ApprovalRequirement(models.Model):
-    """A CA or a certificate profile whose enrollments of new end entities need an administrator's approval
-    (EJBCA's approval settings of CAs and certificate profiles, reduced to what SCEP RA mode uses)."""
-
-    ca = models.OneToOneField("pki.CertificateAuthority", on_delete=models.CASCADE, null=True, blank=True,
-                              related_name="+")
-    certificate_profile = models.OneToOneField("pki.CertificateProfile", on_delete=models.CASCADE, null=True,
-                                               blank=True, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        constraints = [
-            models.CheckConstraint(
-                condition=models.Q(ca__isnull=False, certificate_profile__isnull=True)
-                | models.Q(ca__isnull=True, certificate_profile__isnull=False),
-                name="approval_requirement_one_target",
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"approval for {self.ca or self.certificate_profile}"
-
-
-class ApprovalRequest(models.Model):
-    """A request that needs an administrator's approval before it is carried out (EJBCA's approvals,
-    as far as SCEP needs them): here an RA-mode enrollment that would create or edit an end entity.
-
-    ``data`` holds what carrying it out needs (end entity fields); ``request_der`` the PKCS#10 request.
-    One request per (kind, alias, transaction id) is enforced by the database.
-    """
-
-    kind = models.CharField(max_length=32, default="scep_enrollment")
-    status = models.CharField(max_length=16, choices=ApprovalStatus.choices, default=ApprovalStatus.WAITING,
-                              db_index=True)
-    alias = models.ForeignKey(ScepAlias, on_delete=models.CASCADE, null=True, blank=True, related_name="approvals")
-    transaction_id = models.CharField(max_length=255)
-    username = models.CharField(max_length=255)
-    subject_dn = models.CharField(max_length=2048, blank=True, default="")
-    ca = models.ForeignKey("pki.CertificateAuthority", on_delete=models.CASCADE, related_name="+")
-    certificate_profile = models.ForeignKey("pki.CertificateProfile", on_delete=models.CASCADE, related_name="+")
-    data = models.JSONField(default=dict, blank=True)
-    request_der = models.BinaryField(null=True, blank=True)
-    requested_by = models.CharField(max_length=255, blank=True, default="")
-    decided_by = models.CharField(max_length=255, blank=True, default="")
-    decided_at = models.DateTimeField(null=True, blank=True)
-    comment = models.TextField(blank=True, default="")
-    certificate = models.ForeignKey("pki.Certificate", on_delete=models.SET_NULL, null=True, blank=True,
-                                    related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["-created_at"]
-        constraints = [
-            models.UniqueConstraint(fields=["kind", "alias", "transaction_id"], name="unique_approval_per_transaction"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.kind} {self.username} ({self.status})"
 
 
 class ScepTransaction(models.Model):

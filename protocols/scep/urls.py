@@ -16,10 +16,6 @@ urlpatterns = [
     path("system/scep/<str:name>/edit/", admin_views.alias_edit, name="scep-alias-edit"),
     path("system/scep/<str:name>/delete/", admin_views.alias_delete, name="scep-alias-delete"),
     path("system/scep/<str:name>/ra-certificate/", admin_views.alias_ra_certificate, name="scep-alias-ra-cert"),
-    path("approvals/scep/", admin_views.approval_list, name="scep-approval-list"),
-    path("approvals/scep/requirements/", admin_views.approval_requirement, name="scep-approval-requirement"),
-    path("approvals/scep/<int:pk>/<str:decision>/", admin_views.approval_decide, name="scep-approval-decide"),
 ]
 
 register_nav(NavItem("SCEP Configuration", "scep-alias-list", admin_views.RULE, "System"))
-register_nav(NavItem("Approve SCEP requests", "scep-approval-list", admin_views.APPROVE_RULE, "RA functions"))

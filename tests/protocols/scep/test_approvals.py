@@ -9,10 +9,10 @@ import pytest
 
 from endentities.models import EndEntity
 from pki.models import AuditEvent, Certificate, CertificateProfile
+from pki.models.approvals import ApprovalRequest, ApprovalStatus
 from protocols.scep import approvals
 from protocols.scep.messages import FailInfo, PkiStatus
 from protocols.scep.messages import client as scep_client
-from protocols.scep.models import ApprovalRequest, ApprovalStatus
 from tests.pki.test_views_auth import ui_client
 
 from .server_fixtures import *  # noqa: F403
@@ -40,7 +40,7 @@ def test_pending_then_approved_then_get_cert_initial(scep, scep_ca, ra, actor, o
     assert pending.status == PkiStatus.PENDING and pending.certificates == []
     assert not EndEntity.objects.filter(username="needs-ok").exists()
     request = ApprovalRequest.objects.get()
-    assert (request.status, request.username, request.transaction_id) == \
+    assert (request.status, request.username, request.origin_key) == \
         (ApprovalStatus.WAITING, "needs-ok", pending.transaction_id)
     # Polling while it waits: PENDING again; re-sending the PKCSReq does not make a second request.
     assert _poll(scep, scep_ca, key, signer, pending.transaction_id, csr.subject).status == PkiStatus.PENDING
@@ -48,9 +48,9 @@ def test_pending_then_approved_then_get_cert_initial(scep, scep_ca, ra, actor, o
     assert ApprovalRequest.objects.count() == 1
 
     approver = ui_client("approver", ["/administrator", approvals.RULE, f"/ca/{scep_ca.pk}"])
-    page = approver.get("/approvals/scep/").content.decode()
+    page = approver.get("/ra/approvals/").content.decode()
     assert "needs-ok" in page
-    assert approver.post(f"/approvals/scep/{request.pk}/approve/").status_code == 302
+    assert approver.post(f"/ra/approvals/{request.pk}/decide/", {"decision": "approve"}).status_code == 302
     assert EndEntity.objects.filter(username="needs-ok").exists()
 
     done = _poll(scep, scep_ca, key, signer, pending.transaction_id, csr.subject)
@@ -70,7 +70,8 @@ def test_rejected_then_failure(scep, scep_ca, ra, actor):
     csr = make_csr(key, "CN=not-ok", "s3cret")
     pending = scep.enroll(csr, key, scep_ca.certificate, signer_cert=signer)
     approver = ui_client("approver", ["/administrator", approvals.RULE, f"/ca/{scep_ca.pk}"])
-    assert approver.post(f"/approvals/scep/{ApprovalRequest.objects.get().pk}/reject/").status_code == 302
+    assert approver.post(f"/ra/approvals/{ApprovalRequest.objects.get().pk}/decide/",
+                         {"decision": "reject", "comment": "unknown device"}).status_code == 302
     result = _poll(scep, scep_ca, key, signer, pending.transaction_id, csr.subject)
     assert (result.status, result.fail_info) == (PkiStatus.FAILURE, FailInfo.BAD_REQUEST)
     assert not EndEntity.objects.filter(username="not-ok").exists()
@@ -111,30 +112,12 @@ def test_approving_needs_the_rule(scep, scep_ca, ra, actor):
     key = client_key(54)
     scep.enroll(make_csr(key, "CN=waits", "s3cret"), key, scep_ca.certificate)
     req = ApprovalRequest.objects.get()
-    outsider = ui_client("outsider", ["/administrator", "/ca_functionality"])
-    assert outsider.get("/approvals/scep/").status_code == 403
-    assert outsider.post(f"/approvals/scep/{req.pk}/approve/").status_code == 403
+    outsider = ui_client("outsider", ["/administrator", "/ca_functionality/view_ca"])
+    assert outsider.get("/ra/approvals/").status_code == 403
+    assert outsider.post(f"/ra/approvals/{req.pk}/decide/", {"decision": "approve"}).status_code == 403
     no_ca = ui_client("no-ca", ["/administrator", approvals.RULE])
-    no_ca.post(f"/approvals/scep/{req.pk}/approve/")
+    no_ca.post(f"/ra/approvals/{req.pk}/decide/", {"decision": "approve"})
     assert ApprovalRequest.objects.get().status == ApprovalStatus.WAITING  # the CA's rule is missing
     approvals.decide(actor, req.pk, approve=False)
     with pytest.raises(Exception, match="rejected already"):
         approvals.decide(actor, req.pk, approve=True)
-
-
-def test_approval_requirements_page(scep_ca, builtin_profiles):
-    from protocols.scep.models import ApprovalRequirement
-
-    admin = ui_client("cfg", ["/administrator", approvals.RULE, approvals.CONFIG_RULE])
-    assert admin.post("/approvals/scep/requirements/", {"ca": scep_ca.pk, "required": "1"}).status_code == 302
-    assert approvals.required(scep_ca, None)
-    page = admin.get("/approvals/scep/").content.decode()
-    assert "CA ScepCA" in page
-    # The settings are in the page body once, not also inside its <title>.
-    assert "<title>Approve SCEP requests · pki</title>" in page and page.count("Require approval</button>") == 1
-    assert admin.post("/approvals/scep/requirements/", {"ca": scep_ca.pk, "required": "0"}).status_code == 302
-    assert not ApprovalRequirement.objects.exists()
-    approver_only = ui_client("only", ["/administrator", approvals.RULE])
-    assert approver_only.post("/approvals/scep/requirements/", {"ca": scep_ca.pk, "required": "1"}).status_code == 403
-    assert not approvals.required(scep_ca, None)
-    assert AuditEvent.objects.filter(event_type="APPROVAL_SETTINGS_EDIT").count() == 2

@@ -26,7 +26,7 @@ from .live import RA_SECRET, ROOT, LiveScepServer
 
 pytestmark = pytest.mark.multiprocess
 
-APPROVE = ("from pki.auth.access import Actor; from protocols.scep.models import ApprovalRequest as A; "
+APPROVE = ("from pki.auth.access import Actor; from pki.models.approvals import ApprovalRequest as A; "
            "from protocols.scep import approvals; "
            "approvals.decide(Actor.system_actor('approver'), A.objects.get().pk, approve=True)")
 REQUIRE = ("from pki.auth.access import Actor; from pki.models import CertificateAuthority as C; "

@@ -19,10 +19,10 @@ from django.core.signals import request_started
 from django.db import close_old_connections
 
 from pki.models import Certificate
+from pki.models.approvals import ApprovalRequest
 from protocols.scep import approvals
 from protocols.scep.messages import FailInfo, PkiStatus
 from protocols.scep.messages import client as scep_client
-from protocols.scep.models import ApprovalRequest
 
 from .live import LiveScepServer
 from .server_fixtures import *  # noqa: F403

@@ -16,10 +16,11 @@ from django.test import Client
 
 from endentities.models import EndEntity
 from pki.models import Certificate
+from pki.models.approvals import ApprovalRequest
 from protocols.scep import approvals
 from protocols.scep.messages import FailInfo, PkiStatus
 from protocols.scep.messages import client as scep_client
-from protocols.scep.models import ApprovalRequest, ScepNonce, ScepTransaction
+from protocols.scep.models import ScepNonce, ScepTransaction
 
 from .server_fixtures import *  # noqa: F403
 from .server_fixtures import URL, ScepTestClient, client_key, make_csr, own, self_signed

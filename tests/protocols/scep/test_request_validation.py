@@ -21,11 +21,11 @@ from django.utils import timezone
 from endentities.choices import EndEntityStatus
 from endentities.models import EndEntity
 from pki.models import AuditEvent, Certificate, CertificateProfile
+from pki.models.approvals import ApprovalRequest
 from protocols.scep import approvals
 from protocols.scep.messages import FailInfo, PkiStatus, _cms
 from protocols.scep.messages import client as scep_client
 from protocols.scep.messages.types import OID_MESSAGE_TYPE, OID_SENDER_NONCE, OID_TRANSACTION_ID
-from protocols.scep.models import ApprovalRequest
 
 from .server_fixtures import *  # noqa: F403
 from .server_fixtures import client_key, make_csr, own, self_signed
