@@ -48,6 +48,9 @@ class EndEntityInput:
     key_recoverable: bool | None = None
     send_notification: bool | None = None
     clear_password: bool | None = None
+    # Set only by a protocol that authenticated the request itself (SCEP RA mode's shared secret or validator),
+    # never from a caller's input: the end entity gets no enrollment code even where the profile requires one.
+    ra_authenticated: bool = False
 
 
 @dataclass

@@ -63,13 +63,16 @@ def _validated(profile: EndEntityProfile, data, existing: EndEntity | None = Non
     the username, and the stored password when none is given."""
     from ..validation import validate_end_entity
 
-    if existing is None:
-        return validate_end_entity(profile, data)
-    data.username = existing.username
-    keep_password = not data.password and bool(existing.password_hash)
+    if existing is not None:
+        data.username = existing.username
+    # No code is set when the stored one stays (it met the rules when it was set), or when a protocol's RA
+    # authenticated the request itself (SCEP RA mode: a code nobody will ever type would only cost a slow hash
+    # inside the enrollment's transaction; the end entity then has no code and cannot enroll with one).
+    keep_password = not data.password and (
+        bool(getattr(data, "ra_authenticated", False)) or (existing is not None and bool(existing.password_hash)))
     if keep_password:
-        # The stored code met the rules when it was set; a long random stand-in passes the password checks
-        # (and stops auto-generation) without weakening any other check. It is discarded below.
+        # A long random stand-in passes the password checks (and stops auto-generation) without weakening any
+        # other check. It is discarded below.
         data = dataclasses.replace(data, password=secrets.token_urlsafe(48))
     result = validate_end_entity(profile, data)
     if keep_password:

@@ -146,3 +146,29 @@ def test_the_version_statement_is_prepared_again_when_the_session_lost_it(scep, 
         key = client_key(71 + n)
         assert scep.enroll(make_csr(key, f"CN=fast{11 + n}", "s3cret"), key, scep_ca.certificate).status \
             == PkiStatus.SUCCESS
+
+
+def test_an_ra_mode_end_entity_gets_no_enrollment_code_even_where_the_profile_requires_one(
+        scep, scep_ca, ra):
+    """EMPTY requires a password; the RA secret already authenticated the request, so the server stores no code
+    (no PBKDF2 round inside the write transaction) and the shared secret does not become the device's code."""
+    from endentities.models import EndEntityProfile
+    from endentities.services import passwords
+
+    assert EndEntityProfile.objects.get(name="EMPTY").password_required
+    calls = []
+    original = passwords._hasher.encode
+    passwords._hasher.encode = lambda *a, **k: calls.append(a) or original(*a, **k)
+    try:
+        key = client_key(65)
+        assert scep.enroll(make_csr(key, "CN=nocode1", "s3cret"), key, scep_ca.certificate).status \
+            == PkiStatus.SUCCESS
+        key = client_key(66)  # the same device again: the edit path
+        assert scep.enroll(make_csr(key, "CN=nocode1", "s3cret"), key, scep_ca.certificate).status \
+            == PkiStatus.SUCCESS
+    finally:
+        passwords._hasher.encode = original
+    assert calls == []
+    ee = EndEntity.objects.get(username="nocode1")
+    assert ee.password_hash == "" and not passwords.check_password("s3cret", ee.password_hash)
+    assert Certificate.objects.filter(username="nocode1").count() == 2
