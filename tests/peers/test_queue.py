@@ -1,0 +1,97 @@
+"""The RA's work queue on PostgreSQL with several connections at once: leases never overlap, a lease that runs out
+hands the item out again with the same idempotency key, deadlines hold, and waiting ends on NOTIFY."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from peers import queue
+from peers.choices import WorkStatus
+from peers.models import PeerWorkItem
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _in_thread(fn, *args, **kw):
+    out: dict = {}
+
+    def run():
+        try:
+            out["value"] = fn(*args, **kw)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            out["error"] = exc
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, out
+
+
+def test_concurrent_leases_never_hand_out_one_item_twice():
+    items = [queue.submit("scep.get", {"n": n}, "scep:scep", 60) for n in range(24)]
+    barrier = threading.Barrier(3)
+
+    def lease(name):
+        barrier.wait()
+        got = []
+        for _ in range(6):
+            got += [i.pk for i in queue.lease(name, limit=3)]
+        return got
+
+    runs = [_in_thread(lease, f"connector-{n}") for n in range(3)]
+    seen = []
+    for thread, out in runs:
+        thread.join(30)
+        assert "error" not in out, out.get("error")
+        seen += out["value"]
+    assert sorted(seen) == sorted(i.pk for i in items)  # each once, none lost
+    assert set(PeerWorkItem.objects.values_list("status", "attempts")) == {(WorkStatus.LEASED, 1)}
+
+
+def test_a_lease_that_runs_out_hands_the_item_out_again_with_the_same_key():
+    item = queue.submit("scep.pkioperation", {}, "scep:scep", 60)
+    (first,) = queue.lease("connector-a")
+    assert queue.lease("connector-b") == []
+    PeerWorkItem.objects.filter(pk=item.pk).update(lease_until=timezone.now() - dt.timedelta(seconds=1))
+    (again,) = queue.lease("connector-b")
+    assert (again.pk, again.idempotency_key, again.attempts, again.leased_by) == (
+        first.pk, first.idempotency_key, 2, "connector-b")
+    # Answered by the connector that died late and by the new one: the first answer wins, once.
+    assert queue.answer("connector-a", item.pk, item.idempotency_key, {"status": 200, "body": "QQ=="}) == "accepted"
+    assert queue.answer("connector-b", item.pk, item.idempotency_key, {"status": 200, "body": "Qg=="}) == "duplicate"
+    assert PeerWorkItem.objects.get().result["body"] == "QQ=="
+
+
+def test_an_item_past_its_deadline_is_never_handed_out():
+    item = queue.submit("scep.pkioperation", {}, "scep:scep", 0.2)
+    assert queue.wait_for_answer(item) is None
+    assert PeerWorkItem.objects.get().status == WorkStatus.EXPIRED
+    assert queue.lease("connector-a") == []
+
+
+def test_the_requester_wakes_when_the_answer_comes():
+    item = queue.submit("scep.pkioperation", {}, "scep:scep", 20)
+    start = time.monotonic()
+    thread, out = _in_thread(queue.wait_for_answer, item)
+    time.sleep(0.3)
+    queue.answer("connector-a", item.pk, item.idempotency_key, {"status": 200})
+    thread.join(10)
+    assert out["value"].status == WorkStatus.DONE
+    assert time.monotonic() - start < 2  # woken by NOTIFY, not by the 20 s deadline
+
+
+def test_a_waiting_lease_wakes_when_work_arrives():
+    thread, out = _in_thread(queue.lease, "connector-a", limit=4, wait_seconds=20)
+    time.sleep(0.3)
+    start = time.monotonic()
+    item = queue.submit("scep.get", {}, "scep:scep", 20)
+    thread.join(10)
+    assert [i.pk for i in out["value"]] == [item.pk]
+    assert time.monotonic() - start < 2
