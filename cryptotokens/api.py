@@ -26,6 +26,7 @@ logger = logging.getLogger("cryptotokens.api")
 _message = inline_serializer("CryptoTokenMessage", {"message": serializers.CharField()})
 
 
+
 class ActivationSerializer(serializers.Serializer):
     activation_code = serializers.CharField(trim_whitespace=False, write_only=True)
 
@@ -108,6 +109,34 @@ class GenerateKeysView(_TokenView):
                                            spec)
         return Response({"message": f"Generated key pair '{entry.alias}' ({entry.key_algorithm} {entry.key_spec})."},
                         status=status.HTTP_201_CREATED)
+
+
+_device_keys = inline_serializer("CryptoTokenDeviceKey", {
+    "key_pair_alias": serializers.CharField(), "key_alg": serializers.CharField(), "key_spec": serializers.CharField(),
+    "subject_key_id": serializers.CharField(), "registered": serializers.BooleanField(),
+    "usable": serializers.BooleanField(), "problem": serializers.CharField(required=False)}, many=True)
+
+
+class ListKeysView(_TokenView):
+    """The keys on the token's device (EJBCA's ``listkeys``), registered here or not."""
+
+    @extend_schema(request=None, responses={200: inline_serializer("CryptoTokenKeys", {
+        "crypto_token": serializers.CharField(), "keys": _device_keys})}, operation_id="cryptotoken_listkeys")
+    def get(self, request, cryptotoken_name: str):
+        token = _allowed_token(request, cryptotoken_name, "view")
+        keys = services.list_device_keys(actor_for_request(request), token)
+        return Response({"crypto_token": token.name, "keys": [k.as_dict() for k in keys]})
+
+
+class AdoptKeyView(_TokenView):
+    """Register a key already on the device under its alias; the private key stays on the device."""
+
+    @extend_schema(request=None, responses={201: _message}, operation_id="cryptotoken_adoptkey")
+    def post(self, request, cryptotoken_name: str, key_pair_alias: str):
+        token = _allowed_token(request, cryptotoken_name, "generate_keys")
+        entry = services.adopt_key_pair(actor_for_request(request), token, key_pair_alias)
+        return Response({"message": f"Registered key pair '{entry.alias}' ({entry.key_algorithm} {entry.key_spec}) "
+                                    "from the device."}, status=status.HTTP_201_CREATED)
 
 
 class RemoveKeysView(_TokenView):

@@ -15,7 +15,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 
 from .backends import KeySpec, registry
-from .backends.base import key_spec_of, public_key_der, subject_key_identifier
+from .backends.base import DeviceKey, key_spec_of, public_key_der, subject_key_identifier
 from .errors import CryptoTokenError, CryptoTokenOfflineError, KeyPairExistsError, KeyPairNotFoundError
 from .models import CryptoToken, CryptoTokenKeyPair
 from .secrets import decrypt_secret, encrypt_secret
@@ -78,6 +78,7 @@ def create_token(
     )
     backend = backend_for(token)
     backend.initialize(auth_code)
+    _refuse_shared_device(token, backend)
     enc = encrypt_secret(auth_code, _code_context(token))
     if auto_activate:
         token.auth_code_encrypted = enc
@@ -90,6 +91,35 @@ def create_token(
         raise CryptoTokenError(f"A crypto token named '{name}' already exists.") from None
     _emit("CRYPTOTOKEN_CREATE", actor, token, type=token_type, auto_activation=auto_activate)
     return token
+
+
+def _refuse_shared_device(token: CryptoToken, backend) -> None:
+    """Refuse a token whose settings resolve to the place another token already maps (the same PKCS#11 slot by id,
+    index or label): one slot under two names would let each remove or replace the other's keys. Tokens whose
+    device cannot be reached now are not compared (they are reported when used)."""
+    mine = backend.device_identity()
+    if mine is None:
+        return
+    library = token.properties.get("library")
+    for other in CryptoToken.objects.exclude(pk=token.pk).filter(token_type__in=_same_device_types(token)):
+        if (other.properties or {}).get("library") != library:
+            continue
+        try:
+            theirs = backend_for(other).device_identity()
+        except CryptoTokenError:
+            continue
+        if theirs == mine:
+            raise CryptoTokenError(
+                f"Crypto token '{token.name}' would map the same PKCS#11 slot as crypto token '{other.name}' "
+                f"({backend.describe_device() if hasattr(backend, 'describe_device') else 'the same token'}): a "
+                "slot belongs to one crypto token. Use the existing token, or choose another slot.")
+
+
+def _same_device_types(token: CryptoToken) -> list[str]:
+    """Token types that can share a device with ``token``: its own and its siblings of the same base backend
+    (PKCS#11 and PKCS#11 NG map the same slots)."""
+    mine = registry.get(token.token_type)
+    return [cls.type_name for cls in registry if issubclass(cls, mine) or issubclass(mine, cls)]
 
 
 def auth_code_of(token: CryptoToken) -> str:
@@ -157,12 +187,90 @@ def generate_key_pair(actor: Actor, token: CryptoToken, alias: str, key_spec: st
     return entry
 
 
-def discard_key_pair(token: CryptoToken, entry: CryptoTokenKeyPair) -> None:
-    """Undo a key generation whose purpose failed (e.g. a refused CA): the key goes from the device too."""
+def discard_key_pair(token: CryptoToken, entry: CryptoTokenKeyPair, actor: Actor | None = None,
+                     reason: str = "") -> None:
+    """Undo a key generation whose purpose failed (e.g. a refused CA): the key goes from the device too, and the
+    removal is audited beside its generation."""
     try:
         backend_for(token).remove_key_pair(entry, auth_code_of(token))
     finally:
         CryptoTokenKeyPair.objects.filter(pk=entry.pk).delete()
+        if actor is not None:
+            _emit("CRYPTOTOKEN_DELETE_KEYPAIR", actor, token, alias=entry.alias, reason=reason or "discarded")
+
+
+def list_device_keys(actor: Actor, token: CryptoToken) -> list[DeviceKeyListing]:
+    """The keys on the token's device (HSM slot, KMS, vault; a soft token's keystore rows), each marked with the
+    key pair row that knows it, if any. Needs ``/cryptotoken/view/<id>`` and an active token."""
+    actor.require(f"/cryptotoken/view/{token.pk}")
+    token = CryptoToken.objects.get(pk=token.pk)
+    keys = backend_for(token).list_device_keys(auth_code_of(token))
+    rows = {row.alias: row for row in CryptoTokenKeyPair.objects.filter(token=token)}
+    listed = []
+    for key in keys:
+        row = rows.get(key.alias)
+        # A row knows this key when the alias and the public key agree (an HSM may hold an unrelated key
+        # under a label a row also uses).
+        known = row is not None and key.public_key is not None and bytes(row.public_key_der) == public_key_der(
+            key.public_key)
+        listed.append(DeviceKeyListing(key, known))
+    return listed
+
+
+class DeviceKeyListing:
+    """A device key and whether a key pair row of this token knows it (``known``: it can be used by alias now)."""
+
+    __slots__ = ("key", "known")
+
+    def __init__(self, key: DeviceKey, known: bool):
+        self.key = key
+        self.known = known
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.key, name)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON shape of the REST and CLI listings."""
+        return {"key_pair_alias": self.key.alias, "key_alg": self.key.key_algorithm, "key_spec": self.key.key_spec,
+                "subject_key_id": self.key.subject_key_id, "registered": self.known, "usable": self.key.usable,
+                **({"problem": self.key.problem} if self.key.problem else {})}
+
+
+def adopt_key_pair(actor: Actor, token: CryptoToken, alias: str) -> CryptoTokenKeyPair:
+    """Register a key that is already on the token's device (made by another tool or installation) under its
+    alias: its public key and device reference are recorded, the private key never leaves the device. Needs the
+    right to generate keys on the token (it adds a usable key pair), and is audited."""
+    actor.require(f"/cryptotoken/generate_keys/{token.pk}")
+    if not alias or len(alias) > 255:
+        raise CryptoTokenError("A key pair alias of 1 to 255 characters is required.")
+    token = CryptoToken.objects.get(pk=token.pk)
+    if CryptoTokenKeyPair.objects.filter(token=token, alias=alias).exists():
+        raise KeyPairExistsError(f"Key pair alias '{alias}' is already registered on crypto token '{token.name}'.")
+    code = auth_code_of(token)
+    backend = backend_for(token)
+    try:
+        found = backend.adoptable_key(alias, code)
+        spec = key_spec_of(found.public_key)
+        # Prove the private key is there and matches before recording it (the backends check on load).
+        backend.load_private_key(CryptoTokenKeyPair(token=token, alias=alias, public_key_der=public_key_der(
+            found.public_key), private_data=found.private_data), code)
+    except CryptoTokenError as exc:
+        _emit("CRYPTOTOKEN_ADOPT_KEYPAIR", actor, token, outcome="FAILURE", alias=alias, reason=str(exc))
+        raise
+    try:
+        with transaction.atomic():
+            entry = CryptoTokenKeyPair.objects.create(
+                token=token, alias=alias, key_algorithm=spec.algorithm, key_spec=spec.spec_value,
+                public_key_der=public_key_der(found.public_key),
+                subject_key_id=subject_key_identifier(found.public_key), private_data=found.private_data,
+            )
+            CryptoToken.objects.filter(pk=token.pk).update(version=F("version") + 1)
+    except IntegrityError:
+        raise KeyPairExistsError(f"Key pair alias '{alias}' is already registered on crypto token '{token.name}'.") \
+            from None
+    _emit("CRYPTOTOKEN_ADOPT_KEYPAIR", actor, token, alias=alias, key_spec=str(spec),
+          subject_key_id=entry.subject_key_id)
+    return entry
 
 
 def import_private_key(actor: Actor, token: CryptoToken, alias: str, key: PrivateKeyTypes) -> CryptoTokenKeyPair:
@@ -294,6 +402,7 @@ def edit_token(actor: Actor, token: CryptoToken, *, name: str | None = None, aut
         changes["properties"] = sorted(properties)
         if hasattr(backend, "validate_properties"):
             backend.validate_properties(auth_code or auth_code_of(token))
+        _refuse_shared_device(token, backend)
     if auto_activate is not None and auto_activate != token.auto_activate:
         if auto_activate:
             code = auth_code or (auth_code_of(token) if token.is_active else None)

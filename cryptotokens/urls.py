@@ -10,6 +10,9 @@ urlpatterns = [
     path(f"{PREFIX}/<str:cryptotoken_name>/deactivate", api.DeactivateView.as_view(), name="cryptotoken-deactivate"),
     path(f"{PREFIX}/<str:cryptotoken_name>/generatekeys", api.GenerateKeysView.as_view(),
          name="cryptotoken-generatekeys"),
+    path(f"{PREFIX}/<str:cryptotoken_name>/keys", api.ListKeysView.as_view(), name="cryptotoken-listkeys"),
+    path(f"{PREFIX}/<str:cryptotoken_name>/<str:key_pair_alias>/adopt", api.AdoptKeyView.as_view(),
+         name="cryptotoken-adoptkey"),
     path(f"{PREFIX}/<str:cryptotoken_name>/<str:key_pair_alias>/removekeys", api.RemoveKeysView.as_view(),
          name="cryptotoken-removekeys"),
 ]
@@ -28,6 +31,7 @@ urlpatterns += [
     path("cryptotokens/<int:pk>/deactivate/", views.token_deactivate, name="cryptotoken-deactivate-ui"),
     path("cryptotokens/<int:pk>/generate/", views.key_generate, name="cryptotoken-generate"),
     path("cryptotokens/<int:pk>/test/", views.key_test, name="cryptotoken-test"),
+    path("cryptotokens/<int:pk>/adopt/", views.key_adopt, name="cryptotoken-adopt"),
     path("cryptotokens/<int:pk>/remove/", views.key_remove, name="cryptotoken-remove"),
     path("cryptotokens/<int:pk>/export/", views.key_export, name="cryptotoken-export"),
     path("cryptotokens/<int:pk>/delete/", views.token_delete, name="cryptotoken-delete"),

@@ -86,8 +86,15 @@ def token_detail(request, pk: int):
     from .backends import registry
     from .usage import users_of
 
+    device_keys, device_error = None, ""
+    if token.is_active:
+        try:
+            device_keys = services.list_device_keys(who, token)
+        except (CryptoTokenError, PkiError) as exc:
+            device_error = as_pki_error(exc).message if isinstance(exc, CryptoTokenError) else str(exc)
     return render(request, "cryptotokens/detail.html", {
         "token": token, "key_pairs": token.key_pairs.all(), "users": users_of(token),
+        "device_keys": device_keys, "device_error": device_error,
         # Plain values: a template would call the backend class (it is callable) instead of reading it.
         "backend_label": registry.get(token.token_type).label,
         "supports_export": registry.get(token.token_type).supports_export, "generate_form": GenerateKeyForm(),
@@ -147,6 +154,15 @@ def key_generate(request, pk: int):
             _refusal(request, result.result)
         return redirect("cryptotoken-detail", token.pk)
     return redirect(f"/cryptotokens/{token.pk}/?task={result.id}")
+
+
+@require_POST
+@requires("/cryptotoken/view")
+def key_adopt(request, pk: int):
+    """Register a key found on the device under its alias (its private key stays on the device)."""
+    alias = request.POST.get("alias", "")
+    return _post_action(request, pk, lambda t: services.adopt_key_pair(actor(request), t, alias)
+                        and f"Key '{alias}' on the device is registered as a key pair of this token.")
 
 
 @require_POST

@@ -283,6 +283,31 @@ def combined(into: str) -> Iterator[None]:
                in_transaction=True)
 
 
+_kept = threading.local()
+
+
+@contextmanager
+def failures_outlive_rollback() -> Iterator[None]:
+    """Around an operation, outside its ``transaction.atomic()``: failure events recorded inside an open transaction
+    are held and written when this block ends, after that transaction committed or rolled back, so a refused
+    operation stays on record although its changes are undone. (Ending inside a caller's transaction, they are
+    written there, as without this block.) Successful events belong to their transaction and are not held."""
+    if getattr(_kept, "events", None) is not None:  # an outer block writes
+        yield
+        return
+    held: list[tuple[tuple, dict[str, Any]]] = []
+    _kept.events = held
+    try:
+        yield
+    finally:
+        _kept.events = None
+        for args, kwargs in held:
+            try:
+                record(*args, **kwargs)
+            except Exception:  # never hide the operation's own error behind a failed audit write
+                logger.exception("audit: could not write the held failure event %s", args[0])
+
+
 def record(
     event_type: str,
     actor: str,
@@ -296,7 +321,16 @@ def record(
     """Append an event. Call inside the transaction of the change it records (last, to hold the
     chain lock briefly); a failure is recorded on its own after the failed transaction rolled back.
     Inside :func:`combined` an ``in_transaction`` event is held and written when that block ends (the
-    returned event then has no sequence number yet)."""
+    returned event then has no sequence number yet). Inside :func:`failures_outlive_rollback` a failure recorded
+    in an open transaction is held until that block ends (the returned event then has no sequence number)."""
+    kept = getattr(_kept, "events", None)
+    # Held while a transaction other than a test case's own wrapper is open.
+    if kept is not None and outcome != AuditOutcome.SUCCESS and any(
+            not getattr(block, "_from_testcase", False) for block in connection.atomic_blocks):
+        kept.append(((event_type, actor), {"object_type": object_type, "object_id": object_id, "outcome": outcome,
+                                           "details": dict(details or {})}))
+        return AuditEvent(event_type=event_type, actor=actor, object_type=object_type, object_id=str(object_id),
+                          outcome=outcome, details=details or {})
     batch = _holding() if in_transaction else None
     if batch is not None:
         _hold(batch, (event_type, actor, object_type, str(object_id), outcome), details or {})

@@ -43,7 +43,7 @@ from ..errors import (
     KeyPairNotFoundError,
     UnsupportedKeySpecError,
 )
-from .base import BackendParameter, CryptoTokenBackend, GeneratedKeyPair, KeySpec, registry
+from .base import BackendParameter, CryptoTokenBackend, DeviceKey, GeneratedKeyPair, KeySpec, key_spec_of, registry
 from .remote_keys import (
     ClientPool,
     CryptoTokenUnavailableError,
@@ -252,19 +252,43 @@ def kms_alias_name(alias: str) -> str:
     return f"alias/{alias}"
 
 
-def _alias_exists(conn: KMSConnection, alias_name: str) -> bool:
+def _aliases(conn: KMSConnection):
+    """Every alias the credentials can list, page by page (ListAliases)."""
     marker: str | None = None
     for _page in range(MAX_ALIAS_PAGES):
         params: dict[str, Any] = {"Limit": 100}
         if marker:
             params["Marker"] = marker
         page = _call(conn, "ListAliases", **params)
-        if any(a.get("AliasName") == alias_name for a in page.get("Aliases", [])):
-            return True
+        yield from page.get("Aliases", [])
         if not page.get("Truncated") or not page.get("NextMarker"):
-            return False
+            return
         marker = page["NextMarker"]
     raise CryptoTokenError(f"AWS KMS listed more than {MAX_ALIAS_PAGES * 100} aliases; giving up.")
+
+
+def _alias_exists(conn: KMSConnection, alias_name: str) -> bool:
+    return any(a.get("AliasName") == alias_name for a in _aliases(conn))
+
+
+def _device_key(conn: KMSConnection, alias_name: str) -> DeviceKey:
+    """One KMS alias as a device key: its public key and key ARN from GetPublicKey (the only read right)."""
+    alias = alias_name.removeprefix("alias/")
+    try:
+        reply = _call(conn, "GetPublicKey", KeyId=alias_name)
+    except (KMSKeyStateError, KeyPairNotFoundError) as exc:
+        return DeviceKey(alias, "", "", problem=str(exc).split(": ", 1)[0].rstrip("."))
+    except CryptoTokenError:
+        return DeviceKey(alias, "", "", problem="it is not an asymmetric key (GetPublicKey refused it)")
+    usage = reply.get("KeyUsage", "")
+    try:
+        public_key = load_der_public_key(reply["PublicKey"])
+        spec = key_spec_of(public_key)
+    except (KeyError, ValueError, UnsupportedKeySpecError):
+        return DeviceKey(alias, "", str(reply.get("KeySpec", "")), problem="its key type is not supported")
+    problem = "" if usage == "SIGN_VERIFY" else f"its key usage is {usage or 'unknown'}, not SIGN_VERIFY"
+    return DeviceKey(alias, spec.algorithm, spec.spec_value, public_key=public_key,
+                     reference=str(reply.get("KeyId", "")).encode() or None, problem=problem)
 
 
 def _key_id_of(key_arn: str) -> str:
@@ -351,6 +375,26 @@ class AWSKMSCryptoTokenBackend(CryptoTokenBackend):
     def check_auth_code(self, auth_code: str) -> None:
         """One ListAliases call: it needs valid credentials and the kms:ListAliases right."""
         _call(self._connection(auth_code), "ListAliases", Limit=1)
+
+    def list_device_keys(self, auth_code: str) -> list[DeviceKey]:
+        """The keys the credentials can see by alias (ListAliases, then GetPublicKey per alias); AWS's own
+        ``alias/aws/...`` keys and aliases without a key are left out."""
+        conn = self._connection(auth_code)
+        names = sorted(a["AliasName"] for a in _aliases(conn)
+                       if a.get("TargetKeyId") and not str(a.get("AliasName", "")).startswith("alias/aws/"))
+        return [_device_key(conn, name) for name in names]
+
+    def adoptable_key(self, alias: str, auth_code: str) -> GeneratedKeyPair:
+        """The KMS key behind ``alias/<alias>``, by its ARN and public key (the key stays in KMS)."""
+        conn = self._connection(auth_code)
+        alias_name = kms_alias_name(alias)
+        if not _alias_exists(conn, alias_name):
+            raise KeyPairNotFoundError(f"AWS KMS has no alias {alias_name} for crypto token '{self.token.name}'.")
+        key = _device_key(conn, alias_name)
+        if not key.usable or key.public_key is None:
+            raise CryptoTokenError(f"KMS key {alias_name} of crypto token '{self.token.name}' cannot be used: "
+                                   f"{key.problem or 'no public key'}.")
+        return GeneratedKeyPair(public_key=key.public_key, private_data=key.reference)
 
     def supported(self, spec: KeySpec) -> None:
         if (spec.algorithm, spec.size if spec.algorithm == "RSA" else spec.curve) not in KMS_KEY_SPECS:

@@ -1,7 +1,9 @@
 """Azure Key Vault crypto token: key pairs are Key Vault keys, signing happens in the vault.
 
 * The vault URL comes from the vault name through ``settings.AZURE_KEYVAULT_URL_TEMPLATE``
-  (``https://{name}.vault.azure.net``). A standard vault holds software-protected keys (kty RSA, EC),
+  (``https://{vault}.vault.azure.net``; ``{name}`` is accepted too). The template and AZURE_AUTHORITY_HOST must
+  be https URLs; a wrong one is a clear CryptoTokenError at token creation and use. A standard vault holds
+  software-protected keys (kty RSA, EC),
   a premium vault HSM-protected ones (RSA-HSM, EC-HSM).
 * A key pair alias is the Key Vault key name, so it must fit Key Vault's rule (letters, digits, '-').
   Key Vault's create makes a new *version* of an existing name, so the backend checks with get_key first.
@@ -17,7 +19,8 @@
 * Authentication: a service principal (client ID in a tenant) with the application secret as the token's
   authentication code, or with a client certificate from a key binding (see
   :func:`register_key_binding_credentials`). Permissions needed: keys/get, keys/create, keys/sign,
-  keys/delete, and keys/decrypt to decrypt (the "Key Vault Crypto Officer" role covers them).
+  keys/delete, keys/decrypt to decrypt, and keys/list to list the vault's keys (the "Key Vault Crypto Officer"
+  role covers them).
 """
 
 from __future__ import annotations
@@ -27,10 +30,12 @@ import hmac
 import logging
 import os
 import re
+import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from azure.core.exceptions import (
     AzureError,
@@ -52,7 +57,7 @@ from ..errors import (
     KeyPairNotFoundError,
     UnsupportedKeySpecError,
 )
-from .base import BackendParameter, CryptoTokenBackend, GeneratedKeyPair, KeySpec, registry
+from .base import BackendParameter, CryptoTokenBackend, DeviceKey, GeneratedKeyPair, KeySpec, key_spec_of, registry
 from .keys import DecryptRequest
 from .remote_keys import (
     ClientPool,
@@ -159,6 +164,54 @@ class VaultConnection:
         return kwargs
 
 
+VAULT_PLACEHOLDERS = ("vault", "name")  # {vault}; {name} is the older spelling of the same
+
+
+def _https_url(setting: str, url: str) -> str:
+    """``url`` if it is an https URL with a host and nothing else (no credentials, query or fragment); otherwise a
+    CryptoTokenError naming the setting. Bearer tokens and client assertions go there: never over plain http."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 (reading it checks it)
+    except ValueError:
+        host, parts = None, None
+    if parts is None or parts.scheme != "https" or not host:
+        raise CryptoTokenError(f"{setting} must be an https:// URL with a host name (it is '{url}'): Azure AD tokens "
+                               "and client secrets are never sent over plain http.")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise CryptoTokenError(f"{setting} must not contain credentials, a query or a fragment (it is '{url}').")
+    return url
+
+
+def vault_url_for(vault_name: str) -> str:
+    """The vault URL of ``vault_name`` through AZURE_KEYVAULT_URL_TEMPLATE (``https://{vault}.vault.azure.net``),
+    or a CryptoTokenError saying what is wrong with the template."""
+    template = str(getattr(settings, "AZURE_KEYVAULT_URL_TEMPLATE", "") or "https://{vault}.vault.azure.net")
+    try:
+        fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+    except ValueError:
+        fields = {"?"}
+    if not fields or not fields <= set(VAULT_PLACEHOLDERS):
+        raise CryptoTokenError(
+            f"AZURE_KEYVAULT_URL_TEMPLATE must contain {{vault}} where the vault name goes, and no other "
+            f"placeholder, e.g. https://{{vault}}.vault.azure.net (it is '{template}')."
+        )
+    return _https_url("AZURE_KEYVAULT_URL_TEMPLATE", template.format(vault=vault_name, name=vault_name).rstrip("/"))
+
+
+def authority_host() -> str:
+    """AZURE_AUTHORITY_HOST, checked (empty: the Azure SDK's default, login.microsoftonline.com)."""
+    host = str(getattr(settings, "AZURE_AUTHORITY_HOST", "") or "")
+    return _https_url("AZURE_AUTHORITY_HOST", host) if host else ""
+
+
+# What CertificateCredential says about a PEM it cannot use (azure-identity's messages), to tell them apart from
+# its other ValueErrors: only these mean the key binding's credential itself is unfit.
+_CERTIFICATE_PROBLEMS = ("deserialize certificate", "must include its private key", "RSA private key",
+                         "Malformed certificate")
+
+
 def _make_credential(conn: VaultConnection):
     # azure-identity (MSAL) and the Key Vault clients are imported on first use: every process registers
     # this backend, few of them ever talk to Azure.
@@ -170,10 +223,15 @@ def _make_credential(conn: VaultConnection):
         "disable_instance_discovery": True,
         **conn.client_kwargs(),
     }
-    if getattr(settings, "AZURE_AUTHORITY_HOST", ""):
-        options["authority"] = settings.AZURE_AUTHORITY_HOST
+    authority = authority_host()
+    if authority:
+        options["authority"] = authority
     if conn.auth_method == AUTH_APP_SECRET:
-        return ClientSecretCredential(conn.tenant_id, conn.client_id, conn.secret, **options)
+        try:
+            return ClientSecretCredential(conn.tenant_id, conn.client_id, conn.secret, **options)
+        except ValueError as exc:  # the settings were checked: what remains is the SDK's own refusal
+            raise CryptoTokenError(f"Azure AD login of crypto token '{conn.token_name}' cannot be set up: "
+                                   f"{str(exc)[:200]}") from None
     if _key_binding_credentials is None:
         raise CryptoTokenError(
             f"Crypto token '{conn.token_name}' authenticates with key binding '{conn.key_binding}', but no key "
@@ -190,11 +248,14 @@ def _make_credential(conn: VaultConnection):
         ) from None
     try:
         return CertificateCredential(conn.tenant_id, conn.client_id, certificate_data=pem, **options)
-    except ValueError as exc:  # not PEM, no key, or not an RSA key
-        raise CryptoTokenError(
-            f"Key binding '{conn.key_binding}' cannot authenticate to Azure: {exc.__class__.__name__} "
-            "(an RSA key and its certificate are needed)."
-        ) from None
+    except ValueError as exc:
+        if any(problem in str(exc) for problem in _CERTIFICATE_PROBLEMS):  # not PEM, no key, or not an RSA key
+            raise CryptoTokenError(
+                f"Key binding '{conn.key_binding}' cannot authenticate to Azure: {str(exc)[:200]} (an RSA key and "
+                "its certificate are needed)."
+            ) from None
+        raise CryptoTokenError(f"Azure AD login of crypto token '{conn.token_name}' with key binding "
+                               f"'{conn.key_binding}' cannot be set up: {str(exc)[:200]}") from None
 
 
 def _make_clients(conn: VaultConnection) -> VaultClients:
@@ -278,7 +339,12 @@ def _translate(exc: Exception, conn: VaultConnection, operation: str) -> CryptoT
 def _call(conn: VaultConnection, operation: str, action: Callable[[VaultClients], Any]) -> Any:
     """Run ``action`` with the pooled clients; failures become typed errors and drop the clients."""
     key = conn.pool_key
-    clients = _clients.get(key, partial(_make_clients, conn))
+    try:
+        clients = _clients.get(key, partial(_make_clients, conn))
+    except ValueError as exc:  # the SDK refused its settings before any request (CryptoTokenErrors pass as they are)
+        logger.warning("Azure Key Vault clients for crypto token %r cannot be built: %s", conn.token_name, exc)
+        raise CryptoTokenError(f"Azure Key Vault clients of crypto token '{conn.token_name}' cannot be set up: "
+                               f"{str(exc)[:200]}") from None
     try:
         return action(clients)
     except (AzureError, ValueError) as exc:
@@ -412,9 +478,8 @@ class AzureCryptoTokenBackend(CryptoTokenBackend):
 
     def _connection(self, auth_code: str) -> VaultConnection:
         props = self._properties()
-        template = getattr(settings, "AZURE_KEYVAULT_URL_TEMPLATE", "https://{name}.vault.azure.net")
         return VaultConnection(
-            token_name=self.token.name, vault_url=template.format(name=props["vault_name"]).rstrip("/"),
+            token_name=self.token.name, vault_url=vault_url_for(props["vault_name"]),
             vault_type=props["vault_type"], tenant_id=props["tenant_id"], client_id=props["client_id"],
             auth_method=props["authentication"], key_binding=props["key_binding"],
             secret=auth_code if props["authentication"] == AUTH_APP_SECRET else "",
@@ -433,6 +498,41 @@ class AzureCryptoTokenBackend(CryptoTokenBackend):
             _call(conn, "authentication check", lambda c: c.keys.get_key(PROBE_KEY_NAME))
         except KeyPairNotFoundError:
             pass
+
+    def list_device_keys(self, auth_code: str) -> list[DeviceKey]:
+        """The vault's keys (keys/list, then keys/get for each enabled one): its public key and versioned id."""
+        conn = self._connection(auth_code)
+        names = _call(conn, "list keys", lambda c: sorted(
+            (p.name, bool(p.enabled)) for p in c.keys.list_properties_of_keys()))
+        return [self._device_key(conn, name) if enabled else DeviceKey(name, "", "", problem="it is disabled")
+                for name, enabled in names if name != PROBE_KEY_NAME]
+
+    def _device_key(self, conn: VaultConnection, name: str) -> DeviceKey:
+        try:
+            key = _call(conn, "get key", lambda c: c.keys.get_key(name))
+        except KeyPairNotFoundError:
+            return DeviceKey(name, "", "", problem="it was deleted while being listed")
+        try:
+            public_key = _public_key_of(key.key)
+            spec = key_spec_of(public_key)
+        except (KeyError, TypeError, ValueError, UnsupportedKeySpecError):
+            return DeviceKey(name, str(getattr(key.key.kty, "value", key.key.kty)), "",
+                             problem="it is not an RSA or EC key on P-256, P-384 or P-521")
+        ops = {str(getattr(op, "value", op)) for op in (key.key_operations or [])}
+        problem = "" if "sign" in ops else "it was created without the sign operation"
+        return DeviceKey(name, spec.algorithm, spec.spec_value, public_key=public_key, reference=key.id.encode(),
+                         problem=problem)
+
+    def adoptable_key(self, alias: str, auth_code: str) -> GeneratedKeyPair:
+        """The vault key named ``alias`` (its latest version), by its key id and public key."""
+        name = vault_key_name(alias)
+        key = self._device_key(self._connection(auth_code), name)
+        if key.public_key is None and "deleted" in key.problem:
+            raise KeyPairNotFoundError(f"Azure Key Vault holds no key '{alias}' for crypto token '{self.token.name}'.")
+        if not key.usable or key.public_key is None:
+            raise CryptoTokenError(f"Key Vault key '{alias}' of crypto token '{self.token.name}' cannot be used: "
+                                   f"{key.problem}.")
+        return GeneratedKeyPair(public_key=key.public_key, private_data=key.reference)
 
     def supported(self, spec: KeySpec) -> None:
         rsa_ok = spec.algorithm == "RSA" and spec.size in RSA_SIZES

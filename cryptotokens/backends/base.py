@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 
-from ..errors import UnsupportedKeySpecError
+from ..errors import CryptoTokenError, KeyPairNotFoundError, UnsupportedKeySpecError
 
 if TYPE_CHECKING:
     from ..models import CryptoToken, CryptoTokenKeyPair
@@ -137,6 +137,33 @@ class GeneratedKeyPair:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class DeviceKey:
+    """A private key as the device itself lists it (HSM slot, KMS alias, vault key, soft keystore row).
+
+    ``alias`` is what a key pair row would be called (the PKCS#11 label, the KMS alias without ``alias/``, the
+    Key Vault key name); ``reference`` is what the row keeps as ``private_data`` to find it again (the CKA_ID,
+    the KMS key ARN, the versioned Key Vault key id). ``public_key`` is None when the device holds no public
+    half for the key (such a key cannot be used here: a CA needs its public key). ``problem`` says why a key
+    is listed but cannot be used (wrong key usage, an unsupported type, an ambiguous label).
+    """
+
+    alias: str
+    key_algorithm: str
+    key_spec: str
+    public_key: PublicKeyTypes | None = None
+    reference: bytes | None = None
+    problem: str = ""
+
+    @property
+    def usable(self) -> bool:
+        return self.public_key is not None and not self.problem and bool(self.alias)
+
+    @property
+    def subject_key_id(self) -> str:
+        return subject_key_identifier(self.public_key) if self.public_key is not None else ""
+
+
 class CryptoTokenBackend(abc.ABC):
     """A crypto token type. Subclasses declare their name, label and parameters and register themselves."""
 
@@ -163,6 +190,31 @@ class CryptoTokenBackend(abc.ABC):
     @abc.abstractmethod
     def load_private_key(self, entry: CryptoTokenKeyPair, auth_code: str) -> PrivateKeyTypes:
         """Return a handle for the private key (a ``cryptography`` private key or an object like one)."""
+
+    @abc.abstractmethod
+    def list_device_keys(self, auth_code: str) -> list[DeviceKey]:
+        """Every private key the device holds for this token, read from the device itself (not this database)."""
+
+    def device_identity(self) -> str | None:
+        """What the token's settings resolve to on the device, where two tokens could share one (a PKCS#11
+        slot's token); None where every token has a place of its own."""
+        return None
+
+    def adoptable_key(self, alias: str, auth_code: str) -> GeneratedKeyPair:
+        """The key ``alias`` already on the device, as a key pair row would record it (nothing is created and no
+        key material leaves the device). KeyPairNotFoundError when the device has no such key."""
+        found = [k for k in self.list_device_keys(auth_code) if k.alias == alias]
+        if not found:
+            raise KeyPairNotFoundError(f"Crypto token '{self.token.name}' holds no key '{alias}' on its device.")
+        if len(found) > 1:
+            raise CryptoTokenError(f"More than one key is named '{alias}' on the device of crypto token "
+                                   f"'{self.token.name}': rename one of them first.")
+        key = found[0]
+        if not key.usable:
+            raise CryptoTokenError(f"Key '{alias}' of crypto token '{self.token.name}' cannot be used: "
+                                   f"{key.problem or 'the device holds no public key for it'}.")
+        assert key.public_key is not None
+        return GeneratedKeyPair(public_key=key.public_key, private_data=key.reference)
 
     def remove_key_pair(self, entry: CryptoTokenKeyPair, auth_code: str) -> None:  # noqa: B027
         """Remove the key material behind ``entry`` (nothing to do where the row is the key store)."""

@@ -10,10 +10,10 @@ import os
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
-from cryptography.hazmat.primitives.serialization import PrivateFormat, pkcs12
+from cryptography.hazmat.primitives.serialization import PrivateFormat, load_der_public_key, pkcs12
 
-from ..errors import AuthenticationCodeError
-from .base import CryptoTokenBackend, GeneratedKeyPair, KeySpec, registry
+from ..errors import AuthenticationCodeError, KeyPairNotFoundError
+from .base import CryptoTokenBackend, DeviceKey, GeneratedKeyPair, KeySpec, registry
 
 PBKDF2_ROUNDS = 200_000
 PKCS12_KDF_ROUNDS = 100_000
@@ -68,3 +68,13 @@ class SoftCryptoTokenBackend(CryptoTokenBackend):
             raise AuthenticationCodeError(f"Cannot open key '{entry.alias}': wrong authentication code.") from exc
         assert key is not None
         return key
+
+    def list_device_keys(self, auth_code: str) -> list[DeviceKey]:
+        """A soft token's keystore is its rows in this database: every key pair of the token."""
+        return [DeviceKey(alias=entry.alias, key_algorithm=entry.key_algorithm, key_spec=entry.key_spec,
+                          public_key=load_der_public_key(bytes(entry.public_key_der)))
+                for entry in self.token.key_pairs.all()] if self.token.pk else []
+
+    def adoptable_key(self, alias: str, auth_code: str) -> GeneratedKeyPair:
+        # Nothing to adopt: every key of a soft token is a key pair row already.
+        raise KeyPairNotFoundError(f"No key pair '{alias}' on crypto token '{self.token.name}'.")

@@ -6,6 +6,8 @@ from datetime import timedelta
 
 from django import forms
 
+from cryptotokens import services as token_services
+from cryptotokens.errors import CryptoTokenError
 from cryptotokens.models import CryptoToken, CryptoTokenKeyPair
 
 from ..auth.access import Actor
@@ -18,7 +20,8 @@ from .base import DatalistInput, FieldsetsMixin
 KEY_SPECS = [(s, s) for s in ("RSA2048", "RSA3072", "RSA4096", "P-256", "P-384", "P-521", "Ed25519")]
 SIGNATURE_CHOICES = [("", "Default for the key")] + [(n, n) for n in OFFERED]
 KEY_SOURCES = [("generate", "Generate a new key pair under this alias"),
-               ("existing", "Use the existing key pair with this alias")]
+               ("existing", "Use an existing key pair: one registered here, or a key already on the token's device "
+                            "(HSM label, KMS alias, Key Vault key name)")]
 
 
 def _hours(value: float) -> timedelta:
@@ -92,6 +95,26 @@ def usable_tokens(who: Actor):
     return CryptoToken.objects.filter(pk__in=ids)
 
 
+def key_suggestions(who: Actor, tokens) -> list[tuple[str, str]]:
+    """(alias, description) of the keys a new CA could use: each active token's device list (keys registered here
+    and keys only on the device), and the registered key pairs of tokens whose device cannot be listed now."""
+    suggestions: list[tuple[str, str]] = []
+    listed: set[int] = set()
+    for token in tokens:
+        if not token.is_active or not who.is_allowed(f"/cryptotoken/view/{token.pk}"):
+            continue
+        try:
+            keys = token_services.list_device_keys(who, token)
+        except CryptoTokenError:
+            continue  # unreachable device: its registered key pairs are offered below
+        listed.add(token.pk)
+        suggestions += [(k.alias, f"{token.name}: {k.key_algorithm} {k.key_spec}"
+                         + ("" if k.known else " (on the device, registered when used)"))
+                        for k in keys if k.usable]
+    pairs = CryptoTokenKeyPair.objects.filter(token__in=tokens).exclude(token__in=listed).select_related("token")
+    return suggestions + [(kp.alias, f"{kp.token.name}: {kp.key_spec}") for kp in pairs]
+
+
 class CACreateForm(_CrlFields, _UniquenessFields):
     """Create a root CA (self signed) or a sub-CA signed by a local CA."""
 
@@ -128,9 +151,7 @@ class CACreateForm(_CrlFields, _UniquenessFields):
         self.fields["signed_by"].queryset = usable_cas(actor)
         tokens = usable_tokens(actor)
         self.fields["crypto_token"].queryset = tokens
-        pairs = CryptoTokenKeyPair.objects.filter(token__in=tokens).select_related("token")
-        self.fields["key_alias"].widget = DatalistInput(
-            suggestions=[(kp.alias, f"{kp.token.name}: {kp.key_spec}") for kp in pairs])
+        self.fields["key_alias"].widget = DatalistInput(suggestions=key_suggestions(actor, tokens))
 
     @property
     def generate_key(self) -> bool:

@@ -43,6 +43,21 @@ class SoftHSM:
         assert out.returncode == 0, f"softhsm2-util --init-token failed: {out.stdout}{out.stderr}"
         p11_backend.reinitialize_library(self.module)
 
+    def import_key(self, label: str, key: Any, alias: str, key_id: bytes, pin: str = PIN) -> None:
+        """Put ``key`` on the token ``label`` with ``softhsm2-util --import`` (a PKCS#8 file, as an operator moves a
+        key made elsewhere onto the HSM): outside this project's code, with its own label and CKA_ID."""
+        from cryptography.hazmat.primitives import serialization
+
+        path = self.root / f"import-{secrets.token_hex(4)}.pem"
+        path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+        try:
+            out = subprocess.run(["softhsm2-util", "--import", str(path), "--token", label, "--label", alias,
+                                  "--id", key_id.hex(), "--pin", pin], capture_output=True, text=True, env=os.environ)
+        finally:
+            path.unlink()
+        assert out.returncode == 0, f"softhsm2-util --import failed: {out.stdout}{out.stderr}"
+
     def slot_of(self, label: str) -> tuple[int, int]:
         """(slot id, index among slots holding a token) of the token ``label``."""
         import pkcs11

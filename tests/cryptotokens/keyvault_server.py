@@ -337,6 +337,13 @@ class KeyVaultTestServer:
             self.keys.setdefault(name, []).append(key)
         return self._bundle(key)
 
+    def list_keys(self) -> dict:
+        """GET /keys: every key's id (without version) and attributes, in one page."""
+        with self.lock:
+            latest = [versions[-1] for versions in self.keys.values() if versions]
+        return {"value": [{"kid": f"{self.url}/keys/{k.name}", "attributes": self._bundle(k)["attributes"]}
+                          for k in latest], "nextLink": None}
+
     def get_key(self, name: str, version: str) -> dict:
         key = self._latest(name)
         if version:
@@ -481,7 +488,12 @@ class _Handler(BaseHTTPRequestHandler):
                 form = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
                 record["body"] = {k: v for k, v in form.items() if k not in ("client_secret", "client_assertion")}
                 return self._send(200, self.kv.token(segments[0], form))
-            # Key Vault
+            # Key Vault, also under a vault name as the first segment (the tests' URL template
+            # https://127.0.0.1:<port>/{vault}: the SDK puts the template's path before /keys)
+            if len(segments) > 1 and segments[1] in ("keys", "deletedkeys"):
+                record["vault"] = segments[0]
+                segments = segments[1:]
+                record["path"] = path = path.split("/" + record["vault"], 1)[1]
             if not segments or segments[0] not in ("keys", "deletedkeys"):
                 raise KeyVaultError(404, "NotFound", f"No such resource: {path}")
             if not self.kv.authorized(self.headers.get("Authorization")):
@@ -508,6 +520,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _vault(self, method: str, segments: list[str], body: dict) -> dict:
         kv = self.kv
         match (method, segments):
+            case ("GET", ["keys"]):
+                return kv.list_keys()
             case ("POST", ["keys", name, "create"]):
                 return kv.create_key(name, body)
             case ("GET", ["keys", name]):

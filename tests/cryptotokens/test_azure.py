@@ -78,8 +78,8 @@ def kv_server(kv_tls, binding_pem):
 
 
 def point_settings_at(settings, server: KeyVaultTestServer, tls) -> None:
-    # One vault per server: the template has no {name}, as the local server cannot have vault host names.
-    settings.AZURE_KEYVAULT_URL_TEMPLATE = server.url
+    # The local server cannot have vault host names: the vault name goes into the path, which the server drops.
+    settings.AZURE_KEYVAULT_URL_TEMPLATE = server.url + "/{vault}"
     settings.AZURE_AUTHORITY_HOST = server.url
     settings.AZURE_KEYVAULT_VERIFY_CHALLENGE_RESOURCE = False  # the server is not *.vault.azure.net
     settings.AZURE_CA_BUNDLE = str(tls.ca_file)
@@ -269,7 +269,10 @@ def test_wrong_code_on_activation_keeps_the_token_inactive(kv_token_factory, act
 @pytest.mark.parametrize("unreachable", ["vault", "authority"])
 def test_unreachable_vault_or_authority_is_a_clear_error(kv_token_factory, settings, unreachable):
     dead = f"https://127.0.0.1:{free_port()}"
-    setattr(settings, {"vault": "AZURE_KEYVAULT_URL_TEMPLATE", "authority": "AZURE_AUTHORITY_HOST"}[unreachable], dead)
+    if unreachable == "vault":
+        settings.AZURE_KEYVAULT_URL_TEMPLATE = dead + "/{vault}"
+    else:
+        settings.AZURE_AUTHORITY_HOST = dead
     with pytest.raises(CryptoTokenUnavailableError, match="cannot be reached"):
         kv_token_factory("KvUnreachable")
     assert not CryptoToken.objects.filter(name="KvUnreachable").exists()

@@ -51,10 +51,10 @@ from pkcs11 import exceptions as p11
 from pkcs11.types import DecryptMixin
 
 from ...errors import CryptoTokenError, KeyPairExistsError, KeyPairNotFoundError, UnsupportedKeySpecError
-from ..base import BackendParameter, CryptoTokenBackend, GeneratedKeyPair, KeySpec, registry
+from ..base import BackendParameter, CryptoTokenBackend, DeviceKey, GeneratedKeyPair, KeySpec, registry
 from ..keys import DecryptRequest, SignatureRequest, device_key_for
 from ..remote_keys import CryptoTokenUnavailableError
-from . import mechanisms, sessions
+from . import inventory, mechanisms, sessions
 from .config import SLOT_ID, SLOT_INDEX, SlotConfig, parameters
 from .sessions import KeyRef
 
@@ -359,6 +359,33 @@ class PKCS11CryptoTokenBackend(CryptoTokenBackend):
         in again (checking the new PIN) and restores the previous login when the PIN is wrong."""
         access = SlotAccess(self._config(), auth_code, self.who, self.reinitialize_on_failure)
         access.run(lambda conn: None)
+
+    def device_identity(self) -> str | None:
+        """The token the slot reference resolves to (module, manufacturer, serial number, label): two crypto tokens
+        that resolve to the same one would share one slot's keys under two names."""
+        access = SlotAccess(self._config(), "", self.who, self.reinitialize_on_failure)
+
+        def read() -> str | None:
+            slot_id = access.slot_id()
+            for slot in access.library.lib().get_slots(token_present=True):
+                if slot.slot_id == slot_id:
+                    token = slot.get_token()
+                    return f"{access.config.library_path}|{token.manufacturer_id}|{token.serial!r}|{token.label}"
+            return None
+
+        return access.probe(read)
+
+    def describe_device(self) -> str:
+        return self._config().describe()
+
+    def list_device_keys(self, auth_code: str) -> list[DeviceKey]:
+        """The slot's private keys, read from the HSM (keys made by other tools or installations included)."""
+        access = self._access(auth_code)
+        try:
+            return access.run(lambda conn: inventory.device_keys(conn.session))
+        except p11.PKCS11Error as exc:
+            raise CryptoTokenError(f"Cannot list the keys on the HSM slot of {self.who}: "
+                                   f"{sessions.describe_error(exc)}.") from None
 
     def supported(self, spec: KeySpec) -> None:
         access = SlotAccess(self._config(), "", self.who, self.reinitialize_on_failure)
