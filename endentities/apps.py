@@ -18,6 +18,7 @@ class EndEntitiesConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from pki.api.v2.endentity_link import register_end_entity_profile_link
         from pki.audit import register_subject_redaction
         from pki.auth.resources import register_resource_provider
         from pki.bootstrap import register_step
@@ -28,3 +29,6 @@ class EndEntitiesConfig(AppConfig):
         register_step(lambda result: ensure_empty_profile(result.created), order=50)
         register_subject_redaction(redaction_for_username)
         register_resource_provider("endentityprofiles", _profile_rules, order=40)
+        from .api_v2 import ProfileLink
+
+        register_end_entity_profile_link(ProfileLink())  # the v2 certificate search's END_ENTITY_PROFILE

@@ -2,9 +2,10 @@
 
 from django.urls import path
 
-from . import api
+from . import api, api_v2
 
 V1 = "ejbca/ejbca-rest-api/v1"
+V2 = "ejbca/ejbca-rest-api/v2"
 
 urlpatterns = [
     path(f"{V1}/endentity", api.AddEndEntityView.as_view(), name="api-endentity-add"),
@@ -18,4 +19,11 @@ urlpatterns = [
     path(f"{V1}/certificate/pkcs10enroll", api.Pkcs10EnrollView.as_view(), name="api-certificate-pkcs10enroll"),
     path(f"{V1}/certificate/enrollkeystore", api.EnrollKeystoreView.as_view(),
          name="api-certificate-enrollkeystore"),
+    # EJBCA's v2 end entity resource
+    path(f"{V2}/endentity/status", api_v2.EndEntityStatusV2View.as_view(), name="api-v2-endentity-status"),
+    path(f"{V2}/endentity/profiles/authorized", api_v2.AuthorizedProfilesView.as_view(),
+         name="api-v2-endentity-profiles-authorized"),
+    path(f"{V2}/endentity/profile/<str:endentity_profile_name>", api_v2.EndEntityProfileView.as_view(),
+         name="api-v2-endentity-profile"),
+    path(f"{V2}/endentity/search", api_v2.SearchEndEntitiesV2View.as_view(), name="api-v2-endentity-search"),
 ]

@@ -6,9 +6,11 @@ CA DNs in paths use the ``path`` converter: a DN may contain ``/``, which arrive
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from . import ca, certificates, oauth, public, search
+from . import ca, certificates, oauth, public, roles, search
+from .v2 import certificates as certificates_v2
 
 V1 = "ejbca/ejbca-rest-api/v1"
+V2 = "ejbca/ejbca-rest-api/v2"
 
 urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -28,6 +30,22 @@ urlpatterns = [
          certificates.RevocationStatusView.as_view(), name="api-certificate-revocation-status"),
     path(f"{V1}/certificate/<path:issuer_dn>/<str:certificate_serial_number>/revoke",
          certificates.RevokeView.as_view(), name="api-certificate-revoke"),
+    # EJBCA's v2 certificate resource
+    path(f"{V2}/certificate/status", certificates_v2.CertificateStatusV2View.as_view(),
+         name="api-v2-certificate-status"),
+    path(f"{V2}/certificate/count", certificates_v2.CertificateCountView.as_view(), name="api-v2-certificate-count"),
+    path(f"{V2}/certificate/search", certificates_v2.SearchV2View.as_view(), name="api-v2-certificate-search"),
+    path(f"{V2}/certificate/profile/<str:profile_name>", certificates_v2.CertificateProfileInfoView.as_view(),
+         name="api-v2-certificate-profile"),
+    path(f"{V2}/certificate/<path:issuer_dn>/<str:certificate_serial_number>/keyrecover",
+         certificates_v2.KeyRecoverView.as_view(), name="api-v2-certificate-keyrecover"),
+    # Roles, their members and access rules (EJBCA's REST API has none; paths of this project)
+    path(f"{V1}/roles", roles.RoleListView.as_view(), name="api-role-list"),
+    path(f"{V1}/roles/<str:role_name>", roles.RoleDetailView.as_view(), name="api-role-detail"),
+    path(f"{V1}/roles/<str:role_name>/members", roles.RoleMembersView.as_view(), name="api-role-members"),
+    path(f"{V1}/roles/<str:role_name>/members/<int:member_id>", roles.RoleMemberView.as_view(),
+         name="api-role-member"),
+    path(f"{V1}/roles/<str:role_name>/rules", roles.RoleRulesView.as_view(), name="api-role-rules"),
     # Native reads of one certificate (EJBCA's v1 API has none)
     path("api/v1/certificates/<str:fingerprint>/", certificates.CertificateByFingerprintView.as_view(),
          name="api-certificate-detail"),
