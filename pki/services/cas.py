@@ -11,19 +11,21 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from cryptotokens import services as token_services
-from cryptotokens.errors import CryptoTokenError
+from cryptotokens.backends import KeySpec
+from cryptotokens.errors import CryptoTokenError, KeyPairNotFoundError, UnsupportedKeySpecError
 from cryptotokens.models import CryptoToken, CryptoTokenKeyPair
 
 from .. import audit
 from ..auth.access import Actor
 from ..choices import CAStatus, ProfileType
 from ..crl import create_crl
-from ..errors import ConflictError, NotFoundError, ValidationError, as_pki_error
+from ..errors import ConflictError, NotFoundError, PkiError, ValidationError, as_pki_error
 from ..ids import is_db_id
 from ..issuance import IssuanceRequest, issue
-from ..models import CACertificate, CertificateAuthority
+from ..models import CACertificate, CertificateAuthority, CertificateProfile
 from ..x509.algorithms import check_key_matches, default_signature_algorithm, signature_algorithm
 from ..x509.dn import DNError, format_dn, parse_dn
+from ..x509.validity import ValidityError, parse_validity
 from .profiles import get_profile
 
 
@@ -101,22 +103,27 @@ def _first_crls(actor: Actor, ca: CertificateAuthority) -> None:
 
 
 def _key_pair(actor: Actor, token: CryptoToken, alias: str, key_spec: str | None) -> CryptoTokenKeyPair:
+    """The key pair ``alias``: generated when ``key_spec`` is given; otherwise the registered one, or a key already
+    on the token's device (an HSM label, a KMS alias, a vault key) that is registered now, without leaving it."""
     try:
         if key_spec:
             return token_services.generate_key_pair(actor, token, alias, key_spec)
-        return CryptoTokenKeyPair.objects.get(token=token, alias=alias)
-    except CryptoTokenKeyPair.DoesNotExist:
-        raise ValidationError(f"No key pair '{alias}' on crypto token '{token.name}'.", field="key_alias") from None
+        entry = CryptoTokenKeyPair.objects.filter(token=token, alias=alias).first()
+        if entry is not None:
+            return entry
+        return token_services.adopt_key_pair(actor, token, alias)
+    except KeyPairNotFoundError:
+        raise ValidationError(f"No key pair '{alias}' on crypto token '{token.name}', neither registered nor on its "
+                              "device.", field="key_alias") from None
     except CryptoTokenError as exc:
         raise as_pki_error(exc) from None
 
 
-def create_ca(actor: Actor, settings: CASettings) -> CertificateAuthority:
-    """Create a root CA (self-signed) or a sub-CA signed by a local CA, on a key in a crypto token."""
-    actor.require("/ca_functionality/create_ca")
-    actor.require(f"/cryptotoken/use/{settings.crypto_token.pk}")
-    if settings.signed_by is not None:
-        actor.require(f"/ca/{settings.signed_by.pk}")
+def _check_before_key(actor: Actor, settings: CASettings) -> tuple[str, CertificateProfile]:
+    """Every check that needs no key, made before a key is generated or adopted: a refused CA leaves nothing
+    behind on the token. Returns the normalized subject DN and the CA certificate profile."""
+    if not settings.name or not settings.name.strip():
+        raise ValidationError("A CA name is required.", field="name")
     if CertificateAuthority.objects.filter(name=settings.name).exists():
         raise ConflictError(f"A CA named '{settings.name}' already exists.", field="name")
     try:
@@ -130,14 +137,81 @@ def create_ca(actor: Actor, settings: CASettings) -> CertificateAuthority:
     )
     if profile.profile_type == ProfileType.ENDENTITY:
         raise ValidationError(f"Profile '{profile.name}' is not a CA profile.", field="certificate_profile")
+    now = timezone.now()
+    try:
+        if parse_validity(settings.validity, now) <= now:
+            raise ValidityError("The validity must end after it starts.")
+    except ValidityError as exc:
+        raise ValidationError(str(exc), field="validity") from None
+    if settings.crl_period <= timedelta(0) or settings.crl_overlap < timedelta(0) or (
+            settings.delta_crl_period < timedelta(0)):
+        raise ValidationError("CRL periods must be positive and the overlap not negative.", field="crl_period")
+    signer = settings.signed_by
+    if signer is not None and (signer.status != CAStatus.ACTIVE or not signer.certificate_der
+                               or signer.crypto_token_id is None):
+        raise ValidationError(f"CA '{signer.name}' cannot sign a sub-CA: it is not an active CA with a key here.",
+                              field="signed_by")
+    try:
+        sig = signature_algorithm(settings.signature_algorithm) if settings.signature_algorithm else None
+    except ValueError as exc:
+        raise ValidationError(str(exc), field="signature_algorithm") from None
+    token = settings.crypto_token
+    try:
+        token_services.auth_code_of(CryptoToken.objects.get(pk=token.pk))  # offline: refused before any key work
+        if settings.key_spec:
+            spec = KeySpec.parse(settings.key_spec)
+            token_services.backend_for(token).supported(spec)
+            if sig is not None and sig.key_algorithm != spec.algorithm:
+                raise ValidationError(f"Signature algorithm {sig.name} needs a {sig.key_algorithm} key, not "
+                                      f"{spec.algorithm}.", field="signature_algorithm")
+            if CryptoTokenKeyPair.objects.filter(token=token, alias=settings.key_alias).exists():
+                raise ValidationError(f"Key pair alias '{settings.key_alias}' already exists on crypto token "
+                                      f"'{token.name}': choose 'use an existing key pair' or another alias.",
+                                      field="key_alias")
+    except UnsupportedKeySpecError as exc:
+        raise ValidationError(str(exc), field="key_spec") from None
+    except CryptoTokenError as exc:
+        raise as_pki_error(exc) from None
+    return subject_dn, profile
+
+
+def create_ca(actor: Actor, settings: CASettings) -> CertificateAuthority:
+    """Create a root CA (self-signed) or a sub-CA signed by a local CA, on a key in a crypto token.
+
+    ``settings.key_spec`` set: a new key pair is generated under ``settings.key_alias``. ``key_spec`` None: the
+    key pair ``key_alias`` is used — a registered one, or a key already on the token's device (HSM label, KMS
+    alias, Key Vault key name), which is registered on the way (``ca init --existingkey <alias>``). Everything that
+    can be checked without the key is checked first; a refusal is audited (CA_CREATION, FAILURE) even though the
+    transaction that tried it rolls back, and a key generated for the refused CA is removed again.
+    """
+    actor.require("/ca_functionality/create_ca")
+    actor.require(f"/cryptotoken/use/{settings.crypto_token.pk}")
+    if settings.signed_by is not None:
+        actor.require(f"/ca/{settings.signed_by.pk}")
+    with audit.failures_outlive_rollback():
+        try:
+            return _create_ca(actor, settings)
+        except PkiError as exc:
+            audit.record_failure("CA_CREATION", actor.name, exc.message, object_type="ca",
+                                 details={"name": settings.name, "subject": settings.subject_dn,
+                                          "token": settings.crypto_token.name, "key_alias": settings.key_alias})
+            raise
+
+
+def _create_ca(actor: Actor, settings: CASettings) -> CertificateAuthority:
+    subject_dn, profile = _check_before_key(actor, settings)
     key_pair = _key_pair(actor, settings.crypto_token, settings.key_alias, settings.key_spec)
+
+    def discard(reason: str) -> None:
+        if settings.key_spec:  # do not leave a key behind for a CA that was refused
+            token_services.discard_key_pair(settings.crypto_token, key_pair, actor, reason=reason)
+
     public_key = serialization.load_der_public_key(bytes(key_pair.public_key_der))
     sig_name = settings.signature_algorithm or default_signature_algorithm(public_key)
     try:
         check_key_matches(signature_algorithm(sig_name), public_key)
     except ValueError as exc:
-        if settings.key_spec:  # do not leave a key behind for a CA that was refused
-            token_services.discard_key_pair(settings.crypto_token, key_pair)
+        discard(f"CA '{settings.name}' refused")
         raise ValidationError(str(exc), field="signature_algorithm") from None
     try:
         with transaction.atomic():
@@ -167,10 +241,10 @@ def create_ca(actor: Actor, settings: CASettings) -> CertificateAuthority:
                                   "key_alias": settings.key_alias, "signed_by": issuer.name},
                          in_transaction=True)
     except IntegrityError:
+        discard(f"CA '{settings.name}' refused")
         raise ConflictError(f"A CA named '{settings.name}' already exists.", field="name") from None
     except Exception:
-        if settings.key_spec:
-            token_services.discard_key_pair(settings.crypto_token, key_pair)
+        discard(f"CA '{settings.name}' refused")
         raise
     return ca
 
