@@ -39,15 +39,13 @@ from .services import (
     add_end_entity,
     delete_end_entity,
     edit_end_entity,
-    enroll_keystore,
     revoke_end_entity,
     search_end_entities,
     set_password,
     set_status,
 )
 from .services.common import RA_RULES
-from .services.enrollment import deny_as_unknown
-from .services.pkcs10 import enroll_pkcs10
+from .services.pkcs10 import enroll_keystore_rest, enroll_pkcs10
 
 TAGS = ["v1/endentity"]
 # Enrolling through REST issues a certificate: the caller needs this rule besides the end entity's own checks.
@@ -272,13 +270,8 @@ class EnrollKeystoreView(APIView):
         actor = actor_for_request(request)
         actor.require(CREATE_CERTIFICATE)
         body = _read(EnrollKeystoreSerializer, request)
-        ee = EndEntity.objects.filter(username=body["username"]).values_list("ca_id", flat=True).first()
-        if ee is not None and not actor.is_allowed(f"/ca/{ee}"):
-            # The answer of an unknown name: a caller must not learn which end entities exist, nor their CA.
-            raise deny_as_unknown(body["username"], body["password"], interface="rest", actor_name=actor.name,
-                                  reason=f"caller not authorized to /ca/{ee}")
-        result = enroll_keystore(body["username"], body["password"], key_alg=body["key_alg"],
-                                 key_spec=body["key_spec"], interface="rest", actor=actor)
+        result = enroll_keystore_rest(actor, body["username"], body["password"], key_alg=body["key_alg"],
+                                      key_spec=body["key_spec"])
         profile = (EndEntity.objects.filter(username=body["username"])
                    .values_list("end_entity_profile__name", flat=True).first() or "")
         return Response(build_keystore_response(result.keystore, result.response_format, result.issued.row,

@@ -116,8 +116,11 @@ def test_same_code_through_two_gunicorn_workers(entity_factory, csr_factory, tmp
 
     entity_factory("dora", password="foo123")
     get_user_model().objects.create_user("restadmin", password="pw-restadmin")
-    role = Role.objects.create(name="rest-superadmin")
-    AccessRule.objects.create(role=role, resource="/")
+    # An enrolling client, not an RA editor: an editor re-enrolls the end entity every time (as EJBCA), which
+    # is not what this test is about; the one-time code is.
+    role = Role.objects.create(name="rest-enroller")
+    AccessRule.objects.create(role=role, resource="/ca_functionality/create_certificate")
+    AccessRule.objects.create(role=role, resource="/ca")
     RoleMember.objects.create(role=role, match_type=MemberMatch.LOCAL_USER, match_value="restadmin")
     connections.close_all()  # committed (transaction=True): the gunicorn processes see the same rows
 

@@ -62,13 +62,19 @@ def test_ra_operator_cannot_pkcs10enroll_an_administrators_cn(admin_member, ee_p
 
 def test_ra_operator_cannot_enroll_an_end_entity_with_an_administrators_cn(admin_member, entity_factory,
                                                                           csr_factory):
-    """The end entity exists (its DN holds the administrator's CN): enrolling it with its code is refused too."""
+    """The end entity exists (its DN holds the administrator's CN): enrolling it with its code is refused too, and
+    so is an RA operator's re-enrollment (which edits it to the request's subject, as EJBCA) with that CN."""
     entity_factory("evil2", subject_dn=f"CN={ADMIN_CN},O=Test")
-    r = _enroll(make_client("raop", RA_ADMIN_RULES), csr_factory, "anything", "evil2")
+    enroller = make_client("enroller", ["/ca_functionality/create_certificate", "/ca"])
+    r = _enroll(enroller, csr_factory, "anything", "evil2")
+    assert r.status_code == 403 and "Super Administrator Role" in r.json()["error_message"]
+    r = _enroll(make_client("raop", RA_ADMIN_RULES), csr_factory, ADMIN_CN, "evil2")
     assert r.status_code == 403 and "Super Administrator Role" in r.json()["error_message"]
     assert not Certificate.objects.filter(username="evil2").exists()
-    refusal = AuditEvent.objects.filter(event_type="CERT_CREATION", outcome="FAILURE").latest("sequence")
-    assert refusal.actor == "raop" and REASON in refusal.details["reason"]
+    assert EndEntity.objects.get(username="evil2").status == 10  # NEW: the refused edit rolled back too
+    for who in ("enroller", "raop"):
+        refusals = AuditEvent.objects.filter(outcome="FAILURE", actor=who)
+        assert any(REASON in (e.details.get("reason") or "") for e in refusals), who
 
 
 def test_an_administrator_who_may_edit_the_role_may_issue_it(admin_member, ee_profile, csr_factory):
