@@ -13,22 +13,25 @@ Each carried request is audited on the CA as ``PEER_REQUEST_CARRIED`` with both 
 connector; details: the requester, the RA's work item and the answer's status), beside the events the
 operation itself writes as the requester (``scep:<alias>``).
 
-Once: a :class:`~peers.models.CarriedRequest` row per (connector, idempotency key) is claimed before the run and
-holds the answer after it. The same item leased again (a lease ran out because a connector died after running it
-but before the RA got the answer) gets that answer back without a second run; one whose run is still going (or
-died within :data:`STALE`) is left for later.
+Once: a :class:`~peers.models.CarriedRequest` row per (connector, idempotency key) holds the answer after the
+run, and a PostgreSQL advisory lock on the key is held during it. The same item leased again (a lease ran out
+because a connector died after running it but before the RA got the answer) gets that answer back without a
+second run; one whose run is still going waits for it. The one window left: a process killed between the
+operation's commit and the answer's record; the rerun then meets the operation's own replay rules (SCEP: the same
+senderNonce is refused, and the client's re-send with a fresh nonce gets the certificate issued the first time).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import datetime as dt
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from pki import audit
@@ -40,7 +43,7 @@ from .choices import WorkKind, carry_rule
 from .models import CarriedRequest, PeerConnector
 
 logger = logging.getLogger("peers")
-STALE = dt.timedelta(seconds=60)
+HOLD_WAIT = 30.0
 AUDIT_EVENT = "PEER_REQUEST_CARRIED"
 
 
@@ -134,26 +137,29 @@ def _requester_for(kind: str, payload: dict[str, Any]) -> str:
     return ""
 
 
-def _claim(connector: PeerConnector, key: str, kind: str, requester: str) -> CarriedRequest | None:
-    """The row to run under, or None when the answer is stored already (returned by the caller). Busy when a
-    run of the same key is going on."""
-    now = timezone.now()
+@contextmanager
+def _held(connector: PeerConnector, key: str) -> Iterator[None]:
+    """Hold this (connector, key) for the run: a PostgreSQL session-level advisory lock, which a killed process
+    releases with its connection. A second run of the same key waits here for the first (then reads its answer);
+    after :data:`HOLD_WAIT` seconds it gives up with :class:`Busy`."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    lock_id = f"peers:{connector.pk}:{key}"
+    end = time.monotonic() + HOLD_WAIT
+    with connection.cursor() as cur:
+        while True:
+            cur.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [lock_id])
+            if cur.fetchone()[0]:
+                break
+            if time.monotonic() > end:
+                raise Busy(key)
+            time.sleep(0.05)
     try:
-        with transaction.atomic():
-            return CarriedRequest.objects.create(connector=connector, idempotency_key=key, kind=kind,
-                                                 requester=requester, claimed_at=now)
-    except IntegrityError:
-        pass
-    row = CarriedRequest.objects.get(connector=connector, idempotency_key=key)
-    if row.result is not None:
-        return row
-    # A run that died (its process killed) leaves a row without answer: take it over once it is stale.
-    taken = CarriedRequest.objects.filter(pk=row.pk, result__isnull=True, claimed_at__lt=now - STALE).update(
-        claimed_at=now)
-    if not taken:
-        raise Busy(key)
-    row.claimed_at = now
-    return row
+        yield
+    finally:
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [lock_id])
 
 
 def carry(connector: PeerConnector, item: dict[str, Any]) -> dict[str, Any]:
@@ -180,15 +186,24 @@ def carry(connector: PeerConnector, item: dict[str, Any]) -> dict[str, Any]:
                              object_id=connector.pk, details=details)
         logger.warning("Peer %s: refused to carry %s: %s", connector.name, kind, reason)
         return _plain(403, "The CA refused to carry this request.")
-    row = _claim(connector, key, kind, requester)
-    if row.result is not None:
-        logger.info("Peer %s: work item %s answered again from the record (key %s)", connector.name,
-                    item.get("id"), key)
-        return row.result
-    result = runner(payload)
-    with transaction.atomic():
-        CarriedRequest.objects.filter(pk=row.pk).update(result=result, finished_at=timezone.now())
-        audit.record(AUDIT_EVENT, connector_name, object_type="peerconnector", object_id=connector.pk,
-                     outcome=AuditOutcome.SUCCESS, details={**details, "status": result.get("status")},
-                     in_transaction=True)
+    with _held(connector, key):
+        row, created = CarriedRequest.objects.get_or_create(
+            connector=connector, idempotency_key=key,
+            defaults={"kind": kind, "requester": requester, "claimed_at": timezone.now()})
+        if row.result is not None:
+            logger.info("Peer %s: work item %s answered again from the record (key %s)", connector.name,
+                        item.get("id"), key)
+            return row.result
+        if not created:
+            # A run of this key started and its process died before recording the answer (the lock is free):
+            # run it again. What the dead run committed stays; SCEP answers a replayed message by its own rules.
+            logger.warning("Peer %s: work item %s (key %s) is run again after an unfinished run", connector.name,
+                           item.get("id"), key)
+            details["rerun"] = True
+        result = runner(payload)
+        with transaction.atomic():
+            CarriedRequest.objects.filter(pk=row.pk).update(result=result, finished_at=timezone.now())
+            audit.record(AUDIT_EVENT, connector_name, object_type="peerconnector", object_id=connector.pk,
+                         outcome=AuditOutcome.SUCCESS, details={**details, "status": result.get("status")},
+                         in_transaction=True)
     return result

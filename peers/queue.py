@@ -3,7 +3,7 @@
 * :func:`submit` stores a work item and wakes waiting lease calls (PostgreSQL ``NOTIFY`` at commit);
   :func:`wait_for_answer` holds the requester until the answer or its deadline.
 * :func:`lease` hands out up to ``limit`` items with ``SELECT ... FOR UPDATE SKIP LOCKED``: several RA processes
-  and several CA connectors never get one item twice at once. A lease lasts :data:`LEASE_SECONDS`; an item whose
+  and several CA connectors never get one item twice at once. A lease lasts ``PKI_PEER_LEASE_SECONDS``; an item whose
   lease ran out (its connector died mid-request) is handed out again, with the same idempotency key, so the CA
   answers it from its record of what it carried instead of running it twice.
 * :func:`answer` accepts the first answer for an item and key; a repeated answer changes nothing.
@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -30,7 +31,11 @@ from .models import PeerWorkItem
 
 logger = logging.getLogger("peers")
 
-LEASE_SECONDS = 20
+
+def lease_seconds() -> float:
+    """How long a leased item stays with its connector before it is handed out again (PKI_PEER_LEASE_SECONDS)."""
+    return float(getattr(settings, "PKI_PEER_LEASE_SECONDS", 20))
+
 WORK_CHANNEL = "peers_work"
 DONE_CHANNEL = "peers_done"
 MAX_LEASE = 32
@@ -112,7 +117,7 @@ def _lease_once(peer: str, limit: int, kinds: list[str] | None) -> list[PeerWork
         if kinds:
             qs = qs.filter(kind__in=kinds)
         items = list(qs.select_for_update(skip_locked=True).order_by("id")[:limit])
-        until = now + dt.timedelta(seconds=LEASE_SECONDS)
+        until = now + dt.timedelta(seconds=lease_seconds())
         for item in items:
             item.status, item.lease_until, item.leased_by = WorkStatus.LEASED, until, peer[:255]
             item.attempts += 1

@@ -307,6 +307,8 @@ if PKI_NODE_ROLE not in ("ca", "ra", "va"):
     raise ImproperlyConfigured(f"PKI_NODE_ROLE must be ca, ra or va, not {PKI_NODE_ROLE!r}")
 # RA: seconds a forwarded request is held open waiting for the CA's answer (then 503 + Retry-After).
 PKI_PEER_REQUEST_TIMEOUT = float(os.environ.get("PKI_PEER_REQUEST_TIMEOUT", "30"))
+# RA: seconds a CA connector holds a leased request before the RA hands it out again (the connector died).
+PKI_PEER_LEASE_SECONDS = float(os.environ.get("PKI_PEER_LEASE_SECONDS", "20"))
 # SCEP: the CA of CA-mode requests that name none (EJBCA's scep.defaultca); an alias may set its own.
 PKI_SCEP_DEFAULT_CA = os.environ.get("PKI_SCEP_DEFAULT_CA", "")
 # OCSP answers are valid (nextUpdate, and max-age of GET answers without nonce) for this many seconds; 0 = no

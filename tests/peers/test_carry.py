@@ -5,11 +5,10 @@ last test sends a SCEP enrollment to the RA's endpoint and carries it through th
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import threading
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 from django.utils import timezone
 
 from endentities.models import EndEntity
@@ -91,15 +90,22 @@ def test_pkioperation_is_run_once_per_idempotency_key(connector, may_carry, ra, 
     assert AuditEvent.objects.filter(event_type="CERT_CREATION", actor="scep:scep").count() == 1
 
 
-@pytest.mark.django_db
-def test_a_run_in_progress_is_left_alone_and_a_dead_one_taken_over(connector, may_carry, ra):
-    CarriedRequest.objects.create(connector=connector, idempotency_key="k1", kind="scep.get", claimed_at=timezone.now())
+@pytest.mark.django_db(transaction=True)
+def test_a_run_in_progress_is_waited_for_and_a_dead_one_run_again(connector, may_carry, ra, monkeypatch):
     item = _item("scep.get", {"alias": "scep", "operation": "GetCACaps", "message": ""})
+    # Another process holds the key (its run is going on): this one waits, then gives up.
+    other = connections.create_connection("default")
+    with other.cursor() as cur:
+        cur.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", [f"peers:{connector.pk}:k1"])
+    monkeypatch.setattr(carry, "HOLD_WAIT", 0.3)
     with pytest.raises(carry.Busy):
         carry.carry(connector, item)
-    CarriedRequest.objects.update(claimed_at=timezone.now() - dt.timedelta(minutes=5))
+    # That process dies: its lock goes with its connection; a claim it left without answer is run again.
+    other.close()
+    CarriedRequest.objects.create(connector=connector, idempotency_key="k1", kind="scep.get", claimed_at=timezone.now())
     assert carry.carry(connector, item)["status"] == 200
     assert CarriedRequest.objects.get().result["status"] == 200
+    assert AuditEvent.objects.get(event_type="PEER_REQUEST_CARRIED").details["rerun"] is True
 
 
 @pytest.mark.django_db
