@@ -23,9 +23,11 @@ class EndEntitiesConfig(AppConfig):
         from pki.auth.resources import register_resource_provider
         from pki.bootstrap import register_step
 
+        from . import approvals
         from .services import ensure_empty_profile
         from .subject import redaction_for_username
 
+        approvals.register()  # the executors of approved end entity actions and REST finalize
         register_step(lambda result: ensure_empty_profile(result.created), order=50)
         register_subject_redaction(redaction_for_username)
         register_resource_provider("endentityprofiles", _profile_rules, order=40)

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import api, api_v2
+from . import api, api_certrequest, api_v2
 
 V1 = "ejbca/ejbca-rest-api/v1"
 V2 = "ejbca/ejbca-rest-api/v2"
@@ -17,6 +17,8 @@ urlpatterns = [
          name="api-endentity-revoke"),
     path(f"{V1}/endentity/<str:endentity_name>", api.DeleteEndEntityView.as_view(), name="api-endentity-delete"),
     path(f"{V1}/certificate/pkcs10enroll", api.Pkcs10EnrollView.as_view(), name="api-certificate-pkcs10enroll"),
+    path(f"{V1}/certificate/certificaterequest", api_certrequest.CertificateRequestView.as_view(),
+         name="api-certificate-certificaterequest"),
     path(f"{V1}/certificate/enrollkeystore", api.EnrollKeystoreView.as_view(),
          name="api-certificate-enrollkeystore"),
     # EJBCA's v2 end entity resource

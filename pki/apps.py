@@ -13,10 +13,12 @@ class PkiConfig(AppConfig):
 
         from . import db, receivers
         from .api import schema  # noqa: F401  (registers the OpenAPI authentication schemes)
+        from .approval_actions import register as register_approval_actions
         from .auth.access import register_request_authenticator
         from .auth.oauth import actor_for_oauth_request
         from .views import auth  # noqa: F401  (connects the login/logout audit receivers at start-up)
 
+        register_approval_actions()  # the executors of approved revocations and CA activations
         crypto_token_event.connect(receivers.audit_crypto_token_event, dispatch_uid="pki-audit-cryptotoken")
         register_usage_provider(receivers.cas_using_token)
         register_request_authenticator(actor_for_oauth_request)

@@ -12,6 +12,8 @@ from .auth.access import Actor
 from .choices import CertificateStatus, RevocationReason
 from .errors import ConflictError, NotFoundError, ValidationError
 from .models import Certificate
+from .models.approvals import ApprovalAction
+from .services import approvals
 
 
 def find_certificate(issuer_dn_or_ca: str | int, serial_hex: str) -> Certificate:
@@ -41,11 +43,19 @@ def revoke(actor: Actor, certificate: Certificate, reason: RevocationReason | in
         reason = RevocationReason.parse(reason) if not isinstance(reason, RevocationReason) else reason
     except ValueError as exc:
         raise ValidationError(str(exc), field="reason") from None
+    when = revoked_at or timezone.now()
+    if when > timezone.now() and reason != RevocationReason.REMOVE_FROM_CRL:
+        raise ValidationError("The revocation date cannot be in the future.", field="revocation_date")
+    # EJBCA's "Revocation" (taking a certificate off hold too) may need approval: stored instead (raises).
+    if certificate.status == CertificateStatus.REVOKED and reason != RevocationReason.REMOVE_FROM_CRL:
+        raise ConflictError(f"Certificate {certificate.serial} is already revoked.")  # nothing to approve
+    approvals.gate(actor, ApprovalAction.REVOCATION, "revoke", ca=certificate.ca_id,
+                   certificate_profile=certificate.certificate_profile_id, username=certificate.username,
+                   subject_dn=certificate.subject_dn,
+                   data={"certificate": certificate.pk, "serial": certificate.serial, "reason": int(reason),
+                         "revoked_at": revoked_at.isoformat() if revoked_at else None})
     if reason == RevocationReason.REMOVE_FROM_CRL:
         return unrevoke(actor, certificate)
-    when = revoked_at or timezone.now()
-    if when > timezone.now():
-        raise ValidationError("The revocation date cannot be in the future.", field="revocation_date")
     with transaction.atomic():
         cert = Certificate.objects.select_for_update().get(pk=certificate.pk)
         if cert.status == CertificateStatus.REVOKED:

@@ -27,6 +27,7 @@ from pki.models import Certificate, CertificateAuthority, CertificateProfile
 
 from ..choices import EndEntityStatus, TokenType
 from ..models import EndEntity, EndEntityProfile
+from . import approvals
 from .common import AUDIT_ADD, AUDIT_DELETE, AUDIT_EDIT, AUDIT_REVOKE, notify_status_change, redacted_details, require
 from .passwords import encrypt_clear_password, hash_password
 
@@ -175,6 +176,7 @@ def add_end_entity(actor: Actor, data, *, profile: EndEntityProfile | str | int 
     profile keeps passwords). A taken username is a ConflictError.
     """
     new = new_end_entity(actor, data, profile=profile, status=status)
+    approvals.gate_add(actor, data, profile, checked=new)  # may store it for approval instead (raises)
     ee = new.ee
     try:
         with transaction.atomic():
@@ -206,6 +208,7 @@ def edit_end_entity(actor: Actor, username: str, data, *, profile: EndEntityProf
                     status: EndEntityStatus | int | str | None = None) -> EndEntity:
     """Change an end entity (EJBCA's changeUser). Setting status NEW from another status resets the request
     counter to the profile's default; a new password resets the failed-login counter."""
+    approvals.gate_edit(actor, username, data, profile, status)  # may store it for approval instead (raises)
     with transaction.atomic():
         ee = _lock(username)
         require(actor, "edit", ee.end_entity_profile_id, ee.ca_id)

@@ -24,7 +24,10 @@ def exception_handler(exc: Exception, context: dict) -> Response:
         exc = as_pki_error(exc)
     if isinstance(exc, PkiError):
         logger.info("API refusal %s: %s", exc.error_code, exc.message)
-        return Response({"error_code": exc.http_status, "error_message": exc.message}, status=exc.http_status)
+        body = {"error_code": exc.http_status, "error_message": exc.message}
+        if getattr(exc, "request_id", None) is not None:  # waiting for approval (202): the request to finalize
+            body["request_id"] = exc.request_id
+        return Response(body, status=exc.http_status)
     response = drf_exception_handler(exc, context)
     if response is None:
         logger.exception("Unhandled API error")

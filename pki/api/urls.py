@@ -6,7 +6,7 @@ CA DNs in paths use the ``path`` converter: a DN may contain ``/``, which arrive
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from . import ca, certificates, oauth, public, roles, search
+from . import approvals, ca, certificates, oauth, public, roles, search
 from .v2 import certificates as certificates_v2
 
 V1 = "ejbca/ejbca-rest-api/v1"
@@ -46,6 +46,13 @@ urlpatterns = [
     path(f"{V1}/roles/<str:role_name>/members/<int:member_id>", roles.RoleMemberView.as_view(),
          name="api-role-member"),
     path(f"{V1}/roles/<str:role_name>/rules", roles.RoleRulesView.as_view(), name="api-role-rules"),
+    path(f"{V1}/certificate/<str:request_id>/finalize", approvals.FinalizeView.as_view(),
+         name="api-certificate-finalize"),
+    # Approval requests (EJBCA's REST API has none: a pki path)
+    path("api/v1/approvals/", approvals.ApprovalListView.as_view(), name="api-approval-list"),
+    path("api/v1/approvals/<str:request_id>/", approvals.ApprovalDetailView.as_view(), name="api-approval-detail"),
+    path("api/v1/approvals/<str:request_id>/approve", approvals.ApproveView.as_view(), name="api-approval-approve"),
+    path("api/v1/approvals/<str:request_id>/reject", approvals.RejectView.as_view(), name="api-approval-reject"),
     # Native reads of one certificate (EJBCA's v1 API has none)
     path("api/v1/certificates/<str:fingerprint>/", certificates.CertificateByFingerprintView.as_view(),
          name="api-certificate-detail"),

@@ -117,6 +117,52 @@ def is_executing() -> bool:
     return _executing.get() is not None
 
 
+_finalizers: dict[str, Callable[..., Any]] = {}
+
+
+def register_finalizer(operation: str, finalizer: Callable[..., Any]) -> None:
+    """``finalizer(actor, request, **options)`` completes an approved enrollment of ``operation`` (REST
+    ``finalize``), with the request row locked."""
+    _finalizers[operation] = finalizer
+
+
+def finalize(actor: Actor, pk: int | str, **options: Any) -> Any:
+    """Complete an approved enrollment (EJBCA's ``finalize``): the requester, or an administrator who may issue
+    on the request's CA. A request still waiting raises :class:`WaitingForApproval`; a rejected, expired or
+    failed one is refused. The request row is locked, so concurrent calls issue once."""
+    requester = _is_requester(actor, pk)
+    req = ApprovalRequest.objects.get(pk=pk) if requester else get_request(actor, pk)
+    if not requester:
+        actor.require("/ca_functionality/create_certificate")
+        if req.ca_id is not None:
+            actor.require(f"/ca/{req.ca_id}")
+    finalizer = _finalizers.get(req.operation)
+    if finalizer is None:
+        raise ValidationError(f"Approval request {req.pk} ({req.operation}) is no enrollment to finalize.",
+                              field="request_id")
+    with transaction.atomic():
+        locked = (ApprovalRequest.objects.select_for_update(of=("self",)).select_related("certificate", "ca")
+                  .get(pk=req.pk))
+        if locked.status == ApprovalStatus.WAITING and not locked.is_expired:
+            raise WaitingForApproval(locked)
+        if locked.status != ApprovalStatus.APPROVED:
+            status = "expired" if locked.is_expired else locked.get_status_display().lower()
+            raise ValidationError(f"Approval request {locked.pk} is {status}: there is nothing to finalize.",
+                                  field="request_id")
+        result = finalizer(actor, locked, **options)
+        audit.record("APPROVAL_FINALIZE", actor.name, object_type="approval", object_id=locked.pk,
+                     details={"operation": locked.operation, "username": locked.username}, in_transaction=True)
+    return result
+
+
+def _is_requester(actor: Actor, pk: int | str) -> bool:
+    from ..ids import parse_db_id
+
+    key = parse_db_id(pk)
+    return key is not None and ApprovalRequest.objects.filter(
+        pk=key, requested_by=actor.name, requester_kind=actor.kind).exclude(requester_kind="system").exists()
+
+
 # --- settings -------------------------------------------------------------------------------------------
 
 def profile_for(action: str, ca: CertificateAuthority | int | None,
@@ -281,12 +327,19 @@ def gate(actor: Actor, action: str, operation: str, *, ca: CertificateAuthority 
     profile = profile_for(action, ca, certificate_profile)
     if profile is None:
         return
-    if transaction.get_connection().in_atomic_block:
+    if _in_callers_transaction():
         raise ApprovalRequiredHere(f"This action ({ApprovalAction(action).label}) needs approval by "
                                    f"'{profile.name}' and cannot be submitted from here.")
     req = submit(actor, action, operation, profile, ca=ca, certificate_profile=certificate_profile, data=data,
                  request_der=request_der, username=username, subject_dn=subject_dn, interface=interface)
     raise WaitingForApproval(req)
+
+
+def _in_callers_transaction() -> bool:
+    """Whether a transaction of the caller is open (the blocks a test case wraps around a test do not count,
+    as for Django's ``durable`` atomic blocks)."""
+    conn = transaction.get_connection()
+    return any(not getattr(block, "_from_testcase", False) for block in conn.atomic_blocks)
 
 
 def expire_due(now: dt.datetime | None = None) -> int:

@@ -23,9 +23,11 @@ from ..errors import ConflictError, NotFoundError, PkiError, ValidationError, as
 from ..ids import is_db_id
 from ..issuance import IssuanceRequest, issue
 from ..models import CACertificate, CertificateAuthority, CertificateProfile
+from ..models.approvals import ApprovalAction
 from ..x509.algorithms import check_key_matches, default_signature_algorithm, signature_algorithm
 from ..x509.dn import DNError, format_dn, parse_dn
 from ..x509.validity import ValidityError, parse_validity
+from . import approvals
 from .profiles import get_profile
 
 
@@ -324,6 +326,8 @@ def set_ca_active(actor: Actor, ca: CertificateAuthority, active: bool) -> Certi
     """
     actor.require("/ca_functionality/activate_ca")
     actor.require(f"/ca/{ca.pk}")
+    if active and ca.status == CAStatus.OFFLINE:  # EJBCA's "CA Service Activation" may need approval (raises)
+        approvals.gate(actor, ApprovalAction.CA_ACTIVATION, "activate_ca", ca=ca, data={"name": ca.name})
     with transaction.atomic():
         locked = CertificateAuthority.objects.select_for_update().get(pk=ca.pk)
         if locked.is_external or locked.crypto_token_id is None:
