@@ -89,9 +89,15 @@ class SoftHSM:
         assert rv == 0, f"C_Finalize returned {rv:#x}"
 
 
+_loaded_hsm: list[SoftHSM] = []  # the one SoftHSM2 of this process (other test packages import the fixture too)
+
+
 @pytest.fixture(scope="session")
 def softhsm(tmp_path_factory) -> Iterator[SoftHSM]:
     """SoftHSM2 with a token directory of this test process; fails (never skips) when it is missing."""
+    if _loaded_hsm:  # set up already, through this fixture imported into another test module
+        yield _loaded_hsm[0]
+        return
     if not os.path.isfile(SOFTHSM_MODULE) or shutil.which("softhsm2-util") is None:
         raise AssertionError(f"SoftHSM2 is not installed ({SOFTHSM_MODULE}, softhsm2-util): install the Debian "
                              "packages softhsm2 and libsofthsm2 (scripts/install-test-deps.sh does).")
@@ -110,7 +116,8 @@ def softhsm(tmp_path_factory) -> Iterator[SoftHSM]:
         pkcs11.lib(SOFTHSM_MODULE)  # load it now, with this configuration, and fail loudly if it cannot load
     except Exception as exc:
         raise AssertionError(f"SoftHSM2 cannot be loaded from {SOFTHSM_MODULE}: {exc}") from exc
-    yield SoftHSM(SOFTHSM_MODULE, root)
+    _loaded_hsm.append(SoftHSM(SOFTHSM_MODULE, root))
+    yield _loaded_hsm[0]
     if previous is None:
         os.environ.pop("SOFTHSM2_CONF", None)
     else:

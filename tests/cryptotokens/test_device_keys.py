@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from pkcs11 import Attribute, KeyType, ObjectClass
+from pkcs11 import Attribute, KeyType
 from pkcs11.util.ec import encode_named_curve_parameters
 
 from cryptotokens import services
@@ -18,8 +18,6 @@ from cryptotokens.backends.pkcs11.mechanisms import CURVE_OIDS
 from cryptotokens.errors import CryptoTokenError, KeyPairExistsError, KeyPairNotFoundError
 from cryptotokens.models import CryptoToken, CryptoTokenKeyPair
 from pki.models import AuditEvent
-
-from .conftest import PIN
 
 DATA = b"signed on the device"
 
@@ -71,7 +69,8 @@ def test_pkcs11_lists_the_slot_itself(hsm_token, foreign_keys, actor):
     assert rows == [("RSA", "2048", True, False), ("EC", "secp384r1", True, False), ("EC", "secp256r1", True, False),
                     ("EC", "secp256r1", True, True)]
     # The listed public key is the key's own (read from the slot, not made up).
-    assert by_alias["ejbca-rsa"][0].public_key.public_numbers() == foreign_keys["ejbca-rsa"].public_key().public_numbers()
+    assert by_alias["ejbca-rsa"][0].public_key.public_numbers() == \
+        foreign_keys["ejbca-rsa"].public_key().public_numbers()
     assert by_alias["ejbca-ec"][0].reference == b"\x03\x04"
     assert "no label" in by_alias[""][0].problem and not by_alias[""][0].usable
     assert len(by_alias["twice"]) == 2 and all("share the label" in k.problem for k in by_alias["twice"])
