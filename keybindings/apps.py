@@ -10,7 +10,9 @@ class KeyBindingsConfig(AppConfig):
         from cryptotokens import forms as token_forms
         from cryptotokens.backends import azure
         from cryptotokens.usage import register_usage_provider
+        from pki.services.health import register_health_source
 
+        from .health import binding_health
         from .services import authentication_binding_choices, bindings_using_token, credentials_pem
         from .usage import register_builtin_users
 
@@ -22,3 +24,5 @@ class KeyBindingsConfig(AppConfig):
         register_usage_provider(bindings_using_token)
         # Its users (Azure logins, SCEP Intune aliases, peers) are asked before it is deleted.
         register_builtin_users()
+        # Its bindings' certificates and tokens join the dashboard's health list.
+        register_health_source(binding_health)

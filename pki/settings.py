@@ -67,6 +67,9 @@ MIDDLEWARE = [
     "pki.dbhealth.DatabaseUnavailableMiddleware",
     # The client's address for code handed no request (the SCEP RA shared secret's failure budget).
     "pki.auth.throttle.ClientAddressMiddleware",
+    # /healthz, /readyz and /metrics answered here, before session/CSRF/auth work they never need; also counts
+    # the OCSP responder's answers by responseStatus without touching its code (pki.http.probes).
+    "pki.http.probes.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # The public SCEP endpoint paths only: answered here, past session/CSRF/auth work it never needs
     # (protocols/scep/middleware.py says what it still adds); every other path goes on down the chain.
@@ -379,3 +382,20 @@ AZURE_AUTHORITY_HOST = os.environ.get("AZURE_AUTHORITY_HOST", "")
 AZURE_KEYVAULT_VERIFY_CHALLENGE_RESOURCE = _flag("AZURE_KEYVAULT_VERIFY_CHALLENGE_RESOURCE", True)
 # CA bundle for Key Vault and Azure AD connections (a TLS-inspecting proxy, or the tests' local server).
 AZURE_CA_BUNDLE = os.environ.get("AZURE_CA_BUNDLE", "")
+
+# Health and metrics (pki/services/health.py, pki/http/probes.py, pki/metrics.py).
+# A CA certificate (key binding certificate) counts as expiring this many days before its end, at most a fifth of
+# its validity: the CA list, the dashboard, /readyz and the metrics flag it.
+PKI_CA_RENEWAL_WINDOW_DAYS = int(os.environ.get("PKI_CA_RENEWAL_WINDOW_DAYS", "90"))
+PKI_KEYBINDING_RENEWAL_WINDOW_DAYS = int(os.environ.get("PKI_KEYBINDING_RENEWAL_WINDOW_DAYS", "30"))
+# Who may read /metrics: comma-separated client networks (the client as pki.auth.throttle.client_address sees it,
+# so behind the trusted proxy the forwarded address); empty = nobody.
+PKI_METRICS_ALLOWED = [n.strip() for n in os.environ.get("PKI_METRICS_ALLOWED", "127.0.0.1/32,::1/128").split(",")
+                       if n.strip()]
+# /readyz answers from one check per process at most this often (anonymous callers cannot load the database).
+PKI_READYZ_CACHE_SECONDS = float(os.environ.get("PKI_READYZ_CACHE_SECONDS", "2"))
+# prometheus_client's multiprocess mode: each process (gunicorn workers, Celery workers, the scheduler) of this
+# host writes its counters into this directory and /metrics adds them up. Set before prometheus_client is
+# imported (it reads the variable then); scripts/serve.py empties it at start.
+PROMETHEUS_MULTIPROC_DIR = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "metrics"))
+Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)

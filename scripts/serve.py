@@ -166,6 +166,19 @@ def _stop(processes: list[subprocess.Popen]) -> None:
             proc.wait()
 
 
+def fresh_metrics_dir(environ: dict[str, str] | None = None) -> Path:
+    """prometheus_client's multiprocess directory (pki/settings.py), emptied: the counters of this run's processes
+    are added up there (pki.metrics), and files of a previous run's processes would be counted too."""
+    environ = environ if environ is not None else os.environ
+    var_dir = Path(environ.get("PKI_VAR_DIR", ROOT / "var"))
+    path = Path(environ.get("PROMETHEUS_MULTIPROC_DIR") or var_dir / "metrics")
+    if path.is_dir():
+        for stale in path.glob("*.db"):
+            stale.unlink()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     """Start nginx and gunicorn (or gunicorn alone without nginx) and wait until either ends."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -194,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
 
     run_dir = args.run_dir.resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
+    fresh_metrics_dir()
     control_socket = run_dir / "gunicorn.ctl"
     if nginx is None:
         from pki.gunicorn_conf import EXPOSED_LIMIT_REQUEST_LINE

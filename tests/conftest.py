@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("PKI_MASTER_KEY", "test-master-key-not-for-production")
+# Each test run counts its own Prometheus samples (pki.metrics), not those of other runs on this machine.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", __import__("tempfile").mkdtemp(prefix="pki-test-metrics-"))
 
 
 def pytest_configure(config):

@@ -12,6 +12,7 @@ from ..crl import latest_crl
 from ..forms.cas import CACreateForm, CAEditForm, CAImportForm, CARenewForm
 from ..models import CRL, CertificateAuthority
 from ..services import cas as ca_services
+from ..services.health import ca_health
 from .base import SERVICE_ERRORS, actor, form_error, form_status, posted, requires, safe_filename
 from .certinfo import describe
 from .display import crl_timing
@@ -33,7 +34,10 @@ def ca_list(request: HttpRequest) -> HttpResponse:
     who = actor(request)
     cas = [ca for ca in CertificateAuthority.objects.select_related("signed_by", "crypto_token")
            if who.is_allowed(f"/ca/{ca.pk}")]
-    return render(request, "pki/ca_list.html", {"cas": cas})
+    states = ca_health(cas)
+    attention = request.GET.get("attention") == "1"
+    rows = [{"ca": ca, "health": states[ca.pk]} for ca in cas if not attention or not states[ca.pk].ok]
+    return render(request, "pki/ca_list.html", {"rows": rows, "attention": attention})
 
 
 @requires("/ca_functionality/view_ca")
@@ -41,7 +45,8 @@ def ca_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """A CA: its settings, its certificate decoded, its issuers, a pending rollover and its CRLs."""
     ca = _visible(request, pk)
     return render(request, "pki/ca_detail.html", {
-        "ca": ca, "timing": crl_timing(ca), "cert": describe(ca.certificate) if ca.certificate else None,
+        "ca": ca, "health": ca_health([ca])[ca.pk],
+        "timing": crl_timing(ca), "cert": describe(ca.certificate) if ca.certificate else None,
         "chain": [describe(c) for c in ca.chain()[1:]],
         "rollover": describe(ca.rollover_certificate) if ca.rollover_certificate else None,
         "crl": latest_crl(ca), "delta": latest_crl(ca, delta=True),

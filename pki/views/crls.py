@@ -5,33 +5,18 @@ from __future__ import annotations
 from celery.result import AsyncResult
 from django.conf import settings
 from django.contrib import messages
-from django.db.models import OuterRef, Subquery
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from ..models import CRL, CertificateAuthority
+from ..services.health import latest_crls
 from ..tasks import create_crl_task
 from .base import SERVICE_ERRORS, actor, refusal_message, requires
 from .display import crl_timing
 
 HISTORY = 5
-
-
-def latest_crl_ids(cas, delta: bool) -> dict[int, int]:
-    """CA id -> id of its latest full (or delta) CRL, for all ``cas`` in one query."""
-    latest = CRL.objects.filter(ca=OuterRef("pk"), is_delta=delta).order_by("-crl_number").values("pk")[:1]
-    rows = (CertificateAuthority.objects.filter(pk__in=[ca.pk for ca in cas])
-            .annotate(crl_id=Subquery(latest)).values_list("pk", "crl_id"))
-    return {ca_id: crl_id for ca_id, crl_id in rows if crl_id is not None}
-
-
-def latest_crls(cas, delta: bool = False) -> dict[int, CRL]:
-    """CA id -> its latest full (or delta) CRL without the DER, in two queries whatever the number of CAs."""
-    ids = latest_crl_ids(cas, delta)
-    by_id = CRL.objects.defer("der").in_bulk(list(ids.values()))
-    return {ca_id: by_id[crl_id] for ca_id, crl_id in ids.items()}
 
 
 @requires("/ca_functionality/view_ca")

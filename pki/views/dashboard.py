@@ -13,9 +13,9 @@ from django.utils import timezone
 from ..choices import CertificateStatus
 from ..models import Certificate, CertificateAuthority
 from ..services.certificates import restrict
+from ..services.health import ca_health, latest_crls, other_health
 from .base import actor, requires
 from .charts import bar_chart
-from .crls import latest_crls
 
 ISSUED_DAYS = 30
 EXPIRY_WEEKS = 12
@@ -58,6 +58,16 @@ def expiring_per_week(certs: QuerySet, today: date) -> list[tuple[date, int]]:
     return [(w, counts.get(w, 0)) for w in weeks]
 
 
+def _filters(today: date) -> dict[str, str]:
+    """The query strings of the certificate list that each card links to (the same sets the cards count)."""
+    return {
+        "active": f"status={CertificateStatus.ACTIVE}&expires_after={today:%Y-%m-%d}",
+        "expiring": f"status={CertificateStatus.ACTIVE}&expires_after={today:%Y-%m-%d}"
+                    f"&expires_before={today + timedelta(days=EXPIRING_DAYS + 1):%Y-%m-%d}",
+        "revoked": f"status={CertificateStatus.REVOKED}",
+    }
+
+
 @requires("/administrator")
 def dashboard(request: HttpRequest) -> HttpResponse:
     """Counts of CAs and certificates, each CA's latest CRL, and the two charts."""
@@ -65,13 +75,19 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     today = timezone.localdate(now)
     certs = restrict(Certificate.objects.all(), who)
-    cas = [ca for ca in CertificateAuthority.objects.all() if who.is_allowed(f"/ca/{ca.pk}")]
+    cas = [ca for ca in CertificateAuthority.objects.select_related("crypto_token") if who.is_allowed(f"/ca/{ca.pk}")]
     crls = latest_crls(cas)
+    states = ca_health(cas, now)
+    # Key bindings (and whatever else registers) only for those who may see them.
+    others = other_health(now) if who.is_allowed("/internalkeybinding/view") else []
     issued = issued_per_day(certs, today)
     expiring = expiring_per_week(certs, today)
     return render(request, "pki/dashboard.html", {
         "counts": certificate_counts(certs, now), "now": now,
-        "ca_rows": [{"ca": ca, "crl": crls.get(ca.pk)} for ca in cas],
+        "ca_rows": [{"ca": ca, "crl": crls.get(ca.pk), "health": states[ca.pk]} for ca in cas],
+        "cas_attention": sum(1 for ca in cas if not states[ca.pk].ok),
+        "other_problems": [h for h in others if not h.ok],
+        "filters": _filters(today),
         "local_cas": sum(1 for ca in cas if not ca.is_external),
         "issued_total": sum(n for _, n in issued), "expiring_total": sum(n for _, n in expiring),
         "issued_chart": bar_chart([d.strftime("%d %b") for d, _ in issued], [n for _, n in issued],

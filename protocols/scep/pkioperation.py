@@ -11,7 +11,7 @@ from cryptography import x509
 from django.db import transaction
 
 from cryptotokens.errors import CryptoTokenError
-from pki import audit
+from pki import audit, metrics
 
 from . import approvals, enrollment, transactions
 from . import messages as m
@@ -36,6 +36,7 @@ def _reply(alias: ScepAlias, responder: Responder, message: m.PkiMessage, status
            envelope: m.DecryptedEnvelope | None = None, certs: list[x509.Certificate] | None = None,
            crls: list[x509.CertificateRevocationList] | None = None,
            fail_info: m.FailInfo | None = None) -> ScepResponse:
+    metrics.count_scep_response(alias.name, status.name, fail_info.name if fail_info is not None else "")
     body = m.build_cert_rep(
         signer_cert=responder.cert, signer_key=responder.key, status=status, request=message, envelope=envelope,
         fail_info=fail_info, issued_certs=certs or (), crls=crls or (),
