@@ -12,7 +12,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from pki.errors import NotFoundError
+from pki.errors import AuthorizationDenied, NotFoundError
 from pki.models.approvals import ApprovalStatus
 from pki.services import approvals
 from pki.views.base import SERVICE_ERRORS, actor, not_authorized, paginate, refusal_message
@@ -96,6 +96,8 @@ def request_decide(request: HttpRequest, pk: int) -> HttpResponse:
         raise Http404("No such approval request") from None
     try:
         req = approvals.decide(who, req.pk, approve=decision == "approve", comment=request.POST.get("comment", ""))
+    except AuthorizationDenied as exc:
+        messages.error(request, exc.message)
     except SERVICE_ERRORS as exc:
         messages.error(request, refusal_message(exc))
     else:

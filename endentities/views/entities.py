@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from pki.forms.cas import usable_cas
+from pki.services.approvals import WaitingForApproval
 from pki.views.base import (
     SERVICE_ERRORS,
     actor,
@@ -73,6 +74,9 @@ def entity_form_page(request: HttpRequest, *, template: str, done, cancel: str, 
     if request.method == "POST" and form.is_valid():
         try:
             ee = services.add_end_entity(who, form.to_input(), profile=profile)
+        except WaitingForApproval as waiting:
+            messages.info(request, waiting.message)
+            return redirect(cancel)
         except SERVICE_ERRORS as exc:
             refused = place_refusal(form, exc)
         else:
@@ -124,6 +128,9 @@ def entity_edit(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             services.edit_end_entity(who, ee.username, form.to_input())
+        except WaitingForApproval as waiting:
+            messages.info(request, waiting.message)
+            return redirect("ee-detail", ee.pk)
         except SERVICE_ERRORS as exc:
             refused = place_refusal(form, exc)
         else:

@@ -10,6 +10,8 @@ Use Username: an end entity registered before enrolls with its username and enro
 
 from __future__ import annotations
 
+import dataclasses
+
 from cryptography.hazmat.primitives.serialization import Encoding
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -18,12 +20,15 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
+from pki.services.approvals import WaitingForApproval
 from pki.views.base import SERVICE_ERRORS, actor, form_status, not_authorized, posted, requires, safe_filename
 
 from .. import services
 from ..choices import EnrollmentInterface, TokenType
 from ..forms.entities import ChooseProfileForm, EndEntityForm
 from ..forms.ra import KeySourceForm, UseUsernameForm
+from ..services import approvals
+from ..services.entities import new_end_entity
 from .common import place_refusal, profiles_for
 
 CREATE = "/ra_functionality/create_end_entity"
@@ -109,6 +114,7 @@ def make_request(request: HttpRequest) -> HttpResponse:
         data = form.to_input()
         data.token_type = key_form.cleaned_data["token_type"]
         try:
+            _approval_gate(who, data, profile, key_form)  # stored for approval instead (raises)
             with transaction.atomic():  # the end entity only exists if its certificate was issued
                 ee = services.add_end_entity(who, data, profile=profile)
                 password = data.password or ee.generated_password
@@ -119,6 +125,12 @@ def make_request(request: HttpRequest) -> HttpResponse:
                 else:
                     issued = services.enroll_with_ra(who, ee.username, csr=key_form.csr,
                                                      interface=EnrollmentInterface.RA_WEB)
+        except WaitingForApproval as waiting:
+            messages.info(request, f"{waiting.message} Once it is approved, enroll with Use Username and the "
+                          "enrollment code." if key_form.server_generated else
+                          f"{waiting.message} Once it is approved, its certificate is issued by "
+                          f"POST v1/certificate/{waiting.request_id}/finalize.")
+            return redirect("ra-home")
         except SERVICE_ERRORS as exc:
             refused = _key_refusal(form, key_form, exc)
         else:
@@ -130,6 +142,18 @@ def make_request(request: HttpRequest) -> HttpResponse:
     context.update({"form": form, "key_form": key_form, "profile": profile})
     status = refused or (400 if request.method == "POST" and (form.errors or key_form.errors) else 200)
     return render(request, "ra/enroll.html", context, status=status)
+
+
+def _approval_gate(who, data, profile, key_form) -> None:
+    """Make New Request on a CA or certificate profile whose "Add/Edit End Entity" needs approval: the request
+    (with its CSR) is stored for approval before anything is written (raises WaitingForApproval)."""
+    if not approvals.needs_approval(data, profile):
+        return
+    checked = new_end_entity(who, dataclasses.replace(data), profile=profile)
+    csr = None if key_form.server_generated else key_form.csr
+    der = csr.public_bytes(Encoding.DER) if csr is not None else None
+    approvals.gate_add(who, data, profile, operation="enroll_pkcs10" if der else "add_end_entity", csr_der=der,
+                       interface=EnrollmentInterface.RA_WEB, checked=checked)
 
 
 @requires(USE_USERNAME)

@@ -70,6 +70,15 @@ class WaitingForApproval(PkiError):
         self.request_id = request.pk
 
 
+class SelfApprovalDenied(AuthorizationDenied):
+    """The requester may not decide on their own request."""
+
+    def __init__(self, actor: str):
+        PkiError.__init__(self, "The requester of an approval request cannot approve or reject it.")
+        self.resource = "/approval/own-request"
+        self.actor = actor
+
+
 class ApprovalRequiredHere(PkiError):
     """The action needs approval but was asked inside a transaction that would roll the request back: refused
     (fail closed) rather than carried out without approval."""
@@ -384,7 +393,7 @@ def _may_decide(actor: Actor, req: ApprovalRequest) -> None:
     if req.ca_id is not None:
         actor.require(f"/ca/{req.ca_id}")
     if req.requested_by == actor.name and req.requester_kind == actor.kind:
-        raise AuthorizationDenied("its own approval request", actor.name) from None
+        raise SelfApprovalDenied(actor.name)
     if req.approver_role_ids and not actor.system:
         from ..models import Role
 

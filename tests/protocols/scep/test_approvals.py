@@ -121,3 +121,46 @@ def test_approving_needs_the_rule(scep, scep_ca, ra, actor):
     approvals.decide(actor, req.pk, approve=False)
     with pytest.raises(Exception, match="rejected already"):
         approvals.decide(actor, req.pk, approve=True)
+
+
+def test_pkcsreq_resent_after_approval_and_issuance_gets_the_certificate(scep, scep_ca, ra, actor):
+    """Approved and issued (the poll fetched it): the device sends its PKCSReq again, also under a new
+    transactionID (a restarted client): it gets the issued certificate, not PENDING and a second approval."""
+    approvals.set_required(actor, ca=scep_ca)
+    key = client_key(55)
+    signer = self_signed(key, "client")
+    csr = make_csr(key, "CN=issued-once,O=Test", "s3cret")
+    pending = scep.enroll(csr, key, scep_ca.certificate, signer_cert=signer)
+    approvals.decide(actor, ApprovalRequest.objects.get().pk, approve=True)
+    polled = _poll(scep, scep_ca, key, signer, pending.transaction_id, csr.subject)
+    assert polled.status == PkiStatus.SUCCESS
+    for transaction_id in (None, "RESTARTED-CLIENT-1", "RESTARTED-CLIENT-2"):
+        kw = {"transaction_id": transaction_id} if transaction_id else {}
+        again = scep.enroll(csr, key, scep_ca.certificate, signer_cert=signer, **kw)
+        assert again.status == PkiStatus.SUCCESS, (transaction_id, again.fail_info)
+        assert own(again, key) == own(polled, key)
+    assert ApprovalRequest.objects.count() == 1
+    assert Certificate.objects.filter(username="issued-once").count() == 1
+    # Another key with the same name is a new request: it waits for its own approval.
+    other = client_key(56)
+    fresh = scep.enroll(make_csr(other, "CN=issued-once,O=Test", "s3cret"), other, scep_ca.certificate,
+                        signer_cert=self_signed(other, "client"))
+    assert fresh.status == PkiStatus.PENDING and ApprovalRequest.objects.count() == 2
+
+
+def test_an_expired_scep_request_is_refused_on_poll(scep, scep_ca, ra, actor):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    approvals.set_required(actor, ca=scep_ca)
+    key = client_key(57)
+    signer = self_signed(key, "client")
+    csr = make_csr(key, "CN=too-late", "s3cret")
+    pending = scep.enroll(csr, key, scep_ca.certificate, signer_cert=signer)
+    ApprovalRequest.objects.update(expires_at=timezone.now() - dt.timedelta(seconds=1))
+    result = _poll(scep, scep_ca, key, signer, pending.transaction_id, csr.subject)
+    assert (result.status, result.fail_info) == (PkiStatus.FAILURE, FailInfo.BAD_REQUEST)
+    with pytest.raises(Exception, match="expired"):
+        approvals.decide(actor, ApprovalRequest.objects.get().pk, approve=True)
+    assert not EndEntity.objects.filter(username="too-late").exists()
