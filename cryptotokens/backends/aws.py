@@ -281,6 +281,8 @@ def _device_key(conn: KMSConnection, alias_name: str) -> DeviceKey:
     except CryptoTokenError:
         return DeviceKey(alias, "", "", problem="it is not an asymmetric key (GetPublicKey refused it)")
     usage = reply.get("KeyUsage", "")
+    if str(reply.get("KeySpec", "")).startswith(("SYMMETRIC", "HMAC")):
+        return DeviceKey(alias, "", str(reply["KeySpec"]), problem="it is not an asymmetric key")
     try:
         public_key = load_der_public_key(reply["PublicKey"])
         spec = key_spec_of(public_key)
