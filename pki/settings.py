@@ -377,7 +377,7 @@ PKCS11_ATTRIBUTE_FILES = {
 }
 # Endpoint overrides so tests (moto, a local Key Vault server) and private endpoints can be used.
 AWS_KMS_ENDPOINT_URL = os.environ.get("AWS_KMS_ENDPOINT_URL", "")
-AZURE_KEYVAULT_URL_TEMPLATE = os.environ.get("AZURE_KEYVAULT_URL_TEMPLATE", "https://{name}.vault.azure.net")
+AZURE_KEYVAULT_URL_TEMPLATE = os.environ.get("AZURE_KEYVAULT_URL_TEMPLATE", "https://{vault}.vault.azure.net")
 AZURE_AUTHORITY_HOST = os.environ.get("AZURE_AUTHORITY_HOST", "")
 AZURE_KEYVAULT_VERIFY_CHALLENGE_RESOURCE = _flag("AZURE_KEYVAULT_VERIFY_CHALLENGE_RESOURCE", True)
 # CA bundle for Key Vault and Azure AD connections (a TLS-inspecting proxy, or the tests' local server).
