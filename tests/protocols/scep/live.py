@@ -28,9 +28,7 @@ RA_SECRET = "s3cret"
 
 SETUP = """
 from cryptotokens import services as tokens
-from endentities.models import EndEntityProfile
 from endentities.services import add_end_entity, ensure_empty_profile
-from endentities.services.profiles import clone_profile, save_profile
 from endentities.validation import EndEntityInput
 from pki.auth.access import Actor
 from pki.services.cas import CASettings, create_ca
@@ -44,11 +42,9 @@ token = tokens.create_token(a, name="ScepToken", token_type="SoftCryptoToken", a
 ca = create_ca(a, CASettings(name="ScepCA", subject_dn="CN=ScepCA,O=Test,C=SE", crypto_token=token,
                              key_alias="signKey", key_spec="RSA2048"))
 services.add_alias(a, "scep", default_ca=ca, allow_des=True, include_ca=%(include_ca)r)
-# RA-mode end entities never use a password: a profile that requires none saves hashing one per enrollment.
-ra_profile = clone_profile(a, EndEntityProfile.objects.get(name="EMPTY"), "SCEP_RA")
-save_profile(a, "SCEP_RA", {"password_required": False}, ra_profile)
+# RA mode on EMPTY, as a user sets it up (its end entities get no enrollment code: the RA secret authenticated them).
 services.add_alias(a, "ra-devices", operation_mode="ra", ra_default_ca=ca, ra_auth_password="%(secret)s",
-                   ra_end_entity_profile="SCEP_RA", allow_des=True, include_ca=%(include_ca)r)
+                   ra_end_entity_profile="EMPTY", allow_des=True, include_ca=%(include_ca)r)
 for name in %(users)r:
     add_end_entity(a, EndEntityInput(username=name, password="foo123", subject_dn=f"CN={name},O=Test,C=SE", ca=ca,
                                      certificate_profile="ENDUSER"))
