@@ -34,3 +34,8 @@ class EndEntitiesConfig(AppConfig):
         from .api_v2 import ProfileLink
 
         register_end_entity_profile_link(ProfileLink())  # the v2 certificate search's END_ENTITY_PROFILE
+        from pki.services.profiles import register_profile_users
+
+        from .usage import certificate_profile_users
+
+        register_profile_users(certificate_profile_users)  # a certificate profile in use is not deleted

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import Any
 
 from django.db import transaction
+from django.db.models import ProtectedError
 
 from .. import audit
 from ..auth.access import Actor
@@ -14,6 +17,8 @@ from ..ids import is_db_id
 from ..models import CertificateProfile
 from ..x509.extensions import CUSTOM_ENCODINGS, KEY_USAGES, eku_oid
 from ..x509.validity import ValidityError, parse_validity
+
+logger = logging.getLogger("pki.profiles")
 
 # The fixed profiles EJBCA ships, with the same names.
 BUILTIN_PROFILES: dict[str, dict[str, Any]] = {
@@ -155,16 +160,55 @@ def clone_profile(actor: Actor, source: CertificateProfile, new_name: str) -> Ce
     return save_profile(actor, new_name, values)
 
 
+# provider(profile) -> what in a layer above uses it, named ("end entity 'alice'", "end entity profile 'VPN' (its
+# default)"). The end entity and SCEP apps register theirs at start-up (this core does not import them).
+ProfileUsers = Callable[[CertificateProfile], list[str]]
+_profile_users: list[ProfileUsers] = []
+
+
+def register_profile_users(provider: ProfileUsers) -> None:
+    """Add ``provider(profile) -> [names]``, asked before a certificate profile is deleted. A provider keeps its
+    list short itself (``"12 more end entities"``): the refusal shows all of it."""
+    if provider not in _profile_users:
+        _profile_users.append(provider)
+
+
+def profile_users(profile: CertificateProfile) -> list[str]:
+    """Everything that uses ``profile``: CAs, and what the registered providers report."""
+    from ..models import CertificateAuthority
+
+    found = [f"CA '{name}'" for name in CertificateAuthority.objects.filter(certificate_profile=profile)
+             .values_list("name", flat=True)]
+    for provider in _profile_users:
+        found.extend(provider(profile))
+    return found
+
+
+def _in_use(profile: CertificateProfile, users: list[str]) -> ConflictError:
+    return ConflictError(f"Certificate profile '{profile.name}' is used by {', '.join(users)}; change or remove "
+                         "them first.")
+
+
 @transaction.atomic
 def delete_profile(actor: Actor, profile: CertificateProfile) -> None:
+    """Delete a profile nothing uses (certificates issued under it keep their data). Refused, with the users
+    named, while a CA, an end entity, an end entity profile or a SCEP alias uses it."""
     actor.require("/ca_functionality/edit_certificate_profiles")
     if profile.builtin:
         raise ValidationError(f"'{profile.name}' is a fixed profile and cannot be deleted.")
-    from ..models import Certificate, CertificateAuthority
+    from ..models import Certificate
 
-    if CertificateAuthority.objects.filter(certificate_profile=profile).exists():
-        raise ConflictError(f"Certificate profile '{profile.name}' is used by a CA.")
+    # Locked: a row that starts referring to it meanwhile waits for this transaction (or is seen by the check).
+    profile = CertificateProfile.objects.select_for_update().get(pk=profile.pk)
+    users = profile_users(profile)
+    if users:
+        logger.info("Certificate profile %s not deleted: in use by %s", profile.name, ", ".join(users))
+        raise _in_use(profile, users)
     Certificate.objects.filter(certificate_profile=profile).update(certificate_profile=None)
     audit.record("CERTPROFILE_DELETION", actor.name, object_type="certificate_profile", object_id=profile.pk,
                  details={"name": profile.name}, in_transaction=True)
-    profile.delete()
+    try:
+        with transaction.atomic():
+            profile.delete()
+    except ProtectedError as exc:  # a reference no provider knows of: refused all the same, never a 500
+        raise _in_use(profile, sorted({f"{o._meta.verbose_name} '{o}'" for o in exc.protected_objects})) from None

@@ -23,6 +23,9 @@ class ScepConfig(AppConfig):
         from cryptotokens.usage import register_usage_provider
 
         register_usage_provider(aliases_using_token)
+        from pki.services.profiles import register_profile_users
+
+        register_profile_users(aliases_using_certificate_profile)  # named when its deletion is refused
         try:
             from pki.auth.resources import register_resources
         except ImportError:  # the resource registry is optional for this app
@@ -52,3 +55,11 @@ def aliases_using_token(token, alias: str | None) -> list[str]:
     if alias is not None:
         qs = qs.filter(ra_key_alias=alias)
     return [f"SCEP alias '{name}'" for name in qs.values_list("name", flat=True)]
+
+
+def aliases_using_certificate_profile(profile) -> list[str]:
+    """SCEP aliases that issue RA-mode certificates under ``profile``."""
+    from .models import ScepAlias
+
+    return [f"SCEP alias '{name}'" for name in ScepAlias.objects.filter(ra_certificate_profile=profile)
+            .values_list("name", flat=True)]

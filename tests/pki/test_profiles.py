@@ -51,7 +51,7 @@ def test_profile_used_by_a_ca_cannot_be_deleted(root_ca, actor):
     profile = clone_profile(actor, CertificateProfile.objects.get(name="ROOTCA"), "MyRoot")
     root_ca.certificate_profile = profile
     root_ca.save()
-    with pytest.raises(ConflictError, match="used by a CA"):
+    with pytest.raises(ConflictError, match="used by CA 'TestRoot'"):
         delete_profile(actor, profile)
 
 

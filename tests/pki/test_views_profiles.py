@@ -147,5 +147,5 @@ def test_a_profile_used_by_a_ca_is_not_deleted(admin, ca_factory):
     root = ca_factory("Root")
     ca_factory("Sub", signed_by=root, certificate_profile="MySubCA")
     r = admin.post(f"/profiles/{mine.pk}/delete/", follow=True)
-    assert b"is used by a CA" in r.content and CertificateProfile.objects.filter(name="MySubCA").exists()
+    assert b"is used by CA &#x27;Sub&#x27;" in r.content and CertificateProfile.objects.filter(name="MySubCA").exists()
     assert b"Used by CAs" in admin.get(f"/profiles/{mine.pk}/").content
