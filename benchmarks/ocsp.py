@@ -27,7 +27,7 @@ import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from _setup import ROOT, load, post_all, setup_django, table
+from _setup import ROOT, load, setup_django, table
 
 DATABASE = "pki_bench_ocsp"
 TARGET = 0.40
@@ -129,63 +129,226 @@ def raw_rate(ca_cert, certs, seconds: float) -> float:
     return done / (time.perf_counter() - started)
 
 
-def start_gunicorn(tmp: Path) -> tuple[subprocess.Popen, str]:
-    from tests.protocols.scep.live import free_port
+def floor(environ, start_response):
+    """A WSGI application that reads the request and answers a fixed 400 bytes: the ceiling of any Python
+    responder behind this gunicorn and this client (run as ``ocsp:floor`` from benchmarks/)."""
+    environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+    start_response("200 OK", [("Content-Type", "application/ocsp-response"), ("Content-Length", "400")])
+    return [b"\0" * 400]
 
-    port = free_port()
-    env = {**os.environ, "LOG_LEVEL": "WARNING", "ALLOWED_HOSTS": "127.0.0.1,localhost"}
-    log = (tmp / "gunicorn.log").open("w")
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "pki.wsgi", "--bind",
-                             f"127.0.0.1:{port}", "--workers", "2", "--threads", "4"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+
+def _wait_for(proc: subprocess.Popen, url: str, log: Path) -> None:
+    deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"gunicorn exited: {(tmp / 'gunicorn.log').read_text()[-2000:]}")
+            raise SystemExit(f"server exited: {log.read_text()[-2000:]}")
         try:
-            urllib.request.urlopen(base + "/ocsp", timeout=5).close()  # noqa: S310 - loopback
-            return proc, base
+            urllib.request.urlopen(url, timeout=5).close()  # noqa: S310 - loopback
+            return
         except urllib.error.HTTPError:
-            return proc, base
+            return
         except (urllib.error.URLError, OSError):
             time.sleep(0.3)
-    raise SystemExit("gunicorn did not answer")
+    raise SystemExit("the server did not answer")
+
+
+def start_make_run(tmp: Path, port: int) -> subprocess.Popen:
+    """scripts/serve.py as ``make run`` starts it (2 gunicorn workers of 4 threads; nginx in front when
+    installed), without the scheduler (no periodic job runs during a two-minute benchmark)."""
+    log = tmp / "serve.log"
+    env = {**os.environ, "LOG_LEVEL": "WARNING", "ALLOWED_HOSTS": "127.0.0.1,localhost"}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "serve.py"), "--host", "127.0.0.1", "--port",
+                             str(port), "--no-scheduler", "--run-dir", str(tmp / "run")],
+                            cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    _wait_for(proc, f"http://127.0.0.1:{port}/ocsp", log)
+    return proc
+
+
+def start_floor(tmp: Path, port: int) -> subprocess.Popen:
+    """gunicorn with make run's settings (serve.py's argv, as without nginx) serving :func:`floor`."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from serve import gunicorn_argv
+
+    log = tmp / "floor.log"
+    argv = gunicorn_argv(f"127.0.0.1:{port}", 2, 4, exposed=True)
+    argv[1] = "ocsp:floor"
+    proc = subprocess.Popen([*argv, "--chdir", str(ROOT / "benchmarks")], cwd=ROOT, stdout=log.open("w"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    _wait_for(proc, f"http://127.0.0.1:{port}/", log)
+    return proc
+
+
+def stop(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def post_raw(port: int, bodies: list[bytes], concurrency: int) -> tuple[float, list[float], list[bytes]]:
+    """POST every body to /ocsp with ``concurrency`` keep-alive clients on plain sockets; (seconds, latencies,
+    replies). http.client cost the client more CPU per request than the responder's whole answer; this
+    writes prepared request bytes and reads status line, headers and a Content-Length body, nothing more.
+    A reply other than HTTP 200 stops the run."""
+    import socket
+    import threading
+
+    head = ("POST /ocsp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/ocsp-request\r\n"
+            "Content-Length: {length}\r\n\r\n")
+    messages = [head.format(port=port, length=len(b)).encode() + b for b in bodies]
+    latencies = [0.0] * len(bodies)
+    replies: list[bytes] = [b""] * len(bodies)
+    next_index = iter(range(len(bodies)))
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        buffer = b""
+
+        def more() -> bytes:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("the server closed the connection")
+            return chunk
+        try:
+            while True:
+                with lock:
+                    i = next(next_index, None)
+                if i is None:
+                    return
+                started = time.perf_counter()
+                sock.sendall(messages[i])
+                while b"\r\n\r\n" not in buffer:
+                    buffer += more()
+                header, _, buffer = buffer.partition(b"\r\n\r\n")
+                length = int(header.lower().split(b"\r\ncontent-length:")[1].split(b"\r\n")[0])
+                while len(buffer) < length:
+                    buffer += more()
+                replies[i], buffer = buffer[:length], buffer[length:]
+                latencies[i] = time.perf_counter() - started
+                if header[9:12] != b"200":
+                    raise RuntimeError(f"HTTP {header[9:12].decode()}: {replies[i][:300]!r}")
+        except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread below
+            errors.append(exc)
+        finally:
+            sock.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise SystemExit(f"load generator: {errors[0]}")
+    return time.perf_counter() - started, latencies, replies
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of ``pids`` (those still alive), from /proc."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _descendants(root: int) -> list[int]:
+    """``root`` and every process below it (serve.py, gunicorn's arbiter and workers, nginx)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo += children.get(pid, [])
+    return found
+
+
+def _backends() -> list[int]:
+    """The PostgreSQL server processes serving the benchmark database (the server's connections)."""
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        return [row[0] for row in cur.fetchall()]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-n", type=int, default=2000, help="requests (one certificate each)")
+    parser.add_argument("-n", type=int, default=3000, help="requests (one certificate each)")
     parser.add_argument("-c", type=int, default=8, help="concurrent clients")
+    parser.add_argument("--port", type=int, default=0, help="the server's port (default: a free one)")
     parser.add_argument("--smoke", action="store_true", help="a few requests: check that it runs")
     args = parser.parse_args()
     n = 16 if args.smoke else args.n
     setup_django(DATABASE)
     import tempfile
 
+    from tests.protocols.scep.live import free_port
+
+    port = args.port or free_port()
     ca_cert, responder, certs = prepare(min(n, 200))
+    from django.db import connection
+
+    with connection.cursor() as cur:  # planner statistics, as autovacuum keeps them on a database in use
+        cur.execute("ANALYZE")
     requests = build_requests(ca_cert, [certs[i % len(certs)] for i in range(n)])
-    raw = raw_rate(ca_cert, certs, 0.2 if args.smoke else 3.0)
+    warm = build_requests(ca_cert, certs[: 4 * args.c])
+    raw_seconds = 0.2 if args.smoke else 3.0
+    raw_before = raw_rate(ca_cert, certs, raw_seconds)
+    load_before = load()
     with tempfile.TemporaryDirectory() as tmp:
-        proc, base = start_gunicorn(Path(tmp))
+        proc = start_make_run(Path(tmp), port)
         try:
-            post_all(base + "/ocsp", [r[0] for r in requests[: args.c]], "application/ocsp-request", args.c)  # warm
-            seconds, latencies, replies = post_all(base + "/ocsp", [r[0] for r in requests],
-                                                   "application/ocsp-request", args.c)
+            post_raw(port, [r[0] for r in warm], args.c)  # every thread's connection and prepared statements
+            server, backends = _descendants(proc.pid), _backends()
+            cpu = (_cpu_seconds(server), _cpu_seconds(backends), time.process_time())
+            seconds, latencies, replies = post_raw(port, [r[0] for r in requests], args.c)
+            cpu = (_cpu_seconds(server) - cpu[0], _cpu_seconds(backends) - cpu[1], time.process_time() - cpu[2])
         finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=30)
+            stop(proc)
+        raw_after = raw_rate(ca_cert, certs, raw_seconds)
+        proc = start_floor(Path(tmp), port)
+        try:
+            post_raw(port, [r[0] for r in warm], args.c)
+            floor_seconds, floor_latencies, _ = post_raw(port, [r[0] for r in requests], args.c)
+        finally:
+            stop(proc)
     failed = check(requests, replies, responder)
-    rate = n / seconds
-    latencies.sort()
-    print(f"OCSP responder, P-256 binding, gunicorn 2x4, PostgreSQL, {n} requests, concurrency {args.c}, "
-          f"load {load()}")
+    raw = (raw_before + raw_after) / 2
+    rate, floor_rate = n / seconds, n / floor_seconds
+
+    def row(name: str, per_second: float, lat: list[float] | None, bad="") -> tuple:
+        if lat is None:
+            return name, f"{per_second:,.0f}", "", "", bad
+        lat = sorted(lat)
+        return (name, f"{per_second:,.0f}", f"{statistics.median(lat) * 1000:.1f}",
+                f"{lat[max(int(len(lat) * 0.99) - 1, 0)] * 1000:.1f}", bad)
+
+    print(f"OCSP responder, P-256 binding, make run (scripts/serve.py: gunicorn 2x4), PostgreSQL, {n} requests "
+          f"with nonce, concurrency {args.c}, load {load_before} -> {load()}")
     print(table([
-        ("pki /ocsp (HTTP)", f"{rate:.0f}", f"{statistics.median(latencies) * 1000:.1f}",
-         f"{latencies[int(len(latencies) * 0.99) - 1] * 1000:.1f}", failed),
-        ("cryptography build+sign (1 thread)", f"{raw:.0f}", "", "", ""),
+        row("pki /ocsp (HTTP, every answer verified)", rate, latencies, failed),
+        row("same gunicorn, no-op WSGI app (floor)", floor_rate, floor_latencies),
+        row(f"cryptography build+sign, 1 thread ({raw_before:,.0f} before, {raw_after:,.0f} after)", raw, None),
     ], ("", "responses/s", "p50 ms", "p99 ms", "failed")))
-    print(f"ratio {rate / raw:.2f} of raw (target {TARGET:.2f})")
+    print(f"CPU ms per answer: server {cpu[0] / n * 1000:.2f}, PostgreSQL {cpu[1] / n * 1000:.2f}, "
+          f"load generator {cpu[2] / n * 1000:.2f} (2 cores, shared)")
+    print(f"ratio {rate / raw:.2f} of raw (target {TARGET:.2f}); floor / raw {floor_rate / raw:.2f}; "
+          f"pki / floor {rate / floor_rate:.2f}")
     if failed:
         raise SystemExit(f"{failed} answers were wrong")
 

@@ -76,6 +76,8 @@ MIDDLEWARE = [
     "protocols.scep.middleware.ScepEndpointMiddleware",
     # The same for the peers protocol (/peers/v1/, RA/VA nodes): no session or administrator certificate login.
     "peers.middleware.PeerEndpointMiddleware",
+    # The public OCSP responder's paths, the same way (protocols/ocsp/middleware.py).
+    "protocols.ocsp.middleware.OcspEndpointMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Below WhiteNoise (static files keep their caching): Content-Security-Policy on HTML, no-store on everything
     # that names no caching of its own (pki.http.headers).
