@@ -34,6 +34,9 @@ class EndEntitiesConfig(AppConfig):
         from .api_v2 import ProfileLink
 
         register_end_entity_profile_link(ProfileLink())  # the v2 certificate search's END_ENTITY_PROFILE
+        from .configdump import register_items as register_configdump_items
+
+        register_configdump_items()  # end entity profiles in the configdump
         from pki.services.profiles import register_profile_users
 
         from .usage import certificate_profile_users

@@ -28,3 +28,8 @@ class PkiConfig(AppConfig):
         from .management.config_oauth import OAuthConfigGroup
 
         register_config_group("oauth", OAuthConfigGroup())
+        from .management.config_dump import DumpConfigGroup
+        from .services.configdump_items import register_items as register_configdump_items
+
+        register_configdump_items()  # CAs, certificate profiles, OAuth providers, roles in the configdump
+        register_config_group("dump", DumpConfigGroup())

@@ -17,6 +17,9 @@ class ScepConfig(AppConfig):
         from .cli import ScepConfigGroup
 
         register_config_group("scep", ScepConfigGroup())
+        from .configdump import register_items as register_configdump_items
+
+        register_configdump_items()  # SCEP aliases in the configdump
         from pki.bootstrap import register_step
 
         register_step(ensure_default_alias, order=60)
