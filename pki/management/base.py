@@ -26,6 +26,9 @@ def read_secret(given: str | None, *, env: str, prompt: str, missing: str) -> st
     return value
 
 
+WAITING_FOR_APPROVAL_EXIT = 3  # the action was stored as an approval request, not carried out
+
+
 class GroupCommand(BaseCommand):
     """A command with subcommands: each ``handle_<name>`` method is one, ``add_<name>`` adds its options."""
 
@@ -50,4 +53,6 @@ class GroupCommand(BaseCommand):
         try:
             return getattr(self, f"handle_{name}")(**options)
         except (PkiError, CryptoTokenError) as exc:
+            if getattr(exc, "request_id", None) is not None:  # stored for approval: `approvals show <id>`
+                raise CommandError(str(exc), returncode=WAITING_FOR_APPROVAL_EXIT) from None
             raise CommandError(str(exc)) from None
