@@ -38,6 +38,13 @@ def execute_activate_ca(req: ApprovalRequest) -> None:
 
 
 def register() -> None:
-    """Register the executors (``PkiConfig.ready``)."""
+    """Register the executors and the approval rules of the roles editor (``PkiConfig.ready``)."""
+    from .auth.resources import REGULAR, register_resources
+
     approvals.register_executor("revoke", execute_revoke)
     approvals.register_executor("activate_ca", execute_activate_ca)
+    register_resources(REGULAR, [
+        (approvals.APPROVE_CA_RULE, "Approve CA actions (CA activation)"),
+        (approvals.VIEW_RULE, "View approval requests"),
+        (approvals.EDIT_PROFILES_RULE, "Edit approval profiles"),
+    ])

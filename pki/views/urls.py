@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import audit, auth, cas, certificates, crls, dashboard, profiles
+from . import approvals, audit, auth, cas, certificates, crls, dashboard, profiles
 from .context import NavItem, register_nav
 
 urlpatterns = [
@@ -22,6 +22,11 @@ urlpatterns = [
     path("profiles/<int:pk>/edit/", profiles.profile_edit, name="profile-edit"),
     path("profiles/<int:pk>/clone/", profiles.profile_clone, name="profile-clone"),
     path("profiles/<int:pk>/delete/", profiles.profile_delete, name="profile-delete"),
+    path("approvalprofiles/", approvals.profile_list, name="approval-profile-list"),
+    path("approvalprofiles/new/", approvals.profile_create, name="approval-profile-create"),
+    path("approvalprofiles/<int:pk>/edit/", approvals.profile_edit, name="approval-profile-edit"),
+    path("approvalprofiles/<int:pk>/delete/", approvals.profile_delete, name="approval-profile-delete"),
+    path("approvalprofiles/settings/", approvals.setting_save, name="approval-setting-save"),
     path("certificates/", certificates.certificate_list, name="certificate-list"),
     path("certificates/issue/", certificates.certificate_issue, name="certificate-issue"),
     path("certificates/<int:pk>/", certificates.certificate_detail, name="certificate-detail"),
@@ -43,5 +48,6 @@ for item in (
     NavItem("Issue for CSR", "certificate-issue", "/ca_functionality/create_certificate"),
     NavItem("CRLs", "crl-list", "/ca_functionality/view_ca"),
     NavItem("Audit log", "audit-log", "/audit/view", "System"),
+    NavItem("Approval profiles", "approval-profile-list", approvals.EDIT_RULE, "System"),
 ):
     register_nav(item)
