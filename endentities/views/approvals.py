@@ -36,7 +36,7 @@ def request_list(request: HttpRequest) -> HttpResponse:
     status = request.GET.get("status", ApprovalStatus.WAITING)
     if status not in ApprovalStatus.values:
         status = ApprovalStatus.WAITING
-    qs = approvals.visible(actor(request)).filter(status=status)
+    qs = approvals.with_status(approvals.visible(actor(request)), status)
     return render(request, "ra/approval_list.html", {
         "page": paginate(request, qs), "status": status, "statuses": ApprovalStatus.choices,
     })

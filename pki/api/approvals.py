@@ -139,7 +139,7 @@ class ApprovalListView(APIView):
         wanted = request.query_params.get("status", ApprovalStatus.WAITING)
         if wanted not in ApprovalStatus.values:
             raise ValidationError(f"status must be one of {', '.join(ApprovalStatus.values)}.", field="status")
-        qs = approvals.visible(actor).filter(status=wanted).prefetch_related("approvals")[:MAX_LIST]
+        qs = approvals.with_status(approvals.visible(actor), wanted).prefetch_related("approvals")[:MAX_LIST]
         return Response([describe(r) for r in qs])
 
 

@@ -375,6 +375,16 @@ def visible(actor: Actor) -> QuerySet[ApprovalRequest]:
     return qs.filter(action__in=rules).filter(Q(ca_id__in=visible_ca_ids(actor)) | Q(ca__isnull=True))
 
 
+def with_status(qs: QuerySet[ApprovalRequest], status: str) -> QuerySet[ApprovalRequest]:
+    """Requests of ``status`` as they are now: a WAITING request past its expiry counts as EXPIRED."""
+    now = timezone.now()
+    if status == ApprovalStatus.WAITING:
+        return qs.filter(status=status, expires_at__gt=now)
+    if status == ApprovalStatus.EXPIRED:
+        return qs.filter(Q(status=status) | Q(status=ApprovalStatus.WAITING, expires_at__lte=now))
+    return qs.filter(status=status)
+
+
 def get_request(actor: Actor, pk: int | str) -> ApprovalRequest:
     """One request the actor may see (else NotFoundError, as for a missing one)."""
     from ..ids import parse_db_id

@@ -140,6 +140,9 @@ def test_an_approver_needs_the_rule_and_the_ca(actor, sub_ca, leaf, rules):
 def test_an_expired_request_cannot_be_approved(actor, sub_ca, leaf):
     req = _waiting_revocation(actor, sub_ca, leaf)
     ApprovalRequest.objects.filter(pk=req.pk).update(expires_at=timezone.now() - dt.timedelta(seconds=1))
+    everything = ApprovalRequest.objects.all()
+    assert not approvals.with_status(everything, "WAITING").exists()  # no longer listed as waiting
+    assert list(approvals.with_status(everything, "EXPIRED")) == [req]
     with pytest.raises(ConflictError, match="expired"):
         approvals.decide(approver("alice", sub_ca), req.pk, approve=True)
     assert ApprovalRequest.objects.get(pk=req.pk).status == ApprovalStatus.EXPIRED

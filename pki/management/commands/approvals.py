@@ -72,7 +72,7 @@ class Command(GroupCommand):
         target.add_argument("--certprofile")
 
     def handle_list(self, status: str, **options) -> None:
-        rows = approvals.visible(self.actor).filter(status=status)
+        rows = approvals.with_status(approvals.visible(self.actor), status)
         for r in rows:
             self.stdout.write(f"{r.pk}\t{r.status}\t{r.action}\t{r.operation}\t{r.username or '-'}\t"
                               f"{r.ca.name if r.ca_id else '-'}\t{r.requested_by}\t{r.approvals.count()}/"
