@@ -13,6 +13,25 @@ from cryptotokens.errors import CryptoTokenError
 from ..auth.access import Actor
 from ..errors import PkiError
 
+UNSUPPORTED_EXIT = 2
+
+
+def unsupported(capability: str, hint: str = "") -> CommandError:
+    """The error of an ``ejbca.sh`` form this project cannot carry out: it names the missing capability and
+    exits with code 2 (other failures exit 1), so a migrated script can tell "not here" from "went wrong"."""
+    return CommandError(f"Not supported here: {capability}." + (f" {hint}" if hint else ""),
+                        returncode=UNSUPPORTED_EXIT)
+
+
+def true_false(value: str) -> bool:
+    """EJBCA's ``true``/``false`` option values (also yes/no, 1/0)."""
+    low = str(value).strip().lower()
+    if low in {"true", "yes", "1", "on"}:
+        return True
+    if low in {"false", "no", "0", "off"}:
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, not {value!r}")
+
 
 def read_secret(given: str | None, *, env: str, prompt: str, missing: str) -> str:
     """A secret from its command-line option, else the environment variable ``env``, else a prompt on a terminal
@@ -30,15 +49,18 @@ WAITING_FOR_APPROVAL_EXIT = 3  # the action was stored as an approval request, n
 
 
 class GroupCommand(BaseCommand):
-    """A command with subcommands: each ``handle_<name>`` method is one, ``add_<name>`` adds its options."""
+    """A command with subcommands: each ``handle_<name>`` method is one, ``add_<name>`` adds its options.
+    ``aliases`` maps other names of a subcommand (this project's earlier spelling) to it."""
 
     subcommands: dict[str, str] = {}
+    aliases: dict[str, str] = {}
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         sub = parser.add_subparsers(dest="subcommand", required=True, parser_class=type(parser))
         for name, help_text in self.subcommands.items():
             p = sub.add_parser(
-                name, help=help_text, called_from_command_line=getattr(self, "_called_from_command_line", False)
+                name, help=help_text, aliases=[a for a, canonical in self.aliases.items() if canonical == name],
+                called_from_command_line=getattr(self, "_called_from_command_line", False)
             )
             adder = getattr(self, f"add_{name}", None)
             if adder:
@@ -49,7 +71,7 @@ class GroupCommand(BaseCommand):
         return Actor.system_actor("cli")
 
     def handle(self, *args, **options):
-        name = options["subcommand"]
+        name = self.aliases.get(options["subcommand"], options["subcommand"])
         try:
             return getattr(self, f"handle_{name}")(**options)
         except (PkiError, CryptoTokenError) as exc:

@@ -63,7 +63,7 @@ def test_issue_revoke_and_crl(cli_pki, csr_factory):
         (("ca", "revokecert", "--caname", "CliSub", "--serial", "abc", "--reason", "bogus"), "No certificate"),
         (("ca", "issuecert", "--caname", "CliSub", "--csr", "/nonexistent.csr"), "Cannot read"),
         (("ca", "init", "--caname", "X"), "--dn is required"),
-        (("ca", "init", "--caname", "X", "--dn", "CN=X"), "--tokenpass"),
+        (("ca", "init", "--caname", "X", "--dn", "CN=X"), "--tokenPass"),
         (("ca", "init", "--caname", "CliSub", "--dn", "CN=Y", "--tokenpass", "a"), "already exists"),
     ],
 )
@@ -154,7 +154,8 @@ def test_roles_addrolemember_warns_about_cn_members(cli_pki, args, warned):
 @pytest.mark.parametrize(("args", "message"), [
     (("--with", "WITH_COMMONNAME", "--value", "ops-admin"), "needs --caname"),
     (("--with", "WITH_SERIALNUMBER", "--value", "1f"), "needs --caname"),
-    (("--with", "WITH_DNSNAME", "--value", "x"), "--with must be one of"),
+    (("--with", "WITH_DNSNAME", "--value", "x"), "Not supported here: role members matched WITH_DNSNAME"),
+    (("--with", "SOMETHING", "--value", "x"), "--with must be one of"),
     (("--with", "WITH_COMMONNAME", "--value", "x", "--caname", "NoSuchCA"), "does not exist"),
 ])
 def test_roles_addrolemember_refusals(cli_pki, args, message):

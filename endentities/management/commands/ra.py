@@ -10,6 +10,11 @@
     ra findendentity --username=user
     ra listendentities [-S 10]
     ra enroll --username=user --password=foo123 --csr=req.pem [-o cert.pem]
+    ra revokecert --dn "CN=ManagementCA,O=PKI Demo,C=SE" -s 1A2B3C -r 1
+    ra unrevokeendentity --username=user                     (takes its certificates off hold)
+    ra getendentitycert --username=user                      (its certificates, PEM)
+    ra setsubjectdn --username=user --dn "CN=New Name,O=Org"
+    ra renameendentity --current=user --new=user2
 
 Like EJBCA's, the username (and the password or status) may also be given as positional arguments.
 """
@@ -26,7 +31,9 @@ from endentities.models import EndEntity
 from endentities.services import (
     EndEntityQuery,
     add_end_entity,
+    certificates_of,
     delete_end_entity,
+    edit_end_entity,
     enroll,
     find_end_entity,
     revoke_end_entity,
@@ -35,9 +42,12 @@ from endentities.services import (
     set_password,
     set_status,
 )
+from endentities.services.rename import rename_end_entity
 from endentities.validation import EndEntityInput
+from pki.choices import CertificateStatus
 from pki.errors import ValidationError
 from pki.management.base import GroupCommand
+from pki.revocation import find_certificate, revoke, unrevoke
 
 
 def _username(p) -> None:
@@ -62,6 +72,11 @@ class Command(GroupCommand):
         "findendentity": "Show an end entity.",
         "listendentities": "List end entities, optionally only those with a status.",
         "enroll": "Enroll an end entity with its username and enrollment code and a PKCS#10 request.",
+        "revokecert": "Revoke one certificate by issuer DN and serial number.",
+        "unrevokeendentity": "Take an end entity's certificates off hold (and its status back from REVOKED).",
+        "getendentitycert": "Print the certificates of an end entity (PEM).",
+        "setsubjectdn": "Change the subject DN of an end entity.",
+        "renameendentity": "Give an end entity another username.",
     }
 
     # --- addendentity ------------------------------------------------------------------------------
@@ -236,6 +251,60 @@ class Command(GroupCommand):
             self.stdout.write(f"Issued serial {issued.row.serial} to {out}")
         else:
             self.stdout.write(pem, ending="")
+
+    # --- single certificates and renames -------------------------------------------------------------
+
+    def add_revokecert(self, p):
+        p.add_argument("--dn", required=True, help="Issuer DN of the certificate (or the CA's name)")
+        p.add_argument("-s", "--serial", dest="serial", required=True, help="Serial number, hex")
+        p.add_argument("-r", "--reason", dest="reason", default="0",
+                       help="RFC 5280 reason code (0 unspecified, 1 keyCompromise, ... 6 certificateHold) or name")
+
+    def handle_revokecert(self, dn, serial, reason="0", **o):
+        cert = revoke(self.actor, find_certificate(dn, serial), reason)
+        self.stdout.write(f"Certificate {cert.serial.upper()} is now {cert.get_status_display().lower()}.")
+
+    def add_unrevokeendentity(self, p):
+        _username(p)
+
+    def handle_unrevokeendentity(self, **o):
+        ee = find_end_entity(self.actor, self._need(o, "username"))
+        held = list(certificates_of(self.actor, ee).filter(status=CertificateStatus.ON_HOLD))
+        for cert in held:
+            unrevoke(self.actor, cert)
+        if held and ee.status == EndEntityStatus.REVOKED:
+            set_status(self.actor, ee.username, EndEntityStatus.GENERATED)
+        self.stdout.write(f"{len(held)} certificate(s) of '{ee.username}' taken off hold.")
+
+    def add_getendentitycert(self, p):
+        _username(p)
+
+    def handle_getendentitycert(self, **o):
+        ee = find_end_entity(self.actor, self._need(o, "username"))
+        for cert in certificates_of(self.actor, ee):
+            self.stdout.write(f"Serial number: {cert.serial.upper()} ({cert.get_status_display().lower()})")
+            self.stdout.write(cert.certificate.public_bytes(serialization.Encoding.PEM).decode(), ending="")
+
+    def add_setsubjectdn(self, p):
+        _username(p)
+        p.add_argument("--dn", required=True)
+
+    def handle_setsubjectdn(self, dn, **o):
+        ee = find_end_entity(self.actor, self._need(o, "username"))
+        data = EndEntityInput(
+            username=ee.username, subject_dn=dn, subject_alt_name=ee.subject_alt_name, email=ee.email, ca=ee.ca,
+            certificate_profile=ee.certificate_profile, token_type=ee.token_type,
+            key_recoverable=ee.key_recoverable, send_notification=ee.send_notification)
+        ee = edit_end_entity(self.actor, ee.username, data, profile=ee.end_entity_profile)
+        self.stdout.write(f"Subject DN of '{ee.username}' set.")
+
+    def add_renameendentity(self, p):
+        p.add_argument("--current", required=True, help="Current username")
+        p.add_argument("--new", required=True, help="New username")
+
+    def handle_renameendentity(self, current, new, **o):
+        ee = rename_end_entity(self.actor, current, new)
+        self.stdout.write(f"End entity '{current}' renamed to '{ee.username}'.")
 
     # --- helpers -----------------------------------------------------------------------------------
 
