@@ -76,11 +76,11 @@ class _CaIndex:
         self._version: tuple | None = None
         self.index: dict[tuple[str, bytes, bytes], int] = {}
 
-    def refresh(self) -> bool:
-        """Rebuild the index if the CAs or their certificates changed since it was built; True if it did."""
+    def refresh(self) -> None:
+        """Rebuild the index if the CAs or their certificates changed since it was built."""
         version = _index_version()
         if version == self._version:
-            return False
+            return
         with self._lock:
             rows = list(CertificateAuthority.objects.local().exclude(certificate_der=None)
                         .values_list("pk", "certificate_der"))
@@ -92,7 +92,6 @@ class _CaIndex:
                 for hash_name in messages.HASHES:
                     index.setdefault((hash_name, *messages.issuer_hashes(cert, hash_name)), ca_id)
             self.index, self._version = index, version
-        return True
 
 
 def _index_version() -> tuple:
@@ -155,7 +154,10 @@ def respond(data: bytes, now: datetime | None = None) -> OcspAnswer:
         owners = [index.get(cert_id.issuer_key) for cert_id in request.cert_ids]
         ca_id = next((ca for ca in owners if ca is not None), None)
         state = answer_state(ca_id, serials, now) if ca_id is not None else None
-        if state is not None or attempt == 2 or not _ca_index.refresh():
+        if state is not None or attempt == 2:
+            break
+        _ca_index.refresh()
+        if _ca_index.index is index:  # nothing new to look in (another thread may have rebuilt it meanwhile)
             break
     if state is None:
         logger.info("OCSP request for no CA of this responder (%d certificates)", len(owners))
