@@ -18,6 +18,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Count
 
@@ -211,7 +212,9 @@ def _clean_member(spec: MemberSpec) -> MemberSpec:
         issuer = spec.issuer_ca
         if issuer is None:
             raise ValidationError("Choose the CA that issues the client certificates.", field="issuer_ca")
-        if issuer.is_external:
+        # On an RA or VA node every CA is imported (its keys stay on the CA node): members of such a CA admit the
+        # CA's peer connectors (peers.incoming), never an administrator (pki.auth.clientcert matches local CAs only).
+        if issuer.is_external and getattr(settings, "PKI_NODE_ROLE", "ca") == "ca":
             raise ValidationError("Client certificates are matched only for CAs of this installation.",
                                   field="issuer_ca")
         if spec.match_type == MemberMatch.CERTIFICATE_SERIAL:
