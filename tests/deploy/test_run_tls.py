@@ -145,6 +145,20 @@ def test_init_writes_the_listener_credentials_and_prints_the_p12_password_once(r
     assert member == [("CERTIFICATE_SERIAL", "ManagementCA")]
 
 
+def test_nginx_accepts_the_https_configuration_and_drops_it_without_credentials(run, tmp_path):
+    nginx = serve.nginx_binary()
+    config = serve.render_nginx(tmp_path, "127.0.0.1", 8000, 8001, tls_port=8443, tls_dir=run.var / "tls")
+    site = (tmp_path / "pki-run.conf").read_text()
+    assert "listen 127.0.0.1:8443 ssl;" in site and "ssl_verify_client optional;" in site
+    assert "/PKI_TLS_DIR" not in site and str(run.var / "tls" / "client-ca.pem") in site
+    out = subprocess.run([nginx, "-t", "-p", str(tmp_path), "-c", str(config), "-e", "stderr"], capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode == 0 and "[emerg]" not in out.stderr, out.stderr
+    serve.render_nginx(tmp_path, "127.0.0.1", 8000, 8001, tls_port=8443, tls_dir=None)
+    assert "ssl" not in (tmp_path / "pki-run.conf").read_text().replace("X-SSL-Client", "")
+    assert serve.tls_ready(run.var / "tls") and not serve.tls_ready(tmp_path)
+
+
 # --- who gets in -------------------------------------------------------------------------------------------------
 
 def test_superadmin_certificate_reaches_the_rest_api(run, admin_pem):
@@ -185,3 +199,30 @@ def test_the_browser_port_stays_plain_http_with_usable_cookies(run):
     assert reply.status == 200
     # The CSRF cookie of the login form: without Secure, so a browser keeps it on http://127.0.0.1:8000.
     assert cookies and not [c for c in cookies if "secure" in [a.strip().lower() for a in c.split(";")[1:]]]
+
+
+# --- an EJBCA REST client with only its client certificate -------------------------------------------------------
+
+def test_client_certificate_only_enrolls_renews_twice_revokes_and_checks_status(run, admin_pem):
+    issuer = quote("CN=ManagementCA,O=PKI Demo,C=SE", safe="")
+    serials = []
+    for attempt in range(3):  # the first enrollment, then the same username twice more (renewals)
+        csr_pem, _ = _csr("device-42")
+        status, body = curl(run, "POST", f"{V1}/certificate/pkcs10enroll", cert=admin_pem, body={
+            "certificate_request": csr_pem, "username": "device-42", "password": "foo123",
+            "certificate_profile_name": "ENDUSER", "end_entity_profile_name": "EMPTY",
+            "certificate_authority_name": "ManagementCA", "include_chain": True})
+        assert status == 201, (attempt, body)
+        cert = x509.load_der_x509_certificate(base64.b64decode(body["certificate"]))
+        assert cert.subject.rfc4514_string() == "CN=device-42"
+        serials.append(body["serial_number"])
+    assert len(set(serials)) == 3
+    status, body = curl(run, "PUT", f"{V1}/certificate/{issuer}/{serials[-1]}/revoke?reason=KEY_COMPROMISE",
+                        cert=admin_pem)
+    assert status == 200 and body["revoked"] is True, body
+    status, body = curl(run, "GET", f"{V1}/certificate/{issuer}/{serials[-1]}/revocationstatus", cert=admin_pem)
+    assert status == 200 and body["revoked"] is True and body["revocation_reason"] == "KEY_COMPROMISE", body
+    status, body = curl(run, "GET", f"{V1}/certificate/{issuer}/{serials[0]}/revocationstatus", cert=admin_pem)
+    assert status == 200 and body["revoked"] is False, body
+    actors = {row[0] for row in run.query("SELECT actor FROM pki_auditevent WHERE event_type = 'CERT_REVOKED'")}
+    assert any("SuperAdmin (certificate" in a for a in actors), actors
