@@ -136,6 +136,8 @@ class Command(CaMoreCommands, GroupCommand):
                 raise CommandError("--caname is required")
             result = bootstrap.run()
             self.stdout.write("\n".join(f"created {c}" for c in result.created) or "already initialized")
+            if result.superadmin_password:
+                self.stdout.write(f"superadmin.p12 password: {result.superadmin_password}")
             if result.admin_password:
                 self.stdout.write(f"admin '{result.admin_username}' password: {result.admin_password}")
             return
