@@ -14,17 +14,28 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from pki.auth.access import actor_for_request
-from pki.errors import AuthorizationDenied, NotFoundError, ValidationError, as_pki_error
+from pki.errors import AuthorizationDenied, PkiError, as_pki_error
 
 from . import services
 from .backends import KeySpec
-from .errors import CryptoTokenError
+from .errors import AuthenticationCodeError, CryptoTokenError, KeyPairExistsError, UnsupportedKeySpecError
 from .models import CryptoToken
 
 logger = logging.getLogger("cryptotokens.api")
 
 _message = inline_serializer("CryptoTokenMessage", {"message": serializers.CharField()})
 
+
+
+class Unprocessable(PkiError):
+    """EJBCA's 422 of the crypto token resource: unknown token, wrong activation code, a key it cannot make."""
+
+    http_status = 422
+    error_code = "UNPROCESSABLE_ENTITY"
+
+
+# Crypto token refusals EJBCA answers with 422 (CryptoTokenRestResource); others keep the core's mapping.
+_UNPROCESSABLE = (AuthenticationCodeError, KeyPairExistsError, UnsupportedKeySpecError)
 
 
 class ActivationSerializer(serializers.Serializer):
@@ -54,7 +65,7 @@ def _allowed_token(request, name: str, action: str) -> CryptoToken:
             logger.info("%s asked to %s crypto token %s it may not see: answered as for a missing token",
                         actor.name, action, token.pk)
         if actor.is_allowed("/cryptotoken/view") or actor.is_allowed(f"/cryptotoken/{action}"):
-            raise NotFoundError(f"Crypto token '{name}' does not exist.")
+            raise Unprocessable(f"Unknown crypto token '{name}'.")
         raise AuthorizationDenied(f"/cryptotoken/{action}", actor.name)
     actor.require(f"/cryptotoken/{action}/{token.pk}")
     return token
@@ -69,24 +80,27 @@ def _spec(alg: str, spec: str) -> str:
         return spec.strip()
     if alg in {"ED25519", "ED448"}:
         return alg.title().replace("ed", "Ed")
-    raise ValidationError(f"Unknown key algorithm '{alg}'.", field="key_alg")
+    raise Unprocessable(f"Unknown key algorithm '{alg}'.", field="key_alg")
 
 
 class _TokenView(APIView):
     def handle_exception(self, exc):
-        if isinstance(exc, CryptoTokenError):
+        if isinstance(exc, _UNPROCESSABLE):
+            exc = Unprocessable(str(exc))
+        elif isinstance(exc, CryptoTokenError):
             exc = as_pki_error(exc)
         return super().handle_exception(exc)
 
 
 class ActivateView(_TokenView):
-    @extend_schema(request=ActivationSerializer, responses={200: _message}, operation_id="cryptotoken_activate")
+    @extend_schema(request=ActivationSerializer, responses={200: None}, operation_id="cryptotoken_activate")
     def put(self, request, cryptotoken_name: str):
+        """200 with no body, as EJBCA; a wrong activation code or an unknown token is 422."""
         token = _allowed_token(request, cryptotoken_name, "activate")
         data = ActivationSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         services.activate(actor_for_request(request), token, data.validated_data["activation_code"])
-        return Response({"message": f"Crypto token '{token.name}' is active."})
+        return Response(status=status.HTTP_200_OK)
 
 
 class DeactivateView(_TokenView):
@@ -98,17 +112,19 @@ class DeactivateView(_TokenView):
 
 
 class GenerateKeysView(_TokenView):
-    @extend_schema(request=KeyGenerationSerializer, responses={201: _message}, operation_id="cryptotoken_generatekeys")
+    @extend_schema(request=KeyGenerationSerializer, responses={200: None}, operation_id="cryptotoken_generatekeys")
     def post(self, request, cryptotoken_name: str):
+        """200 with no body, as EJBCA; an alias in use or a key the token cannot make is 422."""
         token = _allowed_token(request, cryptotoken_name, "generate_keys")
         data = KeyGenerationSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         spec = _spec(data.validated_data["key_alg"], data.validated_data["key_spec"])
-        KeySpec.parse(spec)
-        entry = services.generate_key_pair(actor_for_request(request), token, data.validated_data["key_pair_alias"],
-                                           spec)
-        return Response({"message": f"Generated key pair '{entry.alias}' ({entry.key_algorithm} {entry.key_spec})."},
-                        status=status.HTTP_201_CREATED)
+        try:
+            KeySpec.parse(spec)
+        except CryptoTokenError as exc:
+            raise Unprocessable(str(exc), field="key_spec") from None
+        services.generate_key_pair(actor_for_request(request), token, data.validated_data["key_pair_alias"], spec)
+        return Response(status=status.HTTP_200_OK)
 
 
 _device_keys = inline_serializer("CryptoTokenDeviceKey", {

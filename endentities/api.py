@@ -35,6 +35,7 @@ from .serializers import (
     build_keystore_response,
 )
 from .services import (
+    EndEntityExists,
     EndEntityQuery,
     add_end_entity,
     delete_end_entity,
@@ -78,26 +79,88 @@ class EndEntityStatusView(APIView):
         return Response(status_payload())
 
 
+# Fields of EJBCA's AddEndEntityRestRequest this installation has no use for: refused by name when set, never
+# silently dropped.
+_REFUSED_FIELDS = {
+    "account_binding_id": "there is no ACME external account binding here",
+    "custom_data": "EJBCA's end entity custom data has no use here",
+    "card_number": "smart card numbers are not kept here",
+    "certificate_serial_number": "certificate serial numbers are always random here (no custom serial numbers)",
+}
+
+
+def _refuse_unused(body: dict) -> None:
+    for name, why in _REFUSED_FIELDS.items():
+        if body.get(name):
+            raise ValidationError(f"{name} is not supported: {why}.", field=name)
+
+
+def _end_entity_input(body: dict, *, username: str):
+    """EJBCA's AddEndEntityRestRequest as the services' input (every field used, or refused above)."""
+    from .validation import EndEntityInput
+
+    _refuse_unused(body)
+    return EndEntityInput(
+        username=username, password=body.get("password") or None,
+        subject_dn=body.get("subject_dn", ""), subject_alt_name=body.get("subject_alt_name", ""),
+        email=body.get("email", ""), ca=body.get("ca_name") or None,
+        certificate_profile=body.get("certificate_profile_name") or None, token_type=body.get("token"),
+        custom_extension_data=_extension_data(body.get("extension_data", [])),
+        key_recoverable=True if body.get("key_recoverable") else None,
+        validity_start=body.get("start_time") or "", validity_end=body.get("end_time") or "",
+        send_notification=body.get("send_notification"),
+    )
+
+
+def _named(exc: ValidationError) -> ValidationError:
+    """A profile refusal of the validity times named by EJBCA's field names (start_time, end_time)."""
+    rest = {"validity_start": "start_time", "validity_end": "end_time"}.get(exc.field or "")
+    return ValidationError(f"{rest}: {exc.message}", field=rest) if rest else exc
+
+
 class AddEndEntityView(APIView):
-    """``POST /v1/endentity``: 200 and no body; a taken username is 409."""
+    """``POST /v1/endentity``: 200 and no body; a taken username is 400, as EJBCA answers."""
 
     @extend_schema(tags=TAGS, operation_id="endentity_add", summary="Add a new end entity",
-                   request=AddEndEntitySerializer, responses=with_errors({200: None}, 400, 401, 403, 404, 409))
+                   request=AddEndEntitySerializer, responses=with_errors({200: None}, 400, 401, 403, 404))
     def post(self, request: Request) -> Response:
-        from .validation import EndEntityInput
-
         actor = actor_for_request(request)
         actor.require(RA_RULES["create"])  # the rule before the body: a caller without it learns nothing
         body = _read(AddEndEntitySerializer, request)
-        data = EndEntityInput(
-            username=body.get("username", ""), password=body.get("password") or None,
-            subject_dn=body.get("subject_dn", ""), subject_alt_name=body.get("subject_alt_name", ""),
-            email=body.get("email", ""), ca=body.get("ca_name") or None,
-            certificate_profile=body.get("certificate_profile_name") or None, token_type=body.get("token"),
-            custom_extension_data=_extension_data(body.get("extension_data", [])),
-            key_recoverable=True if body.get("key_recoverable") else None,
-        )
-        add_end_entity(actor, data, profile=body.get("end_entity_profile_name") or None, status=body.get("status"))
+        data = _end_entity_input(body, username=body.get("username", ""))
+        try:
+            add_end_entity(actor, data, profile=body.get("end_entity_profile_name") or None,
+                           status=body.get("status"))
+        except EndEntityExists as exc:  # EJBCA's EndEntityExistsException maps to 400
+            raise ValidationError(exc.message, field="username") from None
+        except ValidationError as exc:
+            raise _named(exc) from None
+        return Response(status=http.HTTP_200_OK)
+
+
+class EditEndEntityView(APIView):
+    """``POST /v1/endentity/edit`` (EJBCA's AddEndEntityRestRequest): change an existing end entity; 200, no body.
+
+    Every field is set as given (an empty one clears it, as EJBCA's edit does); a password left out keeps the
+    current one; ``status`` set changes the status too (NEW resets the request counter)."""
+
+    @extend_schema(tags=TAGS, operation_id="endentity_edit", summary="Edit an existing end entity",
+                   request=AddEndEntitySerializer, responses=with_errors({200: None}, 400, 401, 403, 404))
+    def post(self, request: Request) -> Response:
+        actor = actor_for_request(request)
+        actor.require(RA_RULES["edit"])
+        body = _read(AddEndEntitySerializer, request)
+        username = (body.get("username") or "").strip()
+        if not username:
+            raise ValidationError("username is required: the end entity to edit.", field="username")
+        data = _end_entity_input(body, username=username)
+        if EndEntity.objects.filter(username=username).values_list("ca_id", flat=True).first() is None:
+            raise NotFoundError(f"Could not find end entity for the username '{username}'.")
+        try:
+            edit_end_entity(actor, username, data, profile=body.get("end_entity_profile_name") or None,
+                            status=body.get("status"))
+        except ValidationError as exc:
+            raise _named(exc) from None
         return Response(status=http.HTTP_200_OK)
 
 
@@ -241,6 +304,9 @@ class Pkcs10EnrollView(APIView):
         actor = actor_for_request(request)
         actor.require(CREATE_CERTIFICATE)
         body = _read(Pkcs10EnrollSerializer, request)
+        if body.get("account_binding_id"):
+            raise ValidationError(f"account_binding_id is not supported: {_REFUSED_FIELDS['account_binding_id']}.",
+                                  field="account_binding_id")
         csr = body["certificate_request"].strip()
         if "-----BEGIN" not in csr:  # EJBCA also takes the base64 DER without PEM armour
             csr = f"-----BEGIN CERTIFICATE REQUEST-----\n{csr}\n-----END CERTIFICATE REQUEST-----\n"

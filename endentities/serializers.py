@@ -45,9 +45,23 @@ class AddEndEntitySerializer(serializers.Serializer):
     end_entity_profile_name = serializers.CharField(required=False, allow_blank=True)
     token = serializers.ChoiceField(choices=TOKEN_NAMES, required=False, allow_null=True,
                                     help_text="USERGENERATED, P12, JKS, PEM or BCFKS; omitted: the profile's default")
-    account_binding_id = serializers.CharField(required=False, allow_blank=True, allow_null=True)
+    account_binding_id = serializers.CharField(required=False, allow_blank=True, allow_null=True,
+                                               help_text="Refused when set: there is no ACME account binding here")
     key_recoverable = serializers.BooleanField(required=False, default=False)
     status = serializers.ChoiceField(choices=STATUS_NAMES, required=False, allow_null=True)
+    start_time = serializers.CharField(required=False, allow_blank=True, allow_null=True,
+                                       help_text="Certificate validity start: ISO 8601, 'yyyy-MM-dd HH:mm' or "
+                                                 "'days:hours:minutes' (the profile must use it)")
+    end_time = serializers.CharField(required=False, allow_blank=True, allow_null=True,
+                                     help_text="Certificate validity end, as start_time")
+    send_notification = serializers.BooleanField(required=False, allow_null=True, default=None)
+    custom_data = ExtensionDataSerializer(many=True, required=False,
+                                          help_text="Refused when set: EJBCA's custom data has no use here")
+    card_number = serializers.CharField(required=False, allow_blank=True, allow_null=True,
+                                        help_text="Refused when set: smart card numbers are not kept here")
+    certificate_serial_number = serializers.CharField(
+        required=False, allow_blank=True, allow_null=True,
+        help_text="Refused when set: certificate serial numbers are always random here")
 
 
 class SetStatusSerializer(serializers.Serializer):

@@ -11,6 +11,7 @@ urlpatterns = [
     path(f"{V1}/endentity", api.AddEndEntityView.as_view(), name="api-endentity-add"),
     path(f"{V1}/endentity/status", api.EndEntityStatusView.as_view(), name="api-endentity-status"),
     path(f"{V1}/endentity/search", api.SearchEndEntitiesView.as_view(), name="api-endentity-search"),
+    path(f"{V1}/endentity/edit", api.EditEndEntityView.as_view(), name="api-endentity-edit"),
     path(f"{V1}/endentity/<str:endentity_name>/setstatus", api.SetStatusView.as_view(),
          name="api-endentity-setstatus"),
     path(f"{V1}/endentity/<str:endentity_name>/revoke", api.RevokeEndEntityView.as_view(),

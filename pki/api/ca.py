@@ -7,6 +7,7 @@ its name or id work too.
 from __future__ import annotations
 
 from cryptography.hazmat.primitives.serialization import Encoding
+from django.db import transaction
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -109,18 +110,22 @@ class CreateCrlView(APIView):
     @extend_schema(
         tags=TAGS, operation_id="ca_create_crl", summary="Issue a CRL now", request=None,
         parameters=[_dn_param("issuer_dn"),
-                    OpenApiParameter("deltacrl", bool, description="true: a delta CRL on the latest full CRL")],
+                    OpenApiParameter("deltacrl", bool, description="true: a full CRL and a delta CRL on it")],
         responses=with_errors({200: CreateCrlSerializer}, 400, 401, 403, 404, 503),
     )
     def post(self, request: Request, issuer_dn: str) -> Response:
-        """A full CRL, or with ``deltacrl=true`` a delta CRL (which needs a full CRL to build on)."""
+        """A full CRL; with ``deltacrl=true`` a full CRL and then a delta CRL on it, as EJBCA's createcrl does.
+        An unknown CA is a 400 (EJBCA's answer here), for callers allowed to know which CAs exist."""
         actor = actor_for_request(request)
-        ca = authorized_ca(actor, issuer_dn)
-        delta = parse_flag(request.query_params, "deltacrl", "deltaCrl")
         try:
-            create_crl(actor, ca, delta=delta)
-        except NotFoundError as exc:  # no full CRL to base the delta on: bad request in EJBCA's terms
-            raise ValidationError(exc.message) from None
+            ca = authorized_ca(actor, issuer_dn)
+        except NotFoundError as exc:
+            raise ValidationError(exc.message, field="issuer_dn") from None
+        delta = parse_flag(request.query_params, "deltacrl", "deltaCrl")
+        with transaction.atomic():  # both or neither
+            create_crl(actor, ca)
+            if delta:
+                create_crl(actor, ca, delta=True)
         full, last_delta = latest_crl(ca, delta=False), latest_crl(ca, delta=True)
         return Response({
             "issuer_dn": issuer_dn.strip(),  # EJBCA repeats the DN it was given

@@ -47,6 +47,7 @@ class CaInfoSerializer(serializers.Serializer):
     subject_dn = serializers.CharField()
     issuer_dn = serializers.CharField()
     expiration_date = serializers.DateTimeField(allow_null=True)
+    external = serializers.BooleanField(help_text="An imported CA (certificate only, no key here)")
 
 
 def build_ca_info(ca: CertificateAuthority) -> dict:
@@ -58,6 +59,7 @@ def build_ca_info(ca: CertificateAuthority) -> dict:
         "subject_dn": ca.subject_dn,
         "issuer_dn": format_dn(cert.issuer) if cert else ca.subject_dn,
         "expiration_date": iso(cert.not_valid_after_utc) if cert else None,
+        "external": ca.is_external,
     }
 
 

@@ -60,7 +60,7 @@ def test_add(api, ee_profile):
 
 
 @pytest.mark.parametrize("change, status, field_in_message", [
-    ({"username": "JohnDoe"}, 409, "already exists"),
+    ({"username": "JohnDoe"}, 400, "already exists"),  # EJBCA's EndEntityExistsException is a 400
     ({"subject_dn": "O=Test,C=SE", "username": "x1"}, 400, "COMMONNAME"),
     ({"token": "FLOPPY", "username": "x2"}, 400, "token"),
     ({"ca_name": "NoSuchCA", "username": "x3"}, 400, "NoSuchCA"),

@@ -27,7 +27,7 @@ from tests.pki.test_api_auth import (
 )
 
 # EJBCA's field names (CaInfoRestResponse, CrlRestResponse, CreateCrlRestResponse, RestResourceStatusRestResponse)
-CA_INFO_FIELDS = {"id", "name", "subject_dn", "issuer_dn", "expiration_date"}
+CA_INFO_FIELDS = {"id", "name", "subject_dn", "issuer_dn", "expiration_date", "external"}
 CRL_FIELDS = {"crl", "response_format"}
 CREATE_CRL_FIELDS = {"issuer_dn", "latest_crl_version", "latest_delta_crl_version", "latest_partition_crl_versions",
                      "latest_partition_delta_crl_versions", "all_success"}
@@ -61,6 +61,7 @@ def test_list_cas_has_exactly_ejbcas_fields(api, root_ca, sub_ca):
         "id": sub_ca.pk, "name": "TestSub", "subject_dn": "CN=TestSub,O=Test,C=SE",
         "issuer_dn": "CN=TestRoot,O=Test,C=SE",
         "expiration_date": sub_ca.certificate.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "external": False,
     }
     assert cas["TestRoot"]["issuer_dn"] == cas["TestRoot"]["subject_dn"] == "CN=TestRoot,O=Test,C=SE"
 
@@ -167,22 +168,27 @@ def test_create_crl_then_get_latest_verifies_with_openssl(api, sub_ca, leaf, ope
 
 
 def test_delta_crl_builds_on_the_full_crl(api, sub_ca, leaf):
+    """EJBCA's createcrl with deltacrl=true makes a full CRL and a delta CRL on it."""
     CRL.objects.filter(ca=sub_ca).delete()  # the CA was created with its first CRL: take it away
-    r = api.post(f"{V1}/ca/{dn(sub_ca)}/createcrl?deltacrl=true")
-    assert r.status_code == 400 and "no full CRL" in r.json()["error_message"]
-    assert api.post(f"{V1}/ca/{dn(sub_ca)}/createcrl").json()["latest_crl_version"] == 1
-    api.put(f"{V1}/certificate/{dn(sub_ca)}/{leaf.serial}/revoke?reason=SUPERSEDED")
     body = api.post(f"{V1}/ca/{dn(sub_ca)}/createcrl?deltacrl=true").json()
     assert (body["latest_crl_version"], body["latest_delta_crl_version"]) == (1, 2)
+    assert api.post(f"{V1}/ca/{dn(sub_ca)}/createcrl").json()["latest_crl_version"] == 3
+    api.put(f"{V1}/certificate/{dn(sub_ca)}/{leaf.serial}/revoke?reason=SUPERSEDED")
+    body = api.post(f"{V1}/ca/{dn(sub_ca)}/createcrl?deltacrl=true").json()
+    assert (body["latest_crl_version"], body["latest_delta_crl_version"]) == (4, 5)
     delta = x509.load_der_x509_crl(base64.b64decode(
         api.get(f"{V1}/ca/{dn(sub_ca)}/getLatestCrl?deltaCrl=true").json()["crl"]))
-    assert delta.extensions.get_extension_for_class(x509.DeltaCRLIndicator).value.crl_number == 1
+    assert delta.extensions.get_extension_for_class(x509.DeltaCRLIndicator).value.crl_number == 4
     assert delta.get_revoked_certificate_by_serial_number(leaf.serial_int) is not None
-    # the full CRL is still #1, and a CRL partition other than 0 has no CRL
-    full = api.get(f"{V1}/ca/{dn(sub_ca)}/getLatestCrl").json()["crl"]
-    assert x509.load_der_x509_crl(base64.b64decode(full)).extensions.get_extension_for_class(
-        x509.CRLNumber).value.crl_number == 1
+    full = x509.load_der_x509_crl(base64.b64decode(api.get(f"{V1}/ca/{dn(sub_ca)}/getLatestCrl").json()["crl"]))
+    assert full.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number == 4
+    assert full.get_revoked_certificate_by_serial_number(leaf.serial_int) is not None
     assert api.get(f"{V1}/ca/{dn(sub_ca)}/getLatestCrl?crlPartitionIndex=1").json()["crl"] is None
+
+
+def test_create_crl_on_an_unknown_ca_is_400(api, sub_ca):
+    r = api.post(f"{V1}/ca/{quote('CN=Nobody,O=Test', safe='')}/createcrl")
+    assert r.status_code == 400 and "does not exist" in r.json()["error_message"]
 
 
 def test_create_crl_for_external_ca_is_refused(api, actor):

@@ -27,7 +27,7 @@ PATHS = {
 }
 # Component -> EJBCA's properties (from EJBCA's OpenAPI document)
 EJBCA_SHAPES = {
-    "CaInfo": {"id", "name", "subject_dn", "issuer_dn", "expiration_date"},
+    "CaInfo": {"id", "name", "subject_dn", "issuer_dn", "expiration_date", "external"},
     "Crl": {"crl", "response_format"},
     "CreateCrl": {"issuer_dn", "latest_crl_version", "latest_delta_crl_version", "latest_partition_crl_versions",
                   "latest_partition_delta_crl_versions", "all_success"},

@@ -147,7 +147,7 @@ ENDPOINTS = [
              lambda w: CRL.objects.filter(ca=w.root_ca).count(), 200),
     Endpoint("generatekeys", lambda w: f"{V1}/cryptotoken/XsiteToken/generatekeys",
              {"key_pair_alias": "attacker", "key_alg": "ECDSA", "key_spec": "P-256"},
-             lambda w: CryptoTokenKeyPair.objects.filter(token=w.token, alias="attacker").count(), 201),
+             lambda w: CryptoTokenKeyPair.objects.filter(token=w.token, alias="attacker").count(), 200),
     Endpoint("oauth-providers", lambda w: "/api/v1/oauth-providers/",
              {"label": "Attacker IdP", "issuer": "https://idp.attacker.example",
               "jwks_uri": "https://idp.attacker.example/jwks", "audience": "urn:pki"},

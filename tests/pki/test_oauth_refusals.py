@@ -169,7 +169,7 @@ TOKEN_CALLERS = [
     ("every token but one", [("/cryptotoken", True), ("/cryptotoken/view/{hidden}", False),
                              ("/cryptotoken/activate/{hidden}", False), ("/cryptotoken/deactivate/{hidden}", False),
                              ("/cryptotoken/generate_keys/{hidden}", False),
-                             ("/cryptotoken/remove_keys/{hidden}", False)], 404),
+                             ("/cryptotoken/remove_keys/{hidden}", False)], 422),  # EJBCA: "Unknown crypto token"
 ]
 
 
