@@ -14,6 +14,9 @@ and is audited by the service. A role is named by its name (or its id when no ro
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
@@ -22,9 +25,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ..auth.access import EDIT_RULE, actor_for_request
+from .. import audit
+from ..auth.access import EDIT_RULE, Actor, actor_for_request
 from ..choices import MemberMatch
-from ..errors import NotFoundError, ValidationError
+from ..errors import AuthorizationDenied, NotFoundError, ValidationError
 from ..ids import is_db_id
 from ..models import Role, RoleMember
 from ..services import roles as role_service
@@ -97,6 +101,18 @@ class RuleChangesSerializer(serializers.Serializer):
     changed = serializers.DictField(child=serializers.CharField())
 
 
+@contextmanager
+def _refusals_audited(event_type: str, actor: Actor, role: str) -> Iterator[None]:
+    """A role change refused for want of a right (an escalation attempt, or a caller without the rule) is written
+    to the audit log as a failure of ``event_type``, then answered 403."""
+    try:
+        yield
+    except AuthorizationDenied as exc:
+        audit.record_failure(event_type, actor.name, exc.message, object_type="role", object_id=role,
+                             details={"interface": "rest"})
+        raise
+
+
 def _read(serializer_class, request: Request) -> dict:
     serializer = serializer_class(data=request.data)
     serializer.is_valid(raise_exception=True)
@@ -142,9 +158,10 @@ class RoleListView(APIView):
                    request=CreateRoleSerializer, responses=with_errors({201: RoleDetailSerializer}, 400, 401, 403, 409))
     def post(self, request: Request) -> Response:
         actor = actor_for_request(request)
-        actor.require(EDIT_RULE)  # the rule before the body
-        body = _read(CreateRoleSerializer, request)
-        role = role_service.create_role(actor, body["role_name"], body["description"])
+        with _refusals_audited("ROLE_CREATION", actor, ""):
+            actor.require(EDIT_RULE)  # the rule before the body
+            body = _read(CreateRoleSerializer, request)
+            role = role_service.create_role(actor, body["role_name"], body["description"])
         return Response(_detail(role), status=http.HTTP_201_CREATED)
 
 
@@ -159,8 +176,9 @@ class RoleDetailView(APIView):
     def delete(self, request: Request, role_name: str) -> Response:
         """Refused (409) when it would leave no super administrator with a member."""
         actor = actor_for_request(request)
-        actor.require(EDIT_RULE)
-        role_service.delete_role(actor, _role(actor, role_name))
+        with _refusals_audited("ROLE_DELETION", actor, role_name):
+            actor.require(EDIT_RULE)
+            role_service.delete_role(actor, _role(actor, role_name))
         return Response(status=http.HTTP_200_OK)
 
 
@@ -170,19 +188,20 @@ class RoleMembersView(APIView):
                    responses=with_errors({201: MemberSerializer}, 400, 401, 403, 404, 409))
     def post(self, request: Request, role_name: str) -> Response:
         actor = actor_for_request(request)
-        actor.require(EDIT_RULE)
-        role = _role(actor, role_name)
-        body = _read(MemberSerializer, request)
-        match = body["match_type"].strip().upper()
-        match = MATCH_ALIASES.get(match, match)
-        if match not in MemberMatch.values:
-            raise ValidationError(f"Unknown match_type '{body['match_type']}'. Use one of "
-                                  f"{', '.join([*MemberMatch.values, *MATCH_ALIASES])}.", field="match_type")
-        issuer = authorized_ca(actor, body["issuer_ca"]) if body["issuer_ca"].strip() else None
-        spec = role_service.MemberSpec(match_type=match, match_value=body["match_value"], provider=body["provider"],
-                                       claim=body["claim"], issuer_ca=issuer, description=body["description"])
-        member = role_service.add_member(actor, role, spec)
-        member = RoleMember.objects.select_related("provider", "issuer_ca").get(pk=member.pk)
+        with _refusals_audited("ROLE_ACCESS_USER_ADDITION", actor, role_name):
+            actor.require(EDIT_RULE)
+            role = _role(actor, role_name)
+            body = _read(MemberSerializer, request)
+            match = body["match_type"].strip().upper()
+            match = MATCH_ALIASES.get(match, match)
+            if match not in MemberMatch.values:
+                raise ValidationError(f"Unknown match_type '{body['match_type']}'. Use one of "
+                                      f"{', '.join([*MemberMatch.values, *MATCH_ALIASES])}.", field="match_type")
+            issuer = authorized_ca(actor, body["issuer_ca"]) if body["issuer_ca"].strip() else None
+            spec = role_service.MemberSpec(match_type=match, match_value=body["match_value"], provider=body["provider"],
+                                           claim=body["claim"], issuer_ca=issuer, description=body["description"])
+            member = role_service.add_member(actor, role, spec)
+            member = RoleMember.objects.select_related("provider", "issuer_ca").get(pk=member.pk)
         return Response({**_member(member), "warnings": role_service.member_warnings(spec)},
                         status=http.HTTP_201_CREATED)
 
@@ -193,8 +212,9 @@ class RoleMemberView(APIView):
                    responses=with_errors({200: None}, 401, 403, 404, 409))
     def delete(self, request: Request, role_name: str, member_id: int) -> Response:
         actor = actor_for_request(request)
-        actor.require(EDIT_RULE)
-        role_service.remove_member(actor, _role(actor, role_name), member_id)
+        with _refusals_audited("ROLE_ACCESS_USER_DELETION", actor, role_name):
+            actor.require(EDIT_RULE)
+            role_service.remove_member(actor, _role(actor, role_name), member_id)
         return Response(status=http.HTTP_200_OK)
 
 
@@ -211,12 +231,13 @@ class RoleRulesView(APIView):
     def put(self, request: Request, role_name: str) -> Response:
         """The rules not named stay as they are; the whole new rule set is checked and saved in one transaction."""
         actor = actor_for_request(request)
-        actor.require(EDIT_RULE)
-        role = _role(actor, role_name)
-        body = _read(RulesRequestSerializer, request)
-        with transaction.atomic():  # read, merge and save under the role lock: no lost update between two callers
-            Role.objects.select_for_update().filter(pk=role.pk).first()
-            changes = _merge_rules(actor, role, body["rules"])
+        with _refusals_audited("ROLE_ACCESS_RULE_CHANGE", actor, role_name):
+            actor.require(EDIT_RULE)
+            role = _role(actor, role_name)
+            body = _read(RulesRequestSerializer, request)
+            with transaction.atomic():  # read, merge and save under the role lock: no lost update between callers
+                Role.objects.select_for_update().filter(pk=role.pk).first()
+                changes = _merge_rules(actor, role, body["rules"])
         return Response({"added": changes.added, "removed": changes.removed, "changed": changes.changed})
 
 

@@ -143,6 +143,8 @@ def test_escalation_over_rest_is_refused(api, editor, operators, root_ca):
         assert r.status_code == 403, (target, rules, r.content)
         assert set(r.json()) == ERROR
     assert sorted(AccessRule.objects.values_list("role__name", "resource", "allowed")) == before
+    refused = AuditEvent.objects.filter(event_type="ROLE_ACCESS_RULE_CHANGE", outcome="FAILURE", actor="editor")
+    assert refused.count() == 4 and {e.object_id for e in refused} == {own.name, "Operators"}
     superadmins = Role.objects.get(name="role-apiadmin")
     r = editor.post(f"{ROLES}/{superadmins.name}/members", {"match_type": "LOCAL_USER", "match_value": "editor"},
                     format="json")
