@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from django.conf import settings
-from django.db import connection
+from django.db import InterfaceError, OperationalError, connection
 from django.utils import timezone
 
 from cryptotokens.errors import CryptoTokenError, CryptoTokenOfflineError
@@ -175,12 +175,9 @@ def answer_state(ca_id: int, serials: list[str], now: datetime) -> tuple | None:
     """The values one answer for CA ``ca_id`` depends on (:data:`_ANSWER_STATE`'s row), None if the CA is
     not one this responder serves. On PostgreSQL one prepared statement; elsewhere the same through the ORM."""
     if connection.vendor == "postgresql":
-        with connection.cursor() as cur:
-            if len(serials) == 1:
-                execute(cur, "ocsp_answer_state", _ANSWER_STATE_ONE, [serials[0], now, now, ca_id])
-            else:
-                execute(cur, "ocsp_answer_states", _ANSWER_STATE_MANY, [serials, now, now, ca_id])
-            return cur.fetchone()
+        if len(serials) == 1:
+            return _read("ocsp_answer_state", _ANSWER_STATE_ONE, [serials[0], now, now, ca_id])
+        return _read("ocsp_answer_states", _ANSWER_STATE_MANY, [serials, now, now, ca_id])
     ca = CertificateAuthority.objects.local().filter(pk=ca_id).first()
     if ca is None:
         return None
@@ -197,6 +194,35 @@ def answer_state(ca_id: int, serials: list[str], now: datetime) -> tuple | None:
             _md5(ca.certificate_der) if ca.certificate_der else None,
             *(binding or (None, None, None, None)),
             token.version if token else None, token.is_active if token else None, found or None)
+
+
+def _read(purpose: str, sql: str, params: list) -> tuple | None:
+    """One row of a prepared statement, the first of the request; it is its own connection health check.
+
+    With CONN_HEALTH_CHECKS Django sends ``SELECT 1`` on a kept connection before a request's first query: a
+    second round trip for every answer, as costly as the answer's own. Here the answer's read is the check
+    instead: on a kept session that is gone it fails before anything was done, and is sent once more on a new
+    connection, which is what the health check would have led to.
+    """
+    unchecked = (connection.connection is not None and connection.health_check_enabled
+                 and not connection.health_check_done and not connection.in_atomic_block)
+    if unchecked:
+        connection.health_check_done = True
+    try:
+        with connection.cursor() as cur:
+            execute(cur, purpose, sql, params)
+            return cur.fetchone()
+    except (OperationalError, InterfaceError) as exc:
+        if not unchecked:
+            raise
+        logger.info("OCSP: the kept database session is gone (%s); reading on a new one", str(exc).strip()[:200])
+        try:
+            connection.close()
+        except Exception:  # noqa: BLE001 - a dead connection may fail to close; it is dropped either way
+            connection.connection = None
+    with connection.cursor() as cur:
+        execute(cur, purpose, sql, params)
+        return cur.fetchone()
 
 
 def _md5(der) -> str:

@@ -222,3 +222,64 @@ def test_statement_and_orm_agree(ocsp_ca, actor, soft_token_factory, monkeypatch
     assert {row[0]: row[1] for row in states["binding"][0][-1]} == {
         good.serial: "ACTIVE", revoked.serial: "REVOKED", held.serial: "ON_HOLD"}
     assert states["no such CA"] == (None, None)
+
+
+# --- the answer's read is the connection's health check ----------------------------------------------------
+
+
+def _request_for(ocsp_ca, actor) -> bytes:
+    from pki.issuance import IssuanceRequest, issue
+    from pki.models import CertificateProfile
+
+    row = issue(IssuanceRequest(ca=ocsp_ca, actor=actor, profile=CertificateProfile.objects.get(name="ENDUSER"),
+                                public_key=ec.generate_private_key(ec.SECP256R1()).public_key(),
+                                subject_dn="CN=kept,O=Test,C=SE", username="kept")).row
+    return x509_ocsp.OCSPRequestBuilder().add_certificate(row.certificate, ocsp_ca.certificate, hashes.SHA1()) \
+        .build().public_bytes(Encoding.DER)
+
+
+def _new_request() -> None:
+    """What Django does when a request starts: kept connections are to be health-checked again."""
+    from django.core.signals import request_started
+
+    request_started.send(sender=None)
+    assert connection.connection is not None and not connection.health_check_done
+
+
+@pytest.mark.django_db(transaction=True)
+def test_no_select_1_round_trip_before_an_answer(ocsp_ca, actor, monkeypatch):
+    data = _request_for(ocsp_ca, actor)
+    services.respond(data)
+    checks = []
+    monkeypatch.setattr(connection, "is_usable", lambda: checks.append(1) or True)
+    sent = []
+    _new_request()
+    with connection.execute_wrapper(lambda execute, sql, *a: sent.append(sql) or execute(sql, *a)):
+        answer = x509_ocsp.load_der_ocsp_response(services.respond(data).der)
+    assert answer.certificate_status == x509_ocsp.OCSPCertStatus.GOOD
+    assert checks == [] and len(sent) == 1 and sent[0].startswith("EXECUTE pki_ocsp_answer_state_")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_kept_session_that_is_gone_is_answered_on_a_new_one(ocsp_ca, actor):
+    import psycopg2
+
+    data = _request_for(ocsp_ca, actor)
+    services.respond(data)
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        pid = cur.fetchone()[0]
+    params = connection.get_connection_params()
+    admin = psycopg2.connect(**{k: v for k, v in params.items() if k in ("host", "port", "user", "password",
+                                                                           "dbname", "database")})
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute("SELECT pg_terminate_backend(%s)", [pid])
+    admin.close()
+    _new_request()
+    answer = x509_ocsp.load_der_ocsp_response(services.respond(data).der)
+    assert answer.response_status == x509_ocsp.OCSPResponseStatus.SUCCESSFUL
+    assert answer.certificate_status == x509_ocsp.OCSPCertStatus.GOOD
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        assert cur.fetchone()[0] != pid
