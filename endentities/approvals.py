@@ -30,15 +30,12 @@ def _requester(req: ApprovalRequest) -> Actor:
 # --- executors ------------------------------------------------------------------------------------------
 
 def _register(req: ApprovalRequest) -> None:
-    """Add the end entity as asked; one that exists meanwhile is edited back to NEW with the request's data."""
+    """Add the end entity as asked. A name taken meanwhile is refused (the request FAILED), never edited: the
+    approvers approved a new end entity, not a change of someone else's."""
     from . import services
 
     data = input_from(req)
-    profile = req.data.get("end_entity_profile")
-    if EndEntity.objects.filter(username=data.username).exists():
-        services.edit_end_entity(_requester(req), data.username, data, profile=profile, status="NEW")
-    else:
-        services.add_end_entity(_requester(req), data, profile=profile)
+    services.add_end_entity(_requester(req), data, profile=req.data.get("end_entity_profile"))
 
 
 def _edit(req: ApprovalRequest) -> None:

@@ -351,19 +351,6 @@ def _in_callers_transaction() -> bool:
     return any(not getattr(block, "_from_testcase", False) for block in conn.atomic_blocks)
 
 
-def expire_due(now: dt.datetime | None = None) -> int:
-    """Mark WAITING requests past their expiry EXPIRED (audited as one event); returns how many."""
-    now = now or timezone.now()
-    with transaction.atomic():
-        ids = list(ApprovalRequest.objects.select_for_update(skip_locked=True)
-                   .filter(status=ApprovalStatus.WAITING, expires_at__lte=now).values_list("pk", flat=True))
-        if ids:
-            ApprovalRequest.objects.filter(pk__in=ids).update(status=ApprovalStatus.EXPIRED, decided_at=now)
-            audit.record("APPROVAL_EXPIRED", "system", object_type="approval", object_id=",".join(map(str, ids)),
-                         details={"count": len(ids)}, in_transaction=True)
-    return len(ids)
-
-
 def visible(actor: Actor) -> QuerySet[ApprovalRequest]:
     """The requests ``actor`` may see: of the CAs it may use, for the actions it may decide or view."""
     qs = ApprovalRequest.objects.select_related("ca", "certificate_profile", "approval_profile")

@@ -201,3 +201,17 @@ def test_ra_portal_make_new_request_waits_and_approve_pages_decide(needs_approva
     assert req.status == ApprovalStatus.APPROVED and req.approvals.get().comment == "looks right"
     assert EndEntity.objects.get(username="portal1").status == EndEntityStatus.NEW
     assert checker.get("/ra/approvals/999999/").status_code == 404
+
+
+def test_a_name_taken_meanwhile_is_not_overwritten(needs_approval, requester, approver_api, csr_factory, actor,
+                                                   root_ca, entity_factory):
+    csr, _ = csr_factory("CN=Takeover,O=Test")
+    request_id = requester.post(f"{V1}/certificate/pkcs10enroll", _enroll_body(csr, "victim"),
+                                format="json").json()["request_id"]
+    approvals.set_approval(actor, ApprovalAction.ADD_EDIT_END_ENTITY, None, ca=root_ca)
+    entity_factory("victim", subject_dn="CN=Victim,O=Test")  # someone else's end entity, added meanwhile
+    r = approver_api.post(f"/api/v1/approvals/{request_id}/approve", {}, format="json")
+    assert r.status_code == 200 and r.json()["status"] == "FAILED" and "exists" in r.json()["result"]
+    assert EndEntity.objects.get(username="victim").subject_dn == "CN=Victim,O=Test"
+    assert requester.post(f"{V1}/certificate/{request_id}/finalize", {}, format="json").status_code == 400
+    assert not Certificate.objects.filter(username="victim").exists()
