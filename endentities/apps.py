@@ -12,6 +12,12 @@ def _profile_rules():
                                 EE_PROFILE_ACTIONS, order=40)
 
 
+def _profile_names(ids: set[int]) -> dict[int, str]:
+    from .models import EndEntityProfile
+
+    return dict(EndEntityProfile.objects.filter(pk__in=ids).values_list("pk", "name"))
+
+
 class EndEntitiesConfig(AppConfig):
     name = "endentities"
     verbose_name = "End entities"
@@ -37,6 +43,9 @@ class EndEntitiesConfig(AppConfig):
         from .configdump import register_items as register_configdump_items
 
         register_configdump_items()  # end entity profiles in the configdump
+        from pki.api.lookups import register_end_entity_profile_names
+
+        register_end_entity_profile_names(_profile_names)  # end_entity_profile of certificate responses
         from pki.services.profiles import register_profile_users
 
         from .usage import certificate_profile_users

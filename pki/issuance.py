@@ -92,6 +92,7 @@ class IssuanceRequest:
     # The end entity profile asks for subject name log redaction: the audit event and log lines carry
     # REDACTED instead of the subject DN and alt names.
     redact_subject: bool = False
+    end_entity_profile_id: int | None = None  # recorded on the certificate (EJBCA's endEntityProfileId)
 
 
 
@@ -567,7 +568,7 @@ def _issue(req: IssuanceRequest) -> IssuedCertificate:
             subject_dn=subject_dn, issuer_dn=issuer_dn, subject_alt_name=san,
             not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc, der=der,
             username=req.username, certificate_profile=profile, key_algorithm=key_spec,
-            is_ca=profile.is_ca, public_key_sha256=key_hash,
+            is_ca=profile.is_ca, public_key_sha256=key_hash, end_entity_profile_id=req.end_entity_profile_id,
         )
         return _Signed(req, row, cert)
 

@@ -32,8 +32,9 @@ def find_certificate(issuer_dn_or_ca: str | int, serial_hex: str) -> Certificate
 
 
 def revoke(actor: Actor, certificate: Certificate, reason: RevocationReason | int | str = 0,
-           revoked_at: datetime | None = None) -> Certificate:
+           revoked_at: datetime | None = None, invalidity_date: datetime | None = None) -> Certificate:
     """Revoke (or, with certificateHold, suspend) a certificate; removeFromCRL takes it off hold.
+    ``invalidity_date``: when the key is known or suspected to have been compromised (not in the future).
 
     A certificate on hold can be revoked for good with another reason; a revoked one stays revoked.
     """
@@ -46,6 +47,8 @@ def revoke(actor: Actor, certificate: Certificate, reason: RevocationReason | in
     when = revoked_at or timezone.now()
     if when > timezone.now() and reason != RevocationReason.REMOVE_FROM_CRL:
         raise ValidationError("The revocation date cannot be in the future.", field="revocation_date")
+    if invalidity_date is not None and invalidity_date > timezone.now():
+        raise ValidationError("The invalidity date cannot be in the future.", field="invalidity_date")
     # EJBCA's "Revocation" (taking a certificate off hold too) may need approval: stored instead (raises).
     if certificate.status == CertificateStatus.REVOKED and reason != RevocationReason.REMOVE_FROM_CRL:
         raise ConflictError(f"Certificate {certificate.serial} is already revoked.")  # nothing to approve
@@ -73,8 +76,10 @@ def revoke(actor: Actor, certificate: Certificate, reason: RevocationReason | in
         # Delta CRLs select on this, not on the stated (possibly backdated) date.
         cert.revocation_recorded_at = timezone.now()
         cert.unrevoked_at = None
+        if invalidity_date is not None:
+            cert.invalidity_date = invalidity_date
         cert.save(update_fields=["status", "revocation_reason", "revoked_at", "revocation_recorded_at",
-                                 "unrevoked_at", "updated_at"])
+                                 "unrevoked_at", "invalidity_date", "updated_at"])
         audit.record("CERT_REVOKED", actor.name, object_type="certificate", object_id=cert.serial,
                      details={"ca": cert.ca.name, "reason": reason.label,
                               "subject": audit.subject_for_audit(cert.subject_dn, cert.username)},

@@ -307,7 +307,7 @@ def _build_request(ee: EndEntity, actor: Actor, csr, public_key, auth: _Authenti
         not_before=not_before, not_after=not_after,
         custom_extension_values=_custom_extension_values(ee), extra_extensions=_extra_extensions(ee),
         audit_details={"end_entity_profile": ee.end_entity_profile.name, "interface": interface},
-        redact_subject=needs_redaction(ee.end_entity_profile),
+        redact_subject=needs_redaction(ee.end_entity_profile), end_entity_profile_id=ee.end_entity_profile_id,
     )
     req.hooks = IssuanceHooks(authorize=authorize,
                               on_stored=on_stored or (lambda r, row: _finish(r, row, auth, interface, actor, after)))

@@ -73,7 +73,8 @@ class RevokeView(APIView):
                 "CESSATION_OF_OPERATION, CERTIFICATE_HOLD, PRIVILEGES_WITHDRAWN, AA_COMPROMISE; "
                 "REMOVE_FROM_CRL (or NOT_REVOKED) takes a certificate off hold")),
             OpenApiParameter("date", str, description="Revocation date, ISO 8601, not in the future"),
-            OpenApiParameter("invalidity_date", str, description="ISO 8601; checked, not recorded yet"),
+            OpenApiParameter("invalidity_date", str, description="ISO 8601, not in the future: when the key was "
+                                                                 "compromised; returned by revocationstatus"),
         ],
         responses=with_errors({200: RevokeStatusSerializer}, 400, 401, 403, 404, 409),
     )
@@ -83,9 +84,9 @@ class RevokeView(APIView):
         params = request.query_params
         reason = parse_reason(params.get("reason"))
         date = parse_date(params["date"], "date") if params.get("date") else None
-        if params.get("invalidity_date"):
-            parse_date(params["invalidity_date"], "invalidity_date")
-        cert = revoke(actor, _certificate(actor, issuer_dn, certificate_serial_number), reason, date)
+        invalidity = parse_date(params["invalidity_date"], "invalidity_date") if params.get("invalidity_date") else None
+        cert = revoke(actor, _certificate(actor, issuer_dn, certificate_serial_number), reason, date,
+                      invalidity_date=invalidity)
         lifted = reason == RevocationReason.REMOVE_FROM_CRL
         message = "Successfully reactivated" if lifted else "Successfully revoked"
         return Response(build_revoke_status(cert, issuer_dn, certificate_serial_number, message))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import logging
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import metadata
 from typing import NoReturn
@@ -117,6 +118,22 @@ def _unseen_ca(actor: Actor, ref: str) -> NoReturn:
     if actor.is_allowed("/ca"):
         raise NotFoundError(f"CA '{ref}' does not exist.")
     raise AuthorizationDenied("/ca", actor.name)
+
+
+# End entity profile names by id, for the ``end_entity_profile`` of certificate responses: the end entity app
+# (above the core) registers the lookup at start-up.
+_profile_names: list[Callable[[set[int]], dict[int, str]]] = []
+
+
+def register_end_entity_profile_names(lookup: Callable[[set[int]], dict[int, str]]) -> None:
+    """Called by the end entity app (``EndEntitiesConfig.ready``): ids -> names of end entity profiles."""
+    _profile_names[:] = [lookup]
+
+
+def end_entity_profile_names(ids: set[int]) -> dict[int, str]:
+    """The names of the end entity profiles ``ids`` that still exist (none without the end entity app)."""
+    ids = {i for i in ids if i is not None}
+    return _profile_names[0](ids) if ids and _profile_names else {}
 
 
 def parse_serial(value: str) -> str:

@@ -22,7 +22,7 @@ from ..errors import ValidationError
 from ..services.certificates import CertificateQuery, search_certificates
 from ..services.system import RULE as SYSTEM_RULE
 from ..services.system import run_service
-from .lookups import authorized_ca, b64, parse_int
+from .lookups import authorized_ca, b64, end_entity_profile_names, parse_int
 from .serializers import with_errors
 
 MAX_EXPIRE_RESULTS = 1000
@@ -55,8 +55,8 @@ class ExpiringCertificatesSerializer(serializers.Serializer):
     certificates_rest_response = CertificatesListSerializer()
 
 
-def _expiring(cert) -> dict:
-    eep = getattr(cert, "end_entity_profile_name", None)
+def _expiring(cert, names: dict[int, str]) -> dict:
+    eep = names.get(cert.end_entity_profile_id)
     return {"certificate": b64(bytes(cert.der)), "serial_number": cert.serial.upper(), "response_format": "DER",
             "certificate_profile": cert.certificate_profile.name if cert.certificate_profile else None,
             "end_entity_profile": eep or None}
@@ -94,10 +94,11 @@ class ExpireView(APIView):
         total = qs.count()
         page = list(qs[offset:offset + limit])
         processed = offset + limit
+        names = end_entity_profile_names({c.end_entity_profile_id for c in page})
         return Response({
             "pagination_rest_response_component": {"more_results": total > processed, "next_offset": processed,
                                                    "number_of_results": max(total - processed, 0)},
-            "certificates_rest_response": {"certificates": [_expiring(c) for c in page]},
+            "certificates_rest_response": {"certificates": [_expiring(c, names) for c in page]},
         })
 
 

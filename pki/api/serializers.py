@@ -99,6 +99,8 @@ class RevokeStatusSerializer(serializers.Serializer):
     serial_number = serializers.CharField()
     revocation_reason = serializers.CharField(help_text="KEY_COMPROMISE, ...; NOT_REVOKED when not revoked")
     revocation_date = serializers.DateTimeField(required=False)
+    invalidity_date = serializers.DateTimeField(required=False, help_text="When the revoker said the key was "
+                                                                          "compromised, if it said so")
     message = serializers.CharField(required=False)
     revoked = serializers.BooleanField()
 
@@ -120,6 +122,8 @@ def build_revoke_status(cert: Certificate, issuer_dn: str, serial_number: str, m
     }
     if cert.is_revoked and cert.revoked_at:
         body["revocation_date"] = iso(cert.revoked_at)
+    if cert.is_revoked and cert.invalidity_date:
+        body["invalidity_date"] = iso(cert.invalidity_date)
     if message:
         body["message"] = message
     return body
@@ -133,7 +137,8 @@ class SearchCriterionSerializer(serializers.Serializer):
 
     property = serializers.CharField(
         help_text="QUERY, SERIAL_NUMBER, USERNAME, SUBJECT_DN, SUBJECT_ALT_NAME, FINGERPRINT, CA, "
-                  "CERTIFICATE_PROFILE, STATUS, ISSUED_DATE, EXPIRE_DATE, REVOCATION_DATE, UPDATE_TIME")
+                  "CERTIFICATE_PROFILE, END_ENTITY_PROFILE, STATUS, ISSUED_DATE, EXPIRE_DATE, REVOCATION_DATE, "
+                  "UPDATE_TIME")
     value = serializers.CharField(help_text="A string, an ISO 8601 date, or the name of a CA or profile")
     operation = serializers.CharField(
         default="EQUAL", help_text="EQUAL or LIKE for strings, BEFORE or AFTER for dates")
@@ -157,15 +162,15 @@ class CertificateResultSerializer(serializers.Serializer):
     end_entity_profile = serializers.CharField(allow_null=True)
 
 
-def build_search_result(cert: Certificate) -> dict:
-    """EJBCA's CertificateRestResponse of one search hit."""
+def build_search_result(cert: Certificate, profile_names: dict[int, str] | None = None) -> dict:
+    """EJBCA's CertificateRestResponse of one search hit (``profile_names``: end entity profile names by id)."""
     # EJBCA's v1 search puts base64 text into a byte field that its JSON layer encodes once more.
     return {
         "certificate": b64(b64(bytes(cert.der)).encode("ascii")),
         "serial_number": cert.serial.upper(),
         "response_format": "DER",
         "certificate_profile": cert.certificate_profile.name if cert.certificate_profile else None,
-        "end_entity_profile": None,
+        "end_entity_profile": (profile_names or {}).get(cert.end_entity_profile_id),
     }
 
 

@@ -50,6 +50,11 @@ class Certificate(models.Model):
     revocation_recorded_at = models.DateTimeField(null=True, blank=True)
     # When a hold was lifted (delta CRLs list such entries with removeFromCRL).
     unrevoked_at = models.DateTimeField(null=True, blank=True)
+    # When the key is known or suspected to have been compromised (RFC 5280 invalidity date), as the revoker said.
+    invalidity_date = models.DateTimeField(null=True, blank=True)
+    # The end entity profile the certificate was issued under (EJBCA's CertificateData.endEntityProfileId). An
+    # id, not a foreign key: profiles live in the end entity app above the core, and the record must outlive them.
+    end_entity_profile_id = models.BigIntegerField(null=True, blank=True, db_index=True)
     username = models.CharField(max_length=255, blank=True, default="", db_index=True)
     certificate_profile = models.ForeignKey(
         "pki.CertificateProfile", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"

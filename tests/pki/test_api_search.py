@@ -156,7 +156,7 @@ def test_query_count_does_not_grow_with_results(api, sub_ca, actor, csr_factory)
     ("body", "message"),
     [
         ({"criteria": [{"property": "COLOR", "value": "red"}]}, "'COLOR'"),
-        ({"criteria": [{"property": "END_ENTITY_PROFILE", "value": "EMPTY"}]}, "'END_ENTITY_PROFILE'"),
+        ({"criteria": [{"property": "END_ENTITY_PROFILE", "value": "NoSuchEEP"}]}, "unknown end entity profile"),
         ({"criteria": [{"property": "EXTERNAL_ACCOUNT_BINDING_ID", "value": "x"}]}, "'EXTERNAL_ACCOUNT_BINDING_ID'"),
         ({"criteria": [{"property": "CA", "value": "TestSub", "operation": "LIKE"}]}, "should be EQUAL"),
         ({"criteria": [{"property": "QUERY", "value": "x", "operation": "BEFORE"}]}, "EQUAL or LIKE"),
