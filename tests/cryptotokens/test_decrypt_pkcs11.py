@@ -162,11 +162,12 @@ def test_padding_the_handle_cannot_use(rsa_key):
         rsa_key.decrypt(bytes(256), padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32))
 
 
-def test_lost_connection_during_decrypt(hsm_token_factory, actor, softhsm):
+def test_lost_connection_during_decrypt(hsm_token_factory, actor, softhsm, hsm_label):
     """A lost HSM is not a bad ciphertext: the plain backend drops the session and says so; the NG backend
     re-initializes the library and retries once (after which the plain one works again too)."""
     plain = hsm_token_factory("Plain")
-    ng = hsm_token_factory("Ng", token_type="Pkcs11NgCryptoToken")
+    softhsm.init_token(hsm_label + "ng")  # a slot of its own: one slot belongs to one crypto token
+    ng = hsm_token_factory("Ng", token_type="Pkcs11NgCryptoToken", reference=hsm_label + "ng")
     services.generate_key_pair(actor, plain, "k1", "RSA2048")
     services.generate_key_pair(actor, ng, "k2", "RSA2048")
     plain_key, ng_key = _key(plain, "k1"), _key(ng, "k2")
