@@ -102,5 +102,7 @@ def register() -> None:
     core.register_executor("add_end_entity", _register)
     core.register_executor("enroll_pkcs10", _register)
     core.register_executor("edit_end_entity", _edit)
+    core.register_executor("edit_enroll_pkcs10", _edit)  # pkcs10enroll of an existing end entity
     core.register_finalizer("add_end_entity", finalize)
     core.register_finalizer("enroll_pkcs10", finalize)
+    core.register_finalizer("edit_enroll_pkcs10", finalize)

@@ -17,6 +17,7 @@ them) when the app is ready.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 from pki.auth.access import Actor
@@ -83,26 +84,32 @@ def gate_add(actor: Actor, data: EndEntityInput, profile: Any, *, operation: str
               subject_dn=checked.ee.subject_dn, interface=interface)
 
 
-def gate_edit(actor: Actor, username: str, data: EndEntityInput, profile: Any, status: Any = None,
-              interface: str = "") -> None:
+def gate_edit(actor: Actor, username: str, data: EndEntityInput | Callable[[], EndEntityInput], profile: Any,
+              status: Any = None, interface: str = "", *, operation: str = "edit_end_entity",
+              csr_der: bytes | None = None, target: tuple[Any, Any] | None = None) -> None:
     """Before editing an end entity: the same for its CA and certificate profile (current and asked for),
-    once the caller is known to be allowed the edit."""
+    once the caller is known to be allowed the edit. ``data`` may be a callable that builds the input only when
+    approval is needed; ``target`` is then the (CA, certificate profile) asked for (None: unchanged)."""
     if core.is_executing():
         return
     row = EndEntity.objects.filter(username=username).values_list(
         "ca_id", "certificate_profile_id", "end_entity_profile_id").first()
     if row is None:
         return  # the edit itself answers "does not exist"
-    ca, cp = _ids(data, profile if profile is not None else row[2])
+    asked = target if target is not None else (data.ca, data.certificate_profile)
+    ca, cp = _ids(EndEntityInput(ca=asked[0], certificate_profile=asked[1]),
+                  profile if profile is not None else row[2])
+    ca, cp = ca if asked[0] else row[0], cp if asked[1] else row[1]
     for ca_id, cp_id in ((row[0], row[1]), (ca, cp)):
         if core.profile_for(ACTION, ca_id, cp_id) is not None:
             require(actor, "edit", row[2], row[0])
             if ca_id != row[0]:
                 require(actor, "edit", None, ca_id)
-            core.gate(actor, ACTION, "edit_end_entity", ca=ca_id, certificate_profile=cp_id,
-                      data=input_data(dataclasses.replace(data, username=username), profile or row[2],
+            built = data() if callable(data) else data
+            core.gate(actor, ACTION, operation, ca=ca_id, certificate_profile=cp_id,
+                      data=input_data(dataclasses.replace(built, username=username), profile or row[2],
                                       status=None if status is None else str(getattr(status, "value", status))),
-                      username=username, subject_dn=data.subject_dn, interface=interface)
+                      request_der=csr_der, username=username, subject_dn=built.subject_dn, interface=interface)
 
 
 def needs_approval(data: EndEntityInput, profile: Any) -> bool:

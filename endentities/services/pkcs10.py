@@ -129,6 +129,15 @@ def _edit_and_enroll(actor: Actor, csr: x509.CertificateSigningRequest, *, usern
                      interface: str) -> IssuedCertificate:
     """EJBCA's add-or-edit for an existing end entity: the request's subject, alt names, profiles, CA, e-mail and
     password, status NEW, then issue; one transaction (a refused issuance leaves the end entity as it was)."""
+    approvals.gate_edit(  # the edit may need approval: stored with the CSR instead (raises), finalize issues it
+        actor, username, lambda: input_from_entity(
+            EndEntity.objects.select_related("ca", "certificate_profile").get(username=username),
+            password=password, subject_dn=format_dn(csr.subject), subject_alt_name=_csr_alt_names(csr),
+            token_type=TokenType.USERGENERATED, **({"email": email} if email else {}),
+            **({"ca": ca} if ca else {}), **({"certificate_profile": certificate_profile} if certificate_profile
+                                             else {})),
+        end_entity_profile or None, EndEntityStatus.NEW, interface, operation="edit_enroll_pkcs10",
+        csr_der=csr.public_bytes(Encoding.DER), target=(ca, certificate_profile))
     try:
         with transaction.atomic():
             current = (EndEntity.objects.select_for_update(of=("self",))

@@ -215,3 +215,24 @@ def test_a_name_taken_meanwhile_is_not_overwritten(needs_approval, requester, ap
     assert EndEntity.objects.get(username="victim").subject_dn == "CN=Victim,O=Test"
     assert requester.post(f"{V1}/certificate/{request_id}/finalize", {}, format="json").status_code == 400
     assert not Certificate.objects.filter(username="victim").exists()
+
+
+def test_pkcs10enroll_renewal_by_an_editor_waits_then_finalize(actor, entity_factory, root_ca, csr_factory, request,
+                                                                requester, approver_api):
+    entity_factory("renewme", subject_dn="CN=Renew Me,O=Test")
+    ee = EndEntity.objects.get(username="renewme")
+    EndEntity.objects.filter(pk=ee.pk).update(status=EndEntityStatus.GENERATED)
+    request.getfixturevalue("needs_approval")
+    csr, key = csr_factory("CN=Renewed,O=Test")
+    r = requester.post(f"{V1}/certificate/pkcs10enroll", _enroll_body(csr, "renewme"), format="json")
+    assert r.status_code == 202, r.content
+    request_id = r.json()["request_id"]
+    assert ApprovalRequest.objects.get(pk=request_id).operation == "edit_enroll_pkcs10"
+    assert EndEntity.objects.get(username="renewme").status == EndEntityStatus.GENERATED  # unchanged meanwhile
+    approver_api.post(f"/api/v1/approvals/{request_id}/approve", {}, format="json")
+    ee = EndEntity.objects.get(username="renewme")
+    assert (ee.status, ee.subject_dn) == (EndEntityStatus.NEW, "CN=Renewed,O=Test")
+    r = requester.post(f"{V1}/certificate/{request_id}/finalize", {}, format="json")
+    assert r.status_code == 201, r.content
+    cert = x509.load_der_x509_certificate(base64.b64decode(r.json()["certificate"]))
+    assert cert.public_key().public_numbers() == key.public_key().public_numbers()
