@@ -33,9 +33,14 @@ def _write(actor: Actor, item: dict[str, Any], existing: bool, ctx: ImportContex
     if existing:
         services.edit_alias(actor, item["name"], **settings)
     else:
+        secretless = (settings.get("operation_mode") == "ra" and not settings.get("ra_auth_password")
+                      and not settings.get("challenge_validator") and not settings.get("use_intune"))
+        if secretless:  # enabled, it would issue to anyone until the secret is set (services refuse that)
+            settings["enabled"] = False
         services.add_alias(actor, item["name"], **settings)
-        if settings.get("operation_mode") == "ra" and not settings.get("ra_auth_password"):
-            ctx.warnings.append(f"SCEPCONFIG '{item['name']}': set its RA shared secret (never part of a dump).")
+        if secretless:
+            ctx.warnings.append(f"SCEPCONFIG '{item['name']}': imported disabled; set its RA shared secret (never "
+                                "part of a dump), then enable it.")
 
 
 def _references(item: dict[str, Any]) -> list[tuple[str, str, str]]:

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import rsa
 from django.conf import settings as django_settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 
+from cryptotokens.choices import KeyAlgorithm
 from cryptotokens.models import CryptoToken, CryptoTokenKeyPair
 from cryptotokens.secrets import encrypt_secret
 from endentities.models import EndEntityProfile
@@ -118,6 +120,44 @@ def _validate(alias: ScepAlias) -> None:
         raise ValidationError(f"No key pair '{alias.ra_key_alias}' on the RA crypto token.", field="ra_key_alias")
     if alias.challenge_validator:
         load_validator_class(alias.challenge_validator)  # raises ValidationError when it cannot be loaded
+    _check_workable(alias)
+
+
+def _is_ca_key(token_id: int, key_alias: str) -> str | None:
+    """The name of the CA whose current or rollover signing key is ``key_alias`` on that token, if any."""
+    from django.db.models import Q
+
+    return (CertificateAuthority.objects.filter(crypto_token_id=token_id)
+            .filter(Q(key_alias=key_alias) | Q(rollover_key_alias=key_alias)).values_list("name", flat=True).first())
+
+
+def _check_workable(alias: ScepAlias) -> None:
+    """Refuse an alias that cannot work as configured (it would be saved, then fail every request)."""
+    ra = alias.operation_mode == OperationMode.RA or alias.use_intune
+    if ra and alias.enabled and not (alias.ra_auth_password or alias.challenge_validator or alias.use_intune):
+        # (A disabled one may wait for its secret: a configdump import brings none.)
+        raise ValidationError("An RA-mode alias needs an RA shared secret (ra.authPwd) or a challenge validator: "
+                              "without one it would issue a certificate to anyone who asks.",
+                              field="ra_auth_password")
+    pair = None
+    if alias.ra_crypto_token_id:
+        pair = CryptoTokenKeyPair.objects.filter(token_id=alias.ra_crypto_token_id, alias=alias.ra_key_alias).first()
+        owner = _is_ca_key(alias.ra_crypto_token_id, alias.ra_key_alias)
+        if owner is not None:
+            raise ValidationError(f"Key pair '{alias.ra_key_alias}' is the signing key of CA '{owner}': the RA key "
+                                  "must be a key pair of its own (SCEP decrypts with it).", field="ra_key_alias")
+        if pair is not None and pair.key_algorithm != KeyAlgorithm.RSA:
+            raise ValidationError(f"RA key pair '{alias.ra_key_alias}' is {pair.key_algorithm}: SCEP encrypts "
+                                  "requests to the RA key, which must be RSA.", field="ra_key_alias")
+    if ra and pair is None:
+        # The alias's own RA CA. ("ProfileDefault" takes the end entity profile's default CA, which may change
+        # after the alias is saved: not judged here.)
+        ca = alias.ra_default_ca
+        cert = ca.certificate if ca is not None else None
+        if cert is not None and not isinstance(cert.public_key(), rsa.RSAPublicKey):
+            raise ValidationError(f"CA '{ca.name}' has no RSA key, and SCEP decrypts requests with the CA's key: "
+                                  "give the alias an RSA RA key pair (RA crypto token and key alias), or choose "
+                                  "an RSA CA.", field="ra_key_alias")
 
 
 def _defaults() -> dict[str, Any]:

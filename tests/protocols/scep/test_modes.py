@@ -66,10 +66,13 @@ def test_ra_mode_wrong_secret_leaves_nothing(scep, scep_ca, ra_alias, challenge)
     assert AuditEvent.objects.filter(event_type="SCEP_ENROLLMENT", outcome="FAILURE").exists()
 
 
-def test_ra_mode_without_secret_accepts_any_challenge(scep, scep_ca, ra_alias):
-    ra_alias(ra_auth_password="")
-    key = client_key(24)
-    assert scep.enroll(make_csr(key, "CN=open", "anything"), key, scep_ca.certificate).status == PkiStatus.SUCCESS
+def test_ra_mode_without_secret_or_validator_is_not_saved(scep_ca, ra_alias):
+    """It would issue a certificate to anyone who asks (EJBCA's ``ra.authPwd = none``): refused with the reason
+    (tests/protocols/scep/test_alias_checks.py has the other aliases that cannot work)."""
+    from pki.errors import ValidationError
+
+    with pytest.raises(ValidationError, match="needs an RA shared secret"):
+        ra_alias(ra_auth_password="")
 
 
 def test_ra_mode_refused_issuance_rolls_back_the_end_entity(scep, scep_ca, ra_alias, actor):
