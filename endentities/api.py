@@ -287,7 +287,7 @@ class SearchEndEntitiesView(APIView):
         actor.require(RA_RULES["view"])
         body = _read(SearchEndEntitiesSerializer, request)
         limit = body["max_number_of_results"]
-        offset = max(body.get("current_page", 0) - 1, 0) * limit
+        offset = max(body["current_page"] - 1, 0) * limit  # 1-based, as EJBCA's
         found = list(search_end_entities(actor, _criteria_query(actor, body["criteria"]))[offset:offset + limit + 1])
         return Response({"end_entities": [build_end_entity(ee) for ee in found[:limit]],
                          "more_results": len(found) > limit})

@@ -13,6 +13,7 @@ from rest_framework import serializers
 
 from pki.api.lookups import b64
 from pki.models import Certificate
+from pki.x509.altnames import ejbca_spelling
 
 from .choices import EndEntityStatus, TokenType
 from .models import EndEntity
@@ -90,7 +91,8 @@ class SearchEndEntitiesSerializer(serializers.Serializer):
     """``POST /v1/endentity/search`` (EJBCA's SearchEndEntitiesRestRequest)."""
 
     max_number_of_results = serializers.IntegerField(min_value=1, max_value=500)
-    current_page = serializers.IntegerField(required=False, min_value=0, default=0)
+    current_page = serializers.IntegerField(required=False, min_value=0, default=1,
+                                            help_text="1-based, as EJBCA's (0 is read as the first page)")
     criteria = SearchCriterionSerializer(many=True, allow_empty=False)
 
 
@@ -120,7 +122,7 @@ def build_end_entity(ee: EndEntity) -> dict:
     return {
         "username": ee.username,
         "dn": ee.subject_dn,
-        "subject_alt_name": ee.subject_alt_name,
+        "subject_alt_name": ejbca_spelling(ee.subject_alt_name),
         "email": ee.email,
         "status": EndEntityStatus(ee.status).name,
         "token": TokenType(ee.token_type).name,

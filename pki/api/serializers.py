@@ -15,6 +15,7 @@ from rest_framework import serializers
 
 from ..choices import RevocationReason
 from ..models import Certificate, CertificateAuthority
+from ..x509.altnames import ejbca_spelling
 from ..x509.dn import format_dn
 from .lookups import EJBCA_REASON_NAMES, NOT_REVOKED, b64, iso
 
@@ -216,7 +217,7 @@ def build_certificate_detail(cert: Certificate) -> dict:
         "serial_number": cert.serial.upper(),
         "issuer_dn": cert.issuer_dn,
         "subject_dn": cert.subject_dn,
-        "subject_alt_name": cert.subject_alt_name,
+        "subject_alt_name": ejbca_spelling(cert.subject_alt_name),
         "not_before": iso(cert.not_before),
         "not_after": iso(cert.not_after),
         "status": cert.status,

@@ -223,3 +223,23 @@ def canonical_altname_value(key: str, value: str, gn: x509.GeneralName) -> str:
 def format_altnames(names) -> str:
     """General names (e.g. a SubjectAlternativeName value) as an EJBCA alt name string."""
     return ", ".join(f"{k}={escape_altname_value(k, v)}" for k, v in (altname_pair(gn) for gn in names))
+
+
+# How EJBCA writes each key in the alt name strings it returns (its DnComponents names): "dNSName=host".
+EJBCA_ALT_NAME_SPELLING: dict[str, str] = {
+    "RFC822NAME": "rfc822name", "DNSNAME": "dNSName", "IPADDRESS": "iPAddress", "URI": "uniformResourceIdentifier",
+    "DIRECTORYNAME": "directoryName", "REGISTEREDID": "registeredID", "UPN": "upn", "GUID": "guid",
+    "KRB5PRINCIPAL": "krb5principal", "PERMANENTIDENTIFIER": "permanentIdentifier",
+    "SUBJECTIDENTIFICATIONMETHOD": "subjectIdentificationMethod", "FASCN": "fascN", "XMPPADDR": "xmppAddr",
+    "SRVNAME": "srvName",
+}
+
+
+def ejbca_spelling(text: str) -> str:
+    """An alt name string as EJBCA's REST API returns it (``dNSName=a.example, iPAddress=10.0.0.1``); a string
+    that does not parse is returned as it is."""
+    try:
+        pairs = parse_altname_pairs(text)
+    except AltNameError:
+        return text
+    return ", ".join(f"{EJBCA_ALT_NAME_SPELLING.get(k, k)}={escape_altname_value(k, v)}" for k, v in pairs)

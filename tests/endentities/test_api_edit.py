@@ -101,3 +101,23 @@ def test_pkcs10enroll_refuses_account_binding(api, ee_profile, csr_factory):
         "certificate_request": csr.public_bytes(Encoding.PEM).decode(), "username": "dev", "password": "foo123",
         "account_binding_id": "eab-1"}, format="json")
     assert r.status_code == 400 and "account_binding_id" in r.json()["error_message"]
+
+
+def test_alt_names_come_back_in_ejbca_spelling(api, ee_profile):
+    assert api.post(f"{V1}/endentity", _body(subject_alt_name="DNSNAME=john.example, RFC822NAME=j@example.com"),
+                    format="json").status_code == 200
+    body = {"max_number_of_results": 5, "criteria": [{"property": "QUERY", "value": "JohnDoe", "operation": "EQUAL"}]}
+    found = api.post(f"{V1}/endentity/search", body, format="json").json()["end_entities"]
+    assert found[0]["subject_alt_name"] == "dNSName=john.example, rfc822name=j@example.com"
+
+
+def test_search_pages_are_1_based(api, entity_factory):
+    for name in ("a1", "a2", "a3"):
+        entity_factory(name)
+    crit = [{"property": "STATUS", "value": "NEW", "operation": "EQUAL"}]
+    pages = [api.post(f"{V1}/endentity/search", {"max_number_of_results": 2, "current_page": p, "criteria": crit},
+                      format="json").json() for p in (1, 2)]
+    assert [e["username"] for e in pages[0]["end_entities"]] == ["a1", "a2"] and pages[0]["more_results"] is True
+    assert [e["username"] for e in pages[1]["end_entities"]] == ["a3"] and pages[1]["more_results"] is False
+    default = api.post(f"{V1}/endentity/search", {"max_number_of_results": 2, "criteria": crit}, format="json").json()
+    assert default == pages[0]
