@@ -46,6 +46,12 @@ def _edit(req: ApprovalRequest) -> None:
                              status=req.data.get("status"))
 
 
+def _revoke(req: ApprovalRequest) -> None:
+    from . import services
+
+    services.revoke_end_entity(_requester(req), req.username, req.data.get("reason", 0))
+
+
 # --- finalize -------------------------------------------------------------------------------------------
 
 @dataclasses.dataclass
@@ -102,6 +108,7 @@ def register() -> None:
     core.register_executor("add_end_entity", _register)
     core.register_executor("enroll_pkcs10", _register)
     core.register_executor("edit_end_entity", _edit)
+    core.register_executor("revoke_end_entity", _revoke)
     core.register_executor("edit_enroll_pkcs10", _edit)  # pkcs10enroll of an existing end entity
     core.register_finalizer("add_end_entity", finalize)
     core.register_finalizer("enroll_pkcs10", finalize)

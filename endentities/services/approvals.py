@@ -115,3 +115,17 @@ def gate_edit(actor: Actor, username: str, data: EndEntityInput | Callable[[], E
 def needs_approval(data: EndEntityInput, profile: Any) -> bool:
     """Whether adding ``data`` would need approval (a cheap look before the caller checks and builds it)."""
     return not core.is_executing() and core.profile_for(ACTION, *_ids(data, profile)) is not None
+
+
+def gate_revoke(actor: Actor, username: str, reason: Any) -> None:
+    """Before revoking an end entity (EJBCA's "Revocation" covers it): store it for approval when a profile
+    covers its CA or certificate profile (raises), once the caller is known to be allowed it."""
+    if core.is_executing():
+        return
+    row = EndEntity.objects.filter(username=username).values_list(
+        "ca_id", "certificate_profile_id", "end_entity_profile_id", "subject_dn").first()
+    if row is None or core.profile_for(ApprovalAction.REVOCATION, row[0], row[1]) is None:
+        return
+    require(actor, "revoke", row[2], row[0])
+    core.gate(actor, ApprovalAction.REVOCATION, "revoke_end_entity", ca=row[0], certificate_profile=row[1],
+              data={"reason": int(reason)}, username=username, subject_dn=row[3])

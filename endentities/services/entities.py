@@ -302,6 +302,7 @@ def revoke_end_entity(actor: Actor, username: str, reason: RevocationReason | in
         raise ValidationError(str(exc), field="reason") from None
     if reason == RevocationReason.REMOVE_FROM_CRL:
         raise ValidationError("removeFromCRL is not a reason to revoke an end entity.", field="reason")
+    approvals.gate_revoke(actor, username, reason)  # may store it for approval instead (raises)
     with transaction.atomic():
         ee = _lock(username)
         require(actor, "revoke", ee.end_entity_profile_id, ee.ca_id)

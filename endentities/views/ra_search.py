@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 from pki.choices import CertificateStatus
 from pki.forms.certificates import RevokeForm, SearchForm
 from pki.models import Certificate, CertificateAuthority
+from pki.services.approvals import WaitingForApproval
 from pki.services.certificates import restrict, search_certificates, visible_ca_ids
 from pki.views.base import (
     SERVICE_ERRORS,
@@ -77,6 +78,8 @@ def entity_revoke(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("ra-ee-detail", ee.pk)
     try:
         services.revoke_end_entity(actor(request), ee.username, form.cleaned_data["reason"])
+    except WaitingForApproval as waiting:  # the revocation needs approval: stored, not done
+        messages.info(request, waiting.message)
     except SERVICE_ERRORS as exc:
         messages.error(request, refusal_message(exc))
     else:

@@ -14,6 +14,7 @@ from ..forms.certificates import IssueForm, RevokeForm, SearchForm
 from ..issuance import IssuanceRequest, issue
 from ..models import Certificate, CertificateAuthority
 from ..revocation import revoke, unrevoke
+from ..services.approvals import WaitingForApproval
 from ..services.certificates import restrict, search_certificates, visible_ca_ids
 from .base import (
     SERVICE_ERRORS,
@@ -100,6 +101,8 @@ def revoke_with_form(request: HttpRequest, cert, detail_view: str) -> HttpRespon
         return redirect(detail_view, cert.pk)
     try:
         cert = revoke(actor(request), cert, form.cleaned_data["reason"])
+    except WaitingForApproval as waiting:  # the revocation needs approval: stored, not done
+        messages.info(request, waiting.message)
     except SERVICE_ERRORS as exc:
         messages.error(request, refusal_message(exc))
     else:

@@ -236,3 +236,29 @@ def test_pkcs10enroll_renewal_by_an_editor_waits_then_finalize(actor, entity_fac
     assert r.status_code == 201, r.content
     cert = x509.load_der_x509_certificate(base64.b64decode(r.json()["certificate"]))
     assert cert.public_key().public_numbers() == key.public_key().public_numbers()
+
+
+def test_revocations_wait_on_rest_and_the_ra_portal(actor, entity_factory, root_ca, csr_factory):
+    """EJBCA's "Revocation" covers revoking an end entity and a certificate: both wait, then are carried out."""
+    from endentities import services
+
+    entity_factory("revokee", subject_dn="CN=Revokee,O=Test")
+    csr, _ = csr_factory("CN=x")
+    issued = services.enroll("revokee", "foo123", csr=csr, interface="rest")
+    profile = approvals.save_profile(actor, name="Rev", approvals_required=1, request_expiration=600)
+    approvals.set_approval(actor, ApprovalAction.REVOCATION, profile, ca=root_ca)
+    operator = make_client("revoker", [*RA, "/ra_functionality/revoke_end_entity", f"/ca/{root_ca.pk}"])
+    r = operator.put(f"{V1}/endentity/revokee/revoke", {"reason_code": 1}, format="json")
+    assert r.status_code == 202, r.content
+    assert EndEntity.objects.get(username="revokee").status != EndEntityStatus.REVOKED
+    portal = ui_client("portalrev", ["/administrator", *RA, "/ra_functionality/revoke_end_entity",
+                                     "/ca_functionality/view_certificate", f"/ca/{root_ca.pk}"])
+    page = portal.post(f"/ra/certificates/{issued.row.pk}/revoke/", {"reason": "1"}, follow=True).content.decode()
+    assert "waiting for approval" in page
+    assert Certificate.objects.get(pk=issued.row.pk).status == "ACTIVE"
+    checker = make_client("revchecker", ["/ra_functionality/approve_end_entity", f"/ca/{root_ca.pk}"])
+    r = checker.post(f"/api/v1/approvals/{r.json()['request_id']}/approve", {}, format="json")
+    assert r.json()["status"] == "APPROVED", r.content
+    assert EndEntity.objects.get(username="revokee").status == EndEntityStatus.REVOKED
+    assert Certificate.objects.get(pk=issued.row.pk).status == "REVOKED"
+    assert ApprovalRequest.objects.filter(operation="revoke", status="WAITING").count() == 1  # the portal's
