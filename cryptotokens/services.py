@@ -251,9 +251,13 @@ def adopt_key_pair(actor: Actor, token: CryptoToken, alias: str) -> CryptoTokenK
     try:
         found = backend.adoptable_key(alias, code)
         spec = key_spec_of(found.public_key)
-        # Prove the private key is there and matches before recording it (the backends check on load).
-        backend.load_private_key(CryptoTokenKeyPair(token=token, alias=alias, public_key_der=public_key_der(
+        # Prove the private key is there and belongs to the public key found beside it before recording them: a
+        # signature on a random challenge (an HSM's public key object could belong to another key).
+        handle = backend.load_private_key(CryptoTokenKeyPair(token=token, alias=alias, public_key_der=public_key_der(
             found.public_key), private_data=found.private_data), code)
+        if not _signature_matches(handle, found.public_key):
+            raise CryptoTokenError(f"Key '{alias}' on the device of crypto token '{token.name}' does not sign for the "
+                                   "public key found with it: it is not registered.")
     except CryptoTokenError as exc:
         _emit("CRYPTOTOKEN_ADOPT_KEYPAIR", actor, token, outcome="FAILURE", alias=alias, reason=str(exc))
         raise
@@ -438,28 +442,38 @@ def remove_key_pair(actor: Actor, token: CryptoToken, alias: str) -> None:
     _emit("CRYPTOTOKEN_DELETE_KEYPAIR", actor, token, alias=alias)
 
 
-def test_key_pair(actor: Actor, token: CryptoToken, alias: str) -> bool:
-    """Sign a random challenge with the key and verify it with the stored public key."""
+def _signature_matches(key: PrivateKeyTypes, public: Any) -> bool:
+    """Whether ``key`` signs a random challenge that ``public`` verifies (the hash follows an EC key's curve, as
+    cloud services insist on)."""
     import os
 
     from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
+    challenge = os.urandom(32)
+    try:
+        if isinstance(public, rsa.RSAPublicKey):
+            public.verify(key.sign(challenge, padding.PKCS1v15(), hashes.SHA256()), challenge,  # type: ignore[call-arg]
+                          padding.PKCS1v15(), hashes.SHA256())
+        elif isinstance(public, ec.EllipticCurvePublicKey):
+            digest = {384: hashes.SHA384(), 521: hashes.SHA512()}.get(public.curve.key_size, hashes.SHA256())
+            public.verify(key.sign(challenge, ec.ECDSA(digest)), challenge, ec.ECDSA(digest))  # type: ignore[call-arg]
+        else:
+            public.verify(key.sign(challenge), challenge)  # type: ignore[call-arg]
+    except InvalidSignature:
+        return False
+    return True
+
+
+def test_key_pair(actor: Actor, token: CryptoToken, alias: str) -> bool:
+    """Sign a random challenge with the key and verify it with the stored public key."""
+    from cryptography.hazmat.primitives import serialization
 
     actor.require(f"/cryptotoken/test_keys/{token.pk}")
     entry = key_pair_of(token, alias)
     key = get_private_key(CryptoToken.objects.get(pk=token.pk), alias)
-    public = serialization.load_der_public_key(bytes(entry.public_key_der))
-    challenge = os.urandom(32)
-    try:
-        if isinstance(public, rsa.RSAPublicKey):
-            public.verify(key.sign(challenge, padding.PKCS1v15(), hashes.SHA256()), challenge, padding.PKCS1v15(),
-                          hashes.SHA256())
-        elif isinstance(public, ec.EllipticCurvePublicKey):
-            public.verify(key.sign(challenge, ec.ECDSA(hashes.SHA256())), challenge, ec.ECDSA(hashes.SHA256()))
-        else:
-            public.verify(key.sign(challenge), challenge)
-    except InvalidSignature:
+    if not _signature_matches(key, serialization.load_der_public_key(bytes(entry.public_key_der))):
         _emit("CRYPTOTOKEN_TEST_KEYPAIR", actor, token, outcome="FAILURE", alias=alias, reason="signature mismatch")
         raise CryptoTokenError(f"Key pair '{alias}' failed its test: the signature does not match the public key.")
     _emit("CRYPTOTOKEN_TEST_KEYPAIR", actor, token, alias=alias)

@@ -171,3 +171,26 @@ def test_soft_token_lists_its_keystore(soft_token, actor):
         services.adopt_key_pair(actor, soft_token, "a")
     with pytest.raises(KeyPairNotFoundError):
         services.adopt_key_pair(actor, soft_token, "c")
+
+
+def test_a_public_key_object_of_another_key_is_not_registered(hsm_token, softhsm, hsm_label, actor):
+    """The slot's public key object with the private key's CKA_ID belongs to another key (planted or mixed up):
+    the signature check before registration catches it, and the refusal is audited."""
+    from pkcs11 import ObjectClass
+
+    ec_params = encode_named_curve_parameters(CURVE_OIDS["secp256r1"])
+    with softhsm.session(hsm_label) as session:
+        params = session.create_domain_parameters(KeyType.EC, {Attribute.EC_PARAMS: ec_params}, local=True)
+        own_public, _ = params.generate_keypair(store=True, label="mixed", id=b"\x09")
+        other_public, _ = params.generate_keypair(store=True, label="other", id=b"\x0a")
+        point = other_public[Attribute.EC_POINT]
+        own_public.destroy()
+        session.create_object({Attribute.CLASS: ObjectClass.PUBLIC_KEY, Attribute.KEY_TYPE: KeyType.EC,
+                               Attribute.TOKEN: True, Attribute.ID: b"\x09", Attribute.LABEL: "mixed",
+                               Attribute.EC_PARAMS: ec_params, Attribute.EC_POINT: point, Attribute.VERIFY: True})
+    with pytest.raises(CryptoTokenError, match="does not sign for the public key found with it"):
+        services.adopt_key_pair(actor, hsm_token, "mixed")
+    assert not CryptoTokenKeyPair.objects.filter(alias="mixed").exists()
+    event = AuditEvent.objects.filter(event_type="CRYPTOTOKEN_ADOPT_KEYPAIR").latest("sequence")
+    assert event.outcome == "FAILURE" and event.details["alias"] == "mixed"
+    services.adopt_key_pair(actor, hsm_token, "other")  # the intact pair is fine
