@@ -10,9 +10,11 @@ ManagementCA issues
 ``var/tls/client-ca.pem`` holds the certificates of this installation's active local CAs: the CAs nginx lets
 present client certificates (the application then checks the certificate itself, see ``pki.auth.clientcert``).
 
-Each file is made again when what it stands for is gone from the database (a new database with an old ``var/``):
-the server certificate when ManagementCA no longer issued it, the P12 when its certificate or its role member is
-gone. Private keys and the P12 never leave ``var/`` (ignored by git), written 0600 after the transaction commits.
+Each file is made again when what it stands for is not in the database (a new database with an old ``var/``, or an
+``init`` whose transaction rolled back after writing): the server certificate also when it is revoked or expired,
+the P12 only then or when the file was deleted (a revoked superadmin certificate or a removed role member stays as
+the operator left it). Private keys and the P12 never leave ``var/`` (ignored
+by git) and are written 0600 (created so, then moved into place).
 """
 
 from __future__ import annotations
@@ -29,11 +31,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from django.conf import settings
-from django.db import transaction
 
 from .auth.access import Actor
 from .choices import CertificateStatus, MemberMatch
-from .models import Certificate, CertificateAuthority, Role, RoleMember
+from .models import Certificate, CertificateAuthority, Role
 
 MANAGEMENT_CA = "ManagementCA"
 SUPERADMIN_ROLE = "Super Administrator Role"
@@ -94,8 +95,8 @@ def _write(path: Path, data: bytes, mode: int) -> None:
     os.replace(tmp, path)
 
 
-def _known(path: Path, ca: CertificateAuthority) -> x509.Certificate | None:
-    """The certificate in ``path`` if ``ca`` issued it, the database holds it and it is still active."""
+def _recorded(path: Path, ca: CertificateAuthority) -> tuple[x509.Certificate, Certificate] | None:
+    """The certificate in ``path`` and its row, if ``ca`` issued it and the database holds it byte for byte."""
     try:
         cert = x509.load_pem_x509_certificate(path.read_bytes())
     except (OSError, ValueError):
@@ -103,7 +104,7 @@ def _known(path: Path, ca: CertificateAuthority) -> x509.Certificate | None:
     row = Certificate.objects.filter(ca=ca, serial=format(cert.serial_number, "x")).first()
     if row is None or row.fingerprint_sha256 != cert.fingerprint(hashes.SHA256()).hex():
         return None
-    return cert if row.status == CertificateStatus.ACTIVE and not row.is_expired else None
+    return cert, row
 
 
 def _host_names() -> list[str]:
@@ -140,7 +141,9 @@ def _issue(ca: CertificateAuthority, profile: str, subject_dn: str, public_key, 
 
 
 def _server_certificate(ca: CertificateAuthority, paths: CredentialPaths, result: CredentialsResult) -> None:
-    if _known(paths.server_cert, ca) is not None and paths.server_key.exists():
+    known = _recorded(paths.server_cert, ca)
+    if known is not None and paths.server_key.exists() and known[1].status == CertificateStatus.ACTIVE \
+            and not known[1].is_expired:
         return
     key = ec.generate_private_key(ec.SECP256R1())
     issued = _issue(ca, "SERVER", "CN=localhost,O=PKI Demo,C=SE", key.public_key(), _alt_names(_host_names()),
@@ -149,11 +152,8 @@ def _server_certificate(ca: CertificateAuthority, paths: CredentialPaths, result
     key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
 
-    def write() -> None:
-        _write(paths.server_key, key_pem, 0o600)
-        _write(paths.server_cert, chain, 0o644)
-
-    transaction.on_commit(write)
+    _write(paths.server_key, key_pem, 0o600)
+    _write(paths.server_cert, chain, 0o644)
     result.created.append(f"TLS server certificate {issued.row.serial} ({paths.server_cert})")
 
 
@@ -161,10 +161,10 @@ def _superadmin(ca: CertificateAuthority, paths: CredentialPaths, result: Creden
     role = Role.objects.filter(name=SUPERADMIN_ROLE).first()
     if role is None:
         return
-    cert = _known(paths.superadmin_cert, ca) if paths.superadmin_p12.exists() else None
-    if cert is not None and RoleMember.objects.filter(
-            role=role, issuer_ca=ca, match_type=MemberMatch.CERTIFICATE_SERIAL,
-            match_value=format(cert.serial_number, "x")).exists():
+    # Made once: again only when the P12 is gone (the operator's way to ask for a new one) or its certificate is not
+    # in this database (a new database beside an old var/). A revoked certificate or a removed role member stays
+    # as the operator left it: init never re-adds a super administrator behind their back.
+    if paths.superadmin_p12.exists() and _recorded(paths.superadmin_cert, ca) is not None:
         return
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     issued = _issue(ca, "ENDUSER", f"CN={SUPERADMIN_CN}", key.public_key(), None, "superadmin")
@@ -179,11 +179,8 @@ def _superadmin(ca: CertificateAuthority, paths: CredentialPaths, result: Creden
         serialization.BestAvailableEncryption(password.encode()))
     cert_pem = issued.certificate.public_bytes(serialization.Encoding.PEM)
 
-    def write() -> None:
-        _write(paths.superadmin_p12, p12, 0o600)
-        _write(paths.superadmin_cert, cert_pem, 0o644)
-
-    transaction.on_commit(write)
+    _write(paths.superadmin_p12, p12, 0o600)
+    _write(paths.superadmin_cert, cert_pem, 0o644)
     result.superadmin_password = password
     result.created.append(f"superadmin certificate {issued.row.serial} ({paths.superadmin_p12})")
 
@@ -193,11 +190,11 @@ def _client_cas(paths: CredentialPaths) -> None:
         ca.certificate.public_bytes(serialization.Encoding.PEM)
         for ca in CertificateAuthority.objects.local().order_by("pk") if ca.certificate is not None)
     if pem and (not paths.client_ca.exists() or paths.client_ca.read_bytes() != pem):
-        transaction.on_commit(lambda: _write(paths.client_ca, pem, 0o644))
+        _write(paths.client_ca, pem, 0o644)
 
 
 def ensure_credentials(paths: CredentialPaths | None = None) -> CredentialsResult:
-    """Make what is missing of the listener's credentials (inside the caller's transaction; files on commit)."""
+    """Make what is missing of the listener's credentials (inside the caller's transaction)."""
     paths = paths or credential_paths()
     result = CredentialsResult(created=[])
     ca = CertificateAuthority.objects.filter(name=MANAGEMENT_CA).first()

@@ -230,7 +230,10 @@ def test_default_roles_from_init(db, settings, monkeypatch):
     bootstrap.run()
     rules = {r.name: dict(r.rules.values_list("resource", "allowed")) for r in Role.objects.all()}
     assert rules["Super Administrator Role"] == {"/": True}
-    assert RoleMember.objects.get(role__name="Super Administrator Role").match_value == "admin"
+    assert RoleMember.objects.get(role__name="Super Administrator Role", match_type="LOCAL_USER").match_value == "admin"
+    # and init's superadmin.p12, by issuing CA + serial (issue 14)
+    assert RoleMember.objects.get(role__name="Super Administrator Role", match_type="CERTIFICATE_SERIAL").issuer_ca \
+        .name == "ManagementCA"
 
     def can(role: str, path: str) -> bool:
         return Actor("x", role_rules={role: list(rules[role].items())}).is_allowed(path)
