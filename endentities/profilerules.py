@@ -7,14 +7,17 @@ fifth OU field while "CN=Foo,OU=Bar1,OU=Bar2" leaves it empty (and a required fi
 "Subject DN field 'ORGANIZATIONALUNIT' must exist.").
 
 Validation regexes use Java Pattern syntax and Java's ``matches()`` (the whole value must match); the
-translation to Python ``re`` is cached per pattern.
+translation to Python ``re`` is cached per pattern. An instance may also name a field validator, a class by dotted
+path (EJBCA's plug-in field restrictions, the way SCEP challenge validators are named): its
+``validate(value, field_type)`` raises ``ValueError`` with the reason to refuse a value.
 """
 
 from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import Any
+from importlib import import_module
+from typing import Any, Protocol
 
 from django.conf import settings
 
@@ -103,6 +106,39 @@ def default_of(instance: dict[str, Any]) -> str:
     return opts[0] if opts else ""
 
 
+class FieldValidator(Protocol):
+    """A plug-in check of one field's values: instantiated once per process (no arguments)."""
+
+    def validate(self, value: str, field_type: str) -> None:
+        """Return to accept ``value`` of ``field_type`` (``CN``, ``DNSNAME``, ...); raise ``ValueError`` to refuse
+        it, with the reason the caller is shown."""
+
+
+@lru_cache(maxsize=64)
+def load_field_validator(path: str) -> FieldValidator:
+    """The validator at dotted ``path``; ``ValueError`` when it cannot be imported or has no ``validate``."""
+    module_name, _, cls_name = path.rpartition(".")
+    try:
+        cls = getattr(import_module(module_name), cls_name)
+    except (ImportError, AttributeError, ValueError):
+        raise ValueError(f"field validator '{path}' cannot be imported") from None
+    if not isinstance(cls, type) or not callable(getattr(cls, "validate", None)):
+        raise ValueError(f"'{path}' is not a field validator class (it needs a validate(value, field_type) method)")
+    return cls()
+
+
+def _run_validator(ftype: FieldType, path: str, value: str, field: str) -> None:
+    try:
+        validator = load_field_validator(path)
+    except ValueError as exc:
+        raise ValidationError(f"{_label(ftype)} '{ftype.ejbca_name}': {exc}.", field=field) from None
+    try:
+        validator.validate(value, ftype.key)
+    except ValueError as exc:
+        raise ValidationError(f"{_label(ftype)} '{ftype.ejbca_name}' value '{value}' is refused by its validator: "
+                              f"{exc}", field=field) from None
+
+
 def _label(ftype: FieldType) -> str:
     return "Subject DN field" if ftype.kind == "dn" else "Subject alternative name field"
 
@@ -139,6 +175,8 @@ def check_value(ftype: FieldType, instance: dict[str, Any] | None, value: str, f
                 f"{_label(ftype)} '{ftype.ejbca_name}' value '{value}' does not match the validation regex "
                 f"'{regex}'.", field=field,
             )
+    if instance.get("validator"):
+        _run_validator(ftype, instance["validator"], value, field)
 
 
 def match_instances(
@@ -190,6 +228,9 @@ class TypeRules:
         self.type_re = compile_java_regex(ftype.pattern) if ftype.pattern else None
         rules: list[tuple[bool, frozenset[str] | None, re.Pattern[str] | None]] | None = []
         for inst in instances:
+            if inst.get("validator"):  # a plug-in check: the full path (check_value) runs it
+                rules = None
+                break
             allowed = None if inst.get("modifiable", True) else frozenset(options_of(inst))
             regex = inst.get("validation")
             try:

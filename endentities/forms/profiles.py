@@ -19,7 +19,7 @@ from pki.models import CertificateAuthority, CertificateProfile
 from .. import fields as field_table
 from ..choices import EndEntityStatus, TokenType
 from ..models import EndEntityProfile
-from ..profilerules import compile_java_regex
+from ..profilerules import compile_java_regex, load_field_validator
 
 CHECKBOXES = forms.CheckboxSelectMultiple
 
@@ -190,8 +190,11 @@ class FieldInstanceForm(forms.Form):
                             widget=forms.TextInput(attrs={"placeholder": "a;b;c gives a drop-down"}))
     use_entity_email = forms.BooleanField(required=False, label="Use entity e-mail field")
     use_entity_cn = forms.BooleanField(required=False, label="Use entity CN field")
+    validator = forms.CharField(required=False, label="Validator class", widget=forms.TextInput(
+        attrs={"placeholder": "validator class (dotted path)"}))
 
-    FIELDS = ("type", "required", "modifiable", "validation", "value", "use_entity_email", "use_entity_cn")
+    FIELDS = ("type", "required", "modifiable", "validation", "value", "use_entity_email", "use_entity_cn",
+              "validator")
 
     def __init__(self, *args, kind: str = "dn", **kwargs):
         super().__init__(*args, **kwargs)
@@ -212,6 +215,16 @@ class FieldInstanceForm(forms.Form):
             except ValueError as exc:
                 raise forms.ValidationError(str(exc)) from None
         return regex
+
+    def clean_validator(self) -> str:
+        """A plug-in field validator must import (endentities.profilerules.load_field_validator)."""
+        path = (self.cleaned_data.get("validator") or "").strip()
+        if path:
+            try:
+                load_field_validator(path)
+            except ValueError as exc:
+                raise forms.ValidationError(str(exc)) from None
+        return path
 
     def clean_type(self) -> str:
         ftype = field_table.field_type(self.cleaned_data["type"], "dn" if self.kind == "dn" else "altname")

@@ -46,6 +46,8 @@ def normalize_field_instance(raw: dict[str, Any], kind: str | None = None) -> di
         "value": str(raw.get("value") or ""),
         "use_entity_email": bool(raw.get("use_entity_email", False)) and ftype.key == "RFC822NAME",
         "use_entity_cn": bool(raw.get("use_entity_cn", False)) and ftype.key == "DNSNAME",
+        # A plug-in check by dotted class path (endentities.profilerules.load_field_validator), only when set.
+        **({"validator": str(raw["validator"]).strip()} if str(raw.get("validator") or "").strip() else {}),
     }
 
 

@@ -19,7 +19,7 @@ from pki.ids import parse_db_id
 from ..choices import EndEntityStatus, TokenType
 from ..fields import field_type
 from ..models import EndEntityProfile, normalize_field_instance, normalize_notification
-from ..profilerules import compile_java_regex
+from ..profilerules import compile_java_regex, load_field_validator
 
 EDIT_RULE = "/ca_functionality/edit_end_entity_profiles"
 AUDIT_ADD = "RA_ADDEEPROFILE"
@@ -51,6 +51,11 @@ def _check_instances(raw: list[dict[str, Any]], kind: str, field: str) -> list[d
                 compile_java_regex(norm["validation"])
             except ValueError as exc:
                 raise ValidationError(f"{ftype.ejbca_name}: {exc}", field=field) from None
+        if norm.get("validator"):
+            try:
+                load_field_validator(norm["validator"])
+            except ValueError as exc:
+                raise ValidationError(f"{ftype.ejbca_name}: {exc}.", field=field) from None
         if not norm["modifiable"] and norm["required"] and not norm["value"] and not (
                 norm["use_entity_email"] or norm["use_entity_cn"]):
             raise ValidationError(
