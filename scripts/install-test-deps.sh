@@ -27,3 +27,5 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 # The test OpenID provider (oidc-provider from npm, versions pinned by its package-lock.json).
 (cd "$(dirname "$0")/../tests/support/oidc_op" && npm ci --no-audit --no-fund --loglevel=error)
+# django-ca for benchmarks/peer_issuance.py (its smoke run is part of the suite), in .venv-peers.
+"$(dirname "$0")/install-peer-bench.sh"

@@ -37,6 +37,8 @@ FIGURE = {
     "issue_floor.py": r"stored/s[\s\S]*P-256\s+2\s+[\d,]+",
     "issue_throughput.py": r"pipeline/s[\s\S]*P-256\s+csr\s+2\s+[\d,]+[\s\S]*audit chain after the run: intact",
     "ocsp.py": r"ratio [\d.]+ of raw",
+    "peer_scep.py": r"through the RA\s+4\s+2\s+[\d.,]+[\s\S]*ratio RA / direct: [\d.]+",
+    "peer_issuance.py": r"P-256\s+4\s+[\d,]+\s+[\d,]+\s+[\d.]+x[\s\S]*audit chain intact",
     "pkcs10enroll.py": r"enrolls/s[\s\S]*new\s+2\s+2\s+6\s+[\d,]+",
     "profile_issue.py": r"[\d,]+ issuances/s without the profiler",
     "scep_default.py": r"ratio pki make run \(SQLite\) / micromdm: [\d.]+x[\s\S]*ratio pki make run \+ PostgreSQL",
