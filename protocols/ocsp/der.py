@@ -2,7 +2,8 @@
 
 The responder reads one small, fixed structure per request and writes one per answer. asn1crypto's
 general-purpose object tree cost several times the signature for each (about 0.9 ms to read a one-certificate
-request), so protocols.ocsp.messages walks the bytes with :func:`elements` and writes with :func:`tlv`.
+request), so protocols.ocsp.messages walks the bytes with :func:`elements` and writes with :func:`tlv`
+(pki.x509.der's).
 Reading is strict: definite lengths only, in their shortest form, every element inside its parent, nothing
 after the last one; anything else raises :class:`DerError`.
 """
@@ -11,6 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+
+from pki.x509.der import length, tlv  # the writing half, shared with the CRL and SCEP encoders
+
+__all__ = ["DerError", "children", "content", "elements", "generalized_time", "length", "only", "tlv"]
 
 SEQUENCE = 0x30
 OCTET_STRING = 0x04
@@ -76,19 +81,6 @@ def content(data: bytes, element: tuple[int, int, int], tag: int) -> bytes:
     if element[0] != tag:
         raise DerError(f"expected tag {tag:#04x}, found {element[0]:#04x}")
     return data[element[1]:element[2]]
-
-
-def length(n: int) -> bytes:
-    """A definite length in its shortest form."""
-    if n < 0x80:
-        return bytes([n])
-    size = (n.bit_length() + 7) // 8
-    return bytes([0x80 | size]) + n.to_bytes(size, "big")
-
-
-def tlv(tag: int, value: bytes) -> bytes:
-    """One DER element: tag, length, content."""
-    return bytes([tag]) + length(len(value)) + value
 
 
 def generalized_time(value: datetime) -> bytes:
