@@ -45,6 +45,7 @@ from .x509.altnames import AltNameError, format_altnames, parse_altnames
 from .x509.dn import DNError, format_csr_subject, format_dn, parse_dn
 from .x509.explicit_ec import resign_with_explicit_key
 from .x509.extensions import eku_oid, encode_custom_value, key_usage
+from .x509.qc import CABF_ORGANIZATION_IDENTIFIER_OID
 from .x509.validity import ValidityError, parse_validity
 
 logger = logging.getLogger("pki.issuance")
@@ -291,6 +292,8 @@ def _extensions(req, profile, ca, subject, public_key, csr, issuer_key_id) -> li
         ext_oid = x509.ObjectIdentifier(oid)
         exts[oid] = x509.Extension(ext_oid, bool(custom.get("critical")), x509.UnrecognizedExtension(ext_oid, der))
     for ext in req.extra_extensions:
+        if ext.oid.dotted_string == CABF_ORGANIZATION_IDENTIFIER_OID and not profile.use_cabf_organization_identifier:
+            continue  # the certificate profile must enable it too, or it is left out (EJBCA, seed 004)
         exts[ext.oid.dotted_string] = ext
     # Subject alternative name last: the request's string wins over the CSR's extension.
     if req.subject_alt_name is not None:

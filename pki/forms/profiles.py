@@ -68,13 +68,16 @@ class ProfileForm(FieldsetsMixin, forms.Form):
     use_authority_info_access = forms.BooleanField(required=False, initial=True,
                                                    label="Authority information access")
     use_ocsp_no_check = forms.BooleanField(required=False, label="OCSP no check")
+    use_cabf_organization_identifier = forms.BooleanField(
+        required=False, label="CA/B Forum organization identifier",
+        help_text="Put the identifier an end entity profile's field of that name gives into certificates")
 
     PROFILE_FIELDS = ("profile_type", "description", "validity", "allow_validity_override",
                       "allow_extension_override", "allow_dn_override", "key_usage", "key_usage_critical",
                       "extended_key_usage_critical", "allowed_key_algorithms", "allowed_rsa_sizes", "allowed_curves",
                       "allowed_signature_algorithms", "basic_constraints", "basic_constraints_critical",
                       "path_length", "use_subject_key_id", "use_authority_key_id", "use_crl_distribution_point",
-                      "use_authority_info_access", "use_ocsp_no_check")
+                      "use_authority_info_access", "use_ocsp_no_check", "use_cabf_organization_identifier")
 
     fieldsets = [
         ("Profile", ["name", "profile_type", "description", "validity", "allow_validity_override",
@@ -85,7 +88,8 @@ class ProfileForm(FieldsetsMixin, forms.Form):
         ("Extended key usage", ["extended_key_usage", "extra_eku", "extended_key_usage_critical"]),
         ("Basic constraints", ["basic_constraints", "basic_constraints_critical", "path_length"]),
         ("Other extensions", ["use_subject_key_id", "use_authority_key_id", "use_crl_distribution_point",
-                              "use_authority_info_access", "use_ocsp_no_check"]),
+                              "use_authority_info_access", "use_ocsp_no_check",
+                              "use_cabf_organization_identifier"]),
     ]
 
     NEW_PROFILE = {"profile_type": ProfileType.ENDENTITY, "validity": "2y", "allowed_key_algorithms": ["RSA", "EC"],

@@ -48,6 +48,9 @@ class CertificateProfile(models.Model):
     use_crl_distribution_point = models.BooleanField(default=True)
     use_authority_info_access = models.BooleanField(default=True)
     use_ocsp_no_check = models.BooleanField(default=False)
+    # EJBCA's "CA/B Forum Organization Identifier": the extension an end entity profile's field of that name
+    # computes goes into certificates only when this profile enables it too (seed 004).
+    use_cabf_organization_identifier = models.BooleanField(default=False)
     custom_extensions = models.JSONField(
         default=list,
         blank=True,

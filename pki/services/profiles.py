@@ -74,7 +74,7 @@ EDITABLE_FIELDS = (
     "allowed_key_algorithms", "allowed_rsa_sizes", "allowed_curves", "allowed_signature_algorithms",
     "basic_constraints", "basic_constraints_critical", "path_length", "use_subject_key_id",
     "use_authority_key_id", "use_crl_distribution_point", "use_authority_info_access", "use_ocsp_no_check",
-    "custom_extensions",
+    "use_cabf_organization_identifier", "custom_extensions",
 )
 
 

@@ -86,7 +86,7 @@ def test_psd2_qc_type_asn1():
 @pytest.fixture
 def cert_profile(builtin_profiles):
     return CertificateProfile.objects.create(
-        name="EEISSUE", key_usage=["digitalSignature"],
+        name="EEISSUE", key_usage=["digitalSignature"], use_cabf_organization_identifier=True,
         custom_extensions=[{"oid": "1.5.6", "critical": False, "encoding": "UTF8String", "dynamic": True}],
     )
 
@@ -187,6 +187,20 @@ def test_issued_certificate_carries_every_encoding(ee_profile, actor, csr_factor
         ("NTR", "US", "CA", "12345678")
     # custom extension data, in the configured encoding
     assert core.load(exts["1.5.6"]["extn_value"].native).native == "Hello world"
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_cabf_organization_identifier_only_where_the_certificate_profile_enables_it(ee_profile, cert_profile, actor,
+                                                                                    csr_factory, enabled):
+    """Seed 004: the end entity profile's field gives the value; the certificate profile decides whether the
+    extension goes into the certificate."""
+    CertificateProfile.objects.filter(pk=cert_profile.pk).update(use_cabf_organization_identifier=enabled)
+    ee_profile.default_certificate_profile.refresh_from_db()
+    validated = validate_end_entity(ee_profile, EndEntityInput(
+        username=f"cabf{enabled}", subject_dn="CN=x", cabf_organization_identifier="NTRGB-12345678"))
+    cert = _issue(actor, csr_factory, validated).certificate
+    oids = {e.oid.dotted_string for e in cert.extensions}
+    assert ("2.23.140.3.1" in oids) is enabled
 
 
 def test_openssl_reads_the_special_fields(ee_profile, actor, csr_factory, openssl):
