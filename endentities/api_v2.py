@@ -9,7 +9,8 @@ missing one.
 
 from __future__ import annotations
 
-from django.db.models import F, OuterRef, QuerySet, Subquery
+from django.db.models import BigIntegerField, F, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -54,8 +55,11 @@ class ProfileLink:
     """The end entity profile of certificates, for ``pki.api.v2.search`` (the core cannot import this app)."""
 
     def annotate(self, qs: QuerySet) -> QuerySet:
+        """The profile recorded at issuance (EJBCA's CertificateData.endEntityProfileId); for a certificate issued
+        before profiles were recorded, the profile its end entity has now."""
         owner = EndEntity.objects.filter(username=OuterRef("username")).values("end_entity_profile_id")[:1]
-        return qs.annotate(ee_profile_id=Subquery(owner))
+        return qs.annotate(ee_profile_id=Coalesce(F("end_entity_profile_id"), Subquery(owner),
+                                                  output_field=BigIntegerField()))
 
     def viewable_profile_ids(self, actor: Actor) -> list[int] | None:
         if actor.system:

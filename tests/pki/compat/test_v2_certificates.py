@@ -158,6 +158,20 @@ def test_search_criteria(api, world, criteria, expected):
     assert set(names(api, criteria)) == expected
 
 
+def test_the_profile_recorded_at_issuance_counts(api, world, sub_ca, actor, csr_factory):
+    """A certificate issued under Alpha to an end entity that has moved to Beta since is Alpha's (as EJBCA records
+    it); one issued before profiles were recorded falls back to its end entity's profile."""
+    from pki.issuance import IssuanceRequest, issue
+    from pki.models import CertificateProfile
+
+    csr, _ = csr_factory("CN=mallory-old,O=Leaf")
+    issue(IssuanceRequest(ca=sub_ca, actor=actor, profile=CertificateProfile.objects.get(name="ENDUSER"), csr=csr,
+                          username="mallory", end_entity_profile_id=world["alpha"].pk))
+    assert set(names(api, [("END_ENTITY_PROFILE", "Alpha", "EQUAL")])) == {"alice", "bob", "mallory-old"}
+    Certificate.objects.filter(username="mallory").update(end_entity_profile_id=None)
+    assert set(names(api, [("END_ENTITY_PROFILE", "Beta", "EQUAL")])) == {"mallory", "mallory-old"}
+
+
 def test_pages_are_disjoint_and_sorted(api, world):
     criteria = [("SUBJECT_DN", "O=Leaf", "LIKE")]
     first = names(api, criteria, page_size=2, current_page=1, sort=("USERNAME", "ASC"))
