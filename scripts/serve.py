@@ -77,6 +77,18 @@ def tls_ready(tls_dir: Path) -> bool:
     return all((tls_dir / name).is_file() for name in TLS_FILES)
 
 
+def port_free(host: str, port: int) -> bool:
+    """Whether nginx could listen on ``host:port`` now (a taken HTTPS port must not stop the HTTP server)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def _address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
@@ -229,6 +241,10 @@ def main(argv: list[str] | None = None) -> int:
         if tls_port and not tls_ready(tls_dir):
             print(f"serve.py: no HTTPS listener: {tls_dir} lacks {', '.join(TLS_FILES)} (run manage.py init)",
                   file=sys.stderr, flush=True)
+            tls_port = 0
+        if tls_port and not port_free(args.host, tls_port):
+            print(f"serve.py: no HTTPS listener: {_address(args.host, tls_port)} is in use (--tls-port chooses "
+                  "another)", file=sys.stderr, flush=True)
             tls_port = 0
         config = render_nginx(run_dir, args.host, args.port, upstream.getsockname()[1], tls_port=tls_port,
                               tls_dir=tls_dir)

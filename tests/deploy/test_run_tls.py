@@ -159,6 +159,18 @@ def test_nginx_accepts_the_https_configuration_and_drops_it_without_credentials(
     assert serve.tls_ready(run.var / "tls") and not serve.tls_ready(tmp_path)
 
 
+def test_a_taken_https_port_leaves_the_http_server_running():
+    """serve.py checks the HTTPS port first: nginx failing to bind it would stop the whole server."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        assert not serve.port_free("127.0.0.1", port)
+    assert serve.port_free("127.0.0.1", port)
+
+
 # --- who gets in -------------------------------------------------------------------------------------------------
 
 def test_superadmin_certificate_reaches_the_rest_api(run, admin_pem):
