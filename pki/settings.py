@@ -401,3 +401,6 @@ PKI_READYZ_CACHE_SECONDS = float(os.environ.get("PKI_READYZ_CACHE_SECONDS", "2")
 # imported (it reads the variable then); scripts/serve.py empties it at start.
 PROMETHEUS_MULTIPROC_DIR = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "metrics"))
 Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
+# EJBCA's "Enable End Entity Profile Limitations": the per end entity profile access rules
+# (/endentityprofilesrules/<id>/<action>) are enforced; off, RA rights cover every end entity profile.
+PKI_END_ENTITY_PROFILE_LIMITATIONS = _flag("PKI_END_ENTITY_PROFILE_LIMITATIONS", True)

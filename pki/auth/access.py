@@ -14,8 +14,17 @@ from typing import Any
 from ..errors import AuthorizationDenied
 
 SUPERADMIN_RULE = "/"
+# Per end entity profile rules: enforced only while PKI_END_ENTITY_PROFILE_LIMITATIONS is on (EJBCA's "Enable End
+# Entity Profile Limitations"); off, a caller's RA rights cover every end entity profile.
+EE_PROFILE_RULES = "/endentityprofilesrules/"
 # Editing roles and their members (the rule every role edit, and issuing a member's certificate, checks).
 EDIT_RULE = "/system_functionality/edit_administrator_privileges"
+
+
+def _profile_limitations() -> bool:
+    from django.conf import settings
+
+    return getattr(settings, "PKI_END_ENTITY_PROFILE_LIMITATIONS", True)
 
 
 def _matches(rule: str, resource: str) -> bool:
@@ -55,6 +64,8 @@ class Actor:
     def is_allowed(self, resource: str) -> bool:
         if self.system:
             return True
+        if resource.startswith(EE_PROFILE_RULES) and not _profile_limitations():
+            return True  # the RA rule (/ra_functionality/...) checked beside it still decides
         return any(role_allows(rules, resource) for rules in self.role_rules.values())
 
     def require(self, resource: str) -> None:
