@@ -227,6 +227,8 @@ class DeviceKeyListing:
         self.known = known
 
     def __getattr__(self, name: str) -> Any:
+        if name in self.__slots__:  # not set yet (e.g. while copying): never recurse
+            raise AttributeError(name)
         return getattr(self.key, name)
 
     def as_dict(self) -> dict[str, Any]:
