@@ -43,9 +43,10 @@ class EndEntitiesConfig(AppConfig):
         from .configdump import register_items as register_configdump_items
 
         register_configdump_items()  # end entity profiles in the configdump
-        from pki.api.lookups import register_end_entity_profile_names
+        from pki.api.lookups import register_end_entity_profile_names, register_end_entity_profile_resolver
 
         register_end_entity_profile_names(_profile_names)  # end_entity_profile of certificate responses
+        register_end_entity_profile_resolver(ProfileLink().profile_id)  # v1 search's END_ENTITY_PROFILE
         from pki.services.profiles import register_profile_users
 
         from .usage import certificate_profile_users

@@ -130,6 +130,20 @@ def register_end_entity_profile_names(lookup: Callable[[set[int]], dict[int, str
     _profile_names[:] = [lookup]
 
 
+_profile_resolver: list[Callable[[Actor, str], int | None]] = []
+
+
+def register_end_entity_profile_resolver(resolve: Callable[[Actor, str], int | None]) -> None:
+    """Called by the end entity app: (actor, profile name) -> its id when it exists and the actor may view its
+    end entities, else None."""
+    _profile_resolver[:] = [resolve]
+
+
+def end_entity_profile_id(actor: Actor, name: str) -> int | None:
+    """The id of the end entity profile ``name`` for ``actor`` (None: unknown to it, or no end entity app)."""
+    return _profile_resolver[0](actor, name) if _profile_resolver else None
+
+
 def end_entity_profile_names(ids: set[int]) -> dict[int, str]:
     """The names of the end entity profiles ``ids`` that still exist (none without the end entity app)."""
     ids = {i for i in ids if i is not None}

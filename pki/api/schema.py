@@ -38,6 +38,9 @@ WITH_PATH = {
     "404": "The object named in the path does not exist (or the caller may not see it).",
 }
 BODY_METHODS = {"post", "put", "patch"}
+# EJBCA's crypto token resource answers 422 for an unknown token, a wrong activation code or a key it cannot make.
+UNPROCESSABLE_PATHS = ("/ejbca/ejbca-rest-api/v1/cryptotoken/{",)
+UNPROCESSABLE = {"422": "Unknown crypto token, wrong activation code, or a key pair that cannot be made (EJBCA's 422)."}
 
 
 class BearerTokenScheme(OpenApiAuthenticationExtension):
@@ -85,6 +88,8 @@ def document_error_responses(result: dict[str, Any], generator, request, public)
                 wanted.update(WITH_BODY)
             if "{" in path:
                 wanted.update(WITH_PATH)
+            if path.startswith(UNPROCESSABLE_PATHS):
+                wanted.update(UNPROCESSABLE)
             responses = operation["responses"]
             for code, description in wanted.items():
                 responses.setdefault(code, _error_response(description))

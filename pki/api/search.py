@@ -25,6 +25,7 @@ from ..ids import parse_decimal
 from ..models import Certificate, CertificateAuthority, CertificateProfile
 from ..services.certificates import CertificateQuery, search_certificates
 from .lookups import (
+    end_entity_profile_id,
     end_entity_profile_names,
     parse_date,
     parse_fingerprint,
@@ -144,10 +145,7 @@ def _profile(search: _Search, value: str, op: str) -> None:
 def _end_entity_profile(search: _Search, value: str, op: str) -> None:
     """The profile a certificate was issued under (recorded at issuance); several values match any of them.
     A profile whose end entities the caller may not view is as unknown as one that does not exist."""
-    from .v2.endentity_link import end_entity_profile_link
-
-    link = end_entity_profile_link()
-    pk = link.profile_id(search.actor, value) if link is not None else None
+    pk = end_entity_profile_id(search.actor, value)
     if pk is None:
         raise ValidationError(f"Invalid search criteria content, unknown end entity profile '{value}'.",
                               field="criteria")

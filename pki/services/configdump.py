@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
-from django.db import transaction
+from django.db import DatabaseError, transaction
 
 from .. import audit
 from ..auth.access import Actor
@@ -349,6 +349,11 @@ def import_dump(actor: Actor, doc: dict[str, list[dict[str, Any]]], *, overwrite
                     written += 1
                 except (PkiError, AuthorizationDenied) as exc:
                     errors.append(f"{label}: {exc.message}")
+                except (TypeError, ValueError, AttributeError, KeyError, DatabaseError) as exc:
+                    # A setting of the wrong type or size: the item's savepoint rolled back; report, never a 500.
+                    logger.info("configdump item %s refused: %r", label, exc)
+                    errors.append(f"{label}: a setting has a value of the wrong type or size "
+                                  f"({type(exc).__name__}).")
             failed = errors and not ignore_errors
             if failed:
                 raise _RollBack

@@ -238,3 +238,16 @@ def test_cli_config_dump(config, tmp_path):
     target = tmp_path / "dump.zip"
     call_command("config", "dump", "--format", "zip", "-o", str(target), stdout=io.StringIO())
     assert "scep-config/devices.yaml" in zipfile.ZipFile(target).namelist()
+
+
+@pytest.mark.parametrize("item", [
+    {"name": "T1", "validity": 12345},                      # a number where text is expected
+    {"name": "T2", "key_usage": "digitalSignature"},        # a string where a list is expected
+    {"name": "T3", "allowed_rsa_sizes": ["big"]},
+    {"name": "x" * 500, "validity": "1y"},                  # longer than the column
+    {"name": "T5", "path_length": -4},
+])
+def test_wrong_types_are_reported_not_500(api, db, item):
+    r = api.post(DUMP, {"certificate-profiles": [item]}, format="json")
+    assert r.status_code == 200 and r.json()["success"] is False, r.content
+    assert not CertificateProfile.objects.filter(name=item["name"]).exists()
