@@ -403,6 +403,8 @@ def _may_decide(actor: Actor, req: ApprovalRequest) -> None:
 def decide(actor: Actor, pk: int, *, approve: bool, comment: str = "") -> ApprovalRequest:
     """Approve or reject a WAITING request with a comment. The last required approval carries it out."""
     comment = (comment or "")[:2000]
+    if any(ord(c) < 32 and c not in "\n\r\t" for c in comment):
+        raise ValidationError("The comment contains control characters.", field="comment")
     try:
         return _decide(actor, pk, approve, comment)
     except (AuthorizationDenied, ConflictError) as exc:  # recorded after the refused transaction rolled back

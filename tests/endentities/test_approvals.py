@@ -195,6 +195,8 @@ def test_ra_portal_make_new_request_waits_and_approve_pages_decide(needs_approva
     page = checker.get(f"/ra/approvals/{req.pk}/").content.decode()
     assert "CN=Portal Device" in page and 'value="approve"' in page and "foo123" not in page
     assert checker.post(f"/ra/approvals/{req.pk}/decide/", {"decision": "maybe"}).status_code == 302
+    bad = checker.post(f"/ra/approvals/{req.pk}/decide/", {"decision": "approve", "comment": "a\x00b"}, follow=True)
+    assert bad.status_code == 200 and "control characters" in bad.content.decode()
     assert ApprovalRequest.objects.get(pk=req.pk).status == ApprovalStatus.WAITING
     checker.post(f"/ra/approvals/{req.pk}/decide/", {"decision": "approve", "comment": "looks right"})
     req.refresh_from_db()
