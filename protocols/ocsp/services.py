@@ -2,20 +2,22 @@
 
 Everything an answer depends on is read from the database for every request, in one prepared statement
 (:data:`_ANSWER_STATE`): the CA row, the CA's usable OCSP key binding (active, its certificate active, issued
-by this CA and valid now), and the status of each certificate asked about. The signing key handle comes
-through ``get_private_key_by_id``, which reads the token's version and activation state each time. So a
-revocation, a binding disabled, renewed or re-certified, a CA renewed or a token deactivated is in the very
-next answer of every process, and no version counter has to be bumped by every code path that changes one.
+by this CA and valid now), the signing token's version and activation state, and the status of each
+certificate asked about. So a revocation, a binding disabled, renewed or re-certified, a CA renewed or a token
+deactivated is in the very next answer of every process, and no version counter has to be bumped by every code
+path that changes one of them (tests/protocols/ocsp/test_changes.py makes each change from another process).
 
 What is kept per process is only what a value read in that statement names exactly and what never changes
 under that name: the parsed responder certificate (by the binding's certificate row id, or by the CA id and
-the MD5 of its certificate's DER) and the signature algorithm's encoding. The one thing looked up before the
-statement, the CertID issuer hashes -> CA id index, is rebuilt when a request names no CA in it, or a CA
-that is gone, and the CAs and their certificate history read differently from when it was built
-(:class:`_CaIndex`): a stale index can only miss, and a miss checks.
+the MD5 of its certificate's DER), the signature algorithm's encoding, and the key handle (by token id and
+alias, while the token's version is the one read and the token active: what cryptotokens'
+``get_private_key_by_id`` checks, which loads it otherwise). The one thing looked up before the statement, the
+CertID issuer hashes -> CA id index, is rebuilt when a request names no CA in it, or a CA that is gone, and
+the CAs and their certificate history read differently from when it was built (:class:`_CaIndex`): a stale
+index can only miss, and a miss checks.
 
-Answers are signed afresh for every request, also without a nonce (no RFC 5019 response reuse): reuse would
-have to be keyed on everything above, and the benchmark's clients, like OpenSSL's, send a nonce anyway.
+Answers are signed afresh for every request, also without a nonce (no RFC 5019 response reuse: it would save
+the signature only, for nonce-less clients, and still need the status read).
 """
 
 from __future__ import annotations
