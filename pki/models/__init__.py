@@ -10,6 +10,7 @@ from .profiles import CertificateProfile
 from .roles import AccessRule, Role, RoleMember
 from .scheduling import ScheduledJob
 from .throttle import AuthThrottle
+from .users import LocalAccount
 
 __all__ = [
     "AccessRule",
@@ -25,6 +26,7 @@ __all__ = [
     "Certificate",
     "CertificateAuthority",
     "CertificateProfile",
+    "LocalAccount",
     "Role",
     "RoleMember",
     "ScheduledJob",
