@@ -28,6 +28,7 @@ LEASE_WAIT = 20.0
 PUSH_EVERY = 60.0
 MAX_BACKOFF = 60.0
 WORKERS = 4
+ANSWER_ATTEMPTS = 3
 
 
 def _update(connector_id: int, **fields: Any) -> None:
@@ -144,6 +145,18 @@ class ConnectorRunner:
             n += 1
         return n
 
+    def _answer(self, client: PeerClient, item: dict, result: dict) -> None:
+        """Post an answer, again after a failure (an answer is accepted once per key, so a repeat is harmless):
+        an answer lost here would hold the requester until the lease runs out and the CA answers from its record."""
+        for attempt in range(ANSWER_ATTEMPTS):
+            try:
+                client.call("POST", "answer", {"id": item.get("id"), "key": item.get("key"), "result": result})
+                return
+            except PeerError as exc:
+                if attempt + 1 == ANSWER_ATTEMPTS or self.stop.is_set() or (exc.status or 0) in (400, 401, 403, 404):
+                    raise
+                self.stop.wait(0.2 * (attempt + 1))
+
     def _carry_one(self, connector: PeerConnector, client: PeerClient, item: dict, busy: threading.Semaphore
                    ) -> None:
         try:
@@ -152,7 +165,7 @@ class ConnectorRunner:
                 result = carry.carry(connector, item)
             except carry.Busy:
                 return  # another process runs it; the lease runs out and it comes back with the answer stored
-            client.call("POST", "answer", {"id": item.get("id"), "key": item.get("key"), "result": result})
+            self._answer(client, item, result)
             _update(connector.pk, requests_carried=F("requests_carried") + 1, last_contact=timezone.now())
         except PeerError as exc:
             _failed(connector, exc)  # the RA hands the item out again when the lease runs out

@@ -51,7 +51,8 @@ FIGURE = {
 TIMEOUT = 150  # seconds for one script: the smoke counts make each a few seconds of work
 AT_ONCE = 3
 # Started first, so that the longest runs overlap the short ones (the rest keep their order).
-SLOWEST = ["scep_default.py", "scep_enroll.py", "pkcs10enroll.py", "ocsp.py", "token_sign.py", "basic_auth.py"]
+SLOWEST = ["peer_scep.py", "scep_default.py", "scep_enroll.py", "pkcs10enroll.py", "ocsp.py", "token_sign.py",
+           "basic_auth.py"]
 
 
 def _admin(database_url: str):

@@ -161,7 +161,7 @@ def _stop(process: subprocess.Popen | None, sig=signal.SIGTERM) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, sig)
     try:
-        process.wait(timeout=30)
+        process.wait(timeout=10)
     except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)

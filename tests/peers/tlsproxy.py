@@ -32,18 +32,17 @@ class _Handler(BaseHTTPRequestHandler):
         headers["X-SSL-Client-Verify"] = "SUCCESS" if der else "NONE"
         if der:
             headers["X-SSL-Client-Cert"] = quote(ssl.DER_cert_to_PEM_cert(der))
-        upstream = getattr(self, "_upstream", None)
-        if upstream is None:
-            upstream = self._upstream = http.client.HTTPConnection("127.0.0.1", self.server.upstream_port, timeout=120)
+        # A new upstream connection per request: a kept one that gunicorn closed meanwhile would fail the request.
+        upstream = http.client.HTTPConnection("127.0.0.1", self.server.upstream_port, timeout=120)
         try:
             upstream.request(self.command, self.path, body=body, headers=headers)
             response = upstream.getresponse()
             data = response.read()
         except (OSError, http.client.HTTPException):
-            upstream.close()
-            self._upstream = None
             self.send_error(502)
             return
+        finally:
+            upstream.close()
         self.send_response(response.status)
         for key, value in response.getheaders():
             if key.lower() not in HOP and key.lower() != "content-length":
@@ -86,6 +85,9 @@ class TlsProxy(ThreadingHTTPServer):
                 tls.close()
             except OSError:
                 pass
+
+    def handle_error(self, request, client_address) -> None:
+        """A client that went away mid-answer (a connector stopped during its long poll) is no error here."""
 
     def close(self) -> None:
         self.shutdown()

@@ -1,0 +1,172 @@
+"""SCEP enrollments through an RA node next to the same load straight at the CA, in the same run.
+
+Two real nodes on loopback (tests/peers/live.py): the CA node (RSA-2048 CA on a soft token, its own PostgreSQL
+database) and the RA node (its own database, gunicorn 2 workers x 8 threads behind the mTLS listener); the CA's
+connector process (`manage.py peer run`) carries the RA's work. For the direct figure the CA node also gets a
+gunicorn of its own (2 workers x 4 threads, as `make run`). Both paths get the same load: RA-mode PKCSReq messages
+(shared secret, RSA-2048 client keys, a new subject each) built before the clock starts, POSTed by ``-c``
+concurrent keep-alive clients; every reply is decrypted and checked (SUCCESS, the certificate is for the request's
+key). Prints enrollments/s and p50/p99 for each path, the ratio and the p50 the RA adds (target: >= 0.80 and
+<= 15 ms).
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/x .venv/bin/python benchmarks/peer_scep.py [-n 200] [-c 8]
+    ... benchmarks/peer_scep.py --smoke     # CI: a few enrollments, checks that it runs and prints its figures
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("PKI_MASTER_KEY", "benchmark-master-key")
+
+from _setup import TEMPLATE_ENV, database_name, load, post_all, table  # noqa: E402
+from cryptography import x509  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
+
+from protocols.scep.messages import PkiStatus  # noqa: E402
+from protocols.scep.messages import client as scep_client  # noqa: E402
+from tests.peers.live import Node, PeerPair  # noqa: E402
+from tests.protocols.scep.live import BIN, RA_SECRET, free_port  # noqa: E402
+from tests.protocols.scep.server_fixtures import make_csr, self_signed  # noqa: E402
+
+
+class BenchNode(Node):
+    """A node whose database is a copy of PKI_BENCH_TEMPLATE when set (the smoke run's migrated one)."""
+
+    def create(self) -> None:
+        template = os.environ.get(TEMPLATE_ENV, "")
+        if not template:
+            return super().create()
+        self.sql(f'CREATE DATABASE "{self.db_name}" TEMPLATE "{template}"')
+        self.manage("createcachetable")
+
+
+def _pair(tmp: Path) -> PeerPair:
+    pair = PeerPair(tmp, request_timeout=60, lease=30, workers=2)
+    for attr in ("ca", "ra"):
+        node = getattr(pair, attr)
+        named = database_name(node.db_name)
+        bench = BenchNode.__new__(BenchNode)
+        bench.__dict__.update(node.__dict__)
+        bench.db_name = named
+        bench.env = {**node.env, "DATABASE_URL": node.env["DATABASE_URL"].rsplit("/", 1)[0] + f"/{named}",
+                     "LOG_LEVEL": "WARNING"}
+        setattr(pair, attr, bench)
+    return pair
+
+
+def _messages(n: int, ca: x509.Certificate, tag: str) -> tuple[list, list[bytes]]:
+    requests = []
+    for i in range(n):
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        signer = self_signed(key, "bench")
+        request = scep_client.build_pkcs_req(make_csr(key, f"CN={tag}-{i},O=Bench", challenge=RA_SECRET), signer,
+                                             key, ca)
+        requests.append((request, key, signer))
+    return requests, [r[0].data for r in requests]
+
+
+def _check(requests: list, replies: list[bytes], ca: x509.Certificate) -> None:
+    for (request, key, signer), body in zip(requests, replies, strict=True):
+        try:
+            rep = scep_client.parse_cert_rep(body, key, signer, ca_certs=[ca])
+        except Exception as exc:  # noqa: BLE001 - reported
+            raise SystemExit(f"enrollment {request.transaction_id}: no CertRep ({exc}): {body[:200]!r}") from None
+        if rep.status != PkiStatus.SUCCESS or rep.certificates[0].public_key() != key.public_key():
+            raise SystemExit(f"enrollment {request.transaction_id} was not answered with its certificate")
+
+
+def _figures(name: str, n: int, c: int, seconds: float, latencies: list[float]) -> tuple:
+    ordered = sorted(latencies)
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return (name, n, c, f"{n / seconds:,.1f}", f"{statistics.median(ordered) * 1000:.1f}", f"{p99 * 1000:.1f}")
+
+
+def _breakdown(pair: PeerPair, n: int) -> None:
+    """Where an RA request's time goes (medians of the measured run's items, from both databases)."""
+    lease = float(pair.ra.env["PKI_PEER_LEASE_SECONDS"])
+    ra = pair.ra.query(
+        "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM lease_until - created_at) - %s),"
+        " percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM completed_at - created_at))"
+        " FROM peers_peerworkitem WHERE requester = 'scep:ra-devices' AND payload::text LIKE '%%PKIOperation%%'"
+        " OR kind = 'scep.pkioperation'", (lease,))[0]
+    ca = pair.ca.query(
+        "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - claimed_at))"
+        " FROM peers_carriedrequest WHERE kind = 'scep.pkioperation'")[0]
+    to_lease, to_answer, run = (float(v or 0) * 1000 for v in (*ra, *ca))
+    print(f"median per RA request: queued -> leased {to_lease:.1f} ms, queued -> answered {to_answer:.1f} ms, "
+          f"of which the run on the CA {run:.1f} ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-n", type=int, default=200, help="enrollments per path")
+    parser.add_argument("-c", type=int, default=8, help="concurrent clients")
+    parser.add_argument("--smoke", action="store_true", help="a few enrollments (CI)")
+    args = parser.parse_args()
+    n, c = (4, 2) if args.smoke else (args.n, args.c)
+    tmp = Path(tempfile.mkdtemp(prefix="peer-scep-"))
+    pair = _pair(tmp)
+    direct: subprocess.Popen | None = None
+    try:
+        pair.start()
+        pair.start_connector(lease_wait=20, workers=max(c, 2))
+        pair.wait_connected()
+        port = free_port()
+        direct = subprocess.Popen(
+            [str(BIN / "gunicorn"), "pki.wsgi", "-c", "python:pki.gunicorn_conf", "--bind", f"127.0.0.1:{port}",
+             "--workers", "2", "--threads", "4"], cwd=ROOT, env=pair.ca.env, stdout=(tmp / "ca.log").open("w"),
+            stderr=subprocess.STDOUT, start_new_session=True)
+        direct_url = f"http://127.0.0.1:{port}/ejbca/publicweb/apply/scep/ra-devices/pkiclient.exe"
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(direct_url + "?operation=GetCACaps", timeout=5).close()
+                break
+            except (urllib.error.URLError, OSError):
+                time.sleep(0.2)
+        ca = x509.load_pem_x509_certificate((pair.out / "ca.pem").read_bytes())
+        ra_url = pair.scep_url("ra-devices")
+        # Warm both paths (connections, caches) with a few enrollments of their own.
+        for url, tag in ((direct_url, "warm-direct"), (ra_url, "warm-ra")):
+            reqs, bodies = _messages(2, ca, tag)
+            _check(reqs, post_all(url, bodies, "application/x-pki-message", 2)[2], ca)
+        rows = []
+        results = {}
+        for name, url in (("straight at the CA", direct_url), ("through the RA", ra_url)):
+            reqs, bodies = _messages(n, ca, name.split()[-1])
+            seconds, latencies, replies = post_all(url + "?operation=PKIOperation", bodies,
+                                                   "application/x-pki-message", c)
+            _check(reqs, replies, ca)
+            rows.append(_figures(name, n, c, seconds, latencies))
+            results[name] = (n / seconds, statistics.median(latencies))
+        print(f"SCEP enrollments (RA mode, RSA-2048), load average {load()}")
+        print(table(rows, ("path", "n", "clients", "enrolls/s", "p50 ms", "p99 ms")))
+        (direct_rate, direct_p50), (ra_rate, ra_p50) = results["straight at the CA"], results["through the RA"]
+        print(f"ratio RA / direct: {ra_rate / direct_rate:.2f} (target >= 0.80); "
+              f"p50 added by the RA: {(ra_p50 - direct_p50) * 1000:.1f} ms (target <= 15 ms)")
+        _breakdown(pair, n)
+    finally:
+        if direct is not None and direct.poll() is None:
+            os.killpg(direct.pid, signal.SIGINT)
+            try:
+                direct.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(direct.pid, signal.SIGKILL)
+                direct.wait(timeout=10)
+        pair.close()
+
+
+if __name__ == "__main__":
+    main()
