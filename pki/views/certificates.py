@@ -8,6 +8,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from ..approval_actions import gate_issue
 from ..choices import CertificateStatus
 from ..forms.cas import usable_cas
 from ..forms.certificates import IssueForm, RevokeForm, SearchForm
@@ -133,11 +134,16 @@ def certificate_issue(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
         try:
-            result = issue(IssuanceRequest(
+            wanted = IssuanceRequest(
                 ca=d["ca"], actor=who, profile=d["certificate_profile"], csr=form.csr_bytes(),
                 subject_dn=d["subject_dn"] or None, subject_alt_name=d["subject_alt_name"] or None,
                 validity=d["validity"] or None, username=d["username"],
-            ))
+            )
+            gate_issue(wanted, "admin")  # may store it for approval instead (raises)
+            result = issue(wanted)
+        except WaitingForApproval as waiting:
+            messages.info(request, waiting.message)
+            return redirect("certificate-list")
         except SERVICE_ERRORS as exc:
             refused = form_error(form, exc, {"csr": "csr_pem", "profile": "certificate_profile"})
         else:

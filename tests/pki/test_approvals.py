@@ -263,3 +263,38 @@ def test_an_approval_profile_in_use_cannot_be_deleted(actor, root_ca):
     approvals.set_approval(actor, ApprovalAction.REVOCATION, None, ca=root_ca)
     approvals.delete_profile(actor, profile)
     assert not ApprovalProfile.objects.exists()
+
+
+def test_direct_issuance_waits_on_the_admin_ui_and_the_cli(actor, sub_ca, csr_factory, tmp_path):
+    """Issue for CSR and ``ca issuecert`` are enrollments: "Add/Edit End Entity" on the CA makes them wait."""
+    import io
+
+    from cryptography.hazmat.primitives.serialization import Encoding
+    from django.core.management import CommandError, call_command
+
+    from tests.pki.test_views_auth import ui_client
+
+    profile = approvals.save_profile(actor, name="Issuance", approvals_required=1, request_expiration=600)
+    approvals.set_approval(actor, ApprovalAction.ADD_EDIT_END_ENTITY, profile, ca=sub_ca)
+    server = CertificateProfile.objects.get(name="SERVER")
+    csr, _ = csr_factory("CN=direct.example.com,O=Test")
+    ui = ui_client("issuer", ["/administrator", "/ca_functionality/create_certificate",
+                              "/ca_functionality/view_certificate", f"/ca/{sub_ca.pk}"])
+    r = ui.post("/certificates/issue/", {"ca": sub_ca.pk, "certificate_profile": server.pk, "username": "direct",
+                                         "csr_pem": csr.public_bytes(Encoding.PEM).decode()}, follow=True)
+    assert "waiting for approval" in r.content.decode()
+    assert not Certificate.objects.filter(username="direct").exists()
+    req = ApprovalRequest.objects.get(operation="issue_csr")
+    assert (req.requested_by, req.interface) == ("issuer", "admin")
+    approvals.decide(approver("alice", sub_ca), req.pk, approve=True)
+    req.refresh_from_db()
+    assert req.status == ApprovalStatus.APPROVED and req.certificate.username == "direct"
+    assert req.certificate.certificate.public_key() == csr.public_key()
+
+    path = tmp_path / "req.csr"
+    path.write_bytes(csr.public_bytes(Encoding.PEM))
+    with pytest.raises(CommandError) as waiting:
+        call_command("ca", "issuecert", "--caname", sub_ca.name, "--csr", str(path), "--certprofile", "SERVER",
+                     stdout=io.StringIO())
+    assert waiting.value.returncode == 3
+    assert ApprovalRequest.objects.filter(operation="issue_csr", interface="cli", status="WAITING").count() == 1

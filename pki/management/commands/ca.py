@@ -26,6 +26,7 @@ from django.core.management.base import CommandError
 from cryptotokens import services as token_services
 from cryptotokens.models import CryptoToken
 from pki import bootstrap
+from pki.approval_actions import gate_issue
 from pki.issuance import IssuanceRequest, issue
 from pki.management.base import GroupCommand, read_secret, unsupported
 from pki.management.ca_more import CaMoreCommands
@@ -252,10 +253,12 @@ class Command(CaMoreCommands, GroupCommand):
             data = Path(csr).read_bytes()
         except OSError as exc:
             raise CommandError(f"Cannot read {csr}: {exc.strerror}") from None
-        issued = issue(IssuanceRequest(
+        wanted = IssuanceRequest(
             ca=get_ca(caname), actor=self.actor, profile=get_profile(certprofile), csr=data, subject_dn=dn,
             subject_alt_name=altname, username=username, validity=validity,
-        ))
+        )
+        gate_issue(wanted, "cli")  # may store it for approval instead (raises: exit code 3)
+        issued = issue(wanted)
         pem = issued.certificate.public_bytes(serialization.Encoding.PEM).decode()
         if out:
             Path(out).write_text(pem)
