@@ -28,6 +28,7 @@ from ..auth.resources import SUPERADMIN, known_paths
 from ..choices import MemberMatch
 from ..errors import AuthorizationDenied, ConflictError, NotFoundError, ValidationError
 from ..models import AccessRule, CertificateAuthority, Role, RoleMember, TrustedOAuthProvider
+from .users import user_exists
 
 VIEW_RULE = "/system_functionality/view_administrator_privileges"
 
@@ -232,6 +233,8 @@ CN_MEMBER_WARNING = ("Matching on the subject CN: every certificate this CA issu
 MUTABLE_CLAIM_WARNING = ("E-mail addresses and preferred user names can change or be handed to someone else at the "
                          "identity provider: sub (or oid for Azure) is the stable choice.")
 MUTABLE_CLAIMS = {"email", "preferred_username"}
+NO_LOCAL_USER_WARNING = ("There is no local user '{name}' yet: the member matches nobody until an account of that "
+                         "name is created (System ▸ Local users, or `manage.py users add`).")
 
 
 def member_warnings(spec: MemberSpec) -> list[str]:
@@ -240,6 +243,10 @@ def member_warnings(spec: MemberSpec) -> list[str]:
         return [CN_MEMBER_WARNING]
     if spec.match_type == MemberMatch.OAUTH_CLAIM and (spec.claim or "").strip() in MUTABLE_CLAIMS:
         return [MUTABLE_CLAIM_WARNING]
+    if spec.match_type == MemberMatch.LOCAL_USER:
+        name = (spec.match_value or "").strip()
+        if name and not user_exists(name):
+            return [NO_LOCAL_USER_WARNING.format(name=name[:150])]
     return []
 
 
