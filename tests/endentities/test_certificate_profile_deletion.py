@@ -41,8 +41,9 @@ def _offered_by(actor, vpn, ee_profile, entity_factory):
 def _scep_alias(actor, vpn, ee_profile, entity_factory):
     from protocols.scep import services
 
-    services.add_alias(actor, "devices", operation_mode="ra", ra_default_ca=ee_profile.default_ca,
-                       ra_auth_password="s3cret", ra_certificate_profile="VPN", ra_end_entity_profile="TestEEP")
+    # (Its CA: the end entity profile's default one.)
+    services.add_alias(actor, "devices", operation_mode="ra", ra_auth_password="s3cret",
+                       ra_certificate_profile="VPN", ra_end_entity_profile="TestEEP")
 
 
 @pytest.mark.parametrize("use, named", [

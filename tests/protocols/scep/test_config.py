@@ -33,7 +33,7 @@ def test_parse_properties(text, expected):
     assert config.parse_properties(text) == expected
 
 
-@pytest.mark.parametrize("text, alias, settings", [
+@pytest.mark.parametrize("text, alias, expected", [
     (SEED_EXAMPLE, "scep", {"operation_mode": "ca"}),
     (SEED_EXAMPLE, "uploaded", {"include_ca": True}),
     (SEED_EXAMPLE, "other", {}),
@@ -60,9 +60,10 @@ def test_parse_properties(text, expected):
     ("a.maxBodySize = 131072\na.allowDes = yes", "a", {"max_body_size": 131072, "allow_des": True}),
     ("a.unknownKey = 1", "a", {}),
 ])
-def test_alias_settings_table(text, alias, settings):
+def test_alias_settings_table(text, alias, expected):
+    # (not "settings": that name is pytest-django's fixture, which the autouse _own_var_dir fixture uses)
     values = config.alias_properties(config.parse_properties(text), alias)
-    assert config.settings_from_properties(values)[0] == settings
+    assert config.settings_from_properties(values)[0] == expected
 
 
 @pytest.mark.parametrize("text, field", [
