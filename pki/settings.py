@@ -93,6 +93,8 @@ MIDDLEWARE = [
     "pki.http.sessions.SessionTimeoutMiddleware",
     # Behind the TLS proxy only: a forwarded, verified client certificate of a role member (pki.auth.clientcert).
     "pki.auth.clientcert.ClientCertificateMiddleware",
+    # A session that logged in with a one-time password sees only the password change page (pki.auth.password_change).
+    "pki.auth.password_change.PasswordChangeRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]

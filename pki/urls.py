@@ -4,6 +4,7 @@ urlpatterns = [
     path("", include("pki.views.oauth_urls")),  # first: its /logout/ also ends the OAuth provider's session
     path("", include("pki.views.urls")),
     path("", include("pki.views.roles_urls")),
+    path("", include("pki.views.users_urls")),  # local users, the own account page, the start page (/start/)
     path("", include("pki.api.operations_urls")),  # EJBCA's v1 ca_management, configdump, expire, importcrl, ...
     path("", include("pki.api.urls")),
     path("", include("endentities.urls")),  # EJBCA's REST /v1/endentity and pkcs10enroll/enrollkeystore
