@@ -45,12 +45,18 @@ READY_TIMEOUT_MS = 2000
 
 def _json(body: dict[str, Any], status: int = 200) -> HttpResponse:
     response = HttpResponse(json.dumps(body, separators=(",", ":")), status=status, content_type="application/json")
+    return _plain_headers(response)
+
+
+def _plain_headers(response: HttpResponse) -> HttpResponse:
+    # Answered above SecurityMiddleware and the headers middleware: what they would add to a non-HTML answer.
     response["Cache-Control"] = "no-store"
+    response["X-Content-Type-Options"] = "nosniff"
     return response
 
 
 def _not_found() -> HttpResponse:
-    return HttpResponse(b"Not found.\n", status=404, content_type="text/plain; charset=utf-8")
+    return _plain_headers(HttpResponse(b"Not found.\n", status=404, content_type="text/plain; charset=utf-8"))
 
 
 def readiness() -> tuple[int, dict[str, Any]]:
@@ -146,9 +152,8 @@ class ProbeMiddleware:
             return _not_found()
         from .. import metrics
 
-        response = HttpResponse(metrics.exposition(), content_type="text/plain; version=0.0.4; charset=utf-8")
-        response["Cache-Control"] = "no-store"
-        return response
+        return _plain_headers(HttpResponse(metrics.exposition(),
+                                           content_type="text/plain; version=0.0.4; charset=utf-8"))
 
     @staticmethod
     def _count_ocsp(response: HttpResponse) -> None:

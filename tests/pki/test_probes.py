@@ -42,6 +42,7 @@ def test_healthz_is_liveness_without_the_database(anonymous, django_assert_num_q
         r = anonymous.get("/healthz")
     assert (r.status_code, r["Content-Type"], r.json()) == (200, "application/json", {"status": "ok"})
     assert "Set-Cookie" not in r.headers and r["Cache-Control"] == "no-store"
+    assert r["X-Content-Type-Options"] == "nosniff"
 
 
 def test_readyz_reports_each_ca_by_name_and_code_only(anonymous, offline_ca, root_ca):
