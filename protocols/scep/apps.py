@@ -13,7 +13,6 @@ class ScepConfig(AppConfig):
         from pki.management.config_groups import register_config_group
 
         from . import approvals  # noqa: F401  (registers the executor of approved SCEP enrollments)
-
         from .cli import ScepConfigGroup
 
         register_config_group("scep", ScepConfigGroup())

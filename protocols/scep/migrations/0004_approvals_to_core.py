@@ -41,17 +41,19 @@ def forward(apps, schema_editor):
     for r in Requirement.objects.all():
         target = {"ca_id": r.ca_id} if r.ca_id else {"certificate_profile_id": r.certificate_profile_id}
         Setting.objects.get_or_create(action=ACTION, **target, defaults={"approval_profile": profile})
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     for old in OldRequest.objects.all().order_by("pk"):
         status = old.status if old.status in ("WAITING", "APPROVED", "REJECTED") else "REJECTED"
         new = Request.objects.create(
             action=ACTION, operation="scep_enrollment", status=status, approval_profile=profile,
-            approvals_required=1, approver_role_ids=[], ca_id=old.ca_id, certificate_profile_id=old.certificate_profile_id,
+            approvals_required=1, approver_role_ids=[], ca_id=old.ca_id,
+            certificate_profile_id=old.certificate_profile_id,
             username=old.username, subject_dn=old.subject_dn,
             data={**(old.data or {}), "alias": old.alias.name if old.alias_id else ""},
             request_der=old.request_der, request_digest=_digest(old.request_der), requested_by=old.requested_by,
             requester_kind="system", interface="scep",
-            origin=f"scep:{old.alias_id}" if old.alias_id else "", origin_key=old.transaction_id if old.alias_id else "",
+            origin=f"scep:{old.alias_id}" if old.alias_id else "",
+            origin_key=old.transaction_id if old.alias_id else "",
             expires_at=max(old.created_at + dt.timedelta(seconds=EXPIRATION), now + dt.timedelta(days=1)),
             decided_at=old.decided_at, certificate_id=old.certificate_id,
         )
