@@ -1,7 +1,7 @@
 """Challenge validators for RA mode: who decides whether a PKCSReq's challengePassword is good.
 
-The default compares it with the alias's RA shared secret (``ra.authPwd``; none set accepts any request,
-as EJBCA does). An alias may name another class by dotted path (``challengeValidator``), e.g.
+The default compares it with the alias's RA shared secret (``ra.authPwd``; with none set every request is
+refused, where EJBCA would accept any). An alias may name another class by dotted path (``challengeValidator``), e.g.
 :class:`protocols.scep.intune.IntuneValidator`, which asks Microsoft Intune. A validator is constructed
 with the alias and called once per PKCSReq; it raises :class:`ChallengeRefused` to refuse (the client
 gets a CertRep FAILURE badRequest) and may be told the outcome afterwards (Intune wants to know).
@@ -31,7 +31,10 @@ class SharedSecretValidator:
 
     def validate(self, ctx: ChallengeContext) -> None:
         if not self.expected:
-            return  # no shared secret configured: the alias accepts any request (EJBCA's "none")
+            # EJBCA's empty ra.authPwd accepts anyone; here such an alias cannot be saved enabled, and one saved
+            # before that rule (or whose secret went missing) refuses rather than issue to whoever asks.
+            raise ChallengeRefused("the alias has neither an RA shared secret nor a challenge validator: "
+                                   "RA mode refuses every request until one is set")
         from pki.auth import throttle
 
         # Guessing budget per client address (shared by every process): refused before any comparison.

@@ -75,6 +75,20 @@ def test_ra_mode_without_secret_or_validator_is_not_saved(scep_ca, ra_alias):
         ra_alias(ra_auth_password="")
 
 
+def test_an_ra_alias_stored_without_secret_or_validator_refuses_every_request(scep, scep_ca, ra):
+    """An alias saved before that rule, or whose secret was removed behind the service's back, does not fall back
+    to EJBCA's "no password: anyone" — the request is refused and nothing is created."""
+    from protocols.scep.models import ScepAlias
+
+    ScepAlias.objects.filter(pk=ra.pk).update(ra_auth_password="")
+    key = client_key(26)
+    for challenge in ("", "s3cret", "anything"):
+        result = scep.enroll(make_csr(key, "CN=anyone", challenge), key, scep_ca.certificate)
+        assert (result.status, result.fail_info) == (PkiStatus.FAILURE, FailInfo.BAD_REQUEST)
+    assert not EndEntity.objects.filter(username="anyone").exists()
+    assert not Certificate.objects.filter(username="anyone").exists()
+
+
 def test_ra_mode_refused_issuance_rolls_back_the_end_entity(scep, scep_ca, ra_alias, actor):
     """A key the certificate profile refuses: FAILURE, and the end entity the request would create is gone."""
     from pki.models import CertificateProfile
