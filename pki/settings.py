@@ -215,6 +215,10 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 # peer, a forged header would be a login as any certificate member: so no list, no start.
 PKI_BEHIND_TLS_PROXY = _flag("PKI_BEHIND_TLS_PROXY")
 PKI_TRUSTED_PROXIES = [p.strip() for p in os.environ.get("PKI_TRUSTED_PROXIES", "").split(",") if p.strip()]
+# A secret the proxy adds to every request (X-PKI-Proxy-Secret): with it set, the client-certificate headers count
+# only on requests that carry it, so another local user who reaches gunicorn's loopback port cannot forge them
+# (scripts/serve.py makes one per run for make run's nginx).
+PKI_PROXY_SECRET = os.environ.get("PKI_PROXY_SECRET", "")
 if PKI_BEHIND_TLS_PROXY:
     import ipaddress
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -46,6 +47,7 @@ TLS_LISTEN_PLACEHOLDER = "listen 127.0.0.1:8443 ssl;"
 TLS_DIR_PLACEHOLDER = "/PKI_TLS_DIR"
 TLS_BEGIN, TLS_END = "# BEGIN HTTPS", "# END HTTPS"
 TLS_FILES = ("server.pem", "server.key", "client-ca.pem")
+PROXY_SECRET_PLACEHOLDER = "PKI_PROXY_SECRET_VALUE"
 TEMP_KINDS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 
 WARNING = """
@@ -94,9 +96,10 @@ def _address(host: str, port: int) -> str:
 
 
 def render_nginx(run_dir: Path, host: str, port: int, upstream_port: int, *, tls_port: int = 0,
-                 tls_dir: Path | None = None) -> Path:
+                 tls_dir: Path | None = None, proxy_secret: str = "") -> Path:
     """pki-run.conf with this run's addresses, inside a main nginx.conf whose files all live in ``run_dir``.
-    The HTTPS server is kept only with a ``tls_port`` and the ``tls_dir`` holding init's files."""
+    The HTTPS server is kept only with a ``tls_port`` and the ``tls_dir`` holding init's files; it sends
+    ``proxy_secret`` to gunicorn (the rendered site file is readable by its owner only)."""
     site = SITE_CONF.read_text()
     replacements = [(LISTEN_PLACEHOLDER, f"listen {_address(host, port)};"),
                     (UPSTREAM_PLACEHOLDER, f"server 127.0.0.1:{upstream_port};")]
@@ -105,6 +108,7 @@ def render_nginx(run_dir: Path, host: str, port: int, upstream_port: int, *, tls
         raise SystemExit(f"serve.py: {SITE_CONF} no longer has its {TLS_BEGIN} ... {TLS_END} block")
     if tls_port and tls_dir is not None:
         replacements.append((TLS_LISTEN_PLACEHOLDER, f"listen {_address(host, tls_port)} ssl;"))
+        replacements.append((PROXY_SECRET_PLACEHOLDER, proxy_secret or secrets.token_urlsafe(32)))
         site = site.replace(TLS_DIR_PLACEHOLDER, str(tls_dir.resolve()))
     else:
         site = site[:start] + site[end + len(TLS_END):]
@@ -112,7 +116,11 @@ def render_nginx(run_dir: Path, host: str, port: int, upstream_port: int, *, tls
         if site.count(old) != 1:
             raise SystemExit(f"serve.py: {SITE_CONF} no longer has exactly one {old!r}")
         site = site.replace(old, new)
-    (run_dir / "pki-run.conf").write_text(site)
+    site_file = run_dir / "pki-run.conf"
+    site_file.unlink(missing_ok=True)
+    fd = os.open(site_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # it holds this run's proxy secret
+    with os.fdopen(fd, "w") as handle:
+        handle.write(site)
     temp_paths = "\n".join(f"    {kind}_temp_path {run_dir}/{kind};" for kind in TEMP_KINDS)
     main = run_dir / "nginx.conf"
     # One worker: nginx only shuffles bytes here, the CPU belongs to gunicorn. Its access log is the server's
@@ -246,15 +254,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"serve.py: no HTTPS listener: {_address(args.host, tls_port)} is in use (--tls-port chooses "
                   "another)", file=sys.stderr, flush=True)
             tls_port = 0
+        proxy_secret = secrets.token_urlsafe(32)
         config = render_nginx(run_dir, args.host, args.port, upstream.getsockname()[1], tls_port=tls_port,
-                              tls_dir=tls_dir)
+                              tls_dir=tls_dir, proxy_secret=proxy_secret)
         # nginx is the only peer and appends the client's address to X-Forwarded-For: believe it from nginx
         # alone, so login and Basic throttling count per client, not one budget for everyone.
         env = {**os.environ, "PKI_TRUSTED_PROXIES": os.environ.get("PKI_TRUSTED_PROXIES") or "127.0.0.1"}
         if tls_port:
             # The forwarded client certificate is believed from the local nginx alone (gunicorn listens on a
             # loopback port only nginx is told), whatever PKI_TRUSTED_PROXIES the environment had.
-            env.update(PKI_BEHIND_TLS_PROXY="1", PKI_TRUSTED_PROXIES="127.0.0.1", PKI_SECURE_COOKIES="0")
+            env.update(PKI_BEHIND_TLS_PROXY="1", PKI_TRUSTED_PROXIES="127.0.0.1", PKI_SECURE_COOKIES="0",
+                       PKI_PROXY_SECRET=proxy_secret)
         processes.append(subprocess.Popen(
             gunicorn_argv(f"fd://{upstream.fileno()}", args.workers, args.threads, exposed=False,
                           control_socket=control_socket),

@@ -27,6 +27,7 @@ sets ``request.user`` when nobody is logged in, nothing is stored in the session
 from __future__ import annotations
 
 import functools
+import hmac
 import ipaddress
 import logging
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ logger = logging.getLogger("pki.auth")
 
 VERIFY_HEADER = "HTTP_X_SSL_CLIENT_VERIFY"
 CERT_HEADER = "HTTP_X_SSL_CLIENT_CERT"
+PROXY_SECRET_HEADER = "HTTP_X_PKI_PROXY_SECRET"
 AUDIT_EVENT = "CLIENT_CERTIFICATE_LOGIN"
 
 
@@ -105,8 +107,13 @@ def peer_is_trusted_proxy(request) -> bool:
 
 def _trusted_peer(request) -> bool:
     """Whether the peer is the TLS proxy whose client-certificate headers are believed: behind the TLS proxy
-    only (settings refuse to start it without PKI_TRUSTED_PROXIES), and only from those peers."""
-    return bool(getattr(settings, "PKI_BEHIND_TLS_PROXY", False)) and peer_is_trusted_proxy(request)
+    only (settings refuse to start it without PKI_TRUSTED_PROXIES), only from those peers, and, when
+    PKI_PROXY_SECRET is set, only on requests that carry it (a local process that reaches gunicorn's loopback port
+    is a trusted peer by address, but does not know the secret)."""
+    if not (getattr(settings, "PKI_BEHIND_TLS_PROXY", False) and peer_is_trusted_proxy(request)):
+        return False
+    secret = getattr(settings, "PKI_PROXY_SECRET", "")
+    return not secret or hmac.compare_digest(request.META.get(PROXY_SECRET_HEADER, "").encode(), secret.encode())
 
 
 def forwarded_certificate(request) -> x509.Certificate | None:

@@ -205,6 +205,25 @@ def test_forged_certificate_headers_count_on_neither_port(run, admin_pem):
     assert curl(run, "GET", f"{V1}/ca", headers=forged)[0] == 401
 
 
+def test_gunicorn_believes_the_headers_only_with_this_runs_proxy_secret(run, admin_pem):
+    """Another local user can reach gunicorn's loopback port (trusted by address) and forge the headers with the
+    superadmin's public certificate; without the secret nginx adds (in a 0600 file) that gets 401."""
+    site = run.run_dir / "pki-run.conf"
+    assert site.stat().st_mode & 0o777 == 0o600
+    text = site.read_text()
+    upstream = re.search(r"server 127\.0\.0\.1:(\d+);", text).group(1)
+    secret = re.search(r'X-PKI-Proxy-Secret "([^"]+)"', text).group(1)
+    cert = x509.load_pem_x509_certificate(admin_pem.read_bytes())
+    forged = {"X-SSL-Client-Verify": "SUCCESS",
+              "X-SSL-Client-Cert": quote(cert.public_bytes(serialization.Encoding.PEM).decode(), safe="")}
+    direct = f"http://127.0.0.1:{upstream}"
+    assert curl(run, "GET", f"{V1}/ca", url=direct, headers=forged)[0] == 401
+    assert curl(run, "GET", f"{V1}/ca", url=direct, headers={**forged, "X-PKI-Proxy-Secret": "guess"})[0] == 401
+    assert curl(run, "GET", f"{V1}/ca", url=direct, headers={**forged, "X-PKI-Proxy-Secret": secret})[0] == 200
+    # and a client of nginx cannot send one: both servers overwrite it
+    assert curl(run, "GET", f"{V1}/ca", url=run.base, headers={**forged, "X-PKI-Proxy-Secret": secret})[0] == 401
+
+
 def test_the_browser_port_stays_plain_http_with_usable_cookies(run):
     with urllib.request.urlopen(f"{run.base}/login/", timeout=10) as reply:
         cookies = reply.headers.get_all("Set-Cookie") or []

@@ -165,6 +165,16 @@ def test_an_authorization_header_wins_over_the_certificate(root_ca, client_cert)
     assert r.status_code == 403  # basicuser has no role; the certificate's role is not borrowed
 
 
+@pytest.mark.parametrize(("sent", "status"), [(None, 401), ("wrong-secret", 401), ("proxy-secret-1", 200)])
+def test_with_a_proxy_secret_only_requests_carrying_it_count(settings, root_ca, client_cert, sent, status):
+    """A local process reaching gunicorn's loopback port is a trusted peer by address; the secret make run's nginx
+    adds (PKI_PROXY_SECRET) is what it lacks."""
+    settings.PKI_PROXY_SECRET = "proxy-secret-1"
+    _member(root_ca, client_cert)
+    extra = {} if sent is None else {"HTTP_X_PKI_PROXY_SECRET": sent}
+    assert Client().get(f"{V1}/ca", **headers(client_cert.certificate, **extra)).status_code == status
+
+
 def test_a_certificate_without_member_is_403_on_the_api_but_no_identity_in_the_ui(root_ca, client_cert):
     """EJBCA answers 403 to a known client certificate without a role (it is authenticated, not authorized); the
     admin UI keeps sending it to the login page rather than showing pages it may not see."""
