@@ -12,7 +12,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from ..forms.roles import MemberForm, RoleForm, RulesForm
+from ..forms.users import RoleFromTemplateForm
 from ..models import Role
+from ..services import role_templates
 from ..services import roles as role_services
 from ..services.roles import EDIT_RULE, VIEW_RULE
 from .base import SERVICE_ERRORS, actor, form_error, form_status, posted, refusal_message, requires
@@ -40,6 +42,30 @@ def role_create(request: HttpRequest) -> HttpResponse:
             return redirect("role-rules", role.pk)
     return render(request, "pki/form.html", {"form": form, "title": "New role", "submit": "Create role",
                                              "cancel": "/roles/"}, status=form_status(form, refused))
+
+
+@requires(EDIT_RULE)
+def role_from_template(request: HttpRequest) -> HttpResponse:
+    """EJBCA's basic mode: a new role from a template (Super Administrator, CA Administrator, RA Administrator,
+    Auditor, Supervisor) for the chosen CAs and end entity profiles; the rules tab shows what it filled in."""
+    form = RoleFromTemplateForm(posted(request))
+    refused = None
+    if form.is_bound and form.is_valid():
+        d = form.cleaned_data
+        try:
+            role = role_templates.create_role_from_template(actor(request), d["name"], d["template"], d["description"],
+                                                            d["cas"], d["profiles"])
+        except SERVICE_ERRORS as exc:
+            refused = form_error(form, exc)
+        else:
+            messages.success(request, f"Role '{role.name}' created from the {d['template']} template. "
+                                      "Add its members; the rules below can be refined.")
+            return redirect("role-detail", role.pk)
+    return render(request, "pki/form.html", {
+        "form": form, "title": "New role from a template", "submit": "Create role", "cancel": "/roles/",
+        "intro": "The basic mode of the roles editor: choose what the role is for; its access rules are filled in "
+                 "(the rules tab is the advanced view). You can give only rights you hold yourself.",
+    }, status=form_status(form, refused))
 
 
 @requires(EDIT_RULE)

@@ -9,6 +9,7 @@ from .context import NavItem, register_nav
 urlpatterns = [
     path("roles/", roles.role_list, name="role-list"),
     path("roles/new/", roles.role_create, name="role-create"),
+    path("roles/new/template/", roles.role_from_template, name="role-from-template"),
     path("roles/<int:pk>/", roles.role_detail, name="role-detail"),
     path("roles/<int:pk>/edit/", roles.role_edit, name="role-edit"),
     path("roles/<int:pk>/delete/", roles.role_delete, name="role-delete"),
