@@ -299,6 +299,8 @@ def submit(actor: Actor, action: str, operation: str, approval_profile: Approval
         found = ApprovalRequest.objects.filter(origin=origin, origin_key=origin_key).first()
         if found is not None:
             return found
+    if action == ApprovalAction.ADD_EDIT_END_ENTITY and subject_dn and ca is not None:
+        _require_may_issue_member(actor, ca, subject_dn, operation)
     now = timezone.now()
     try:
         with transaction.atomic():
@@ -321,6 +323,29 @@ def submit(actor: Actor, action: str, operation: str, approval_profile: Approval
         return ApprovalRequest.objects.get(origin=origin, origin_key=origin_key)
     logger.info("Approval request %s (%s) stored for %s", req.pk, operation, actor.name)
     return req
+
+
+def _require_may_issue_member(actor: Actor, ca: CertificateAuthority | int, subject_dn: str, operation: str) -> None:
+    """An approved enrollment is carried out later by the system, which may issue anything: whether the
+    requester may have a certificate that logs in as a client-certificate role member is decided now, while the
+    requester is known (approvers should not have to spot an administrator's CN in a request)."""
+    from ..auth.clientcert import require_may_issue_member_certificate
+    from ..errors import RoleMemberMatchDenied
+    from ..x509.dn import parse_dn
+
+    ca_row = ca if isinstance(ca, CertificateAuthority) else CertificateAuthority.objects.filter(pk=ca).first()
+    try:
+        subject = parse_dn(subject_dn)
+    except Exception:  # noqa: BLE001 - a DN that does not parse is the action's own validation to refuse
+        return
+    if ca_row is None:
+        return
+    try:
+        require_may_issue_member_certificate(actor, ca_row, subject)
+    except RoleMemberMatchDenied as exc:
+        audit.record_failure("APPROVAL_REQUEST", actor.name, exc.message, object_type="ca", object_id=ca_row.pk,
+                             details={"operation": operation})
+        raise
 
 
 def gate(actor: Actor, action: str, operation: str, *, ca: CertificateAuthority | int | None,

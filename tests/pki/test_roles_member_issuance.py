@@ -151,3 +151,24 @@ def test_scep_ra_mode_cannot_issue_an_administrators_cn(scep_ca, alias_factory, 
     key = client_key(32)
     assert scep.enroll(make_csr(key, "CN=device-9,O=Test", "s3cret"), key, scep_ca.certificate).status == \
         PkiStatus.SUCCESS
+
+
+def test_an_approval_is_no_way_around_the_role_member_check(admin_member, ee_profile, csr_factory, actor, root_ca):
+    """Under an approval profile the enrollment is stored and carried out later by the system, which may issue
+    anything: the RA operator's request for the administrator's CN is refused when it is made, never stored for
+    an approver to wave through."""
+    from pki.models.approvals import ApprovalAction, ApprovalRequest
+    from pki.services import approvals
+
+    profile = approvals.save_profile(actor, name="OneApproval", approvals_required=1, request_expiration=600)
+    approvals.set_approval(actor, ApprovalAction.ADD_EDIT_END_ENTITY, profile, ca=root_ca)
+    ra = make_client("raop", RA_ADMIN_RULES)
+    r = _enroll(ra, csr_factory, ADMIN_CN, "evil3")
+    assert r.status_code == 403, r.content
+    assert not ApprovalRequest.objects.exists()
+    assert not EndEntity.objects.filter(username="evil3").exists()
+    refusal = AuditEvent.objects.filter(outcome="FAILURE", actor="raop").latest("sequence")
+    assert REASON in refusal.details["reason"]
+    # Anyone else's request still waits for its approval.
+    assert _enroll(ra, csr_factory, "printer-18", "printer18").status_code == 202
+    assert ApprovalRequest.objects.filter(username="printer18", status="WAITING").count() == 1
