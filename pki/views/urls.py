@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import approvals, audit, auth, cas, certificates, crls, dashboard, profiles
+from . import approvals, audit, auth, cas, certificates, crls, dashboard, profiles, search
 from .context import NavItem, register_nav
 
 urlpatterns = [
@@ -38,6 +38,7 @@ urlpatterns = [
     path("crls/<int:pk>/create/", crls.crl_create, name="crl-create"),
     path("tasks/<str:task_id>/", crls.task_status, name="task-status"),
     path("audit/", audit.audit_log, name="audit-log"),
+    path("search/", search.search, name="search"),
 ]
 
 for item in (
