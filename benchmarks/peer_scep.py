@@ -158,14 +158,16 @@ def main() -> None:
               f"p50 added by the RA: {(ra_p50 - direct_p50) * 1000:.1f} ms (target <= 15 ms)")
         _breakdown(pair, n)
     finally:
-        if direct is not None and direct.poll() is None:
-            os.killpg(direct.pid, signal.SIGINT)
-            try:
-                direct.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(direct.pid, signal.SIGKILL)
-                direct.wait(timeout=10)
-        pair.close()
+        try:
+            if direct is not None and direct.poll() is None:
+                os.killpg(direct.pid, signal.SIGINT)
+                try:
+                    direct.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(direct.pid, signal.SIGKILL)
+                    direct.wait(timeout=10)
+        finally:
+            pair.close()  # the connector, the RA's gunicorn and listener, both databases
 
 
 if __name__ == "__main__":
