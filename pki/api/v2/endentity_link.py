@@ -19,8 +19,8 @@ class EndEntityProfileLink(Protocol):
     """What the certificate search asks of the end entity app."""
 
     def annotate(self, qs: QuerySet) -> QuerySet:
-        """``qs`` (certificates) with ``ee_profile_id``: the profile of the end entity of each certificate's
-        username, or None when no end entity has that username."""
+        """``qs`` (certificates) with ``ee_profile_id``: the end entity profile each certificate was issued
+        under (or, when none was recorded, its end entity's), None for a certificate without one."""
 
     def viewable_profile_ids(self, actor: Actor) -> list[int] | None:
         """The profiles whose end entities ``actor`` may view (None: all of them)."""
