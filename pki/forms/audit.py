@@ -6,17 +6,21 @@ from django import forms
 from django.db.models import QuerySet
 
 from ..choices import AuditOutcome
+from ..services.audit_filters import object_filter
 
 DATE_INPUT = forms.DateInput(attrs={"type": "date"})
 
 
 class AuditFilterForm(forms.Form):
-    """Event type, actor, outcome and a date range (UTC days, both ends included)."""
+    """Event type, actor, object, outcome and a date range (UTC days, both ends included)."""
 
     event_type = forms.CharField(required=False, label="Event type",
                                  widget=forms.TextInput(attrs={"placeholder": "e.g. CERT_REVOKED"}),
                                  help_text="The start of the name is enough: CERT_ finds every certificate event")
     actor = forms.CharField(required=False, widget=forms.TextInput(attrs={"placeholder": "Administrator"}))
+    object = forms.CharField(required=False, max_length=255, label="Object",
+                             widget=forms.TextInput(attrs={"placeholder": "Username, serial, CA or profile"}),
+                             help_text="A username, a certificate serial number (any form), a CA or a profile name")
     outcome = forms.ChoiceField(choices=[("", "Any outcome")] + list(AuditOutcome.choices), required=False)
     since = forms.DateField(required=False, widget=DATE_INPUT, label="From")
     until = forms.DateField(required=False, widget=DATE_INPUT, label="To")
@@ -36,6 +40,8 @@ class AuditFilterForm(forms.Form):
             qs = qs.filter(event_type__istartswith=d["event_type"].strip())
         if d["actor"]:
             qs = qs.filter(actor__icontains=d["actor"].strip())
+        if d["object"].strip():
+            qs = qs.filter(object_filter(d["object"]))
         if d["outcome"]:
             qs = qs.filter(outcome=d["outcome"])
         if d["since"]:
