@@ -97,3 +97,40 @@ def test_no_page_of_the_menus_scrolls_sideways_on_a_phone(live_server, phone, ad
         if scroll_width > inner_width:
             overflowing.append(f"{url[len(base):]}: {scroll_width} > {inner_width}")
     assert not overflowing, "pages scroll sideways at 390 px:\n" + "\n".join(overflowing)
+
+
+def test_404_page_keeps_the_navigation_and_echoes_nothing(live_server, page, admin_login):
+    _log_in(page, live_server.url, *admin_login)
+    response = page.goto(live_server.url + "/no-such-page/%3Cscript%3Ealert(1)%3C%2Fscript%3E/")
+    assert response.status == 404
+    assert page.locator("nav.side a").count() >= 10  # the menu of a logged-in user stays
+    assert page.locator("main a.button").get_attribute("href") == "/start/"
+    assert page.locator("link[rel=icon]").count() == 1
+    assert "<script>alert(1)" not in page.content() and "alert(1)" not in page.inner_text("main")
+
+
+def test_404_page_of_an_anonymous_visitor_offers_the_login(live_server, page, admin_login):
+    response = page.goto(live_server.url + "/cas/999999/nothing/")
+    assert response.status == 404
+    assert page.locator("nav.side").count() == 0
+    assert page.locator("main a.button").get_attribute("href") == "/login/"
+
+
+def test_500_page_links_home_and_shows_nothing_of_the_error(rf):
+    from django.views.defaults import server_error
+
+    response = server_error(rf.get("/cas/1/"))
+    body = response.content.decode()
+    assert response.status_code == 500
+    assert 'href="/"' in body and 'rel="icon"' in body and 'name="viewport"' in body
+    assert "Traceback" not in body and "/cas/1/" not in body
+
+
+def test_keyboard_focus_is_visible(live_server, phone, admin_login):
+    _log_in(phone, live_server.url, *admin_login)
+    phone.goto(live_server.url + "/")
+    phone.keyboard.press("Tab")
+    focused = phone.evaluate("""() => { const e = document.activeElement, s = getComputedStyle(e);
+        return [e.className, s.outlineStyle, s.outlineWidth]; }""")
+    assert focused[0] == "nav-toggle"  # the Menu button is the first stop on a phone
+    assert focused[1] != "none" and focused[2] != "0px", focused
