@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery.result import AsyncResult
 from django.conf import settings
 from django.contrib import messages
@@ -10,13 +12,16 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from ..models import CRL, CertificateAuthority
+from ..choices import RevocationReason
+from ..models import CRL, Certificate, CertificateAuthority
 from ..services.health import latest_crls
 from ..tasks import create_crl_task
-from .base import SERVICE_ERRORS, actor, refusal_message, requires
+from ..x509.crl_entries import CrlEntry, CrlFormatError, crl_entries
+from .base import SERVICE_ERRORS, actor, paginate, refusal_message, requires
 from .display import crl_timing
 
 HISTORY = 5
+logger = logging.getLogger(__name__)
 
 
 @requires("/ca_functionality/view_ca")
@@ -31,6 +36,42 @@ def crl_list(request: HttpRequest) -> HttpResponse:
         "rows": rows, "can_create": who.is_allowed("/ca_functionality/create_crl"),
         "task_id": request.GET.get("task", "")[:64],
     })
+
+
+class _Entries:
+    """A CRL's entries as the paginator sees them: the count stored with the CRL, and slices read from
+    the DER one page at a time (pki.x509.crl_entries), never all entries at once."""
+
+    def __init__(self, crl: CRL):
+        self._der = bytes(crl.der)
+        self._count = crl.entries
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, item: slice) -> list[CrlEntry]:
+        return crl_entries(self._der, item.start or 0, (item.stop or self._count) - (item.start or 0))
+
+
+@requires("/ca_functionality/view_ca")
+def crl_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """One CRL and its entries (serial, revocation date, reason), 50 to a page, each serial linked to the
+    certificate when it is stored here."""
+    crl = get_object_or_404(CRL.objects.select_related("ca"), pk=pk)
+    actor(request).require(f"/ca/{crl.ca_id}")
+    try:
+        page = paginate(request, _Entries(crl))
+        entries = list(page.object_list)
+    except CrlFormatError as exc:
+        logger.warning("CRL %s of %s is not readable: %s", crl.pk, crl.ca.name, exc)
+        return render(request, "pki/error.html", {"message": "This CRL's stored bytes cannot be read."},
+                      status=500)
+    certs = dict(Certificate.objects.filter(ca=crl.ca, serial__in=[e.serial for e in entries])
+                 .values_list("serial", "pk"))
+    reasons = {r.value: r.label for r in RevocationReason}
+    rows = [{"entry": e, "reason": reasons.get(e.reason, str(e.reason)) if e.reason is not None else "",
+             "cert_pk": certs.get(e.serial)} for e in entries]
+    return render(request, "pki/crl_detail.html", {"crl": crl, "page": page, "rows": rows, "params": ""})
 
 
 @require_POST

@@ -36,6 +36,7 @@ urlpatterns = [
     path("certificates/<int:pk>/unhold/", certificates.certificate_unhold, name="certificate-unhold"),
     path("crls/", crls.crl_list, name="crl-list"),
     path("crls/<int:pk>/create/", crls.crl_create, name="crl-create"),
+    path("crls/<int:pk>/entries/", crls.crl_detail, name="crl-detail"),
     path("tasks/<str:task_id>/", crls.task_status, name="task-status"),
     path("audit/", audit.audit_log, name="audit-log"),
     path("search/", search.search, name="search"),
