@@ -53,3 +53,11 @@ def send_status_notifications(self, ee_id: int, status: int, indexes: list[int] 
             return sent
         raise self.retry(exc=exc) from None
     return sent
+
+
+@shared_task(name="endentities.tasks.notify_expiring_certificates")
+def notify_expiring_certificates() -> int:
+    """Beat task: the certificate expiration check (endentities.services.expiry)."""
+    from .services.expiry import notify_expiring
+
+    return notify_expiring()

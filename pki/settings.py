@@ -295,7 +295,16 @@ CELERY_BEAT_SCHEDULE = {
     },
     # SCEP transactions and senderNonces past their retention (protocols.scep.transactions).
     "purge-scep-transactions": {"task": "protocols.scep.tasks.purge_transactions", "schedule": 600.0},
+    # The certificate expiration check: one e-mail per certificate expiring within PKI_EXPIRY_NOTIFY_DAYS.
+    "notify-expiring-certificates": {
+        "task": "endentities.tasks.notify_expiring_certificates",
+        "schedule": float(os.environ.get("PKI_EXPIRY_CHECK_INTERVAL", "3600")),
+    },
 }
+# Certificates expiring within this many days get a notice (0: no notices), to their end entity's e-mail address
+# and to these comma-separated addresses.
+PKI_EXPIRY_NOTIFY_DAYS = int(os.environ.get("PKI_EXPIRY_NOTIFY_DAYS", "30"))
+PKI_EXPIRY_NOTIFY_ADMINS = os.environ.get("PKI_EXPIRY_NOTIFY_ADMINS", "")
 
 CACHES = {
     "default": (
