@@ -64,6 +64,7 @@ def certificate_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "cert": cert, "info": describe(cert.certificate), "revoke_form": RevokeForm(on_hold=on_hold),
         "can_revoke": who.is_allowed("/ra_functionality/revoke_end_entity") and who.is_allowed(f"/ca/{cert.ca_id}"),
         "on_hold": on_hold, "revoked": cert.status == CertificateStatus.REVOKED,
+        "can_view_end_entity": who.is_allowed("/ra_functionality/view_end_entity"),
     })
 
 

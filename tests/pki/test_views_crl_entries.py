@@ -169,3 +169,13 @@ def test_big_crl_pages_without_decoding_every_entry(admin, sub_ca):
     r = admin.get(f"/crls/{crl.pk}/entries/", {"page": str(n // 50)})
     html = r.content.decode()
     assert r.status_code == 200 and f"Page {n // 50} of {n // 50}" in html and format(n, "X") in html
+
+
+def test_certificate_page_links_to_its_end_entity_and_back(admin, sub_ca, actor, csr_factory, builtin_profiles):
+    csr, _ = csr_factory("CN=linked.example.com")
+    cert = issue(IssuanceRequest(ca=sub_ca, actor=actor, profile=CertificateProfile.objects.get(name="SERVER"),
+                                 csr=csr, username="linked user&1")).row
+    html = admin.get(f"/certificates/{cert.pk}/").content.decode()
+    assert 'href="/endentities/?text=linked%20user%261"' in html
+    viewer = ui_client("certonly", ["/administrator", "/ca_functionality/view_certificate", f"/ca/{sub_ca.pk}"])
+    assert "/endentities/?text=" not in viewer.get(f"/certificates/{cert.pk}/").content.decode()
