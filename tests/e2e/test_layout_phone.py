@@ -134,3 +134,38 @@ def test_keyboard_focus_is_visible(live_server, phone, admin_login):
         return [e.className, s.outlineStyle, s.outlineWidth]; }""")
     assert focused[0] == "nav-toggle"  # the Menu button is the first stop on a phone
     assert focused[1] != "none" and focused[2] != "0px", focused
+
+
+@pytest.mark.parametrize("path, section, entry", [
+    ("/cas/new/", "CA Functions", "/cas/"),
+    ("/approvalprofiles/new/", "System", "/approvalprofiles/"),
+    ("/profiles/new/", None, "/profiles/"),
+])
+def test_create_pages_highlight_their_section_and_show_breadcrumbs(live_server, page, admin_login, path, section,
+                                                                   entry):
+    _log_in(page, live_server.url, *admin_login)
+    page.goto(live_server.url + path)
+    active = page.locator("nav.side a.active")
+    assert active.count() == 1
+    assert active.get_attribute("href") == entry
+    crumbs = page.locator(".breadcrumbs li")
+    assert crumbs.locator(f"a[href='{entry}']").count() == 1
+    assert crumbs.last.get_attribute("aria-current") == "page"
+    assert crumbs.last.inner_text().strip() == page.locator("main h1").first.evaluate(
+        "h => Array.from(h.childNodes).filter(n => n.nodeType === 3).map(n => n.textContent).join('')"
+        ".replace(/\\s+/g, ' ').trim()")
+    if section:
+        assert crumbs.first.inner_text().strip().lower() == section.lower()
+
+
+def test_detail_page_highlights_its_section_and_menu_pages_get_no_breadcrumbs(live_server, page, admin_login):
+    _log_in(page, live_server.url, *admin_login)
+    page.goto(live_server.url + "/cas/")
+    assert page.locator(".breadcrumbs").count() == 0
+    assert page.locator("nav.side a.active").get_attribute("aria-current") == "page"
+    page.locator("main table a[href^='/cas/']").first.click()
+    page.wait_for_url("**/cas/*/")
+    assert page.locator("nav.side a.active").get_attribute("href") == "/cas/"
+    assert page.locator(".breadcrumbs a[href='/cas/']").is_visible()
+    # the dashboard ("/") is a prefix of every path but never the section of another page
+    assert page.locator("nav.side a.active[href='/']").count() == 0
