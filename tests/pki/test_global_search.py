@@ -107,3 +107,15 @@ def test_certificates_need_the_view_certificate_rule(root_ca, sub_ca, leaf):
 def test_the_box_is_in_the_header_of_admins_only(admin, db):
     assert b'class="global-search"' in admin.get("/certificates/").content
     assert ui_client("nobody", None).get("/search/", {"q": "x"}).status_code == 403
+
+
+def test_a_list_of_hits_costs_a_fixed_number_of_queries(admin, sub_ca, actor, csr_factory,
+                                                         django_assert_max_num_queries):
+    profile = CertificateProfile.objects.get(name="SERVER")
+    for n in range(25):
+        csr, _ = csr_factory(f"CN=many{n}.example.com,O=Many")
+        issue(IssuanceRequest(ca=sub_ca, actor=actor, profile=profile, csr=csr))
+    with django_assert_max_num_queries(20):
+        r = admin.get("/search/", {"q": "O=Many"})
+    html = r.content.decode()
+    assert r.status_code == 200 and html.count("CN=many") == 20 and "More certificates match" in html
