@@ -150,7 +150,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 LOGIN_URL = "/login/"
-LOGIN_REDIRECT_URL = "/"
+LOGIN_REDIRECT_URL = "/start/"  # on to the first page the roles allow (pki.views.auth.landing; also after OIDC)
 LOGOUT_REDIRECT_URL = "/login/"
 # Local accounts (the bootstrap admin), then OpenID Connect logins through trusted OAuth providers.
 AUTHENTICATION_BACKENDS = [

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.dispatch import receiver
@@ -93,10 +94,9 @@ def landing_url(who: Actor) -> str:
     return reverse("account")
 
 
+@login_required
 def landing(request: HttpRequest) -> HttpResponse:
     """``/start/``: where the brand link and "back to the start page" go; on to :func:`landing_url`."""
-    if not request.user.is_authenticated:
-        return redirect("login")
     return redirect(landing_url(actor_for_request(request)))
 
 

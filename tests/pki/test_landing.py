@@ -38,7 +38,7 @@ def test_start_page_follows_the_roles(db, rules, landing):
 
 
 def test_anonymous_start_goes_to_login(db):
-    assert Client().get("/start/")["Location"] == "/login/"
+    assert Client().get("/start/")["Location"] == "/login/?next=/start/"
 
 
 def log_in(username: str, role: str) -> tuple[Client, str]:

@@ -61,7 +61,7 @@ def test_admin_clears_the_lockout(alice, capsys):
     assert login("alice", "right-pw", ip="203.0.113.50").status_code == 429
     call_command("users", "unlock", "alice")
     response = login("alice", "right-pw", ip="203.0.113.50")
-    assert response.status_code == 302 and response["Location"] == "/"
+    assert response.status_code == 302 and response["Location"] == "/start/"  # the start page (pki.views.auth.landing)
     with pytest.raises(CommandError, match="No failed logins"):
         call_command("users", "unlock", "alice")
 

@@ -42,6 +42,11 @@ AUTHENTICATED_ONLY: list[tuple[str, str]] = [
     (r"^ejbca/ejbca-rest-api/v1/[a-z]+/status$",
      "EJBCA's per-resource status ({status, version, revision}): a liveness check for integrations, no data"),
 ]
+# Pages every logged-in user has, whatever their roles: their own account and the start page that sends them on.
+OWN_ACCOUNT: list[tuple[str, str]] = [
+    (r"^start/$", "the start page: a redirect to the first page the caller's roles allow (else to account/)"),
+    (r"^account/(password/)?$", "the caller's own account page and password change (nobody else's)"),
+]
 
 UNSAFE = {"post", "put", "patch", "delete"}
 CONVERTER = re.compile(r"<(?:(?P<conv>[^>:]+):)?(?P<name>[^>]+)>")
@@ -168,6 +173,10 @@ def test_a_user_without_a_role_is_not_authorized(objects, nobody, route, pattern
         if any(re.search(rx, route) for rx, _ in AUTHENTICATED_ONLY):
             assert r.status_code == 200 and set(r.json()) == {"status", "version", "revision"}
             continue
+        if any(re.search(rx, route) for rx, _ in OWN_ACCOUNT):
+            assert r.status_code in (200, 400) or (r.status_code == 302 and r["Location"] == "/account/"), (
+                method, url, r.status_code)
+            continue
         if r.status_code == 404 and names_unknown_object(route):
             continue
         assert r.status_code == 403, (method, url, r.status_code, r.content[:300])
@@ -202,7 +211,7 @@ def test_a_super_administrator_never_gets_a_500(objects, route, pattern):
     assert r.status_code < 500, (route, r.status_code)
 
 
-@pytest.mark.parametrize(("route", "why"), PUBLIC + AUTHENTICATED_ONLY)
+@pytest.mark.parametrize(("route", "why"), PUBLIC + AUTHENTICATED_ONLY + OWN_ACCOUNT)
 def test_each_public_entry_says_why(route, why):
     assert len(why) > 10
 
