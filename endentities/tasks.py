@@ -57,7 +57,7 @@ def send_status_notifications(self, ee_id: int, status: int, indexes: list[int] 
 
 @shared_task(name="endentities.tasks.notify_expiring_certificates")
 def notify_expiring_certificates() -> int:
-    """Beat task: the certificate expiration check (endentities.services.expiry)."""
-    from .services.expiry import notify_expiring
+    """Beat task: the certificate expiration check (endentities.expiry)."""
+    from .expiry import notify_expiring
 
     return notify_expiring()

@@ -4,4 +4,5 @@ from .entities import EndEntity, EndEntityQuerySet
 from .expiry import ExpiryNotice
 from .profiles import EndEntityProfile, normalize_field_instance, normalize_notification
 
-__all__ = ["EndEntity", "EndEntityProfile", "ExpiryNotice", "EndEntityQuerySet", "normalize_field_instance", "normalize_notification"]
+__all__ = ["EndEntity", "EndEntityProfile", "EndEntityQuerySet", "ExpiryNotice", "normalize_field_instance",
+           "normalize_notification"]

@@ -12,9 +12,9 @@ from django.conf import settings as django_settings
 from django.db import connection
 from django.utils import timezone
 
+from endentities.expiry import AUDIT_EVENT, notify_expiring
 from endentities.models import ExpiryNotice
 from endentities.services import enroll
-from endentities.services.expiry import AUDIT_EVENT, notify_expiring
 from pki.models import AuditEvent, Certificate
 from pki.revocation import revoke
 

@@ -22,8 +22,8 @@ from pki import audit
 from pki.choices import CertificateStatus
 from pki.models import Certificate
 
-from ..models import EndEntity, ExpiryNotice
-from ..notifications import render, variables
+from .models import EndEntity, ExpiryNotice
+from .notifications import render, variables
 
 logger = logging.getLogger("endentities.expiry")
 
