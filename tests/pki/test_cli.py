@@ -131,7 +131,8 @@ def test_ca_init_warns_about_a_code_on_the_command_line(cli_pki):
     (("--with", "CertificateAuthenticationToken:WITH_COMMONNAME", "--value", "ops-admin", "--caname", "CliSub"),
      "serial number (issuing CA + serial) is the safe choice"),
     (("--with", "WITH_SERIALNUMBER", "--value", "0A:1B", "--caname", "CliSub"), None),
-    (("--with", "LOCAL_USER", "--value", "carol"), None),
+    (("--with", "LOCAL_USER", "--value", "carol"), "There is no local user 'carol' yet"),
+    (("--with", "LOCAL_USER", "--value", "admin"), None),  # the account init made
 ])
 def test_roles_addrolemember_warns_about_cn_members(cli_pki, args, warned):
     from io import StringIO
