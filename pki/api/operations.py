@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from django.http import JsonResponse
 from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework import status as http
@@ -166,6 +167,17 @@ SSH_MESSAGE = ("This installation has no SSH CA: EJBCA's v1/ssh resource (SSH CA
                "is not available here.")
 
 
+@csrf_exempt  # nothing is changed; a POST gets the same honest 404 as a GET
 def ssh_not_available(request, rest: str = "") -> JsonResponse:
     """Every ``/v1/ssh/...`` path: 404 with a message that says why (no SSH CA), not a generic 'no resource'."""
     return JsonResponse({"error_code": 404, "error_message": SSH_MESSAGE}, status=404)
+
+
+ETSI_MESSAGE = ("This installation has no ETSI ITS (C-ITS) enrolment CA: EJBCA's etsi/v1 resource (validating "
+                "authorization requests of ITS stations) is not available here.")
+
+
+@csrf_exempt  # nothing is changed; a POST gets the same honest 404 as a GET
+def etsi_not_available(request, rest: str = "") -> JsonResponse:
+    """Every ``/etsi/...`` path of EJBCA's REST definition: 404 saying why (no ETSI ITS CA)."""
+    return JsonResponse({"error_code": 404, "error_message": ETSI_MESSAGE}, status=404)

@@ -1,5 +1,5 @@
 """Routes of EJBCA's v1 operations added for issue 14 (CA management, configdump, certificate expiry, CRL
-import, system services, the SSH resource), kept apart from ``pki.api.urls`` (included from ``pki.urls``).
+import, system services, the SSH and ETSI resources), kept apart from ``pki.api.urls`` (included from ``pki.urls``).
 Fixed path segments come before the ``{type}`` / ``{issuer_dn}`` patterns they would otherwise match."""
 
 from django.urls import path, re_path
@@ -26,4 +26,5 @@ urlpatterns = [
     path(f"{V1}/system/service/<str:service_name>/run", operations.ServiceRunView.as_view(),
          name="api-system-service-run"),
     re_path(r"^ejbca/ejbca-rest-api/v1/ssh(?:/(?P<rest>.*))?$", operations.ssh_not_available, name="api-ssh"),
+    re_path(r"^ejbca/ejbca-rest-api/etsi(?:/(?P<rest>.*))?$", operations.etsi_not_available, name="api-etsi"),
 ]

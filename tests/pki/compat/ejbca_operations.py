@@ -91,6 +91,9 @@ OPERATIONS: list[Operation] = [
               reason="no SSH CA in this project (README)"),
     Operation("ssh_pubkey", "GET", "/v1/ssh/{ca_name}/pubkey", 404, frozenset({"error_code", "error_message"}),
               reason="no SSH CA in this project (README)"),
+    # etsi/v1: no ETSI ITS CA here
+    Operation("etsi_validate", "POST", "/etsi/v1/certificate/{ecacertificateid}/validate", 404,
+              frozenset({"error_code", "error_message"}), reason="no ETSI ITS (C-ITS) CA in this project (README)"),
     # v1/system
     Operation("system_service_run", "PUT", "/v1/system/service/{service_name}/run", 200, EMPTY),
     # v2/certificate

@@ -234,6 +234,7 @@ REPLAYS: dict[str, Callable[[World], Call]] = {
     "endentity_delete": lambda w: (w.entity_factory("jack"), Call("DELETE", "/v1/endentity/jack"))[1],
     "ssh_status": lambda w: Call("GET", "/v1/ssh/status"),
     "ssh_pubkey": lambda w: Call("GET", "/v1/ssh/TestRoot/pubkey"),
+    "etsi_validate": lambda w: Call("POST", "/etsi/v1/certificate/1/validate", {}),
     "system_service_run": lambda w: Call("PUT", "/v1/system/service/regenerate-crls/run"),
     "certificate_v2_status": lambda w: Call("GET", "/v2/certificate/status"),
     "certificate_v2_count": lambda w: Call("GET", "/v2/certificate/count?isActive=true"),
