@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-import secrets
 
 import pytest
 from asn1crypto import core, ocsp
@@ -49,7 +48,7 @@ def _request(pair, algorithm=hashes.SHA1(), nonce: bytes | None = None, count: i
 
 
 @pytest.mark.parametrize("algorithm", [hashes.SHA1(), hashes.SHA256(), hashes.SHA384(), hashes.SHA512()])
-@pytest.mark.parametrize("nonce", [None, b"n", secrets.token_bytes(32)])
+@pytest.mark.parametrize("nonce", [None, b"n", bytes(range(200, 232))], ids=["no-nonce", "1-byte", "32-bytes"])
 @pytest.mark.parametrize("count", [1, 3])
 def test_requests_read_as_asn1crypto_reads_them(pair, algorithm, nonce, count):
     data = _request(pair, algorithm, nonce, count)
