@@ -45,6 +45,7 @@ from .services import (
     set_password,
     set_status,
 )
+from .services.approvals import gate_status
 from .services.common import RA_RULES
 from .services.pkcs10 import enroll_keystore_rest, enroll_pkcs10
 
@@ -177,6 +178,8 @@ class SetStatusView(APIView):
         actor.require(RA_RULES["edit"])
         body = _read(SetStatusSerializer, request)
         token = body.get("token")
+        # Under "Add/Edit End Entity" approval the change waits as one request (202), before the transaction.
+        gate_status(actor, endentity_name, body["status"], body.get("password") or None, interface="rest")
         with transaction.atomic():  # token, password and status change together or not at all
             ee = _entity(endentity_name)
             if token and TokenType[token] != ee.token_type:

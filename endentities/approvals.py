@@ -46,6 +46,17 @@ def _edit(req: ApprovalRequest) -> None:
                              status=req.data.get("status"))
 
 
+def _set_status(req: ApprovalRequest) -> None:
+    """A status change back to NEW and/or a new enrollment code, as asked (REST setstatus sends both)."""
+    from . import services
+
+    password = core.unseal(req.data.get("password"))
+    if password:
+        services.set_password(_requester(req), req.username, password)
+    if req.data.get("status") is not None:
+        services.set_status(_requester(req), req.username, req.data["status"])
+
+
 def _revoke(req: ApprovalRequest) -> None:
     from . import services
 
@@ -109,6 +120,7 @@ def register() -> None:
     core.register_executor("enroll_pkcs10", _register)
     core.register_executor("edit_end_entity", _edit)
     core.register_executor("revoke_end_entity", _revoke)
+    core.register_executor("set_status", _set_status)
     core.register_executor("edit_enroll_pkcs10", _edit)  # pkcs10enroll of an existing end entity
     core.register_finalizer("add_end_entity", finalize)
     core.register_finalizer("enroll_pkcs10", finalize)

@@ -29,6 +29,7 @@ from ..models import EndEntity
 from .common import require
 
 ACTION = ApprovalAction.ADD_EDIT_END_ENTITY
+NEW = 10  # EndEntityStatus.NEW: enrollment open again
 _FIELDS = {f.name for f in dataclasses.fields(EndEntityInput)}
 
 
@@ -115,6 +116,37 @@ def gate_edit(actor: Actor, username: str, data: EndEntityInput | Callable[[], E
 def needs_approval(data: EndEntityInput, profile: Any) -> bool:
     """Whether adding ``data`` would need approval (a cheap look before the caller checks and builds it)."""
     return not core.is_executing() and core.profile_for(ACTION, *_ids(data, profile)) is not None
+
+
+def _status_code(status: Any) -> int | None:
+    """EJBCA's status code of ``status`` (a code, a name or the enum); None when it names none (the change itself
+    then refuses it with the reason)."""
+    from ..choices import EndEntityStatus
+
+    if status is None:
+        return None
+    try:
+        return int(status) if not isinstance(status, str) or status.isdigit() else int(EndEntityStatus.parse(status))
+    except (TypeError, ValueError):
+        return None
+
+
+def gate_status(actor: Actor, username: str, status: Any = None, password: str | None = None,
+                interface: str = "") -> None:
+    """Before a status change back to NEW and/or a new enrollment code (REST ``setstatus``, the admin UI, ``ra
+    setendentitystatus``/``setpwd``): that re-opens enrollment, an edit of the end entity EJBCA puts under "Add/Edit
+    End Entity" approval too, so it is stored for approval when a profile covers the end entity (raises)."""
+    code = _status_code(status)
+    if core.is_executing() or not (code == NEW or password):
+        return
+    row = EndEntity.objects.filter(username=username).values_list(
+        "ca_id", "certificate_profile_id", "end_entity_profile_id", "subject_dn").first()
+    if row is None or core.profile_for(ACTION, row[0], row[1]) is None:
+        return
+    require(actor, "edit", row[2], row[0])
+    core.gate(actor, ACTION, "set_status", ca=row[0], certificate_profile=row[1],
+              data={"status": code, "password": core.seal(password)},
+              username=username, subject_dn=row[3], interface=interface)
 
 
 def gate_revoke(actor: Actor, username: str, reason: Any) -> None:

@@ -243,6 +243,7 @@ def _change_status(ee: EndEntity, status: EndEntityStatus) -> None:
 def set_status(actor: Actor, username: str, status: EndEntityStatus | int | str) -> EndEntity:
     """Set the status (EJBCA's setUserStatus); NEW resets the request and failed-login counters."""
     status = _parse_status(status)
+    approvals.gate_status(actor, username, status)  # back to NEW may need approval (raises)
     with transaction.atomic():
         ee = _lock(username)
         require(actor, "edit", ee.end_entity_profile_id, ee.ca_id)
@@ -261,6 +262,7 @@ def set_password(actor: Actor, username: str, password: str, *, clear: bool = Fa
     recoverable encrypted copy (EJBCA's setClearTextPassword), which the profile must allow."""
     if not password:
         raise ValidationError("The password must not be empty.", field="password")
+    approvals.gate_status(actor, username, None, password)  # a new code may need approval (raises)
     with transaction.atomic():
         ee = _lock(username)
         require(actor, "edit", ee.end_entity_profile_id, ee.ca_id)

@@ -264,3 +264,29 @@ def test_revocations_wait_on_rest_and_the_ra_portal(actor, entity_factory, root_
     assert EndEntity.objects.get(username="revokee").status == EndEntityStatus.REVOKED
     assert Certificate.objects.get(pk=issued.row.pk).status == "REVOKED"
     assert ApprovalRequest.objects.filter(operation="revoke", status="WAITING").count() == 1  # the portal's
+
+
+def test_setstatus_back_to_new_with_a_code_waits_for_approval(actor, entity_factory, root_ca, requester, csr_factory,
+                                                               request):
+    """The way around an approved enrollment: set a generated end entity back to NEW with a code of one's own,
+    then enroll with the code. EJBCA puts status changes under "Add/Edit End Entity" approval; so here."""
+    entity_factory("carl", subject_dn="CN=carl,O=Test")
+    EndEntity.objects.filter(username="carl").update(status=EndEntityStatus.GENERATED)
+    request.getfixturevalue("needs_approval")
+    r = requester.post(f"{V1}/endentity/carl/setstatus", {"status": "NEW", "password": "mine-now-123",
+                                                          "token": "USERGENERATED"}, format="json")
+    assert r.status_code == 202, r.content
+    req = ApprovalRequest.objects.get(pk=r.json()["request_id"])
+    assert req.operation == "set_status" and "mine-now-123" not in str(req.data)
+    assert EndEntity.objects.get(username="carl").status == EndEntityStatus.GENERATED  # nothing changed yet
+    enroller = make_client("holder", ["/ca_functionality/create_certificate", f"/ca/{root_ca.pk}"])
+    csr, _ = csr_factory("CN=carl,O=Test")
+    body = {**_enroll_body(csr, "carl"), "password": "mine-now-123"}
+    assert enroller.post(f"{V1}/certificate/pkcs10enroll", body, format="json").status_code in (400, 403)
+    assert not Certificate.objects.filter(username="carl").exists()
+    # Approved by someone else, the change is made once, and the code works.
+    from pki.auth.access import Actor
+
+    approvals.decide(Actor(name="checker", kind="user", role_rules={"r": [("/", True)]}), req.pk, approve=True)
+    assert EndEntity.objects.get(username="carl").status == EndEntityStatus.NEW
+    assert enroller.post(f"{V1}/certificate/pkcs10enroll", body, format="json").status_code == 201
