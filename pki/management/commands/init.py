@@ -25,8 +25,8 @@ class Command(BaseCommand):
                 f"\n  Superadmin client certificate:  {credential_paths().superadmin_p12}\n"
                 f"  P12 password:  {result.superadmin_password}\n"
                 "  (shown once; a member of 'Super Administrator Role' by issuing CA + serial number. REST over\n"
-                "  https://127.0.0.1:8443/ with it, e.g. openssl pkcs12 -in var/superadmin.p12 -nodes -out "
-                "admin.pem)\n"
+                "  make run's HTTPS port (PORT+443: https://127.0.0.1:8443/ by default) with it, e.g.\n"
+                "  openssl pkcs12 -in var/superadmin.p12 -nodes -out admin.pem)\n"
             ))
         if result.admin_password:
             self.stdout.write(self.style.SUCCESS(
