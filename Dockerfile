@@ -24,6 +24,7 @@ COPY cryptotokens ./cryptotokens
 COPY endentities ./endentities
 COPY protocols ./protocols
 COPY keybindings ./keybindings
+COPY peers ./peers
 COPY templates ./templates
 COPY static ./static
 COPY deploy/docker-entrypoint.sh /usr/local/bin/pki-entrypoint
