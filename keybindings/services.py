@@ -17,7 +17,6 @@ from datetime import datetime
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
@@ -497,16 +496,7 @@ def issue_certificate(actor: Actor, binding: InternalKeyBinding, *, ca: Certific
 
 def _issuer_ca(cert: x509.Certificate) -> CertificateAuthority | None:
     """The known CA whose certificate signed ``cert``."""
-    for ca in CertificateAuthority.objects.exclude(certificate_der=None):
-        ca_cert = ca.certificate
-        if ca_cert is None or ca_cert.subject != cert.issuer:
-            continue
-        try:
-            cert.verify_directly_issued_by(ca_cert)
-        except (ValueError, TypeError, InvalidSignature):
-            continue
-        return ca
-    return None
+    return CertificateAuthority.objects.signer_of(cert)
 
 
 def _load_certificate(data: bytes | str) -> x509.Certificate:

@@ -17,7 +17,6 @@ import logging
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from django.db.models import F
@@ -51,16 +50,8 @@ class IncomingIdentity:
 
 
 def _issuing_ca(cert: x509.Certificate) -> CertificateAuthority | None:
-    for ca in CertificateAuthority.objects.exclude(certificate_der=None):
-        ca_cert = ca.certificate
-        if ca_cert is None or ca_cert.subject != cert.issuer:
-            continue
-        try:
-            cert.verify_directly_issued_by(ca_cert)
-        except (ValueError, TypeError, InvalidSignature):
-            continue
-        return ca
-    return None
+    """The known CA (local or imported) whose certificate signed ``cert``."""
+    return CertificateAuthority.objects.signer_of(cert)
 
 
 def _allows_client_auth(cert: x509.Certificate) -> bool:

@@ -19,6 +19,21 @@ class CAQuerySet(models.QuerySet):
         """CAs that hold a key here (not external trust-only CAs)."""
         return self.exclude(status=CAStatus.EXTERNAL)
 
+    def signer_of(self, cert: x509.Certificate) -> CertificateAuthority | None:
+        """The CA of this queryset whose current certificate signed ``cert`` (name and signature), else None."""
+        from cryptography.exceptions import InvalidSignature
+
+        for ca in self.exclude(certificate_der=None):
+            ca_cert = ca.certificate
+            if ca_cert is None or ca_cert.subject != cert.issuer:
+                continue
+            try:
+                cert.verify_directly_issued_by(ca_cert)
+            except (ValueError, TypeError, InvalidSignature):
+                continue
+            return ca
+        return None
+
 
 class CertificateAuthority(models.Model):
     """A CA: its key on a crypto token, its current certificate and the policy it issues under.
