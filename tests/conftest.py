@@ -15,12 +15,17 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("PKI_MASTER_KEY", "test-master-key-not-for-production")
-# Each test run counts its own Prometheus samples (pki.metrics), not those of other runs on this machine.
-os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", __import__("tempfile").mkdtemp(prefix="pki-test-metrics-"))
+# Each test process counts its own Prometheus samples (pki.metrics): not those of other runs on this machine, nor
+# those of the other pytest-xdist worker, which runs SCEP and OCSP tests at the same time (a directory inherited
+# from the controller would mix their counts).
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = __import__("tempfile").mkdtemp(
+    prefix=f"pki-test-metrics-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-")
 
 
 def pytest_configure(config):
     from django.conf import settings
+
+    settings.PROMETHEUS_MULTIPROC_DIR = os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
     Path(settings.STATIC_ROOT).mkdir(exist_ok=True)  # whitenoise warns on every request without it
     engine = settings.DATABASES["default"]["ENGINE"]
