@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+
+from pki.http.headers import complete_shortcut_response
 
 from . import ra_views
 
@@ -21,13 +22,9 @@ class PeerEndpointMiddleware:
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
-        self.frame_options = getattr(settings, "X_FRAME_OPTIONS", "DENY").upper()
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         view = ROUTES.get(request.path_info)
         if view is None:
             return self.get_response(request)
-        response = view(request)
-        response.headers.setdefault("Cache-Control", "no-store")
-        response.headers.setdefault("X-Frame-Options", self.frame_options)
-        return response
+        return complete_shortcut_response(view(request), content_length=False, no_store=True)

@@ -43,3 +43,18 @@ class SecurityHeadersMiddleware:
             if policy:
                 response["Content-Security-Policy"] = policy
         return response
+
+
+def complete_shortcut_response(response: HttpResponse, *, content_length: bool = True,
+                               no_store: bool = False) -> HttpResponse:
+    """What the middleware chain below a public-endpoint shortcut (SCEP, OCSP, peers) would have added to its
+    answer: ``Content-Length`` (CommonMiddleware), ``X-Frame-Options`` (XFrameOptionsMiddleware) and, with
+    ``no_store``, this module's ``Cache-Control: no-store`` when the view set no caching of its own."""
+    headers = response.headers
+    if content_length and "Content-Length" not in headers:
+        headers["Content-Length"] = str(len(response.content))
+    headers.setdefault("X-Frame-Options", getattr(settings, "X_FRAME_OPTIONS", "DENY").upper())
+    if no_store:
+        headers.setdefault("Cache-Control", "no-store")
+    return response
+

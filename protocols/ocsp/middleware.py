@@ -16,8 +16,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+
+from pki.http.headers import complete_shortcut_response
 
 from . import views
 
@@ -30,18 +31,9 @@ class OcspEndpointMiddleware:
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
-        self.frame_options = getattr(settings, "X_FRAME_OPTIONS", "DENY").upper()
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         match = ENDPOINT_PATH.fullmatch(request.path_info)
         if match is None:
             return self.get_response(request)
-        response = views.ocsp(request, encoded=match["encoded"] or "")
-        headers = response.headers
-        if "Content-Length" not in headers:
-            headers["Content-Length"] = str(len(response.content))
-        if "X-Frame-Options" not in headers:
-            headers["X-Frame-Options"] = self.frame_options
-        if "Cache-Control" not in headers:
-            headers["Cache-Control"] = "no-store"
-        return response
+        return complete_shortcut_response(views.ocsp(request, encoded=match["encoded"] or ""), no_store=True)

@@ -16,8 +16,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+
+from pki.http.headers import complete_shortcut_response
 
 from . import views
 
@@ -30,15 +31,9 @@ class ScepEndpointMiddleware:
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
-        self.frame_options = getattr(settings, "X_FRAME_OPTIONS", "DENY").upper()
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         match = ENDPOINT_PATH.fullmatch(request.path_info)
         if match is None:
             return self.get_response(request)
-        response = views.pkiclient(request, alias=match["alias"])
-        if not response.has_header("Content-Length"):
-            response.headers["Content-Length"] = str(len(response.content))
-        if response.get("X-Frame-Options") is None:
-            response.headers["X-Frame-Options"] = self.frame_options
-        return response
+        return complete_shortcut_response(views.pkiclient(request, alias=match["alias"]))
