@@ -14,6 +14,8 @@ Here, in this order:
    429 with ``Retry-After``, before any hashing.
 4. Otherwise the password is checked (Django's backends); a failure is counted for the address and the
    account name, whether it exists or not, and answered 401 like an unknown user.
+5. A right one-time password (set by an administrator, not yet replaced by its owner) is 403 and not
+   remembered: as in the browser, it opens nothing until it was changed.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from django.core.cache import cache
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 
-from . import throttle
+from . import password_change, throttle
 
 logger = logging.getLogger("pki.auth.basic")
 
@@ -126,6 +128,11 @@ class BasicAuthentication(BaseAuthentication):
             throttle.record_failure(throttle.ACCOUNT, username, ip=ip)
             raise exceptions.AuthenticationFailed(INVALID)
         throttle.reset(throttle.ACCOUNT, username)
+        if password_change.must_change(user):
+            # As in the browser (pki.auth.password_change): a one-time password an administrator set opens
+            # nothing until its owner replaced it. Not remembered either, so every try is checked again.
+            logger.info("Basic login for %r refused: one-time password not yet changed", username)
+            raise exceptions.PermissionDenied(password_change.MESSAGE)
         ttl = int(getattr(settings, "PKI_BASIC_AUTH_CACHE_SECONDS", 60))
         if ttl > 0:
             cache.set(key, (user.pk, _fingerprint(user)), timeout=ttl)

@@ -13,15 +13,21 @@ SESSION_KEY = "pki_must_change_password"
 CHANGE_PATH = "/account/password/"
 # What a user with a one-time password may still reach: the change page itself, logging out, static files.
 OPEN_PATHS = (CHANGE_PATH, "/logout/", "/static/")
+MESSAGE = f"Change your one-time password first (at {CHANGE_PATH})."
+
+
+def must_change(user) -> bool:
+    """Whether ``user`` holds a one-time password (set by an administrator) that it has not yet replaced."""
+    from ..models import LocalAccount
+
+    return LocalAccount.objects.filter(user_id=user.pk, must_change_password=True).exists()
 
 
 def mark_session(request, user) -> None:
     """At login: remember in the session whether ``user`` must change their password first."""
-    from ..models import LocalAccount
-
     if request is None or not hasattr(request, "session"):
         return
-    if LocalAccount.objects.filter(user_id=user.pk, must_change_password=True).exists():
+    if must_change(user):
         request.session[SESSION_KEY] = True
     else:
         request.session.pop(SESSION_KEY, None)
@@ -42,7 +48,6 @@ class PasswordChangeRequiredMiddleware:
         session = getattr(request, "session", None)
         if session is not None and session.get(SESSION_KEY) and not request.path.startswith(OPEN_PATHS):
             if request.path.startswith("/api/"):
-                return JsonResponse({"error_code": 403, "error_message":
-                                     "Change your one-time password first (at /account/password/)."}, status=403)
+                return JsonResponse({"error_code": 403, "error_message": MESSAGE}, status=403)
             return HttpResponseRedirect(CHANGE_PATH)
         return self.get_response(request)

@@ -25,6 +25,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from .. import audit
+from ..auth import password_change
 from ..auth.access import EDIT_RULE, Actor, rules_for_roles, uncovered
 from ..choices import MemberMatch
 from ..errors import AuthorizationDenied, ConflictError, NotFoundError, ValidationError
@@ -165,7 +166,7 @@ def set_active(actor: Actor, username: str, active: bool) -> bool:
 
 def must_change_password(user) -> bool:
     """Whether the account logs in with a one-time password it must replace first."""
-    return LocalAccount.objects.filter(user_id=user.pk, must_change_password=True).exists()
+    return password_change.must_change(user)
 
 
 def change_own_password(user, old_password: str, new_password: str) -> None:

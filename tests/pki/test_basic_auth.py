@@ -198,3 +198,21 @@ def test_concurrent_guessing_overshoots_by_at_most_the_concurrency(alice):
     assert checked <= limit - 1 + threads, checked
     assert statuses.count(429) >= threads * rounds - (limit - 1 + threads)
     assert AuditEvent.objects.filter(event_type="ACCOUNT_LOCKOUT", object_type="account").count() == 1
+
+
+def test_a_one_time_password_does_not_open_the_api_by_basic(alice, settings):
+    """The attack: an administrator resets alice's password and hands her the one-time one (or someone reads
+    it over a shoulder); over HTTP Basic it would open the whole API without ever being changed. It must be
+    changed first, as in the browser: 403 saying so, and the credential is not remembered either."""
+    from pki.models import LocalAccount
+
+    settings.PKI_BASIC_AUTH_CACHE_SECONDS = 60
+    alice.set_password("one-time-pw")
+    alice.save()
+    LocalAccount.objects.update_or_create(user=alice, defaults={"must_change_password": True})
+    for _ in range(2):  # a second call must not get in through the success cache
+        r = call(basic("alice", "one-time-pw"))
+        assert r.status_code == 403
+        assert "one-time password" in r.json()["error_message"]
+    LocalAccount.objects.filter(user=alice).update(must_change_password=False)
+    assert call(basic("alice", "one-time-pw")).status_code == 200
