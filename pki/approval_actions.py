@@ -30,8 +30,9 @@ def execute_revoke(req: ApprovalRequest) -> None:
     cert = Certificate.objects.filter(pk=req.data.get("certificate")).first()
     if cert is None:
         raise NotFoundError("The certificate of this request no longer exists.")
-    when = req.data.get("revoked_at")
-    revoke(_requester(req), cert, req.data.get("reason", 0), datetime.fromisoformat(when) if when else None)
+    when, invalid = req.data.get("revoked_at"), req.data.get("invalidity_date")
+    revoke(_requester(req), cert, req.data.get("reason", 0), datetime.fromisoformat(when) if when else None,
+           datetime.fromisoformat(invalid) if invalid else None)
 
 
 def execute_activate_ca(req: ApprovalRequest) -> None:

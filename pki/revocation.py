@@ -56,7 +56,8 @@ def revoke(actor: Actor, certificate: Certificate, reason: RevocationReason | in
                    certificate_profile=certificate.certificate_profile_id, username=certificate.username,
                    subject_dn=certificate.subject_dn,
                    data={"certificate": certificate.pk, "serial": certificate.serial, "reason": int(reason),
-                         "revoked_at": revoked_at.isoformat() if revoked_at else None})
+                         "revoked_at": revoked_at.isoformat() if revoked_at else None,
+                         "invalidity_date": invalidity_date.isoformat() if invalidity_date else None})
     if reason == RevocationReason.REMOVE_FROM_CRL:
         return unrevoke(actor, certificate)
     with transaction.atomic():

@@ -298,3 +298,18 @@ def test_direct_issuance_waits_on_the_admin_ui_and_the_cli(actor, sub_ca, csr_fa
                      stdout=io.StringIO())
     assert waiting.value.returncode == 3
     assert ApprovalRequest.objects.filter(operation="issue_csr", interface="cli", status="WAITING").count() == 1
+
+
+def test_an_approved_revocation_keeps_its_invalidity_date(actor, sub_ca, leaf):
+    """What the revoker said about the key compromise reaches the certificate (and the CRL) once approved."""
+    from pki.revocation import revoke
+
+    two_step(actor, sub_ca)
+    compromised = (timezone.now() - dt.timedelta(days=3)).replace(microsecond=0)
+    requester = Actor(name="requester", kind="user", role_rules={"r": [("/", True)]})
+    with pytest.raises(approvals.WaitingForApproval) as waiting:
+        revoke(requester, leaf, "keyCompromise", invalidity_date=compromised)
+    for name in ("alice", "bob"):
+        approvals.decide(approver(name, sub_ca), waiting.value.request.pk, approve=True)
+    cert = Certificate.objects.get(pk=leaf.pk)
+    assert (cert.status, cert.revocation_reason, cert.invalidity_date) == (CertificateStatus.REVOKED, 1, compromised)
