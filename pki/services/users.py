@@ -27,6 +27,7 @@ from django.utils import timezone
 from .. import audit
 from ..auth import password_change
 from ..auth.access import EDIT_RULE, Actor, rules_for_roles, uncovered
+from ..auth.oauth import OIDC_USERNAME_PREFIX
 from ..choices import MemberMatch
 from ..errors import AuthorizationDenied, ConflictError, NotFoundError, ValidationError
 from ..models import LocalAccount, RoleMember
@@ -57,7 +58,8 @@ def _roles_of(username: str) -> list[str]:
 
 
 def list_users(actor: Actor) -> list[UserRow]:
-    """Every local account with its state, last login and the roles that name it."""
+    """Every local account with its state, last login and the roles that name it (not the accounts an OpenID
+    Connect login made: their passwords and rights are the provider's, see the roles' OAuth members)."""
     actor.require(MANAGE_RULE)
     members: dict[str, set[str]] = {}
     for value, role in RoleMember.objects.filter(match_type=MemberMatch.LOCAL_USER).values_list(
@@ -66,7 +68,7 @@ def list_users(actor: Actor) -> list[UserRow]:
     must_change = set(LocalAccount.objects.filter(must_change_password=True).values_list("user_id", flat=True))
     return [UserRow(u.username, u.is_active, u.last_login, u.date_joined, u.pk in must_change,
                     sorted(members.get(u.username, ())))
-            for u in _user_model().objects.order_by("username")]
+            for u in _user_model().objects.exclude(username__startswith=OIDC_USERNAME_PREFIX).order_by("username")]
 
 
 def user_exists(username: str) -> bool:
@@ -138,6 +140,10 @@ def reset_password(actor: Actor, username: str) -> str:
     """Give the account a new one-time password (returned once, never stored in clear or audited)."""
     actor.require(MANAGE_RULE)
     user = _get(username)
+    if user.username.startswith(OIDC_USERNAME_PREFIX):
+        # A local password would open a second way into an account whose owner logs in at their provider.
+        raise ValidationError("This account logs in with OpenID Connect; its password is kept by the provider.",
+                              field="username")
     _require_covers_account(actor, user.username)
     password = new_one_time_password()
     _set_one_time(user, password)

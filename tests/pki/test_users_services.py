@@ -196,3 +196,15 @@ def test_cli_refusals(db, args, message):
 
 def test_cli_status_and_unlock_are_kept(db):
     assert "No lockouts." in run("users", "status")
+
+
+def test_accounts_an_oidc_login_made_are_not_local_users(db, admin):
+    """An OpenID Connect login makes a Django account (oauth-<provider>:<claim>): it is not listed among the
+    local users, and no administrator can give it a local password (a second way into that person's account)."""
+    oidc = get_user_model().objects.create_user("oauth-1:alice@example.com")
+    users.create_user(admin, "dave")
+    assert [row.username for row in users.list_users(admin)] == ["dave"]
+    with pytest.raises(ValidationError, match="OpenID Connect"):
+        users.reset_password(admin, oidc.username)
+    oidc.refresh_from_db()
+    assert not oidc.has_usable_password() and not LocalAccount.objects.filter(user=oidc).exists()
