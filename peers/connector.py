@@ -14,7 +14,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from django.db import close_old_connections, connection
+from django.db import DatabaseError, close_old_connections, connection
 from django.db.models import F
 from django.utils import timezone
 
@@ -183,7 +183,13 @@ def run_all(stop: threading.Event, *, names: list[str] | None = None, workers: i
         qs = PeerConnector.objects.all()
         if names:
             qs = qs.filter(name__in=names)
-        for pk in qs.values_list("pk", flat=True):
+        try:
+            pks = list(qs.values_list("pk", flat=True))
+        except DatabaseError as exc:  # the database restarting, or not migrated yet: look again, do not exit
+            logger.warning("Peer connectors: cannot read the connectors (%s); retrying", str(exc).strip()[:200])
+            close_old_connections()
+            pks = []
+        for pk in pks:
             if pk not in threads or not threads[pk].is_alive():
                 runner = ConnectorRunner(pk, stop, workers=workers, lease_wait=lease_wait)
                 threads[pk] = threading.Thread(target=runner.run, name=f"peer-connector-{pk}", daemon=True)

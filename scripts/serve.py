@@ -280,6 +280,13 @@ def main(argv: list[str] | None = None) -> int:
         processes.append(subprocess.Popen(scheduler_argv(), cwd=ROOT))
         print("scheduler: periodic jobs (CRLs, SCEP purge) run here (manage.py scheduler)", file=sys.stderr,
               flush=True)
+    from peers.process import connector_argv, wants_connector
+
+    if wants_connector():
+        # The CA's outgoing peer connectors (RA/VA nodes); it idles while none is configured.
+        processes.append(subprocess.Popen(connector_argv(), cwd=ROOT))
+        print("connector: outgoing peer connectors run here (manage.py peer run; PKI_PEER_CONNECTOR=0: not here)",
+              file=sys.stderr, flush=True)
 
     try:
         while not stopping and all(p.poll() is None for p in processes):

@@ -111,8 +111,8 @@ def check_pki_command(argv: list[str]) -> None:
 
 
 def test_every_process_of_the_topology_is_there():
-    assert set(SERVICES) == {"postgres", "redis", "migrate", "web", "worker", "beat", "nginx"}
-    assert PKI_SERVICES == ["beat", "migrate", "web", "worker"]
+    assert set(SERVICES) == {"postgres", "redis", "migrate", "web", "worker", "beat", "connector", "nginx"}
+    assert PKI_SERVICES == ["beat", "connector", "migrate", "web", "worker"]
     assert SERVICES["web"]["deploy"]["replicas"] == 2
     # One beat: a second one would queue every scheduled CRL renewal twice.
     assert SERVICES["beat"].get("deploy", {}).get("replicas", 1) == 1
@@ -140,7 +140,7 @@ def test_depends_on_names_services_and_waits_for_the_right_state(name):
         assert condition in {"service_started", "service_healthy", "service_completed_successfully"}
         if condition == "service_healthy":
             assert "healthcheck" in SERVICES[target], f"{name} waits for {target} to be healthy: it has no healthcheck"
-    if name in {"web", "worker", "beat"}:
+    if name in {"web", "worker", "beat", "connector"}:
         assert depends_on["migrate"]["condition"] == "service_completed_successfully"
         assert depends_on["redis"]["condition"] == "service_healthy"
     if name == "migrate":
@@ -156,6 +156,7 @@ def test_the_services_run_gunicorn_migrate_init_worker_and_beat():
     assert SERVICES["web"]["command"][:2] == ["gunicorn", "pki.wsgi"]
     assert SERVICES["worker"]["command"][:4] == ["celery", "-A", "pki", "worker"]
     assert SERVICES["beat"]["command"][:4] == ["celery", "-A", "pki", "beat"]
+    assert SERVICES["connector"]["command"] == ["python", "manage.py", "peer", "run"]
     script = SERVICES["migrate"]["command"][-1]
     assert re.fullmatch(r"python manage\.py migrate( --noinput)? && python manage\.py init", script), script
 
@@ -337,8 +338,8 @@ def test_entrypoint_refuses_to_start_without_the_master_key(key, expect_start, t
 # --- systemd units -----------------------------------------------------------------------------------
 
 
-def test_systemd_units_for_web_worker_and_beat():
-    assert UNITS == ["pki-beat.service", "pki-web.service", "pki-worker.service"]
+def test_systemd_units_for_web_worker_beat_and_connector():
+    assert UNITS == ["pki-beat.service", "pki-connector.service", "pki-web.service", "pki-worker.service"]
 
 
 @pytest.mark.parametrize("unit", UNITS)
@@ -350,8 +351,10 @@ def test_systemd_unit_runs_a_program_of_the_project(unit):
     assert argv[0].startswith("/opt/pki/.venv/bin/")
     check_pki_command([Path(argv[0]).name, *argv[1:]])
     role = unit.removeprefix("pki-").removesuffix(".service")
-    assert {"web": "gunicorn", "worker": "celery", "beat": "celery"}[role] == Path(argv[0]).name
-    if role != "web":
+    assert {"web": "gunicorn", "worker": "celery", "beat": "celery", "connector": "python"}[role] == Path(argv[0]).name
+    if role == "connector":
+        assert argv[1:] == ["manage.py", "peer", "run"]
+    elif role != "web":
         assert argv[3] == role
 
 
