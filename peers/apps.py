@@ -23,6 +23,7 @@ class PeersConfig(AppConfig):
             (INCOMING_RULE, "RA/VA: connect in as a CA connector and pull waiting work"),
             ("/peer/carry", "CA: carry requests of every kind from an RA"),
             ("/peer/carry/scep", "CA: carry SCEP requests from an RA"),
+            ("/peer/carry/rest", "CA: carry REST calls from an RA (run as the caller, by the caller's rules)"),
         ], order=75)
         # A key binding a connector uses cannot be deleted.
         register_binding_user(connectors_using)

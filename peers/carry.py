@@ -56,6 +56,15 @@ def _plain(status: int, text: str) -> dict[str, Any]:
             "body": base64.b64encode(text.encode()).decode()}
 
 
+def _refusal(kind: str, status: int, text: str) -> dict[str, Any]:
+    """A refusal to carry, in the requester's protocol: the REST API's JSON error shape for carried HTTP requests."""
+    if kind in (WorkKind.REST_CALL,):
+        from .carried_http import json_answer
+
+        return json_answer(status, text)
+    return _plain(status, text)
+
+
 def _scep_response(response) -> dict[str, Any]:
     return {"status": response.status, "content_type": response.content_type,
             "body": base64.b64encode(response.body).decode()}
@@ -124,9 +133,16 @@ def _run_scep_get(payload: dict[str, Any]) -> dict[str, Any]:
     return scep_get(alias, operation, message)
 
 
+def _run_rest(payload: dict[str, Any]) -> dict[str, Any]:
+    from .carried_http import run_rest
+
+    return run_rest(payload)
+
+
 RUNNERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     WorkKind.SCEP_PKIOPERATION: _run_scep_pkioperation,
     WorkKind.SCEP_GET: _run_scep_get,
+    WorkKind.REST_CALL: _run_rest,
 }
 
 
@@ -134,6 +150,10 @@ def _requester_for(kind: str, payload: dict[str, Any]) -> str:
     """The identity the request runs as here (never what the RA claims beyond its payload's alias)."""
     if kind.startswith("scep."):
         return f"scep:{str(payload.get('alias', ''))[:200]}"
+    if kind in (WorkKind.REST_CALL,):
+        from .carried_http import presented_identity
+
+        return presented_identity(payload.get("identity"))
     return ""
 
 
@@ -177,7 +197,7 @@ def carry(connector: PeerConnector, item: dict[str, Any]) -> dict[str, Any]:
     if runner is None or not key:
         audit.record_failure(AUDIT_EVENT, connector_name, "unknown kind of work", object_type="peerconnector",
                              object_id=connector.pk, details=details)
-        return _plain(400, f"This CA does not carry '{kind[:64]}' requests.")
+        return _refusal(kind, 400, f"This CA does not carry '{kind[:64]}' requests.")
     who = connector_actor(connector)
     rule = carry_rule(kind)
     if who is None or not who.is_allowed(rule):
@@ -185,7 +205,7 @@ def carry(connector: PeerConnector, item: dict[str, Any]) -> dict[str, Any]:
         audit.record_failure(AUDIT_EVENT, connector_name, reason, object_type="peerconnector",
                              object_id=connector.pk, details=details)
         logger.warning("Peer %s: refused to carry %s: %s", connector.name, kind, reason)
-        return _plain(403, "The CA refused to carry this request.")
+        return _refusal(kind, 403, "The CA refused to carry this request.")
     with _held(connector, key):
         row, created = CarriedRequest.objects.get_or_create(
             connector=connector, idempotency_key=key,
@@ -201,6 +221,8 @@ def carry(connector: PeerConnector, item: dict[str, Any]) -> dict[str, Any]:
                            item.get("id"), key)
             details["rerun"] = True
         result = runner(payload)
+        if result.get("actor"):  # a carried HTTP request: the identity this CA authenticated it as
+            details["presented"], details["requester"] = details["requester"], str(result["actor"])[:255]
         with transaction.atomic():
             CarriedRequest.objects.filter(pk=row.pk).update(result=result, finished_at=timezone.now())
             audit.record(AUDIT_EVENT, connector_name, object_type="peerconnector", object_id=connector.pk,

@@ -11,7 +11,7 @@ from django.http import HttpRequest, HttpResponse
 
 from pki.http.headers import complete_shortcut_response
 
-from . import ra_views
+from . import ra_views, rest_ra
 
 ROUTES = {"/peers/v1/hello": ra_views.hello, "/peers/v1/lease": ra_views.lease,
           "/peers/v1/answer": ra_views.answer, "/peers/v1/push/scep": ra_views.push_scep}
@@ -28,3 +28,10 @@ class PeerEndpointMiddleware:
         if view is None:
             return self.get_response(request)
         return complete_shortcut_response(view(request), content_length=False, no_store=True)
+
+    def process_view(self, request: HttpRequest, view_func, view_args, view_kwargs) -> HttpResponse | None:
+        """On an RA node: a REST call that needs the CA is carried to it instead of running here
+        (:mod:`peers.rest_ra`); the REST boundary checks run first, as for the view itself."""
+        if rest_ra.is_ra() and rest_ra.carried_rest_view(request):
+            return rest_ra.forward_rest(request, view_func)
+        return None

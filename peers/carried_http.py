@@ -1,0 +1,169 @@
+"""CA side: an HTTP request that entered an RA (a REST call at ``/ejbca/ejbca-rest-api/v1/``, an RA portal page)
+run here by this node's own view, as the caller the RA authenticated.
+
+No second implementation: the carried method, path, query and body become a request for the CA's own URL
+configuration, and the view that answers the same path here answers it, with its own serializers, access rules,
+audit events and error bodies; the RA returns the status, body and a few headers unchanged. Only the routes of
+:data:`REST_ROUTES` and :data:`PORTAL_ROUTES` are carried; anything else is refused before a view runs.
+
+Who the caller is, is decided here by this node's rules, from what the RA forwards:
+
+* a client certificate the RA's TLS proxy verified: authenticated by the CA's client-certificate rules
+  (a certificate of our CA, known, not revoked, not expired, matched to role members), through
+  :data:`pki.auth.clientcert.CARRIED_CERT_KEY`, an environ key no HTTP request can set;
+* an ``Authorization`` header (OAuth bearer token, Basic): checked here by the REST API's own authentication
+  classes (signature, issuer, audience, expiry against this CA's trusted providers; the password of a local user).
+
+The RA's own roles play no part: an RA only authenticates (TLS) and forwards, the CA authorizes (as EJBCA's RA).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from cryptography import x509
+from django.conf import settings
+from django.core.handlers.wsgi import WSGIRequest
+from django.http import HttpResponse
+from django.urls import Resolver404, resolve
+
+from pki.auth.clientcert import CARRIED_CERT_KEY
+
+logger = logging.getLogger("peers")
+
+REST_PREFIX = "/ejbca/ejbca-rest-api/v1/"
+#: The REST operations an RA carries (EJBCA's v1 names), by URL name on this node.
+REST_ROUTES = frozenset({
+    "api-certificate-pkcs10enroll", "api-certificate-enrollkeystore",
+    "api-endentity-add", "api-endentity-edit", "api-endentity-search", "api-endentity-setstatus",
+    "api-endentity-revoke", "api-endentity-delete",
+    "api-certificate-search", "api-certificate-revoke", "api-certificate-revocation-status",
+})
+REST_METHODS = frozenset({"GET", "POST", "PUT", "DELETE"})
+MAX_BODY = 1024 * 1024
+#: Headers of the CA's answer that the RA repeats (Content-Type goes separately).
+KEPT_HEADERS = ("Retry-After", "Content-Disposition", "Location", "WWW-Authenticate")
+
+
+def answer_of(response: HttpResponse, actor: str = "") -> dict[str, Any]:
+    """A view's response as carried back to the RA: status, content type, body (base64), kept headers."""
+    if hasattr(response, "render") and not getattr(response, "is_rendered", True):
+        response.render()
+    body = b"".join(response) if getattr(response, "streaming", False) else response.content
+    headers = {name: response[name] for name in KEPT_HEADERS if response.has_header(name)}
+    return {"status": response.status_code, "content_type": response.get("Content-Type", ""),
+            "body": base64.b64encode(body).decode(), "headers": headers, "actor": actor}
+
+
+def json_answer(status: int, message: str) -> dict[str, Any]:
+    """An answer in the REST API's error shape (``{"error_code", "error_message"}``)."""
+    body = json.dumps({"error_code": status, "error_message": message}).encode()
+    return {"status": status, "content_type": "application/json", "body": base64.b64encode(body).decode(),
+            "headers": {}, "actor": ""}
+
+
+def carried_certificate(identity: dict[str, Any]) -> x509.Certificate | None:
+    """The client certificate in a carried identity (PEM), or None."""
+    pem = identity.get("certificate")
+    if not isinstance(pem, str) or not pem or len(pem) > 16384:
+        return None
+    try:
+        return x509.load_pem_x509_certificate(pem.encode("ascii"))
+    except (ValueError, UnicodeEncodeError):
+        return None
+
+
+def presented_identity(identity: Any) -> str:
+    """How a carried request's caller presents itself (for the queue and the audit log; never a secret)."""
+    identity = identity if isinstance(identity, dict) else {}
+    if identity.get("certificate"):
+        cert = carried_certificate(identity)
+        if cert is None:
+            return "client certificate (unreadable)"
+        return f"client certificate {format(cert.serial_number, 'x')} ({cert.subject.rfc4514_string()})"[:255]
+    scheme = str(identity.get("authorization", "")).strip().partition(" ")[0][:16]
+    return f"{scheme or 'no'} authorization"
+
+
+def _host() -> str:
+    """A host name this node accepts (views that build URLs ask the request for one)."""
+    for host in settings.ALLOWED_HOSTS:
+        if host and "*" not in host and not host.startswith("."):
+            return host
+    return "localhost"
+
+
+def build_request(payload: dict[str, Any], body: bytes, cert: x509.Certificate | None,
+                  extra: Iterable[tuple[str, str]] = ()) -> WSGIRequest:
+    """A request for this node's views, made of the carried parts only (never the RA's other headers)."""
+    identity = payload.get("identity") if isinstance(payload.get("identity"), dict) else {}
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": str(payload.get("method", "GET")).upper(),
+        "PATH_INFO": str(payload.get("path", "/")), "SCRIPT_NAME": "",
+        "QUERY_STRING": str(payload.get("query", ""))[:8192],
+        "CONTENT_TYPE": str(payload.get("content_type", ""))[:255], "CONTENT_LENGTH": str(len(body)),
+        "SERVER_NAME": _host(), "SERVER_PORT": "443", "HTTP_HOST": _host(), "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": str(payload.get("client_address", ""))[:64],
+        "HTTP_ACCEPT": str(payload.get("accept") or "*/*")[:255],
+        "wsgi.input": io.BytesIO(body), "wsgi.url_scheme": "https", "wsgi.version": (1, 0),
+        "wsgi.errors": io.StringIO(), "wsgi.multithread": True, "wsgi.multiprocess": True, "wsgi.run_once": False,
+    }
+    authorization = identity.get("authorization")
+    if isinstance(authorization, str) and authorization and len(authorization) <= 16384:
+        environ["HTTP_AUTHORIZATION"] = authorization
+    if cert is not None:
+        environ[CARRIED_CERT_KEY] = cert
+    for key, value in extra:
+        environ[key] = value
+    return WSGIRequest(environ)
+
+
+def decode_body(payload: dict[str, Any]) -> bytes | None:
+    """The carried body, or None when it is not base64 or too large."""
+    try:
+        body = base64.b64decode(str(payload.get("body", "")), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return body if len(body) <= MAX_BODY else None
+
+
+def run_rest(payload: dict[str, Any]) -> dict[str, Any]:
+    """Answer one carried REST call with this node's own view for its path."""
+    method, path = str(payload.get("method", "")).upper(), payload.get("path")
+    if method not in REST_METHODS or not isinstance(path, str) or not path.startswith(REST_PREFIX) \
+            or len(path) > 2048 or "\x00" in path:
+        return json_answer(400, "Not a REST call an RA may carry.")
+    try:
+        match = resolve(path)
+    except Resolver404:
+        return json_answer(404, f"No resource at {path[:200]}.")
+    if match.url_name not in REST_ROUTES:
+        return json_answer(404, f"{path[:200]} is not carried through an RA.")
+    body = decode_body(payload)
+    if body is None:
+        return json_answer(400, "The carried body is not base64 or is too large.")
+    identity = payload.get("identity") if isinstance(payload.get("identity"), dict) else {}
+    cert = carried_certificate(identity)
+    if identity.get("certificate") and cert is None:
+        return json_answer(400, "The carried client certificate could not be read.")
+    request = build_request(payload, body, cert)
+    request.resolver_match = match
+    response = match.func(request, *match.args, **match.kwargs)
+    return answer_of(response, actor_name(request, response))
+
+
+def actor_name(request: WSGIRequest, response: HttpResponse) -> str:
+    """Who the view ran as (the actor it asked for: on DRF's request, or on the request itself), else ''."""
+    drf_request = (getattr(response, "renderer_context", None) or {}).get("request")
+    for holder in (drf_request, request):
+        actor = getattr(holder, "_pki_actor", None) if holder is not None else None
+        if actor is not None:
+            return actor.name
+    user = getattr(drf_request, "user", None) if drf_request is not None else None
+    return str(user.get_username()) if user is not None and user.is_authenticated else ""

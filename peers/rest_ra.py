@@ -1,0 +1,124 @@
+"""REST on an RA node (``PKI_NODE_ROLE=ra``): the operations of :data:`peers.carried_http.REST_ROUTES` at the RA's
+``/ejbca/ejbca-rest-api/v1/`` are carried to the CA and answered with the CA's own answer.
+
+The RA authenticates (its TLS proxy verifies the client certificate; a bearer token or Basic credentials are passed
+on as they came) and forwards the caller's identity; the CA authenticates it again by its own rules and authorizes
+it against its own access rules (:mod:`peers.carried_http`), so the RA's roles play no part and an operator keeps
+one set of rules, on the CA. The REST API's boundary checks (cross-site requests, JSON bodies) run here first, as
+for any API view. The HTTP request is held until the CA answers; after ``PKI_PEER_REQUEST_TIMEOUT`` the caller gets
+503 with ``Retry-After`` (a retried pkcs10enroll is a new request: the CA's own rules for the end entity apply).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from pki.auth.clientcert import forwarded_certificate
+
+from . import queue
+from .carried_http import MAX_BODY, REST_ROUTES, presented_identity
+from .choices import WorkKind, WorkStatus
+from .models import PeerWorkItem
+
+logger = logging.getLogger("peers")
+RETRY_AFTER = "10"
+
+
+def is_ra() -> bool:
+    """Whether this node is an RA (read per request: tests switch it with the settings fixture)."""
+    return getattr(settings, "PKI_NODE_ROLE", "ca") == "ra"
+
+
+def caller_identity(request: HttpRequest) -> dict[str, str] | None:
+    """What the RA forwards of the caller: the ``Authorization`` header as it came (the CA checks it), else the
+    client certificate the TLS proxy verified (PEM), else None."""
+    authorization = request.META.get("HTTP_AUTHORIZATION", "").strip()
+    if authorization:
+        return {"authorization": authorization}
+    cert = forwarded_certificate(request)
+    if cert is not None:
+        return {"certificate": cert.public_bytes(serialization.Encoding.PEM).decode()}
+    return None
+
+
+def carry_and_wait(request: HttpRequest, kind: str, payload: dict[str, Any]) -> PeerWorkItem | None:
+    """Queue one HTTP request for the CA and hold it until the answer (the answered item) or the timeout (None).
+    The forwarded credential is dropped from the RA's record once the CA no longer needs it."""
+    timeout = float(getattr(settings, "PKI_PEER_REQUEST_TIMEOUT", 30))
+    payload = {**payload, "client_address": request.META.get("REMOTE_ADDR", "")}
+    item = queue.submit(kind, payload, presented_identity(payload.get("identity")), timeout)
+    done = queue.wait_for_answer(item)
+    # A bearer token or password does not stay in the RA's database. An item a connector still holds keeps it
+    # (its run may need it); the CA answers a repeat of it from its record.
+    scrubbed = {k: v for k, v in payload.items() if k != "identity"}
+    PeerWorkItem.objects.filter(pk=item.pk).exclude(status=WorkStatus.LEASED).update(payload=scrubbed)
+    if done is None:
+        logger.warning("%s %s: no answer from the CA within %.0f s (work item %s)", request.method, request.path,
+                       timeout, item.pk)
+    return done
+
+
+def _json_error(status: int, message: str) -> JsonResponse:
+    return JsonResponse({"error_code": status, "error_message": message}, status=status)
+
+
+def reply(result: dict[str, Any]) -> HttpResponse:
+    """The CA's answer as this RA's response: status, content type, body and the kept headers, unchanged."""
+    try:
+        status = int(result.get("status", 502))
+        body = base64.b64decode(result.get("body", ""), validate=True)
+    except (TypeError, ValueError, binascii.Error):
+        logger.error("Carried HTTP request: an unreadable answer from the CA")
+        return _json_error(502, "The CA's answer could not be read.")
+    response = HttpResponse(body, status=status, content_type=str(result.get("content_type") or "text/plain")[:255])
+    headers = result.get("headers") if isinstance(result.get("headers"), dict) else {}
+    for name in ("Retry-After", "Content-Disposition", "Location", "WWW-Authenticate"):
+        value = headers.get(name)
+        if isinstance(value, str) and "\n" not in value and "\r" not in value:
+            response[name] = value[:1024]
+    return response
+
+
+def forward_rest(request: HttpRequest, view_func) -> HttpResponse:
+    """The RA's answer to one carried REST call (see the module doc)."""
+    from pki.http.boundary import check_request
+
+    refused = check_request(request, view_func)
+    if refused is not None:
+        return refused
+    identity = caller_identity(request)
+    if identity is None:
+        response = _json_error(401, "Authentication credentials were not provided.")
+        response["WWW-Authenticate"] = 'Basic realm="api", Bearer realm="pki"'
+        return response
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return _json_error(400, "Bad Content-Length.")
+    if declared > MAX_BODY:
+        return _json_error(413, f"The request is larger than {MAX_BODY} bytes.")
+    body = request.read(MAX_BODY + 1)
+    if len(body) > MAX_BODY:
+        return _json_error(413, f"The request is larger than {MAX_BODY} bytes.")
+    payload = {"method": request.method, "path": request.path_info, "query": request.META.get("QUERY_STRING", ""),
+               "content_type": request.META.get("CONTENT_TYPE", ""), "accept": request.META.get("HTTP_ACCEPT", ""),
+               "body": base64.b64encode(body).decode(), "identity": identity}
+    done = carry_and_wait(request, WorkKind.REST_CALL, payload)
+    if done is None:
+        response = _json_error(503, "The CA did not answer in time; retry later.")
+        response["Retry-After"] = RETRY_AFTER
+        return response
+    return reply(done.result or {})
+
+
+def carried_rest_view(request: HttpRequest) -> bool:
+    """Whether this request is a REST call this RA carries (by the URL name it resolved to)."""
+    match = getattr(request, "resolver_match", None)
+    return match is not None and match.url_name in REST_ROUTES

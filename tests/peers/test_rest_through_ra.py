@@ -1,0 +1,277 @@
+"""EJBCA's REST API at an RA node: each carried call is queued at the RA, leased by a connector (a thread here,
+the real loop in the two-node test), run on the CA by the CA's own view as the caller the RA authenticated, and
+answered with the CA's own JSON. One database plays both nodes; the node role is switched per request."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from urllib.parse import quote
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
+from django.db import connection
+from rest_framework.test import APIClient
+
+from endentities.models import EndEntity
+from peers import carry, queue
+from peers import services as peers
+from peers.carried_http import run_rest
+from peers.models import CarriedRequest, PeerWorkItem
+from pki.models import AuditEvent, Certificate
+from tests.endentities.entities_support import *  # noqa: F403
+from tests.pki.test_api_auth import V1, fast_password_hashing, make_client  # noqa: F401
+
+from .conftest import cert_headers
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def connector(actor, connector_binding, peer_role, peer_ca):
+    """The CA's connector, whose certificate may carry REST calls (and nothing else)."""
+    peer_role(peer_ca, connector_binding.certificate.certificate, {"/peer/carry/rest": True})
+    return peers.add_connector(actor, name="dmz-ra", url="https://127.0.0.1:9", binding="ra-link")
+
+
+def _carry_leased(connector, item):
+    return carry.carry(connector, {"id": item.pk, "key": item.idempotency_key, "kind": item.kind,
+                                   "payload": item.payload, "requester": item.requester})
+
+
+@pytest.fixture
+def carrier(connector):
+    """A connector's loop in a thread: lease, carry on the CA, answer."""
+    stop = threading.Event()
+
+    def loop():
+        try:
+            while not stop.is_set():
+                for item in queue.lease("test-connector", wait_seconds=0.2):
+                    queue.answer("test-connector", item.pk, item.idempotency_key, _carry_leased(connector, item))
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    yield connector
+    stop.set()
+    thread.join(10)
+
+
+@pytest.fixture
+def operator_cert(actor, peer_ca, csr_factory):
+    """A client certificate the CA issued (and holds) to an RA operator."""
+    from pki.issuance import IssuanceRequest, issue
+    from pki.models import CertificateProfile
+
+    csr, _ = csr_factory("CN=ra-operator,O=Test")
+    return issue(IssuanceRequest(ca=peer_ca, actor=actor, profile=CertificateProfile.objects.get(name="ENDUSER"),
+                                 csr=csr, username="ra-operator")).row.certificate
+
+
+def _csr_pem(cn: str) -> str:
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = x509.CertificateSigningRequestBuilder().subject_name(
+        x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, cn)])).sign(key, hashes.SHA256())
+    return csr.public_bytes(Encoding.PEM).decode()
+
+
+def _enroll_body(username: str, cn: str) -> dict:
+    return {"certificate_request": _csr_pem(cn), "username": username, "password": "foo123",
+            "certificate_profile_name": "ENDUSER", "end_entity_profile_name": "TestEEP",
+            "certificate_authority_name": "TestRoot", "include_chain": True}
+
+
+def test_pkcs10enroll_by_client_certificate_runs_on_the_ca_as_the_operator(
+        ra_node, carrier, entity_factory, peer_role, peer_ca, operator_cert, tracebacks):
+    ra_node.PKI_PEER_REQUEST_TIMEOUT = 20
+    peer_role(peer_ca, operator_cert, {"/": True})
+    entity_factory("alice", subject_dn="CN=alice,O=Test,C=SE")
+    client = APIClient(**cert_headers(operator_cert))
+    r = client.post(f"{V1}/certificate/pkcs10enroll", _enroll_body("alice", "alice"), format="json")
+    assert r.status_code == 201, r.content
+    cert = x509.load_der_x509_certificate(base64.b64decode(r.json()["certificate"]))
+    row = Certificate.objects.get(serial=format(cert.serial_number, "x"))
+    assert row.username == "alice"
+    serial = format(operator_cert.serial_number, "x")
+    # Both identities in the CA's audit log: the connector carried it, the operator (as the CA knows them) did it.
+    event = AuditEvent.objects.get(event_type="PEER_REQUEST_CARRIED")
+    assert event.actor == "peer:dmz-ra" and event.outcome == "SUCCESS" and event.details["status"] == 201
+    assert event.details["requester"].startswith(f"ra-operator (certificate {serial}")
+    assert event.details["presented"].startswith(f"client certificate {serial}")
+    creation = AuditEvent.objects.get(event_type="CERT_CREATION", object_id=row.serial)
+    assert creation.actor == event.details["requester"]
+    # The RA keeps no copy of the caller's credential.
+    assert "identity" not in PeerWorkItem.objects.get().payload
+    assert not tracebacks.records
+
+
+def _both(settings, client, method: str, path: str, body: dict | None = None) -> tuple:
+    """The same call at the RA (carried) and straight at the CA."""
+    call = getattr(client, method)
+    kw = {"format": "json"} if body is not None else {}
+    args = (path, body) if body is not None else (path,)
+    at_ra = call(*args, **kw)
+    settings.PKI_NODE_ROLE = "ca"
+    try:
+        at_ca = call(*args, **kw)
+    finally:
+        settings.PKI_NODE_ROLE = "ra"
+    return at_ra, at_ca
+
+
+@pytest.mark.parametrize(("method", "path", "body"), [
+    ("post", "/endentity/search", {"max_number_of_results": 10,
+                                   "criteria": [{"property": "STATUS", "value": "NEW", "operation": "EQUAL"}]}),
+    ("post", "/certificate/search", {"max_number_of_results": 10,
+                                     "criteria": [{"property": "QUERY", "value": "bob", "operation": "LIKE"}]}),
+    ("post", "/endentity/search", {"criteria": []}),  # the CA's own 400
+    ("get", "/certificate/{dn}/{serial}/revocationstatus", None),
+    ("get", "/certificate/{dn}/ffff/revocationstatus", None),  # the CA's own 404
+])
+def test_reads_answer_the_same_json_as_the_ca(ra_node, settings, carrier, entity_factory, root_ca, csr_factory,
+                                              actor, method, path, body):
+    from pki.issuance import IssuanceRequest, issue
+    from pki.models import CertificateProfile
+
+    ra_node.PKI_PEER_REQUEST_TIMEOUT = 20
+    entity_factory("alice")
+    entity_factory("bob")
+    csr, _ = csr_factory("CN=bob,O=Test,C=SE")
+    row = issue(IssuanceRequest(ca=root_ca, actor=actor, profile=CertificateProfile.objects.get(name="ENDUSER"),
+                                csr=csr, username="bob")).row
+    client = make_client("apiadmin", ["/"])
+    url = V1 + path.format(dn=quote(root_ca.subject_dn, safe=""), serial=row.serial)
+    at_ra, at_ca = _both(settings, client, method, url, body)
+    assert (at_ra.status_code, at_ra["Content-Type"], at_ra.json()) == (
+        at_ca.status_code, at_ca["Content-Type"], at_ca.json())
+    assert AuditEvent.objects.filter(event_type="PEER_REQUEST_CARRIED", details__requester="apiadmin").count() == 1
+
+
+def test_writes_through_the_ra(ra_node, carrier, entity_factory, root_ca):
+    ra_node.PKI_PEER_REQUEST_TIMEOUT = 20
+    client = make_client("apiadmin", ["/"])
+    add = {"username": "carol", "password": "foo123", "subject_dn": "CN=carol,O=Test,C=SE", "ca_name": "TestRoot",
+           "certificate_profile_name": "ENDUSER", "end_entity_profile_name": "TestEEP", "token": "P12"}
+    assert client.post(f"{V1}/endentity", add, format="json").status_code == 200
+    r = client.post(f"{V1}/certificate/enrollkeystore", {"username": "carol", "password": "foo123",
+                                                          "key_alg": "EC", "key_spec": "P-256"}, format="json")
+    assert r.status_code == 201, r.content
+    assert r.json()["response_format"] == "PKCS12"
+    key, cert, _ = pkcs12.load_key_and_certificates(base64.b64decode(r.json()["certificate"]), b"foo123")
+    assert cert.public_key() == key.public_key()
+    serial = Certificate.objects.get(username="carol").serial
+    revoke = client.put(f"{V1}/certificate/{quote(root_ca.subject_dn, safe='')}/{serial}/revoke?reason=KEY_COMPROMISE")
+    assert revoke.status_code == 200, revoke.content
+    assert revoke.json()["revocation_reason"] == "KEY_COMPROMISE"
+    entity_factory("dave")
+    r = client.post(f"{V1}/endentity/dave/setstatus", {"password": "bar456", "token": "USERGENERATED",
+                                                       "status": "NEW"}, format="json")
+    assert r.status_code == 200, r.content
+    assert client.delete(f"{V1}/endentity/dave").status_code == 200
+    assert not EndEntity.objects.filter(username="dave").exists()
+    kinds = AuditEvent.objects.filter(event_type="PEER_REQUEST_CARRIED").values_list("details__status", flat=True)
+    assert sorted(kinds) == [200, 200, 200, 200, 201]
+
+
+def test_a_requester_without_the_right_is_refused_on_the_ca(ra_node, carrier, entity_factory, root_ca):
+    ra_node.PKI_PEER_REQUEST_TIMEOUT = 20
+    entity_factory("alice")
+    weak = make_client("viewer", ["/ra_functionality/view_end_entity"])
+    r = weak.post(f"{V1}/certificate/pkcs10enroll", _enroll_body("alice", "alice"), format="json")
+    assert r.status_code == 403 and set(r.json()) == {"error_code", "error_message"}
+    assert not Certificate.objects.filter(username="alice").exists()
+    event = AuditEvent.objects.get(event_type="PEER_REQUEST_CARRIED")
+    assert (event.details["requester"], event.details["status"]) == ("viewer", 403)
+
+
+@pytest.mark.django_db
+def test_a_connector_without_the_rest_rule_may_not_carry(ra_node, actor, connector_binding, peer_role, peer_ca,
+                                                         entity_factory):
+    peer_role(peer_ca, connector_binding.certificate.certificate, {"/peer/carry/scep": True})
+    connector = peers.add_connector(actor, name="scep-only", url="https://127.0.0.1:9", binding="ra-link")
+    entity_factory("alice")
+    body = json.dumps(_enroll_body("alice", "alice")).encode()
+    payload = {"method": "POST", "path": f"{V1}/certificate/pkcs10enroll", "query": "",
+               "content_type": "application/json", "body": base64.b64encode(body).decode(),
+               "identity": {"authorization": "Basic " + base64.b64encode(b"apiadmin:pw-apiadmin").decode()}}
+    make_client("apiadmin", ["/"])
+    result = carry.carry(connector, {"id": 1, "key": "k1", "kind": "rest.call", "payload": payload})
+    assert result["status"] == 403
+    assert json.loads(base64.b64decode(result["body"]))["error_message"] == "The CA refused to carry this request."
+    assert not Certificate.objects.filter(username="alice").exists() and not CarriedRequest.objects.exists()
+    assert AuditEvent.objects.get(event_type="PEER_REQUEST_CARRIED").outcome == "FAILURE"
+
+
+def test_a_lease_handed_out_again_is_answered_from_the_record(ra_node, connector, entity_factory):
+    """The connector died after the run, before the RA got the answer: the item comes back with the same key and
+    the CA answers it from its record; one certificate."""
+    ra_node.PKI_PEER_REQUEST_TIMEOUT = 20
+    entity_factory("alice")
+    client = make_client("apiadmin", ["/"])
+    out: dict = {}
+
+    def caller():
+        try:
+            out["r"] = client.post(f"{V1}/certificate/pkcs10enroll", _enroll_body("alice", "alice"), format="json")
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=caller)
+    thread.start()
+    (item,) = queue.lease("connector-1", wait_seconds=10)
+    first = _carry_leased(connector, item)  # ... and connector-1 dies here
+    PeerWorkItem.objects.filter(pk=item.pk).update(lease_until=item.lease_until.replace(year=2000))
+    (again,) = queue.lease("connector-2", wait_seconds=1)
+    assert (again.pk, again.idempotency_key, again.attempts) == (item.pk, item.idempotency_key, 2)
+    second = _carry_leased(connector, again)
+    assert second == first
+    assert queue.answer("connector-2", again.pk, again.idempotency_key, second) == "accepted"
+    thread.join(20)
+    assert out["r"].status_code == 201
+    assert Certificate.objects.filter(username="alice").count() == 1
+    assert AuditEvent.objects.filter(event_type="PEER_REQUEST_CARRIED").count() == 1
+
+
+def test_no_answer_in_time_is_503_with_retry_after(ra_node, entity_factory):
+    ra_node.PKI_PEER_REQUEST_TIMEOUT = 0.3
+    client = make_client("apiadmin", ["/"])
+    r = client.post(f"{V1}/endentity/search", {"max_number_of_results": 1, "criteria": [
+        {"property": "STATUS", "value": "NEW", "operation": "EQUAL"}]}, format="json")
+    assert r.status_code == 503 and r["Retry-After"] and r.json()["error_code"] == 503
+    item = PeerWorkItem.objects.get()
+    assert item.status == "expired" and "identity" not in item.payload
+
+
+@pytest.mark.parametrize(("headers", "status"), [
+    ({}, 401),  # nobody to forward
+    ({"HTTP_ORIGIN": "https://evil.example", "HTTP_SEC_FETCH_SITE": "cross-site"}, 403),  # REST boundary first
+])
+@pytest.mark.django_db
+def test_refused_at_the_ra_before_anything_is_queued(ra_node, peer_ca, make_cert, headers, status):
+    client = APIClient(**headers, **(cert_headers(make_cert(peer_ca, "op")) if headers else {}))
+    r = client.post(f"{V1}/endentity/search", {"criteria": []}, format="json")
+    assert r.status_code == status and r.json()["error_code"] == status
+    assert not PeerWorkItem.objects.exists()
+
+
+@pytest.mark.parametrize(("payload", "status"), [
+    ({"method": "POST", "path": "/admin/"}, 400),
+    ({"method": "PATCH", "path": f"{V1}/endentity/search"}, 400),
+    ({"method": "GET", "path": f"{V1}/ca"}, 404),  # a real route, not carried
+    ({"method": "GET", "path": f"{V1}/nothing/here"}, 404),
+    ({"method": "POST", "path": f"{V1}/endentity/search", "body": "!!"}, 400),
+    ({"method": "POST", "path": f"{V1}/endentity/search", "identity": {"certificate": "junk"}}, 400),
+    ({"method": "POST", "path": f"{V1}/endentity/search", "body": ""}, 401),  # no identity: the CA's own 401
+])
+@pytest.mark.django_db
+def test_bad_carried_calls_get_a_json_refusal(payload, status, tracebacks):
+    result = run_rest(payload)
+    assert result["status"] == status
+    assert json.loads(base64.b64decode(result["body"]))["error_code"] == status
+    assert not tracebacks.records
