@@ -35,7 +35,7 @@ def param_field_name(type_name: str, param: BackendParameter) -> str:
 
 class CryptoTokenCreateForm(forms.Form):
     name = forms.CharField(max_length=255)
-    token_type = forms.ChoiceField(label="Type")
+    token_type = forms.ChoiceField(label="Type", initial="SoftCryptoToken")
     auth_code = forms.CharField(widget=forms.PasswordInput, label="Authentication code",
                                 help_text="PIN of an HSM slot, password of a soft keystore, or the cloud secret")
     auth_code_repeat = forms.CharField(widget=forms.PasswordInput, label="Repeat authentication code")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django import forms
+from django.utils.html import format_html, format_html_join
 
 from cryptotokens import services as token_services
 from cryptotokens.errors import CryptoTokenError
@@ -95,10 +96,11 @@ def usable_tokens(who: Actor):
     return CryptoToken.objects.filter(pk__in=ids)
 
 
-def key_suggestions(who: Actor, tokens) -> list[tuple[str, str]]:
+def key_suggestions(who: Actor, tokens) -> list[tuple[str, str, int]]:
     """(alias, description) of the keys a new CA could use: each active token's device list (keys registered here
-    and keys only on the device), and the registered key pairs of tokens whose device cannot be listed now."""
-    suggestions: list[tuple[str, str]] = []
+    and keys only on the device), and the registered key pairs of tokens whose device cannot be listed now;
+    each with the id of its token, so the page offers only the chosen token's keys."""
+    suggestions: list[tuple[str, str, int]] = []
     listed: set[int] = set()
     for token in tokens:
         if not token.is_active or not who.is_allowed(f"/cryptotoken/view/{token.pk}"):
@@ -109,10 +111,28 @@ def key_suggestions(who: Actor, tokens) -> list[tuple[str, str]]:
             continue  # unreachable device: its registered key pairs are offered below
         listed.add(token.pk)
         suggestions += [(k.alias, f"{token.name}: {k.key_algorithm} {k.key_spec}"
-                         + ("" if k.known else " (on the device, registered when used)"))
+                         + ("" if k.known else " (on the device, registered when used)"), token.pk)
                         for k in keys if k.usable]
     pairs = CryptoTokenKeyPair.objects.filter(token__in=tokens).exclude(token__in=listed).select_related("token")
-    return suggestions + [(kp.alias, f"{kp.token.name}: {kp.key_spec}") for kp in pairs]
+    return suggestions + [(kp.alias, f"{kp.token.name}: {kp.key_spec}", kp.token_id) for kp in pairs]
+
+
+class KeyAliasInput(DatalistInput):
+    """The key pair alias box with its suggestions tagged by token (``data-token``): static/pki/forms.js
+    turns it into a pick-list of the chosen token's keys plus "Generate a new key pair"; without JavaScript
+    it stays a text box with suggestions."""
+
+    def __init__(self, attrs=None, keys: list[tuple[str, str, int]] | None = None):
+        super().__init__(attrs, suggestions=[(alias, label) for alias, label, _ in keys or []])
+        self.keys = keys or []
+
+    def render(self, name, value, attrs=None, renderer=None):
+        list_id = f"{(attrs or {}).get('id') or 'id_' + name}-list"
+        attrs = {**(attrs or {}), "list": list_id, "data-key-alias": "1"}
+        options = format_html_join("", '<option value="{}" data-token="{}">{}</option>',
+                                   [(alias, token, label) for alias, label, token in self.keys])
+        return format_html('{}<datalist id="{}">{}</datalist>',
+                           forms.TextInput.render(self, name, value, attrs, renderer), list_id, options)
 
 
 class CACreateForm(_CrlFields, _UniquenessFields):
@@ -129,7 +149,7 @@ class CACreateForm(_CrlFields, _UniquenessFields):
     key_alias = forms.CharField(max_length=255, initial="signKey", label="Key pair alias")
     key_spec = forms.ChoiceField(choices=KEY_SPECS, initial="RSA3072", label="Key specification",
                                  help_text="For a new key pair only")
-    validity = forms.CharField(initial="10y", help_text="Days, or e.g. 10y, 5y 6mo")
+    validity = forms.CharField(initial="10y", help_text="Days, or e.g. 10y, 5y 6mo, 3650 days")
     signature_algorithm = forms.ChoiceField(choices=SIGNATURE_CHOICES, required=False)
     certificate_profile = forms.ModelChoiceField(
         queryset=CertificateProfile.objects.filter(profile_type__in=[ProfileType.ROOTCA, ProfileType.SUBCA]),
@@ -151,7 +171,7 @@ class CACreateForm(_CrlFields, _UniquenessFields):
         self.fields["signed_by"].queryset = usable_cas(actor)
         tokens = usable_tokens(actor)
         self.fields["crypto_token"].queryset = tokens
-        self.fields["key_alias"].widget = DatalistInput(suggestions=key_suggestions(actor, tokens))
+        self.fields["key_alias"].widget = KeyAliasInput(keys=key_suggestions(actor, tokens))
 
     @property
     def generate_key(self) -> bool:

@@ -32,7 +32,7 @@ class ProfileForm(FieldsetsMixin, forms.Form):
     name = forms.CharField(max_length=255)
     profile_type = forms.ChoiceField(choices=ProfileType.choices, label="Type")
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
-    validity = forms.CharField(help_text="Days, or e.g. 2y, 1y 6mo, 90d")
+    validity = forms.CharField(help_text="Days, or e.g. 2y, 1y 6mo, 90d, 397 days")
     allow_validity_override = forms.BooleanField(required=False, label="Allow validity override",
                                                  help_text="Requests may ask for a shorter validity")
     allow_extension_override = forms.BooleanField(required=False, label="Allow extension override",

@@ -20,12 +20,13 @@ from ..auth.access import Actor
 from ..choices import CAStatus, ProfileType
 from ..crl import create_crl
 from ..errors import ConflictError, NotFoundError, PkiError, ValidationError, as_pki_error
+from ..forbidden import check_forbidden, forbidden_characters
 from ..ids import is_db_id
 from ..issuance import IssuanceRequest, issue
 from ..models import CACertificate, CertificateAuthority, CertificateProfile
 from ..models.approvals import ApprovalAction
 from ..x509.algorithms import check_key_matches, default_signature_algorithm, signature_algorithm
-from ..x509.dn import DNError, format_dn, parse_dn
+from ..x509.dn import DNError, format_dn, parse_dn, parse_dn_pairs
 from ..x509.validity import ValidityError, parse_validity
 from . import approvals
 from .profiles import get_profile
@@ -130,8 +131,12 @@ def _check_before_key(actor: Actor, settings: CASettings) -> tuple[str, Certific
         raise ConflictError(f"A CA named '{settings.name}' already exists.", field="name")
     try:
         subject_dn = format_dn(parse_dn(settings.subject_dn))
+        pairs = [pair for rdn in parse_dn_pairs(settings.subject_dn) for pair in rdn]
     except DNError as exc:
         raise ValidationError(str(exc), field="subject_dn") from None
+    bad = forbidden_characters()
+    for key, value in pairs:  # the same forbidden characters as an end entity's DN
+        check_forbidden(value, f"Subject DN field '{key}'", "subject_dn", bad)
     if CertificateAuthority.objects.filter(subject_dn=subject_dn).exists():
         raise ConflictError(f"A CA with subject DN '{subject_dn}' already exists.", field="subject_dn")
     profile = get_profile(

@@ -1,5 +1,6 @@
 """Validity expressions as EJBCA writes them: ``730`` (days), ``1y 6mo``, ``2y 3d 4h 5m 6s``,
-or an absolute date ``2030-12-31`` / ``2030-12-31 23:59:59``."""
+or an absolute date ``2030-12-31`` / ``2030-12-31 23:59:59``. Units may also be written out as people
+type them: ``397 days``, ``1 year 6 months``, ``12 hours``."""
 
 from __future__ import annotations
 
@@ -14,7 +15,13 @@ class ValidityError(ValueError):
     """An expression that is not a validity."""
 
 
-_UNIT_RE = re.compile(r"(\d+)\s*(y|mo|d|h|m|s)(?![a-z])", re.IGNORECASE)
+# Longest spellings first, so "mo" is not read as "m" and "days" not as "d".
+_UNITS = {"years": "y", "year": "y", "yrs": "y", "yr": "y", "y": "y", "months": "mo", "month": "mo", "mo": "mo",
+          "days": "d", "day": "d", "d": "d", "hours": "h", "hour": "h", "hrs": "h", "hr": "h", "h": "h",
+          "minutes": "m", "minute": "m", "mins": "m", "min": "m", "m": "m",
+          "seconds": "s", "second": "s", "secs": "s", "sec": "s", "s": "s"}
+_UNIT_RE = re.compile(r"(\d+)\s*(" + "|".join(sorted(_UNITS, key=len, reverse=True)) + r")(?![a-z])",
+                      re.IGNORECASE)
 
 
 def add_months(dt: datetime, months: int) -> datetime:
@@ -62,7 +69,7 @@ def parse_validity(expr: str, start: datetime) -> datetime:
         if m.start() != pos:
             raise ValidityError(f"Cannot read validity '{expr}'")
         pos = m.end()
-        n, unit = int(m.group(1)), m.group(2).lower()
+        n, unit = int(m.group(1)), _UNITS[m.group(2).lower()]
         if unit == "y":
             total_months += 12 * n
         elif unit == "mo":
