@@ -76,6 +76,8 @@ MIDDLEWARE = [
     "protocols.scep.middleware.ScepEndpointMiddleware",
     # The same for the peers protocol (/peers/v1/, RA/VA nodes): no session or administrator certificate login.
     "peers.middleware.PeerEndpointMiddleware",
+    # request.pki_node (what this node does, for the UI); on an RA/VA node, views that need CA keys answer 403.
+    "peers.node.NodeRoleMiddleware",
     # The public OCSP responder's paths, the same way (protocols/ocsp/middleware.py).
     "protocols.ocsp.middleware.OcspEndpointMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

@@ -54,11 +54,11 @@ class AllowedRules:
     showing one the caller cannot use.
     """
 
-    def __init__(self, who: Actor):
-        self._actor = who
+    def __init__(self, who: Actor, hidden: frozenset[str] = frozenset()):
+        self._actor, self._hidden = who, hidden
 
     def __getitem__(self, name: str) -> bool:
-        return self._actor.is_allowed(UI_RULES[name])
+        return name not in self._hidden and self._actor.is_allowed(UI_RULES[name])
 
 
 def navigation(request) -> dict:
@@ -66,8 +66,11 @@ def navigation(request) -> dict:
     if not getattr(request, "user", None) or not request.user.is_authenticated:
         return {"nav_sections": []}
     who = actor_for_request(request)
+    # What this node does not do (request.pki_node, set by the peers app on RA/VA nodes) is not offered.
+    node = getattr(request, "pki_node", None)
+    blocked, hidden = getattr(node, "blocked_views", ()), getattr(node, "hidden_buttons", frozenset())
     sections: dict[str, list[NavItem]] = {}
     for item in NAVIGATION:
-        if who.is_allowed(item.resource):
+        if who.is_allowed(item.resource) and item.url_name not in blocked:
             sections.setdefault(item.section, []).append(item)
-    return {"nav_sections": list(sections.items()), "pki_actor": who, "allowed": AllowedRules(who)}
+    return {"nav_sections": list(sections.items()), "pki_actor": who, "allowed": AllowedRules(who, hidden)}
