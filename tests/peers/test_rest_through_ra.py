@@ -28,7 +28,8 @@ from tests.pki.test_api_auth import V1, fast_password_hashing, make_client  # no
 
 from .conftest import cert_headers
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Held requests wait on another connection for the carrier thread's answer: committed data, not a test transaction.
+DB = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
@@ -87,6 +88,7 @@ def _enroll_body(username: str, cn: str) -> dict:
             "certificate_authority_name": "TestRoot", "include_chain": True}
 
 
+@DB
 def test_pkcs10enroll_by_client_certificate_runs_on_the_ca_as_the_operator(
         ra_node, carrier, entity_factory, peer_role, peer_ca, operator_cert, tracebacks):
     ra_node.PKI_PEER_REQUEST_TIMEOUT = 20
@@ -125,6 +127,7 @@ def _both(settings, client, method: str, path: str, body: dict | None = None) ->
     return at_ra, at_ca
 
 
+@DB
 @pytest.mark.parametrize(("method", "path", "body"), [
     ("post", "/endentity/search", {"max_number_of_results": 10,
                                    "criteria": [{"property": "STATUS", "value": "NEW", "operation": "EQUAL"}]}),
@@ -153,6 +156,7 @@ def test_reads_answer_the_same_json_as_the_ca(ra_node, settings, carrier, entity
     assert AuditEvent.objects.filter(event_type="PEER_REQUEST_CARRIED", details__requester="apiadmin").count() == 1
 
 
+@DB
 def test_writes_through_the_ra(ra_node, carrier, entity_factory, root_ca):
     ra_node.PKI_PEER_REQUEST_TIMEOUT = 20
     client = make_client("apiadmin", ["/"])
@@ -179,6 +183,7 @@ def test_writes_through_the_ra(ra_node, carrier, entity_factory, root_ca):
     assert sorted(kinds) == [200, 200, 200, 200, 201]
 
 
+@DB
 def test_a_requester_without_the_right_is_refused_on_the_ca(ra_node, carrier, entity_factory, root_ca):
     ra_node.PKI_PEER_REQUEST_TIMEOUT = 20
     entity_factory("alice")
@@ -208,6 +213,7 @@ def test_a_connector_without_the_rest_rule_may_not_carry(ra_node, actor, connect
     assert AuditEvent.objects.get(event_type="PEER_REQUEST_CARRIED").outcome == "FAILURE"
 
 
+@DB
 def test_a_lease_handed_out_again_is_answered_from_the_record(ra_node, connector, entity_factory):
     """The connector died after the run, before the RA got the answer: the item comes back with the same key and
     the CA answers it from its record; one certificate."""
@@ -238,6 +244,7 @@ def test_a_lease_handed_out_again_is_answered_from_the_record(ra_node, connector
     assert AuditEvent.objects.filter(event_type="PEER_REQUEST_CARRIED").count() == 1
 
 
+@pytest.mark.django_db
 def test_no_answer_in_time_is_503_with_retry_after(ra_node, entity_factory):
     ra_node.PKI_PEER_REQUEST_TIMEOUT = 0.3
     client = make_client("apiadmin", ["/"])
@@ -275,3 +282,79 @@ def test_bad_carried_calls_get_a_json_refusal(payload, status, tracebacks):
     assert result["status"] == status
     assert json.loads(base64.b64decode(result["body"]))["error_code"] == status
     assert not tracebacks.records
+
+
+OPERATOR_SETUP = """
+from pathlib import Path
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from pki.auth.access import Actor
+from pki.choices import MemberMatch
+from pki.issuance import IssuanceRequest, issue
+from pki.models import CertificateAuthority, CertificateProfile, Role
+from pki.services import roles
+from pki.x509.dn import parse_dn
+
+a = Actor.system_actor("setup")
+out = Path(%(out)r)
+ca = CertificateAuthority.objects.get(name="ScepCA")
+roles.set_rules(a, Role.objects.get(name="RA connectors"), {"/peer/carry/scep": True, "/peer/carry/rest": True})
+key = ec.generate_private_key(ec.SECP256R1())
+csr = (x509.CertificateSigningRequestBuilder().subject_name(parse_dn("CN=rest-operator,O=Test"))
+       .sign(key, hashes.SHA256()))
+row = issue(IssuanceRequest(ca=ca, actor=a, profile=CertificateProfile.objects.get(name="ENDUSER"), csr=csr,
+                            username="rest-operator")).row
+(out / "operator.pem").write_bytes(row.certificate.public_bytes(serialization.Encoding.PEM))
+(out / "operator.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                     serialization.NoEncryption()))
+role = roles.create_role(a, "REST operators")
+roles.add_member(a, role, roles.MemberSpec(MemberMatch.CERTIFICATE_SERIAL, row.serial, issuer_ca=ca))
+roles.set_rules(a, role, {"/": True})
+"""
+
+
+@pytest.fixture(scope="module")
+def live_pair(tmp_path_factory):
+    from .live import PeerPair
+
+    with PeerPair(tmp_path_factory.mktemp("rest-ra"), request_timeout=15, lease=4) as pair:
+        pair.ca.manage("shell", "-c", OPERATOR_SETUP % {"out": str(pair.out)})
+        pair.start_connector()
+        pair.wait_connected()
+        yield pair
+
+
+@pytest.mark.multiprocess
+@pytest.mark.xdist_group("peers-live")
+def test_pkcs10enroll_at_a_real_ra_with_a_client_certificate(live_pair):
+    """Two processes, two databases: a REST client with its certificate at the RA's TLS listener; the CA's connector
+    carries the call; the certificate is issued and stored on the CA only."""
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    ctx = ssl.create_default_context(cafile=str(live_pair.out / "ca.pem"))
+    ctx.load_cert_chain(live_pair.out / "operator.pem", live_pair.out / "operator.key")
+    body = {"certificate_request": _csr_pem("rest-device"), "username": "rest-device", "password": "foo123",
+            "certificate_profile_name": "ENDUSER", "end_entity_profile_name": "EMPTY",
+            "certificate_authority_name": "ScepCA", "response_format": "PEM"}
+    request = urllib.request.Request(f"{live_pair.proxy_url}{V1}/certificate/pkcs10enroll",
+                                     data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json", "Accept": "application/json"})
+    try:
+        with urllib.request.urlopen(request, context=ctx, timeout=60) as r:
+            status, answer = r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        raise AssertionError(f"{e.code} {e.read()!r}\n{live_pair.logs('ra')}\n{live_pair.logs('connector')}") from None
+    assert status == 201, answer
+    cert = x509.load_pem_x509_certificate(answer["certificate"].encode())
+    serial = format(cert.serial_number, "x")
+    assert live_pair.ca.query("SELECT username FROM pki_certificate WHERE serial = %s", (serial,)) == [("rest-device",)]
+    assert live_pair.ra.query("SELECT count(*) FROM pki_certificate") == [(0,)]
+    carried = live_pair.ca.query("SELECT actor, details->>'requester', details->>'status' FROM pki_auditevent "
+                                 "WHERE event_type = 'PEER_REQUEST_CARRIED' AND details->>'kind' = 'rest.call'")
+    assert len(carried) == 1 and carried[0][0] == "peer:dmz-ra" and carried[0][2] == "201"
+    assert carried[0][1].startswith("rest-operator (certificate ")
+    assert live_pair.ca.query("SELECT actor FROM pki_auditevent WHERE event_type = 'CERT_CREATION' AND object_id = %s",
+                              (serial,)) == [(carried[0][1],)]
