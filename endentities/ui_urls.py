@@ -6,7 +6,7 @@ from django.urls import path
 
 from pki.views.context import UI_RULES, NavItem, register_nav
 
-from .views import approvals, entities, profiles, ra, ra_search
+from .views import approvals, entities, profiles, ra, ra_forms, ra_search
 
 urlpatterns = [
     path("endentityprofiles/", profiles.profile_list, name="ee-profile-list"),
@@ -17,6 +17,7 @@ urlpatterns = [
     path("endentityprofiles/<int:pk>/delete/", profiles.profile_delete, name="ee-profile-delete"),
     path("endentities/", entities.entity_search, name="ee-search"),
     path("endentities/new/", entities.entity_add, name="ee-add"),
+    path("endentities/revoke/", entities.entity_bulk_revoke, name="ee-bulk-revoke"),
     path("endentities/<int:pk>/", entities.entity_detail, name="ee-detail"),
     path("endentities/<int:pk>/edit/", entities.entity_edit, name="ee-edit"),
     path("endentities/<int:pk>/status/", entities.entity_set_status, name="ee-set-status"),
@@ -26,9 +27,11 @@ urlpatterns = [
     path("ra/enroll/", ra.make_request, name="ra-enroll"),
     path("ra/enroll/username/", ra.use_username, name="ra-use-username"),
     path("ra/endentities/", ra_search.entity_search, name="ra-ee-search"),
+    path("ra/endentities/revoke/", ra_search.entity_bulk_revoke, name="ra-ee-bulk-revoke"),
     path("ra/endentities/<int:pk>/", ra_search.entity_detail, name="ra-ee-detail"),
     path("ra/endentities/<int:pk>/revoke/", ra_search.entity_revoke, name="ra-ee-revoke"),
     path("ra/certificates/", ra_search.certificate_search, name="ra-cert-search"),
+    path("ra/certificates/revoke/", ra_search.certificate_bulk_revoke, name="ra-cert-bulk-revoke"),
     path("ra/certificates/<int:pk>/", ra_search.certificate_detail, name="ra-cert-detail"),
     path("ra/certificates/<int:pk>/revoke/", ra_search.certificate_revoke, name="ra-cert-revoke"),
     path("ra/certificates/<int:pk>/download/<str:what>/", ra_search.certificate_download, name="ra-cert-download"),
@@ -59,3 +62,10 @@ for item in (
     NavItem("Approve requests", "ra-approval-list", approvals.RULES[0], "RA functions"),
 ):
     register_nav(item)
+
+# RA portal: the subject of a pasted CSR (pre-fills the request form), editing and re-enrolling an end entity.
+urlpatterns += [
+    path("ra/enroll/csr-subject/", ra_forms.csr_subject, name="ra-csr-subject"),
+    path("ra/endentities/<int:pk>/edit/", ra_forms.entity_edit, name="ra-ee-edit"),
+    path("ra/endentities/<int:pk>/reenroll/", ra_forms.entity_reenroll, name="ra-ee-reenroll"),
+]

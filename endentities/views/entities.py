@@ -10,6 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from pki.forms.bulk import BulkRevokeForm
 from pki.forms.cas import usable_cas
 from pki.services.approvals import WaitingForApproval
 from pki.views.base import (
@@ -22,6 +23,8 @@ from pki.views.base import (
     refusal_message,
     requires,
 )
+from pki.views.bulk import BulkItem, bulk_revoke
+from pki.views.listing import sort_queryset
 
 from .. import services
 from ..forms.entities import ChooseProfileForm, EndEntityForm, EndEntitySearchForm, RevokeEntityForm, SetStatusForm
@@ -31,6 +34,34 @@ from .common import entity_actions, place_refusal, profiles_for
 VIEW = "/ra_functionality/view_end_entity"
 CREATE = "/ra_functionality/create_end_entity"
 EDIT = "/ra_functionality/edit_end_entity"
+REVOKE = "/ra_functionality/revoke_end_entity"
+
+# The columns an end entity list sorts by (``?o=``); without one, by username.
+SORT_COLUMNS = {
+    "username": ["username"], "subject": ["subject_dn"], "status": ["status"],
+    "profile": ["end_entity_profile__name"], "ca": ["ca__name"], "updated": ["updated_at"],
+}
+
+
+def list_context(request: HttpRequest, results) -> tuple[dict, int]:
+    """The context of an end entity list page (sorted, paginated, filters kept) and its status."""
+    form, found = results
+    found, sorting = sort_queryset(request, found, SORT_COLUMNS, "username")
+    return {"form": form, "page": paginate(request, found), "params": query_without_page(request),
+            "sorting": sorting, "bulk_form": BulkRevokeForm()}, form_status(form)
+
+
+def bulk_revoke_entities(request: HttpRequest, *, list_view: str, detail_view: str, base: str = "base.html"
+                         ) -> HttpResponse:
+    """Revoke the end entities checked on a list page, each as its own revocation (rules, approval, audit)."""
+    who = actor(request)
+
+    def item(ee: EndEntity, reason: int) -> BulkItem:
+        return BulkItem(ee.username, reverse(detail_view, args=[ee.pk]),
+                        lambda: services.revoke_end_entity(who, ee.username, reason))
+
+    return bulk_revoke(request, what="end entities", list_view=list_view, base=base, item=item,
+                       find=lambda ids: EndEntity.objects.restrict(who, "view_end_entity").in_bulk(ids))
 
 
 def search_form(request: HttpRequest) -> tuple[EndEntitySearchForm, object]:
@@ -52,10 +83,15 @@ def search_form(request: HttpRequest) -> tuple[EndEntitySearchForm, object]:
 @requires(VIEW)
 def entity_search(request: HttpRequest) -> HttpResponse:
     """Find end entities by username, DN or e-mail, status, end entity profile and CA."""
-    form, results = search_form(request)
-    return render(request, "endentities/entity_list.html", {
-        "form": form, "page": paginate(request, results), "params": query_without_page(request),
-    }, status=form_status(form))
+    context, status = list_context(request, search_form(request))
+    return render(request, "endentities/entity_list.html", context, status=status)
+
+
+@require_POST
+@requires(REVOKE)
+def entity_bulk_revoke(request: HttpRequest) -> HttpResponse:
+    """Revoke the end entities selected on the end entity list with one reason."""
+    return bulk_revoke_entities(request, list_view="ee-search", detail_view="ee-detail")
 
 
 def entity_form_page(request: HttpRequest, *, template: str, done, cancel: str, title: str) -> HttpResponse:

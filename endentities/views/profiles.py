@@ -15,6 +15,7 @@ from django.views.decorators.http import require_POST
 from pki.errors import as_pki_error
 from pki.ids import parse_decimal
 from pki.views.base import SERVICE_ERRORS, actor, form_error, refusal_message, requires
+from pki.views.listing import sort_queryset
 
 from .. import fields as field_table
 from ..choices import TokenType
@@ -45,8 +46,10 @@ LIST_FIELDS = {"subject_dn_fields": "dn", "subject_alt_name_fields": "san", "not
 @requires(VIEW_RULE)
 def profile_list(request: HttpRequest) -> HttpResponse:
     """Every end entity profile with its field types and default certificate profile."""
-    return render(request, "endentities/profile_list.html", {
-        "profiles": EndEntityProfile.objects.select_related("default_certificate_profile")})
+    profiles, sorting = sort_queryset(
+        request, EndEntityProfile.objects.select_related("default_certificate_profile"),
+        {"name": ["name"], "certificate_profile": ["default_certificate_profile__name", "name"]}, "name")
+    return render(request, "endentities/profile_list.html", {"profiles": profiles, "sorting": sorting})
 
 
 @requires(VIEW_RULE)

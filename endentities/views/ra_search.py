@@ -10,6 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from pki.choices import CertificateStatus
+from pki.forms.bulk import BulkRevokeForm
 from pki.forms.certificates import RevokeForm, SearchForm
 from pki.models import Certificate, CertificateAuthority
 from pki.services.approvals import WaitingForApproval
@@ -24,14 +25,15 @@ from pki.views.base import (
     refusal_message,
     requires,
 )
-from pki.views.certificates import revoke_with_form
+from pki.views.certificates import SORT_COLUMNS, bulk_revoke_certificates, revoke_with_form
 from pki.views.certinfo import describe
+from pki.views.listing import sort_queryset
 
 from .. import services
 from ..forms.entities import RevokeEntityForm
 from ..models import EndEntity
 from .common import entity_actions
-from .entities import search_form
+from .entities import bulk_revoke_entities, list_context, search_form
 from .ra import certificate_response
 
 VIEW_EE = "/ra_functionality/view_end_entity"
@@ -42,11 +44,15 @@ REVOKE = "/ra_functionality/revoke_end_entity"
 @requires(VIEW_EE)
 def entity_search(request: HttpRequest) -> HttpResponse:
     """Search ▸ End Entities."""
-    form, results = search_form(request)
-    return render(request, "ra/entity_list.html", {
-        "form": form, "page": paginate(request, results), "params": query_without_page(request),
-        "title": "Search end entities",
-    }, status=form_status(form))
+    context, status = list_context(request, search_form(request))
+    return render(request, "ra/entity_list.html", {**context, "title": "Search end entities"}, status=status)
+
+
+@require_POST
+@requires(REVOKE)
+def entity_bulk_revoke(request: HttpRequest) -> HttpResponse:
+    """Revoke the end entities selected on Search ▸ End Entities."""
+    return bulk_revoke_entities(request, list_view="ra-ee-search", detail_view="ra-ee-detail", base="ra/base.html")
 
 
 def _entity(request: HttpRequest, pk: int) -> EndEntity:
@@ -97,10 +103,19 @@ def certificate_search(request: HttpRequest) -> HttpResponse:
     except SERVICE_ERRORS as exc:
         form_error(form, exc)
         results = Certificate.objects.none()
+    results, sorting = sort_queryset(request, results, SORT_COLUMNS, "-issued")
     return render(request, "ra/certificate_list.html", {
         "form": form, "page": paginate(request, results), "params": query_without_page(request),
-        "title": "Search certificates",
+        "title": "Search certificates", "sorting": sorting, "bulk_form": BulkRevokeForm(),
     }, status=form_status(form))
+
+
+@require_POST
+@requires(REVOKE)
+def certificate_bulk_revoke(request: HttpRequest) -> HttpResponse:
+    """Revoke the certificates selected on Search ▸ Certificates."""
+    return bulk_revoke_certificates(request, list_view="ra-cert-search", detail_view="ra-cert-detail",
+                                    base="ra/base.html")
 
 
 def _certificate(request: HttpRequest, pk: int) -> Certificate:

@@ -16,6 +16,7 @@ from ..services.health import ca_health
 from .base import SERVICE_ERRORS, actor, form_error, form_status, posted, requires, safe_filename
 from .certinfo import describe
 from .display import crl_timing
+from .listing import sort_rows
 
 DOWNLOADS = ("pem", "der", "chain")
 
@@ -37,7 +38,18 @@ def ca_list(request: HttpRequest) -> HttpResponse:
     states = ca_health(cas)
     attention = request.GET.get("attention") == "1"
     rows = [{"ca": ca, "health": states[ca.pk]} for ca in cas if not attention or not states[ca.pk].ok]
-    return render(request, "pki/ca_list.html", {"rows": rows, "attention": attention})
+    rows, sorting = sort_rows(request, rows, CA_SORT_COLUMNS, "name")
+    return render(request, "pki/ca_list.html", {"rows": rows, "attention": attention, "sorting": sorting})
+
+
+# The CA list's columns (``?o=``): the list is short, sorted in Python; a CA without a certificate sorts last.
+CA_SORT_COLUMNS = {
+    "name": lambda row: row["ca"].name.lower(),
+    "subject": lambda row: row["ca"].subject_dn.lower(),
+    "status": lambda row: row["health"].label if not row["health"].ok else row["ca"].get_status_display(),
+    "signer": lambda row: row["ca"].signed_by.name.lower() if row["ca"].signed_by else "",
+    "expires": lambda row: row["ca"].certificate.not_valid_after_utc if row["ca"].certificate else None,
+}
 
 
 @requires("/ca_functionality/view_ca")

@@ -6,10 +6,12 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from ..approval_actions import gate_issue
 from ..choices import CertificateStatus
+from ..forms.bulk import BulkRevokeForm
 from ..forms.cas import usable_cas
 from ..forms.certificates import IssueForm, RevokeForm, SearchForm
 from ..issuance import IssuanceRequest, issue
@@ -29,8 +31,16 @@ from .base import (
     requires,
     safe_filename,
 )
+from .bulk import BulkItem, bulk_revoke
 from .cas import DOWNLOADS
 from .certinfo import describe
+from .listing import hex_serial, sort_queryset
+
+# The columns a certificate list sorts by (``?o=``), and the order without one: newest first.
+SORT_COLUMNS = {
+    "subject": ["subject_dn"], "serial": hex_serial(), "ca": ["ca__name"], "profile": ["certificate_profile__name"],
+    "expires": ["not_after"], "status": ["status"], "issued": ["created_at"],
+}
 
 
 @requires("/ca_functionality/view_certificate")
@@ -43,9 +53,31 @@ def certificate_list(request: HttpRequest) -> HttpResponse:
     except SERVICE_ERRORS as exc:
         form_error(form, exc)
         results = Certificate.objects.none()
+    results, sorting = sort_queryset(request, results, SORT_COLUMNS, "-issued")
     return render(request, "pki/certificate_list.html", {
         "form": form, "page": paginate(request, results), "params": query_without_page(request),
+        "sorting": sorting, "bulk_form": BulkRevokeForm(),
     }, status=form_status(form))
+
+
+def bulk_revoke_certificates(request: HttpRequest, *, list_view: str, detail_view: str, base: str = "base.html"
+                             ) -> HttpResponse:
+    """Revoke the certificates checked on a list page, each as its own revocation (rules, approval, audit)."""
+    who = actor(request)
+
+    def item(cert: Certificate, reason: int) -> BulkItem:
+        return BulkItem(cert.serial.upper(), reverse(detail_view, args=[cert.pk]),
+                        lambda: revoke(who, cert, reason))
+
+    return bulk_revoke(request, what="certificates", list_view=list_view, base=base, item=item,
+                       find=lambda ids: restrict(Certificate.objects.select_related("ca"), who).in_bulk(ids))
+
+
+@require_POST
+@requires("/ra_functionality/revoke_end_entity")
+def certificate_bulk_revoke(request: HttpRequest) -> HttpResponse:
+    """Revoke the certificates selected on the certificate list with one reason."""
+    return bulk_revoke_certificates(request, list_view="certificate-list", detail_view="certificate-detail")
 
 
 def _visible(request: HttpRequest, pk: int) -> Certificate:

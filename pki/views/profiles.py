@@ -12,12 +12,15 @@ from ..models import CertificateAuthority, CertificateProfile
 from ..services import profiles as profile_services
 from ..x509.extensions import EKU_NAMES
 from .base import SERVICE_ERRORS, actor, form_error, refusal_message, requires
+from .listing import sort_queryset
 
 
 @requires("/ca_functionality/view_certificate_profiles")
 def profile_list(request: HttpRequest) -> HttpResponse:
-    """All certificate profiles, the built-in ones marked."""
-    return render(request, "pki/profile_list.html", {"profiles": CertificateProfile.objects.all()})
+    """All certificate profiles, the built-in ones marked; sorted by name or type (``?o=``)."""
+    profiles, sorting = sort_queryset(request, CertificateProfile.objects.all(),
+                                      {"name": ["name"], "type": ["profile_type", "name"]}, "name")
+    return render(request, "pki/profile_list.html", {"profiles": profiles, "sorting": sorting})
 
 
 @requires("/ca_functionality/view_certificate_profiles")

@@ -29,6 +29,7 @@ urlpatterns = [
     path("approvalprofiles/settings/", approvals.setting_save, name="approval-setting-save"),
     path("certificates/", certificates.certificate_list, name="certificate-list"),
     path("certificates/issue/", certificates.certificate_issue, name="certificate-issue"),
+    path("certificates/revoke/", certificates.certificate_bulk_revoke, name="certificate-bulk-revoke"),
     path("certificates/<int:pk>/", certificates.certificate_detail, name="certificate-detail"),
     path("certificates/<int:pk>/download/<str:what>/", certificates.certificate_download,
          name="certificate-download"),
