@@ -134,6 +134,21 @@ def subject_for_audit(subject: str, username: str = "", redact: bool = False) ->
     return subject
 
 
+def changed_fields(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """What an edit changed, for its audit event's ``changes``: ``{field: {"before": old, "after": new}}`` for
+    each field of ``after`` whose value differs (compared as the audit log stores them, JSON)."""
+    def stored(value: Any) -> Any:
+        return json.loads(json.dumps(value, sort_keys=True, default=str))
+
+    out = {}
+    for key, new in after.items():
+        old = stored(before.get(key))
+        new = stored(new)
+        if old != new:
+            out[key] = {"before": old, "after": new}
+    return out
+
+
 def _mac(prev_mac: str, payload: bytes) -> str:
     return hmac.new(derive_subkey(b"audit-chain"), prev_mac.encode() + payload, hashlib.sha256).hexdigest()
 

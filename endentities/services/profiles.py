@@ -158,7 +158,10 @@ def save_profile(actor: Actor, name: str, values: dict[str, Any], profile: EndEn
     creating = profile is None
     if creating:
         profile = EndEntityProfile(name=name)
+        before = {}
     else:
+        before = {"name": profile.name, **{k: _audit_value(getattr(profile, k)) for k in values},
+                  **{k: sorted(getattr(profile, k).values_list("pk", flat=True)) for k in m2m}}
         profile.name = name
     for k, v in values.items():
         setattr(profile, k, v)
@@ -169,10 +172,11 @@ def save_profile(actor: Actor, name: str, values: dict[str, Any], profile: EndEn
         raise ConflictError(f"An end entity profile named '{name}' already exists.", field="name") from None
     for k, v in m2m.items():
         getattr(profile, k).set(v)
+    details = {"name": profile.name, **{k: _audit_value(v) for k, v in {**values, **m2m}.items()}}
+    if not creating:  # the audit log shows an edit as what it changed
+        details["changes"] = audit.changed_fields(before, {**details, **{k: sorted(details[k]) for k in m2m}})
     audit.record(AUDIT_ADD if creating else AUDIT_EDIT, actor.name, object_type="end_entity_profile",
-                 object_id=profile.pk,
-                 details={"name": profile.name, **{k: _audit_value(v) for k, v in {**values, **m2m}.items()}},
-                 in_transaction=True)
+                 object_id=profile.pk, details=details, in_transaction=True)
     return profile
 
 

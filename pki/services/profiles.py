@@ -145,13 +145,17 @@ def save_profile(actor: Actor, name: str, values: dict[str, Any], profile: Certi
             raise ValidationError(f"'{profile.name}' is a fixed profile: clone it to change it.")
         if name != profile.name and CertificateProfile.objects.filter(name=name).exists():
             raise ConflictError(f"A certificate profile named '{name}' already exists.", field="name")
+        before = {"name": profile.name, **{k: getattr(profile, k) for k in values}}
         profile.name = name
         for k, v in values.items():
             setattr(profile, k, v)
         event = "CERTPROFILE_EDIT"
     profile.save()
+    details = {"name": profile.name, **{k: v for k, v in values.items()}}
+    if event == "CERTPROFILE_EDIT":  # the audit log shows an edit as what it changed
+        details["changes"] = audit.changed_fields(before, details)
     audit.record(event, actor.name, object_type="certificate_profile", object_id=profile.pk,
-                 details={"name": profile.name, **{k: v for k, v in values.items()}}, in_transaction=True)
+                 details=details, in_transaction=True)
     return profile
 
 
