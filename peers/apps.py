@@ -24,6 +24,7 @@ class PeersConfig(AppConfig):
             ("/peer/carry", "CA: carry requests of every kind from an RA"),
             ("/peer/carry/scep", "CA: carry SCEP requests from an RA"),
             ("/peer/carry/rest", "CA: carry REST calls from an RA (run as the caller, by the caller's rules)"),
+            ("/peer/carry/portal", "CA: carry RA portal pages from an RA (run as the operator's certificate)"),
         ], order=75)
         # A key binding a connector uses cannot be deleted.
         register_binding_user(connectors_using)

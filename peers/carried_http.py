@@ -167,3 +167,91 @@ def actor_name(request: WSGIRequest, response: HttpResponse) -> str:
             return actor.name
     user = getattr(drf_request, "user", None) if drf_request is not None else None
     return str(user.get_username()) if user is not None and user.is_authenticated else ""
+
+
+PORTAL_PREFIX = "/ra/"
+#: The RA portal pages an RA carries: Make New Request (CSR or server-generated keystore), Use Username, search,
+#: view, revoke and download.
+PORTAL_ROUTES = frozenset({
+    "ra-home", "ra-enroll", "ra-use-username", "ra-ee-search", "ra-ee-detail", "ra-ee-revoke",
+    "ra-cert-search", "ra-cert-detail", "ra-cert-revoke", "ra-cert-download",
+})
+PORTAL_METHODS = frozenset({"GET", "POST"})
+
+
+class CarriedMessages:
+    """Django's messages for a carried page: those the RA holds for the caller come in, the ones a view adds (and
+    the page did not show) go back to the RA, which shows them on the next page."""
+
+    @staticmethod
+    def storage(request: WSGIRequest, incoming: Any):
+        from django.contrib.messages.storage.base import BaseStorage, Message
+
+        class Storage(BaseStorage):
+            def _get(self, *args, **kwargs):
+                loaded = []
+                for entry in incoming if isinstance(incoming, list) else []:
+                    if isinstance(entry, list) and len(entry) == 3 and isinstance(entry[0], int):
+                        loaded.append(Message(entry[0], str(entry[1])[:2048], str(entry[2] or "")[:64] or None))
+                return loaded, True
+
+            def _store(self, messages, response, *args, **kwargs):
+                return []
+
+        return Storage(request)
+
+    @staticmethod
+    def outgoing(storage) -> list[list[Any]]:
+        """What the view queued and the page did not show."""
+        pending = list(storage._queued_messages) + ([] if storage.used else list(storage._loaded_messages))
+        return [[m.level, str(m.message), m.extra_tags or ""] for m in pending]
+
+
+def portal_page(text: str, status: int) -> dict[str, Any]:
+    """A plain refusal page for a carried portal request that never reached a view."""
+    from django.utils.html import escape
+
+    body = f"<!doctype html><title>RA</title><p>{escape(text)}</p>".encode()
+    return {"status": status, "content_type": "text/html; charset=utf-8", "body": base64.b64encode(body).decode(),
+            "headers": {}, "actor": "", "messages": []}
+
+
+def run_portal(payload: dict[str, Any]) -> dict[str, Any]:
+    """Answer one carried RA portal request with this node's own portal view, as the caller's certificate."""
+    from importlib import import_module
+
+    from pki.auth.clientcert import ClientCertificateRefused, authenticate_request
+
+    method, path = str(payload.get("method", "")).upper(), payload.get("path")
+    if method not in PORTAL_METHODS or not isinstance(path, str) or not path.startswith(PORTAL_PREFIX) \
+            or len(path) > 2048 or "\x00" in path:
+        return portal_page("Not an RA portal page an RA may carry.", 400)
+    try:
+        match = resolve(path)
+    except Resolver404:
+        return portal_page("No such page.", 404)
+    if match.url_name not in PORTAL_ROUTES:
+        return portal_page("This page is not carried through an RA.", 404)
+    body = decode_body(payload)
+    identity = payload.get("identity") if isinstance(payload.get("identity"), dict) else {}
+    cert = carried_certificate(identity)
+    if body is None or cert is None:
+        return portal_page("The carried request could not be read.", 400)
+    csrf = payload.get("csrf")
+    extra = [("CSRF_COOKIE", csrf)] if isinstance(csrf, str) and 0 < len(csrf) <= 64 else []
+    request = build_request(payload, body, cert, extra)
+    request.resolver_match = match
+    request.session = import_module(settings.SESSION_ENGINE).SessionStore()  # not saved: state stays on the RA
+    try:
+        cert_user = authenticate_request(request)
+    except ClientCertificateRefused as exc:
+        return portal_page(f"The CA refused your client certificate: {exc}.", 403)
+    if cert_user is None:
+        return portal_page("Your client certificate is not one of the CA's.", 403)
+    request.user = cert_user
+    request._pki_actor = cert_user.pki_actor
+    request._messages = storage = CarriedMessages.storage(request, payload.get("messages"))
+    response = match.func(request, *match.args, **match.kwargs)
+    result = answer_of(response, cert_user.pki_actor.name)
+    result["messages"] = CarriedMessages.outgoing(storage)
+    return result

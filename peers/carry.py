@@ -58,7 +58,7 @@ def _plain(status: int, text: str) -> dict[str, Any]:
 
 def _refusal(kind: str, status: int, text: str) -> dict[str, Any]:
     """A refusal to carry, in the requester's protocol: the REST API's JSON error shape for carried HTTP requests."""
-    if kind in (WorkKind.REST_CALL,):
+    if kind in (WorkKind.REST_CALL, WorkKind.PORTAL_PAGE):
         from .carried_http import json_answer
 
         return json_answer(status, text)
@@ -139,10 +139,17 @@ def _run_rest(payload: dict[str, Any]) -> dict[str, Any]:
     return run_rest(payload)
 
 
+def _run_portal(payload: dict[str, Any]) -> dict[str, Any]:
+    from .carried_http import run_portal
+
+    return run_portal(payload)
+
+
 RUNNERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     WorkKind.SCEP_PKIOPERATION: _run_scep_pkioperation,
     WorkKind.SCEP_GET: _run_scep_get,
     WorkKind.REST_CALL: _run_rest,
+    WorkKind.PORTAL_PAGE: _run_portal,
 }
 
 
@@ -150,7 +157,7 @@ def _requester_for(kind: str, payload: dict[str, Any]) -> str:
     """The identity the request runs as here (never what the RA claims beyond its payload's alias)."""
     if kind.startswith("scep."):
         return f"scep:{str(payload.get('alias', ''))[:200]}"
-    if kind in (WorkKind.REST_CALL,):
+    if kind in (WorkKind.REST_CALL, WorkKind.PORTAL_PAGE):
         from .carried_http import presented_identity
 
         return presented_identity(payload.get("identity"))

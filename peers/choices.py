@@ -30,6 +30,8 @@ class WorkKind(models.TextChoices):
     SCEP_GET = "scep.get", "SCEP GetCACaps/GetCACert/GetCACertChain/GetNextCACert not pushed yet"
     # REST calls at the RA's /ejbca/ejbca-rest-api/v1/ (pkcs10enroll, enrollkeystore, end entities, certificates).
     REST_CALL = "rest.call", "REST API call"
+    # RA portal pages (/ra/...): Make New Request, Use Username, search, view, revoke, download.
+    PORTAL_PAGE = "portal.page", "RA portal page"
 
 
 #: The access rule a connector's certificate must hold on the CA to carry work of a kind.

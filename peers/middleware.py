@@ -32,6 +32,12 @@ class PeerEndpointMiddleware:
     def process_view(self, request: HttpRequest, view_func, view_args, view_kwargs) -> HttpResponse | None:
         """On an RA node: a REST call that needs the CA is carried to it instead of running here
         (:mod:`peers.rest_ra`); the REST boundary checks run first, as for the view itself."""
-        if rest_ra.is_ra() and rest_ra.carried_rest_view(request):
+        if not rest_ra.is_ra():
+            return None
+        if rest_ra.carried_rest_view(request):
             return rest_ra.forward_rest(request, view_func)
+        from . import portal_ra  # the RA portal's pages, the same way
+
+        if portal_ra.carried_portal_view(request):
+            return portal_ra.forward_portal(request, view_func)
         return None

@@ -1,0 +1,179 @@
+"""The RA portal at an RA node: each page is queued at the RA, carried by a connector (a thread here), answered by the
+CA's own portal view as the operator's client certificate, and shown by the RA: Make New Request with a CSR and
+with a keystore generated on the CA, search, revoke; the CSRF token of the RA works on forms the CA rendered;
+refusals are pages, not errors; a CA that does not answer gives a page that says so."""
+
+from __future__ import annotations
+
+import re
+import threading
+
+import pytest
+from cryptography.hazmat.primitives.serialization import pkcs12
+from django.db import connection
+from django.test import Client
+
+from endentities.choices import EndEntityStatus
+from endentities.models import EndEntity
+from peers import carry, queue
+from peers import services as peers
+from peers.models import PeerWorkItem
+from pki.models import AuditEvent, Certificate
+from tests.endentities import entities_support
+from tests.endentities.test_ra_portal_enroll import RA_ADMIN_RULES, _csr_pem, request_data
+
+from .conftest import cert_headers
+
+ee_profile = entities_support.ee_profile
+ee_profile_factory = entities_support.ee_profile_factory
+entity_factory = entities_support.entity_factory
+DB = pytest.mark.django_db(transaction=True)  # the held page waits on another connection for the carrier's answer
+
+
+@pytest.fixture
+def web_profile(ee_profile_factory, root_ca):
+    return ee_profile_factory(
+        "Web servers", ca=root_ca, subject_dn_fields=[{"type": "CN", "required": True, "modifiable": True},
+                                                      {"type": "OU", "modifiable": False, "value": "Web;Mail"},
+                                                      {"type": "O", "modifiable": False, "value": "Shop AB"}],
+        subject_alt_name_fields=[{"type": "DNSNAME", "use_entity_cn": True}],
+        available_token_types=[1, 2, 4], default_token_type=1, password_required=True)
+
+
+@pytest.fixture
+def carrier(actor, connector_binding, peer_role, peer_ca):
+    """The CA's connector (allowed to carry portal pages) looping in a thread: lease, carry, answer."""
+    peer_role(peer_ca, connector_binding.certificate.certificate, {"/peer/carry/portal": True})
+    connector = peers.add_connector(actor, name="dmz-ra", url="https://127.0.0.1:9", binding="ra-link")
+    stop = threading.Event()
+
+    def loop():
+        try:
+            while not stop.is_set():
+                for item in queue.lease("test-connector", wait_seconds=0.2):
+                    result = carry.carry(connector, {"id": item.pk, "key": item.idempotency_key, "kind": item.kind,
+                                                     "payload": item.payload, "requester": item.requester})
+                    queue.answer("test-connector", item.pk, item.idempotency_key, result)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    yield connector
+    stop.set()
+    thread.join(10)
+
+
+@pytest.fixture
+def operator(actor, peer_ca, csr_factory, peer_role):
+    """Make an operator: a client certificate the CA issued, member of a role with ``rules`` on the CA."""
+    from pki.issuance import IssuanceRequest, issue
+    from pki.models import CertificateProfile
+
+    def make(cn: str, rules: list[str]):
+        csr, _ = csr_factory(f"CN={cn},O=Test")
+        cert = issue(IssuanceRequest(ca=peer_ca, actor=actor, profile=CertificateProfile.objects.get(name="ENDUSER"),
+                                     csr=csr, username=cn)).row.certificate
+        peer_role(peer_ca, cert, dict.fromkeys(rules, True))
+        return Client(enforce_csrf_checks=True, **cert_headers(cert))
+
+    return make
+
+
+@pytest.fixture
+def ra_portal(ra_node):
+    ra_node.PKI_PEER_REQUEST_TIMEOUT = 20
+    return ra_node
+
+
+def _csrf(html: str) -> str:
+    return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)
+
+
+@DB
+def test_make_new_request_with_a_csr_and_the_message_on_the_next_page(ra_portal, carrier, operator, web_profile,
+                                                                      csr_factory, tracebacks):
+    op = operator("ra-op", RA_ADMIN_RULES)
+    page = op.get(f"/ra/enroll/?profile={web_profile.pk}")
+    assert page.status_code == 200 and 'name="key-csr_pem"' in page.content.decode()
+    data = request_data(web_profile, **{"key-csr_pem": _csr_pem(csr_factory), "key-certificate_format": "der"})
+    r = op.post(f"/ra/enroll/?profile={web_profile.pk}", {**data, "csrfmiddlewaretoken": _csrf(page.content.decode())})
+    assert r.status_code == 302, r.content.decode()[-2000:]
+    cert = Certificate.objects.get(username="web1")
+    assert r["Location"] == f"/ra/certificates/{cert.pk}/?format=der"
+    assert EndEntity.objects.get(username="web1").status == EndEntityStatus.GENERATED
+    # The CA queued "Certificate issued" for the next page: the RA kept it and carried it with that page.
+    shown = op.get(r["Location"]).content.decode()
+    assert "Certificate issued to &#x27;web1&#x27;" in shown, shown[-3000:]
+    events = AuditEvent.objects.filter(event_type="PEER_REQUEST_CARRIED", details__kind="portal.page")
+    assert {(e.actor, e.details["requester"].split(" (")[0]) for e in events} == {("peer:dmz-ra", "ra-op")}
+    assert AuditEvent.objects.get(event_type="CERT_CREATION", object_id=cert.serial).actor.startswith("ra-op (")
+    assert not tracebacks.records
+
+
+@DB
+def test_make_new_request_with_a_keystore_generated_on_the_ca(ra_portal, carrier, operator, web_profile):
+    op = operator("ra-op", RA_ADMIN_RULES)
+    token = _csrf(op.get(f"/ra/enroll/?profile={web_profile.pk}").content.decode())
+    r = op.post(f"/ra/enroll/?profile={web_profile.pk}",
+                {**request_data(web_profile, **{"key-token_type": "2", "key-key_algorithm": "P-256"}),
+                 "csrfmiddlewaretoken": token})
+    assert r.status_code == 200 and r["Content-Type"] == "application/x-pkcs12", r.content[-2000:]
+    assert 'filename="web1.p12"' in r["Content-Disposition"]
+    key, cert, _ = pkcs12.load_key_and_certificates(r.content, b"foo123")
+    assert cert.public_key() == key.public_key()
+    assert Certificate.objects.get(username="web1").serial == format(cert.serial_number, "x")
+
+
+@DB
+def test_search_and_revoke(ra_portal, carrier, operator, entity_factory):
+    op = operator("ra-op", RA_ADMIN_RULES)
+    anna = entity_factory("anna")
+    entity_factory("otto")
+    found = op.get("/ra/endentities/?text=ann")
+    assert found.status_code == 200
+    html = found.content.decode()
+    assert "CN=anna" in html and "CN=otto" not in html
+    detail = op.get(f"/ra/endentities/{anna.pk}/").content.decode()
+    r = op.post(f"/ra/endentities/{anna.pk}/revoke/", {"reason": "4", "csrfmiddlewaretoken": _csrf(detail)})
+    assert r.status_code == 302
+    anna.refresh_from_db()
+    assert anna.status == EndEntityStatus.REVOKED
+
+
+@DB
+def test_an_operator_without_the_right_sees_the_cas_refusal(ra_portal, carrier, operator, web_profile):
+    op = operator("viewer", ["/ra_functionality/view_end_entity"])
+    r = op.get(f"/ra/enroll/?profile={web_profile.pk}")
+    assert r.status_code == 403 and "/ra_functionality/create_end_entity" in r.content.decode()
+
+
+@pytest.mark.django_db
+def test_a_post_without_the_ras_csrf_token_is_refused_at_the_ra(ra_portal, operator, web_profile):
+    op = operator("ra-op", RA_ADMIN_RULES)
+    r = op.post(f"/ra/enroll/?profile={web_profile.pk}", request_data(web_profile))
+    assert r.status_code == 403 and not PeerWorkItem.objects.exists()
+
+
+@pytest.mark.django_db
+def test_no_certificate_no_carrying(ra_portal, web_profile):
+    r = Client().get("/ra/enroll/")
+    assert r.status_code == 403 and "client certificate" in r.content.decode()
+    assert not PeerWorkItem.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("method", "message"), [
+    ("get", "Try again in a moment"),
+    ("post", "search for it before you send it again"),
+])
+def test_a_ca_that_does_not_answer_gives_a_clear_page(ra_node, operator, web_profile, method, message):
+    ra_node.PKI_PEER_REQUEST_TIMEOUT = 0.3
+    op = operator("ra-op", RA_ADMIN_RULES)
+    op = Client(**{k: v for k, v in op.defaults.items()})  # this test is about the CA, not CSRF
+    r = getattr(op, method)(f"/ra/enroll/?profile={web_profile.pk}", *([request_data(web_profile)] if
+                                                                       method == "post" else []))
+    assert r.status_code == 503 and r["Retry-After"]
+    html = r.content.decode()
+    assert "The CA did not answer in time" in html and message in html
+    assert "identity" not in PeerWorkItem.objects.get().payload
