@@ -20,6 +20,8 @@ _INTEGERS = {
     "IntegerField": "!i", "PositiveIntegerField": "!i", "AutoField": "!i",
     "BigIntegerField": "!q", "PositiveBigIntegerField": "!q", "BigAutoField": "!q",
 }
+_lz4: bool | None = None  # whether the server can compress with lz4 (a property of its build: asked once)
+
 _HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
 _TRAILER = struct.pack("!h", -1)
 
@@ -85,3 +87,19 @@ def copy_insert(instance: models.Model) -> None:
     with connection.cursor() as cur:
         cur.cursor.copy_expert(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT binary)", _Parts(parts),
                              size=1 << 20)
+
+
+def prefer_fast_compression() -> None:
+    """Inside a transaction on PostgreSQL: the large values it writes are compressed with lz4 instead of the
+    default pglz, where the server has lz4 (PostgreSQL 14+ built with it). A million-entry CRL (48 MiB) stored in
+    about a quarter of the time at the same size; reading needs nothing, each value names its own method."""
+    global _lz4
+    if connection.vendor != "postgresql" or not connection.in_atomic_block:
+        return
+    with connection.cursor() as cur:
+        if _lz4 is None:
+            cur.execute("SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'")
+            row = cur.fetchone()
+            _lz4 = bool(row and row[0])
+        if _lz4:
+            cur.execute("SET LOCAL default_toast_compression = 'lz4'")

@@ -8,7 +8,7 @@ seconds and gigabytes. These helpers write the bytes directly; the result is par
 from __future__ import annotations
 
 import functools
-from datetime import UTC, datetime
+from datetime import datetime
 
 
 def length(n: int) -> bytes:
@@ -60,7 +60,7 @@ def time(dt: datetime) -> bytes:
     return b"\x18\x0f" + dt.strftime("%Y%m%d%H%M%SZ").encode()
 
 
-_MINUTE_SECOND = tuple(f"{m:02d}{s:02d}Z".encode() for m in range(60) for s in range(60))
+MINUTE_SECOND = tuple(f"{m:02d}{s:02d}Z".encode() for m in range(60) for s in range(60))
 
 
 class TimeEncoder:
@@ -75,22 +75,7 @@ class TimeEncoder:
         head = self._up_to_hour.get(key)
         if head is None:
             head = self._up_to_hour[key] = time(dt)[:-5]  # tag, length, date and hour (without "MMSSZ")
-        return head + _MINUTE_SECOND[dt.minute * 60 + dt.second]
-
-
-class EpochTimeEncoder:
-    """:func:`time` for POSIX seconds (UTC), as a database hands them out cheaper than datetimes: the part up to
-    the hour is formatted once per distinct hour, minutes and seconds come from the table."""
-
-    def __init__(self) -> None:
-        self._up_to_hour: dict[int, bytes] = {}
-
-    def __call__(self, seconds: int) -> bytes:
-        hour, rest = divmod(seconds, 3600)
-        head = self._up_to_hour.get(hour)
-        if head is None:
-            head = self._up_to_hour[hour] = time(datetime.fromtimestamp(hour * 3600, UTC))[:-5]
-        return head + _MINUTE_SECOND[rest]
+        return head + MINUTE_SECOND[dt.minute * 60 + dt.second]
 
 
 def revoked_entry(serial_hex: str, revocation_time: bytes, extensions: bytes) -> bytes:
