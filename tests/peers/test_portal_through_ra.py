@@ -177,3 +177,35 @@ def test_a_ca_that_does_not_answer_gives_a_clear_page(ra_node, operator, web_pro
     html = r.content.decode()
     assert "The CA did not answer in time" in html and message in html
     assert "identity" not in PeerWorkItem.objects.get().payload
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("change", "status"), [
+    ({"path": "/ra/approvals/"}, 404),  # a portal page, but not one an RA carries
+    ({"path": "/system/peers/"}, 400),  # not the portal at all
+    ({"path": "/ra/../system/peers/"}, 404),
+    ({"method": "DELETE"}, 400),
+    ({"body": "!!"}, 400),
+    ({"identity": {"authorization": "Basic YTpi"}}, 400),  # the portal carries certificates only
+    ({"revoked": True}, 403),
+])
+def test_bad_or_refused_carried_pages_are_pages(actor, peer_ca, csr_factory, peer_role, change, status, tracebacks):
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from peers.carried_http import run_portal
+    from pki.issuance import IssuanceRequest, issue
+    from pki.models import CertificateProfile
+    from pki.revocation import revoke
+
+    csr, _ = csr_factory("CN=ra-op,O=Test")
+    row = issue(IssuanceRequest(ca=peer_ca, actor=actor, profile=CertificateProfile.objects.get(name="ENDUSER"),
+                                csr=csr, username="ra-op")).row
+    peer_role(peer_ca, row.certificate, dict.fromkeys(RA_ADMIN_RULES, True))
+    if change.pop("revoked", False):
+        revoke(actor, row, 1)
+    good = {"method": "GET", "path": "/ra/", "body": "",
+            "identity": {"certificate": row.certificate.public_bytes(Encoding.PEM).decode()}}
+    result = run_portal({**good, **change})
+    assert result["status"] == status and result["content_type"].startswith("text/html")
+    assert not tracebacks.records
+    assert run_portal(good)["status"] == (403 if status == 403 else 200)  # the same caller, a good request

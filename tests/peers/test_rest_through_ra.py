@@ -358,3 +358,40 @@ def test_pkcs10enroll_at_a_real_ra_with_a_client_certificate(live_pair):
     assert carried[0][1].startswith("rest-operator (certificate ")
     assert live_pair.ca.query("SELECT actor FROM pki_auditevent WHERE event_type = 'CERT_CREATION' AND object_id = %s",
                               (serial,)) == [(carried[0][1],)]
+
+
+def _identity_payload(cert: x509.Certificate) -> dict:
+    body = json.dumps({"max_number_of_results": 1, "criteria": [
+        {"property": "STATUS", "value": "NEW", "operation": "EQUAL"}]}).encode()
+    return {"method": "POST", "path": f"{V1}/endentity/search", "content_type": "application/json",
+            "body": base64.b64encode(body).decode(),
+            "identity": {"certificate": cert.public_bytes(Encoding.PEM).decode()}}
+
+
+@pytest.mark.django_db
+def test_the_ca_refuses_a_revoked_or_foreign_certificate_the_ra_forwarded(actor, peer_role, peer_ca, operator_cert,
+                                                                          tracebacks):
+    """An RA vouches for the TLS handshake only: the CA still checks the certificate itself."""
+    from pki.revocation import revoke
+
+    from .conftest import foreign_cert
+
+    peer_role(peer_ca, operator_cert, {"/": True})
+    assert run_rest(_identity_payload(operator_cert))["status"] == 200
+    assert run_rest(_identity_payload(foreign_cert("ra-operator")))["status"] == 401  # not one of the CA's
+    revoke(actor, Certificate.objects.get(serial=format(operator_cert.serial_number, "x")), 1)
+    refused = run_rest(_identity_payload(operator_cert))
+    assert refused["status"] == 401 and "revoked" in json.loads(base64.b64decode(refused["body"]))["error_message"]
+    assert not tracebacks.records
+
+
+@pytest.mark.django_db
+def test_no_http_request_can_claim_a_carried_certificate(peer_role, peer_ca, operator_cert):
+    """The carried-certificate key is an environ key, not a header; what a server could put there is a string,
+    and a string is never believed."""
+    peer_role(peer_ca, operator_cert, {"/": True})
+    pem = operator_cert.public_bytes(Encoding.PEM).decode()
+    client = APIClient(**{"pki.carried_client_certificate": pem, "HTTP_PKI.CARRIED_CLIENT_CERTIFICATE": pem,
+                          "HTTP_X_SSL_CLIENT_VERIFY": "SUCCESS", "HTTP_X_SSL_CLIENT_CERT": quote(pem)})
+    r = client.post(f"{V1}/endentity/search", {"criteria": []}, format="json")
+    assert r.status_code == 401
