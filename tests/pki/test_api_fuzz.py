@@ -9,6 +9,10 @@ whole WSGI stack as a superadmin with HTTP Basic. A run fails on:
 
 The budget is fixed (``PKI_FUZZ_EXAMPLES`` per operation and mode, 20 by default) and the seed is
 derandomized unless ``PKI_FUZZ_RANDOM=1``, so CI runs the same cases each time and stays quick.
+
+The operations are split into ``SHARDS`` tests (operation ``i`` of the label-sorted list goes to shard
+``i % SHARDS``), so pytest-xdist spreads them over its workers; every shard checks that the schema still has all
+its operations, and one more test that the shards together cover every one of them.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ CHECKS = [
     checks.content_type_conformance,
     checks.response_schema_conformance,
 ]
+SHARDS = 16
 USER, PASSWORD = "fuzzadmin", "fuzz-admin-password"
 AUTH = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
 
@@ -97,14 +102,30 @@ def _exercise(operation, mode: GenerationMode, findings: Findings, tracebacks) -
     run()
 
 
-@pytest.mark.django_db(transaction=True)
-def test_every_operation_survives_generated_requests(world, tracebacks):
-    from pki.wsgi import application
+_SCHEMA: list = []  # the schema served at /api/schema/, loaded once per process (the same in every test)
 
-    schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", application,
-                                            headers={"Authorization": AUTH})
-    operations = [result.ok() for result in schema.get_all_operations()]
+
+def _operations() -> list:
+    """Every operation of the served schema, sorted by label (the same order on every xdist worker)."""
+    if not _SCHEMA:
+        from pki.wsgi import application
+
+        _SCHEMA.append(schemathesis.openapi.from_wsgi("/api/schema/?format=json", application,
+                                                      headers={"Authorization": AUTH}))
+    operations = sorted((result.ok() for result in _SCHEMA[0].get_all_operations()), key=lambda op: op.label)
     assert len(operations) >= 30, "the schema lost operations"
+    return operations
+
+
+def _shard(operations: list, shard: int) -> list:
+    return operations[shard::SHARDS]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("shard", range(SHARDS), ids=lambda shard: f"shard{shard:02d}of{SHARDS}")
+def test_every_operation_survives_generated_requests(world, tracebacks, shard):
+    operations = _shard(_operations(), shard)
+    assert operations, "an empty shard: fewer operations than SHARDS"
 
     findings = Findings()
     for operation in operations:
@@ -115,3 +136,12 @@ def test_every_operation_survives_generated_requests(world, tracebacks):
     assert not unexercised, f"operations never called: {unexercised}"
     report = "\n".join(f"{label}: {kind}\n    {curl}" for (label, kind), curl in sorted(findings.failures.items()))
     assert not findings.failures, f"{len(findings.failures)} failures:\n{report}"
+
+
+@pytest.mark.django_db(transaction=True)  # the schema request ends as a request does: it closes the connection
+def test_the_shards_cover_every_operation_once(world):
+    operations = _operations()
+    labels = [op.label for op in operations]
+    assert len(set(labels)) == len(labels), "two operations share a label"
+    sharded = [op.label for shard in range(SHARDS) for op in _shard(operations, shard)]
+    assert sorted(sharded) == labels
