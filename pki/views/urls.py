@@ -1,9 +1,22 @@
 """Admin UI routes, and the navigation entries each area adds."""
 
+from django.templatetags.static import static
 from django.urls import path
+from django.views.generic import RedirectView
 
 from . import approvals, audit, auth, cas, certificates, crls, dashboard, profiles, search
 from .context import NavItem, register_nav
+
+
+class FaviconView(RedirectView):
+    """Browsers ask for /favicon.ico where a page names no icon (JSON answers, downloads): the logo, as on pages.
+    The static URL is looked up per request (a hashed name once collectstatic has run)."""
+
+    permanent = True
+
+    def get_redirect_url(self, *args, **kwargs) -> str:
+        return static("pki/logo.svg")
+
 
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
@@ -41,6 +54,7 @@ urlpatterns = [
     path("tasks/<str:task_id>/", crls.task_status, name="task-status"),
     path("audit/", audit.audit_log, name="audit-log"),
     path("search/", search.search, name="search"),
+    path("favicon.ico", FaviconView.as_view(), name="favicon"),
 ]
 
 for item in (

@@ -34,6 +34,7 @@ PUBLIC: list[tuple[str, str]] = [
     (r"^scep/", "SCEP (the request itself is authenticated by the protocol: challenge password or RA signature)"),
     (r"^ocsp(/|$)", "OCSP (RFC 6960): relying parties ask without credentials; answers are signed, statuses only"),
     (r"^static/", "style sheets, scripts, images"),
+    (r"^favicon\.ico$", "the site icon (a redirect to the logo in static/)"),
     (r"^api/(schema|docs)/$", "the OpenAPI description and its viewer: no data, only the API's shape"),
     (r"^\^ejbca/ejbca-rest-api/(v1/ssh|etsi)\(", "EJBCA resources this project does not have (SSH CA, ETSI ITS CA): "
      "the same honest 404 for everyone"),
