@@ -63,3 +63,26 @@ def issue_cert_for_crl(root_ca, actor, csr_factory):
                                 csr=csr)).row
     revoke(actor, row, 1)
     return row
+
+
+def test_a_stored_crl_is_compressed_with_lz4_where_the_server_has_it(root_ca, actor, issue_cert_for_crl):
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'")
+        if not cur.fetchone()[0]:
+            pytest.skip("this PostgreSQL has no lz4")
+        row = crl_module.create_crl(actor, root_ca)
+        # Big enough to be compressed: the same CRL bytes, stored again inside a transaction that prefers lz4.
+        from django.db import transaction
+
+        from pki.dbcopy import prefer_fast_compression
+
+        with transaction.atomic():
+            prefer_fast_compression()
+            copy_insert(CRL(ca=root_ca, crl_number=row.crl_number + 1000, is_delta=False, this_update=row.this_update,
+                            next_update=row.next_update, entries=1, der=bytes(row.der) * 2000,
+                            created_at=row.created_at))
+        cur.execute("SELECT pg_column_compression(der) FROM pki_crl WHERE ca_id = %s AND crl_number = %s",
+                    [root_ca.pk, row.crl_number + 1000])
+        assert cur.fetchone()[0] == "lz4"
