@@ -164,7 +164,7 @@ def start_make_run(tmp: Path, port: int) -> subprocess.Popen:
     """scripts/serve.py as ``make run`` starts it (2 gunicorn workers of 4 threads; nginx in front when
     installed), without the scheduler (no periodic job runs during a two-minute benchmark)."""
     log = tmp / "serve.log"
-    env = {**os.environ, "LOG_LEVEL": "WARNING", "ALLOWED_HOSTS": "127.0.0.1,localhost"}
+    env = {**os.environ, "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"), "ALLOWED_HOSTS": "127.0.0.1,localhost"}
     proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "serve.py"), "--host", "127.0.0.1", "--port",
                              str(port), "--no-scheduler", "--run-dir", str(tmp / "run")],
                             cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)

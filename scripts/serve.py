@@ -1,13 +1,18 @@
 """The server of ``make run``: nginx on HOST:PORT in front of gunicorn on a loopback port only nginx knows.
 
     .venv/bin/python scripts/serve.py [--host 127.0.0.1] [--port 8000] [--tls-port PORT+443] [--workers 2]
-                                      [--threads 4] [--no-scheduler]
+                                      [--threads 4] [--ocsp-workers 2] [--ocsp-threads 2] [--no-scheduler]
 
 nginx (deploy/nginx/pki-run.conf) holds slow clients, reads whole request bodies with a timeout and bounds
 request lines; gunicorn (settings in pki/gunicorn_conf.py) gets complete requests only, so a few clients that
 announce a body and send nothing no longer hold its threads. nginx's files (configuration, pid, temporary
 bodies) go to ``--run-dir`` (var/run). Without an nginx binary the script serves with gunicorn alone, says
 loudly what that leaves open, and caps request lines at gunicorn's largest finite limit.
+
+OCSP: nginx sends the responder's paths (``/ocsp``, ``/ejbca/publicweb/status/ocsp``) to a process of their own,
+protocols/ocsp/wsgi.py under granian (``--ocsp-workers`` processes of ``--ocsp-threads`` threads, on another loopback
+port): the same view and middleware as in gunicorn, without gunicorn's threads and Django's request handler, which
+cost several times the answer itself (benchmarks/README.md). ``--ocsp-workers 0`` leaves OCSP to gunicorn.
 
 HTTPS: when ``init`` wrote var/tls/ (a server certificate from ManagementCA and the local CAs' certificates), nginx
 also listens with TLS on ``--tls-port`` (default PORT+443: 8443 beside 8000; 0 turns it off) and asks for an
@@ -26,6 +31,7 @@ The processes stop together: on SIGINT/SIGTERM, or when any of them exits.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import secrets
 import shutil
@@ -48,6 +54,7 @@ TLS_DIR_PLACEHOLDER = "/PKI_TLS_DIR"
 TLS_BEGIN, TLS_END = "# BEGIN HTTPS", "# END HTTPS"
 TLS_FILES = ("server.pem", "server.key", "client-ca.pem")
 PROXY_SECRET_PLACEHOLDER = "PKI_PROXY_SECRET_VALUE"
+OCSP_PLACEHOLDER = "server 127.0.0.1:8002;"
 TEMP_KINDS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 
 WARNING = """
@@ -96,13 +103,15 @@ def _address(host: str, port: int) -> str:
 
 
 def render_nginx(run_dir: Path, host: str, port: int, upstream_port: int, *, tls_port: int = 0,
-                 tls_dir: Path | None = None, proxy_secret: str = "") -> Path:
+                 tls_dir: Path | None = None, proxy_secret: str = "", ocsp_port: int = 0) -> Path:
     """pki-run.conf with this run's addresses, inside a main nginx.conf whose files all live in ``run_dir``.
     The HTTPS server is kept only with a ``tls_port`` and the ``tls_dir`` holding init's files; it sends
-    ``proxy_secret`` to gunicorn (the rendered site file is readable by its owner only)."""
+    ``proxy_secret`` to gunicorn (the rendered site file is readable by its owner only). The OCSP paths go to
+    the responder process on ``ocsp_port``, or without one to gunicorn, which answers them too."""
     site = SITE_CONF.read_text()
     replacements = [(LISTEN_PLACEHOLDER, f"listen {_address(host, port)};"),
-                    (UPSTREAM_PLACEHOLDER, f"server 127.0.0.1:{upstream_port};")]
+                    (UPSTREAM_PLACEHOLDER, f"server 127.0.0.1:{upstream_port};"),
+                    (OCSP_PLACEHOLDER, f"server 127.0.0.1:{ocsp_port or upstream_port};")]
     start, end = site.find(TLS_BEGIN), site.find(TLS_END)
     if start < 0 or end < start:
         raise SystemExit(f"serve.py: {SITE_CONF} no longer has its {TLS_BEGIN} ... {TLS_END} block")
@@ -158,6 +167,37 @@ def gunicorn_argv(bind: str, workers: int, threads: int, *, exposed: bool,
     return argv
 
 
+def ocsp_argv(port: int, workers: int, threads: int) -> list[str]:
+    """The OCSP responder's own server (protocols/ocsp/wsgi.py): granian on a loopback port only nginx is told,
+    ``workers`` processes of ``threads`` threads. Its access log is nginx's, as gunicorn's is."""
+    return [str(BIN / "granian"), "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(port),
+            "--workers", str(workers), "--blocking-threads", str(threads), "--no-ws", "--log-level", "warning",
+            "--respawn-failed-workers", "protocols.ocsp.wsgi:application"]
+
+
+def free_loopback_port() -> int:
+    """A port nothing listens on now (granian binds by number: it takes no socket handed over)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_responder(port: int, proc: subprocess.Popen, seconds: float = 90) -> bool:
+    """Whether the responder answers its ``/healthz`` (False: it exited, or took longer than ``seconds``), so
+    nginx never answers 502 for it while its workers load Django."""
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5).close()  # noqa: S310 - loopback
+            return True
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.2)
+    return False
+
+
 def scheduler_argv() -> list[str]:
     """The embedded scheduler's process (the periodic jobs Celery beat runs when Redis is configured)."""
     return [sys.executable, str(ROOT / "manage.py"), "scheduler"]
@@ -172,18 +212,30 @@ def _name(proc: subprocess.Popen) -> str:
     return "scheduler" if proc.args[-1:] == ["scheduler"] else Path(proc.args[0]).name
 
 
+def _own_group(proc: subprocess.Popen) -> bool:
+    """Started in a process group of its own (the OCSP responder: granian's workers must stop with it)."""
+    try:
+        return os.getpgid(proc.pid) == proc.pid
+    except OSError:
+        return False
+
+
 def _stop(processes: list[subprocess.Popen]) -> None:
-    # gunicorn: SIGTERM is its graceful stop; nginx: SIGQUIT is its graceful stop.
+    # gunicorn and granian: SIGTERM is their graceful stop; nginx: SIGQUIT is its graceful stop.
     for proc in processes:
         if proc.poll() is None:
             proc.send_signal(signal.SIGQUIT if "nginx" in Path(proc.args[0]).name else signal.SIGTERM)
     deadline = time.monotonic() + 20
     for proc in processes:
+        group = _own_group(proc)
         try:
             proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        if group:  # a granian worker still starting ignores its parent's stop, and outlives a SIGKILLed one
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
 
 
 def fresh_metrics_dir(environ: dict[str, str] | None = None) -> Path:
@@ -208,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="HTTPS listener with client certificates (default PORT+443; 0: none)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--ocsp-workers", type=int, default=2,
+                        help="processes of the OCSP responder behind nginx (0: gunicorn answers OCSP)")
+    parser.add_argument("--ocsp-threads", type=int, default=2)
     parser.add_argument("--run-dir", type=Path, default=ROOT / "var" / "run")
     parser.add_argument("--no-scheduler", action="store_true",
                         help="Do not run the periodic jobs here (Celery beat or another host runs them)")
@@ -255,8 +310,9 @@ def main(argv: list[str] | None = None) -> int:
                   "another)", file=sys.stderr, flush=True)
             tls_port = 0
         proxy_secret = secrets.token_urlsafe(32)
+        ocsp_port = free_loopback_port() if args.ocsp_workers else 0
         config = render_nginx(run_dir, args.host, args.port, upstream.getsockname()[1], tls_port=tls_port,
-                              tls_dir=tls_dir, proxy_secret=proxy_secret)
+                              tls_dir=tls_dir, proxy_secret=proxy_secret, ocsp_port=ocsp_port)
         # nginx is the only peer and appends the client's address to X-Forwarded-For: believe it from nginx
         # alone, so login and Basic throttling count per client, not one budget for everyone.
         env = {**os.environ, "PKI_TRUSTED_PROXIES": os.environ.get("PKI_TRUSTED_PROXIES") or "127.0.0.1"}
@@ -265,11 +321,22 @@ def main(argv: list[str] | None = None) -> int:
             # loopback port only nginx is told), whatever PKI_TRUSTED_PROXIES the environment had.
             env.update(PKI_BEHIND_TLS_PROXY="1", PKI_TRUSTED_PROXIES="127.0.0.1", PKI_SECURE_COOKIES="0",
                        PKI_PROXY_SECRET=proxy_secret)
+        responder = None
+        if ocsp_port:
+            # OCSP in a process of its own, past gunicorn and Django's handler (protocols/ocsp/wsgi.py); the
+            # same environment as gunicorn.
+            responder = subprocess.Popen(ocsp_argv(ocsp_port, args.ocsp_workers, args.ocsp_threads), cwd=ROOT,
+                                         env=env, start_new_session=True)
+            processes.append(responder)
         processes.append(subprocess.Popen(
             gunicorn_argv(f"fd://{upstream.fileno()}", args.workers, args.threads, exposed=False,
                           control_socket=control_socket),
             cwd=ROOT, env=env, pass_fds=(upstream.fileno(),)))
         upstream.close()
+        if responder is not None and not wait_for_responder(ocsp_port, responder):
+            print("serve.py: the OCSP responder did not start; stopping", file=sys.stderr, flush=True)
+            _stop(processes)
+            return 1
         processes.append(subprocess.Popen([nginx, "-p", str(run_dir), "-c", str(config), "-e", "stderr"], cwd=ROOT))
         print(f"nginx on http://{_address(args.host, args.port)}/ in front of gunicorn (pki/gunicorn_conf.py)",
               file=sys.stderr, flush=True)

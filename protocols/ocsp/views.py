@@ -12,6 +12,7 @@ import binascii
 import logging
 from email.utils import format_datetime
 
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -41,6 +42,11 @@ def _malformed() -> HttpResponse:
 def _answer(data: bytes, cacheable: bool) -> HttpResponse:
     try:
         return _reply(services.respond(data), cacheable)
+    except (OperationalError, InterfaceError) as exc:
+        # The database is unreachable (services already tried a new session where that was safe): the status
+        # is unknown for now, which RFC 6960 calls tryLater, not an error of the responder.
+        logger.error("OCSP: the database is unavailable (%s); answering tryLater", str(exc).strip()[:200])
+        return _reply(services.OcspAnswer(messages.error_response("try_later")), cacheable=False)
     except Exception:
         logger.exception("OCSP responder failed")
         return _reply(services.OcspAnswer(messages.error_response("internal_error")), cacheable=False)

@@ -1,7 +1,8 @@
 """Nothing the responder keeps per process outlives a change: a revocation, a binding disabled or renewed and a
 CA renewed with a new key, each made through the services in ANOTHER process, are in the very next answers of
-every gunicorn worker and thread (make run's 2 workers x 4 threads, on PostgreSQL, kept connections). And the
-one statement an answer reads on PostgreSQL says what the ORM says on any other database."""
+every process and thread that answers OCSP on make run's own serving path (the Makefile's run line: nginx sends
+the OCSP paths to the responder's processes, protocols/ocsp/wsgi.py, on PostgreSQL with kept connections). And
+the one statement an answer reads on PostgreSQL says what the ORM says on any other database."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from django.db import connection
 from django.utils import timezone
 
 from protocols.ocsp import services
-from tests.protocols.scep.live import LiveScepServer
+from tests.deploy.test_serving import MakeRunServer, serve
 
 PRELUDE = """
 import json
@@ -54,7 +55,8 @@ print(json.dumps({"ca": pem(ca.certificate), "leaf": pem(leaf("live-leaf").certi
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
-    with LiveScepServer(tmp_path_factory.mktemp("ocsp-live"), workers=2, threads=4) as server:
+    assert serve.nginx_binary(), "nginx is not installed: scripts/install-test-deps.sh installs it"
+    with MakeRunServer(tmp_path_factory.mktemp("ocsp-live")) as server:
         yield server
 
 

@@ -1,0 +1,132 @@
+"""The OCSP responder's own WSGI application (protocols.ocsp.wsgi, the process nginx sends the OCSP paths to):
+the same status, headers and body as the Django project gives on those paths, the same metrics, tryLater when
+the database is gone, and a 404 for anything else."""
+
+from __future__ import annotations
+
+import base64
+from urllib.parse import quote
+
+import pytest
+from asn1crypto import ocsp as asn1_ocsp
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509 import ocsp as x509_ocsp
+from django.core.signals import request_finished, request_started
+from django.db import OperationalError, close_old_connections
+from django.test import RequestFactory
+
+from pki.metrics import OCSP_RESPONSES
+from protocols.ocsp import services
+from protocols.ocsp import wsgi as responder
+
+pytestmark = pytest.mark.django_db
+
+NO_CA_REQUEST = bytes.fromhex(  # one SHA-1 CertID of an issuer no CA here has, no nonce
+    "30423040303e303c303a300906052b0e03021a05000414" + "11" * 20 + "0414" + "22" * 20 + "020101")
+GET_PATH = "/ocsp/" + quote(base64.b64encode(NO_CA_REQUEST).decode(), safe="")
+OCSP_TYPE = "application/ocsp-request"
+
+
+def _lean(method: str, path: str, **kw) -> tuple[int, bytes, list]:
+    environ = getattr(RequestFactory(), method)(path, **kw).environ
+    started = []
+    # As Django's test client does: the test's transaction must survive the request's end.
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        body = b"".join(responder.application(environ, lambda status, headers: started.append((status, headers))))
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+    (status, headers), = started
+    return int(status.split()[0]), body, sorted(headers)
+
+
+def _django(client, method: str, path: str, **kw) -> tuple[int, bytes, list]:
+    resp = getattr(client, method)(path, **kw)
+    return resp.status_code, resp.content, sorted(resp.headers.items())
+
+
+@pytest.mark.parametrize(("method", "path", "kw", "status"), [
+    ("post", "/ocsp", {"data": NO_CA_REQUEST, "content_type": OCSP_TYPE}, "unauthorized"),
+    ("post", "/ejbca/publicweb/status/ocsp", {"data": b"garbage", "content_type": OCSP_TYPE}, "malformed_request"),
+    ("post", "/ocsp", {"data": b"x", "content_type": "text/plain"}, "malformed_request"),
+    ("get", GET_PATH, {}, "unauthorized"),
+    ("get", "/ejbca/publicweb/status" + GET_PATH, {}, "unauthorized"),
+    ("get", "/ejbca/publicweb/status/ocsp/%25%25", {}, "malformed_request"),
+    ("get", "/ocsp", {}, "malformed_request"),
+    ("put", "/ocsp", {}, None),
+    ("post", "/ocsp", {"data": b"\x30" * 20000, "content_type": OCSP_TYPE}, None),
+])
+def test_the_same_answer_as_the_django_project(client, method, path, kw, status):
+    lean = _lean(method, path, **kw)
+    assert lean == _django(client, method, path, **kw)
+    headers = dict(lean[2])
+    assert headers["X-Frame-Options"] == "DENY" and headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Content-Length"] == str(len(lean[1])) and "Cache-Control" in headers
+    if status is not None:
+        assert lean[0] == 200 and asn1_ocsp.OCSPResponse.load(lean[1])["response_status"].native == status
+    else:
+        assert lean[0] in (405, 413)
+
+
+@pytest.fixture
+def signed_request(ca_factory, actor, csr_factory):
+    from pki.issuance import IssuanceRequest, issue
+    from pki.models import CertificateProfile
+
+    ca = ca_factory("LeanCA", key_spec="P-256")
+    csr, _ = csr_factory("CN=lean-leaf,O=Test,C=SE", key_spec="P-256")
+    leaf = issue(IssuanceRequest(ca=ca, actor=actor, profile=CertificateProfile.objects.get(name="ENDUSER"), csr=csr,
+                                 username="lean-leaf")).row
+    return ca, (x509_ocsp.OCSPRequestBuilder().add_certificate(leaf.certificate, ca.certificate, hashes.SHA1())
+                .add_extension(x509.OCSPNonce(b"lean-nonce-16byt"), critical=False).build().public_bytes(Encoding.DER))
+
+
+def test_a_signed_answer_as_the_django_project(client, signed_request):
+    ca, data = signed_request
+    lean = _lean("post", "/ocsp", data=data, content_type=OCSP_TYPE)
+    whole = _django(client, "post", "/ocsp", data=data, content_type=OCSP_TYPE)
+    assert lean[0] == whole[0] == 200
+    assert [k for k, _ in lean[2]] == [k for k, _ in whole[2]]  # the same headers (the length may differ by a byte)
+    for _, body, _ in (lean, whole):  # ECDSA signatures differ from one signing to the next: compare what they say
+        answer = x509_ocsp.load_der_ocsp_response(body)
+        assert answer.certificate_status == x509_ocsp.OCSPCertStatus.GOOD
+        assert answer.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce == b"lean-nonce-16byt"
+        ca.certificate.public_key().verify(answer.signature, answer.tbs_response_bytes,
+                                           ec.ECDSA(answer.signature_hash_algorithm))
+
+
+@pytest.mark.parametrize("path", ["/", "/ocspx", "/ocsp/", "/admin/", "/api/v1/ca"])
+def test_other_paths_are_not_found_here(path):
+    status, body, headers = _lean("get", path)
+    assert status == 404 and body == b"Not found.\n"
+    assert dict(headers)["X-Content-Type-Options"] == "nosniff"
+
+
+def test_health_probe_answers_here():
+    status, body, _ = _lean("get", "/healthz")
+    assert status == 200 and b'"ok"' in body
+
+
+@pytest.mark.parametrize("way", ["lean", "django"])
+def test_a_lost_database_is_try_later_on_both_ways(client, monkeypatch, way):
+    def gone(*args, **kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(services._ca_index, "index", {("sha1", b"\x11" * 20, b"\x22" * 20): 1})
+    monkeypatch.setattr(services, "answer_state", gone)
+    kw = {"data": NO_CA_REQUEST, "content_type": OCSP_TYPE}
+    status, body, headers = _lean("post", "/ocsp", **kw) if way == "lean" else _django(client, "post", "/ocsp", **kw)
+    assert status == 200 and asn1_ocsp.OCSPResponse.load(body)["response_status"].native == "try_later"
+    assert dict(headers)["Cache-Control"] == "no-cache, no-store"
+
+
+def test_answers_are_counted_by_response_status():
+    counter = OCSP_RESPONSES.labels(status="unauthorized")
+    before = counter._value.get()
+    _lean("post", "/ocsp", data=NO_CA_REQUEST, content_type=OCSP_TYPE)
+    assert counter._value.get() == before + 1
