@@ -20,6 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
+from django.conf import settings as django_settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -435,7 +436,9 @@ def constraint_violation(binding_type: str, cert: x509.Certificate, *, ocsp_ca: 
         return None
     if ExtendedKeyUsageOID.OCSP_SIGNING not in ekus:
         return "extendedKeyUsage OCSPSigning is required"
-    if ocsp_ca is None or ocsp_ca.is_external:
+    # A VA node (PKI_NODE_ROLE=va) answers for the external CAs its CA pushes there, with certificates they issued.
+    va_node = getattr(django_settings, "PKI_NODE_ROLE", "ca") == "va"
+    if ocsp_ca is None or (ocsp_ca.is_external and not va_node):
         return "an OCSP responder certificate must be issued by the local CA it answers for"
     return None
 

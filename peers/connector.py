@@ -70,6 +70,13 @@ def test_connection(connector: PeerConnector) -> dict[str, Any]:
         client.close()
 
 
+class _Pushing:
+    """A session's status-push thread; ``done`` ends it."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
 class ConnectorRunner:
     """One connector's loop (a thread of ``peer run``)."""
 
@@ -104,8 +111,13 @@ class ConnectorRunner:
     def _session(self, connector: PeerConnector) -> None:
         _update(connector.pk, state=ConnectorState.CONNECTING)
         client = PeerClient(connector)
+        pushing: _Pushing | None = None
         try:
             hello = client.call("GET", "hello")
+            if hello.get("node") == "va":  # nothing to lease at a VA: push status as it changes (peers.push)
+                self._push_session(connector, client, "va")
+                return
+            pushing = self._start_pusher(connector, client, "ra")
             client.call("POST", "push/scep", scep_push_payload())
             _update(connector.pk, state=ConnectorState.CONNECTED, remote_role=str(hello.get("node", ""))[:8],
                     last_contact=timezone.now(), last_error="")
@@ -136,7 +148,50 @@ class ConnectorRunner:
                         busy.acquire()
                         pool.submit(self._carry_one, connector, client, item, busy)
         finally:
+            if pushing is not None:
+                pushing.done.set()
             client.close()
+
+    def _push_session(self, connector: PeerConnector, client: PeerClient, role: str) -> None:
+        from .push import StatusPusher
+
+        _update(connector.pk, state=ConnectorState.CONNECTED, remote_role=role, last_contact=timezone.now(),
+                last_error="")
+        self.backoff = 1.0
+        logger.info("Peer connector %s connected to %s (%s): pushing certificate status", connector.name,
+                    connector.url, role)
+
+        def alive() -> bool:
+            _update(connector.pk, last_contact=timezone.now())
+            return PeerConnector.objects.filter(pk=connector.pk, enabled=True).exists()
+
+        StatusPusher(client, connector, role).run(self.stop, alive)
+
+    def _start_pusher(self, connector: PeerConnector, client: PeerClient, role: str) -> _Pushing:
+        """The status push to an RA beside the lease loop, in a thread of its own (a lease waits long). A push that
+        fails is recorded and started again (with a fresh resynchronisation) after a pause; carrying goes on."""
+        from .push import StatusPusher
+
+        pushing = _Pushing()
+
+        def run() -> None:
+            pause = 1.0
+            while not pushing.done.is_set() and not self.stop.is_set():
+                try:
+                    StatusPusher(client, connector, role).run(self.stop, lambda: not pushing.done.is_set())
+                except Exception as exc:  # noqa: BLE001 - recorded; the push starts over
+                    text = exc.text if isinstance(exc, PeerError) else f"{exc.__class__.__name__}: {exc}"
+                    logger.warning("Peer connector %s: status push failed: %s", connector.name, text)
+                    _update(connector.pk, last_error=f"Status push: {text}"[:1024], failures=F("failures") + 1)
+                    client.close()
+                    close_old_connections()
+                    pushing.done.wait(pause)
+                    pause = min(pause * 2, MAX_BACKOFF)
+            client.close()  # this thread's connection
+            connection.close()
+
+        threading.Thread(target=run, name=f"peer-push-{connector.pk}", daemon=True).start()
+        return pushing
 
     @staticmethod
     def _free(busy: threading.Semaphore) -> int:

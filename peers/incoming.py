@@ -30,6 +30,7 @@ from pki.models import CertificateAuthority, RoleMember
 
 from .choices import INCOMING_RULE
 from .models import IncomingPeer
+from .revocations import is_revoked
 
 logger = logging.getLogger("peers")
 AUDIT_EVENT = "PEER_INCOMING_REFUSED"
@@ -80,6 +81,8 @@ def _check(cert: x509.Certificate) -> tuple[Actor, CertificateAuthority]:
                                                   match_value__in=cns).values_list("role_id", flat=True))
     if not role_ids:
         raise PeerRefused(403, "no-role", "The client certificate matches no role member here.")
+    if is_revoked(ca, serial):  # the CA pushed its revocation (status or CRL): refused before any role change
+        raise PeerRefused(403, "revoked", "The client certificate is revoked (as the CA pushed it here).")
     name = f"peer {cns[0] if cns else cert.subject.rfc4514_string()} (certificate {serial}, CA {ca.name})"[:255]
     actor = Actor(name=name, kind="certificate", role_rules=rules_for_roles(sorted(role_ids)))
     if not actor.is_allowed(INCOMING_RULE):

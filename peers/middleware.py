@@ -11,10 +11,11 @@ from django.http import HttpRequest, HttpResponse
 
 from pki.http.headers import complete_shortcut_response
 
-from . import ra_views, rest_ra
+from . import pushed, ra_views, rest_ra
 
 ROUTES = {"/peers/v1/hello": ra_views.hello, "/peers/v1/lease": ra_views.lease,
-          "/peers/v1/answer": ra_views.answer, "/peers/v1/push/scep": ra_views.push_scep}
+          "/peers/v1/answer": ra_views.answer, "/peers/v1/push/scep": ra_views.push_scep,
+          "/peers/v1/push/status": pushed.push_status}
 
 
 class PeerEndpointMiddleware:

@@ -76,7 +76,14 @@ class NodeRoleMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        request.pki_node = node_info()
+        request.pki_node = node = node_info()
+        if not node.holds_ca_keys and request.path_info.startswith("/crl/"):
+            from .pushed import crl_response
+
+            # The CA's CRLs, as it pushed them, at the CA's own paths (an RA/VA signs none).
+            response = crl_response(request)
+            if response is not None:
+                return response
         return self.get_response(request)
 
     def process_view(self, request: HttpRequest, view_func, view_args, view_kwargs) -> HttpResponse | None:

@@ -2,6 +2,8 @@
 pushed protocol data on the RA."""
 
 from .connector import CarriedRequest, PeerConnector
+from .pushed import PushedCrl, PushedRevocation, PushState
 from .work import IncomingPeer, PeerWorkItem, PushedScepAlias
 
-__all__ = ["CarriedRequest", "IncomingPeer", "PeerConnector", "PeerWorkItem", "PushedScepAlias"]
+__all__ = ["CarriedRequest", "IncomingPeer", "PeerConnector", "PeerWorkItem", "PushState", "PushedCrl",
+           "PushedRevocation", "PushedScepAlias"]

@@ -84,7 +84,7 @@ class _CaIndex:
         if version == self._version:
             return
         with self._lock:
-            rows = list(CertificateAuthority.objects.local().exclude(certificate_der=None)
+            rows = list(_served_cas().exclude(certificate_der=None)
                         .values_list("pk", "certificate_der"))
             rows += list(CACertificate.objects.filter(ca__in=[pk for pk, _ in rows])
                          .values_list("ca_id", "certificate_der"))
@@ -136,6 +136,19 @@ _ANSWER_STATE = (
 # (ca, serial) index; several go through ANY (a generic plan may guess ten rows for that array).
 _ANSWER_STATE_ONE = _ANSWER_STATE.replace("{serials}", "= %s")
 _ANSWER_STATE_MANY = _ANSWER_STATE.replace("{serials}", "= ANY(%s::varchar[])")
+# A VA node (PKI_NODE_ROLE=va) holds no CA keys: it answers for the external CAs whose certificates and statuses
+# its CA pushes into these same tables (peers.pushed), signed by its own OCSP key binding for each.
+_EXTERNAL = f" AND ca.status <> '{CAStatus.EXTERNAL.value}'"
+_VA_STATE_ONE, _VA_STATE_MANY = _ANSWER_STATE_ONE.replace(_EXTERNAL, ""), _ANSWER_STATE_MANY.replace(_EXTERNAL, "")
+
+
+def _serves_external() -> bool:
+    return getattr(settings, "PKI_NODE_ROLE", "ca") == "va"
+
+
+def _served_cas():
+    """The CAs this responder answers for: those holding a key here, and on a VA the pushed external CAs."""
+    return CertificateAuthority.objects.all() if _serves_external() else CertificateAuthority.objects.local()
 
 
 def _validity() -> int:
@@ -177,10 +190,14 @@ def answer_state(ca_id: int, serials: list[str], now: datetime) -> tuple | None:
     """The values one answer for CA ``ca_id`` depends on (:data:`_ANSWER_STATE`'s row), None if the CA is
     not one this responder serves. On PostgreSQL one prepared statement; elsewhere the same through the ORM."""
     if connection.vendor == "postgresql":
+        if _serves_external():
+            if len(serials) == 1:
+                return _read("ocsp_va_answer_state", _VA_STATE_ONE, [serials[0], now, now, ca_id])
+            return _read("ocsp_va_answer_states", _VA_STATE_MANY, [serials, now, now, ca_id])
         if len(serials) == 1:
             return _read("ocsp_answer_state", _ANSWER_STATE_ONE, [serials[0], now, now, ca_id])
         return _read("ocsp_answer_states", _ANSWER_STATE_MANY, [serials, now, now, ca_id])
-    ca = CertificateAuthority.objects.local().filter(pk=ca_id).first()
+    ca = _served_cas().filter(pk=ca_id).first()
     if ca is None:
         return None
     binding = (InternalKeyBinding.objects

@@ -1,0 +1,39 @@
+"""RA/VA side: whether the CA said one of its certificates is revoked (a pushed status, or its latest pushed CRL),
+so a revoked connector certificate is refused here at once, without waiting for its role member to be removed."""
+
+from __future__ import annotations
+
+from cryptography import x509
+
+from pki.choices import CertificateStatus
+from pki.models import Certificate, CertificateAuthority
+
+from .models import PushedCrl, PushedRevocation
+
+
+def is_revoked(ca: CertificateAuthority, serial: str) -> bool:
+    """Whether the CA said (pushed status, or its latest pushed CRL) that its certificate ``serial`` is revoked or
+    on hold: how an RA/VA refuses a revoked connector certificate without waiting for a role change."""
+    pushed = PushedRevocation.objects.filter(ca=ca, serial=serial).values_list("status", flat=True).first()
+    if pushed is not None:
+        return pushed != CertificateStatus.ACTIVE  # the CA's newest word on it, newer than any CRL
+    if Certificate.objects.filter(ca=ca, serial=serial).exclude(status=CertificateStatus.ACTIVE).exists():
+        return True
+    number = int(serial, 16)
+    for is_delta in (False, True):
+        row = PushedCrl.objects.filter(ca=ca, is_delta=is_delta).order_by("-crl_number").only("der").first()
+        if row is not None and _parsed_crl(row.pk, bytes(row.der)).get_revoked_certificate_by_serial_number(number):
+            return True
+    return False
+
+
+_crl_cache: dict[int, x509.CertificateRevocationList] = {}
+
+
+def _parsed_crl(pk: int, der: bytes) -> x509.CertificateRevocationList:
+    hit = _crl_cache.get(pk)
+    if hit is None:
+        if len(_crl_cache) > 64:
+            _crl_cache.clear()
+        hit = _crl_cache[pk] = x509.load_der_x509_crl(der)
+    return hit
