@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import ipaddress
 import json
 import logging
 from collections.abc import Iterable
@@ -91,6 +92,14 @@ def presented_identity(identity: Any) -> str:
     return f"{scheme or 'no'} authorization"
 
 
+def _address(value: Any) -> str:
+    """The caller's IP address as the RA saw it, or '' when it is not one."""
+    try:
+        return str(ipaddress.ip_address(str(value or "")[:64]))
+    except ValueError:
+        return ""
+
+
 def _host() -> str:
     """A host name this node accepts (views that build URLs ask the request for one)."""
     for host in settings.ALLOWED_HOSTS:
@@ -109,7 +118,7 @@ def build_request(payload: dict[str, Any], body: bytes, cert: x509.Certificate |
         "QUERY_STRING": str(payload.get("query", ""))[:8192],
         "CONTENT_TYPE": str(payload.get("content_type", ""))[:255], "CONTENT_LENGTH": str(len(body)),
         "SERVER_NAME": _host(), "SERVER_PORT": "443", "HTTP_HOST": _host(), "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": str(payload.get("client_address", ""))[:64],
+        "REMOTE_ADDR": _address(payload.get("client_address")),
         "HTTP_ACCEPT": str(payload.get("accept") or "*/*")[:255],
         "wsgi.input": io.BytesIO(body), "wsgi.url_scheme": "https", "wsgi.version": (1, 0),
         "wsgi.errors": io.StringIO(), "wsgi.multithread": True, "wsgi.multiprocess": True, "wsgi.run_once": False,

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from pki.auth import throttle
 from pki.auth.clientcert import forwarded_certificate
 
 from . import queue
@@ -52,7 +53,9 @@ def carry_and_wait(request: HttpRequest, kind: str, payload: dict[str, Any]) -> 
     """Queue one HTTP request for the CA and hold it until the answer (the answered item) or the timeout (None).
     The forwarded credential is dropped from the RA's record once the CA no longer needs it."""
     timeout = float(getattr(settings, "PKI_PEER_REQUEST_TIMEOUT", 30))
-    payload = {**payload, "client_address": request.META.get("REMOTE_ADDR", "")}
+    # The caller's address (behind the RA's TLS proxy: the one it forwarded), for the CA's audit log and its
+    # per-address failure budgets: the proxy's own address would put every caller through this RA in one budget.
+    payload = {**payload, "client_address": throttle.client_address(request)}
     item = queue.submit(kind, payload, presented_identity(payload.get("identity")), timeout)
     done = queue.wait_for_answer(item)
     # A bearer token or password does not stay in the RA's database. An item a connector still holds keeps it

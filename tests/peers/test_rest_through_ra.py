@@ -94,7 +94,8 @@ def test_pkcs10enroll_by_client_certificate_runs_on_the_ca_as_the_operator(
     ra_node.PKI_PEER_REQUEST_TIMEOUT = 20
     peer_role(peer_ca, operator_cert, {"/": True})
     entity_factory("alice", subject_dn="CN=alice,O=Test,C=SE")
-    client = APIClient(**cert_headers(operator_cert))
+    # Behind the RA's TLS proxy: the caller's address is the one the proxy forwarded, not the proxy's.
+    client = APIClient(HTTP_X_FORWARDED_FOR="192.0.2.44", **cert_headers(operator_cert))
     r = client.post(f"{V1}/certificate/pkcs10enroll", _enroll_body("alice", "alice"), format="json")
     assert r.status_code == 201, r.content
     cert = x509.load_der_x509_certificate(base64.b64decode(r.json()["certificate"]))
@@ -106,6 +107,7 @@ def test_pkcs10enroll_by_client_certificate_runs_on_the_ca_as_the_operator(
     assert event.actor == "peer:dmz-ra" and event.outcome == "SUCCESS" and event.details["status"] == 201
     assert event.details["requester"].startswith(f"ra-operator (certificate {serial}")
     assert event.details["presented"].startswith(f"client certificate {serial}")
+    assert event.details["client_address"] == "192.0.2.44"
     creation = AuditEvent.objects.get(event_type="CERT_CREATION", object_id=row.serial)
     assert creation.actor == event.details["requester"]
     # The RA keeps no copy of the caller's credential.
