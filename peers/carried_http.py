@@ -133,6 +133,21 @@ def build_request(payload: dict[str, Any], body: bytes, cert: x509.Certificate |
     return WSGIRequest(environ)
 
 
+def _call(match, request: WSGIRequest) -> HttpResponse:
+    """The view's response; an exception it raises answered as Django's handler answers it here (Http404 -> the
+    404 page, PermissionDenied -> 403, ...), so the RA gets what a caller at the CA would get."""
+    from django.core.handlers.exception import response_for_exception
+
+    from pki.dbhealth import is_unavailable
+
+    try:
+        return match.func(request, *match.args, **match.kwargs)
+    except Exception as exc:  # noqa: BLE001 - turned into the response Django would send
+        if is_unavailable(exc):
+            raise  # no database: the item stays unanswered and comes back when its lease runs out
+        return response_for_exception(request, exc)
+
+
 def decode_body(payload: dict[str, Any]) -> bytes | None:
     """The carried body, or None when it is not base64 or too large."""
     try:
@@ -163,7 +178,7 @@ def run_rest(payload: dict[str, Any]) -> dict[str, Any]:
         return json_answer(400, "The carried client certificate could not be read.")
     request = build_request(payload, body, cert)
     request.resolver_match = match
-    response = match.func(request, *match.args, **match.kwargs)
+    response = _call(match, request)
     return answer_of(response, actor_name(request, response))
 
 
@@ -260,7 +275,7 @@ def run_portal(payload: dict[str, Any]) -> dict[str, Any]:
     request.user = cert_user
     request._pki_actor = cert_user.pki_actor
     request._messages = storage = CarriedMessages.storage(request, payload.get("messages"))
-    response = match.func(request, *match.args, **match.kwargs)
+    response = _call(match, request)
     result = answer_of(response, cert_user.pki_actor.name)
     result["messages"] = CarriedMessages.outgoing(storage)
     return result

@@ -188,6 +188,8 @@ def test_a_ca_that_does_not_answer_gives_a_clear_page(ra_node, operator, web_pro
     ({"body": "!!"}, 400),
     ({"identity": {"authorization": "Basic YTpi"}}, 400),  # the portal carries certificates only
     ({"revoked": True}, 403),
+    ({"path": "/ra/certificates/999999/"}, 404),  # the view's own Http404, as the CA answers it
+    ({"path": "/ra/certificates/1/download/exe/"}, 404),
 ])
 def test_bad_or_refused_carried_pages_are_pages(actor, peer_ca, csr_factory, peer_role, change, status, tracebacks):
     from cryptography.hazmat.primitives.serialization import Encoding
