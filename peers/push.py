@@ -160,6 +160,7 @@ class StatusPusher:
     def resync(self) -> None:
         """Everything the node needs, from the start (on every connect)."""
         started = timezone.now()
+        PushState.objects.get_or_create(connector=self.connector)  # what follows counts on it
         cas, self.fingerprints = ca_records()
         self._post(cas=cas, full=True)
         qs = Certificate.objects.filter(ca_id__in=list(self.fingerprints))
@@ -177,7 +178,7 @@ class StatusPusher:
         self.last_crl_id = 0
         crls = self._crls()
         self.cursor = started
-        PushState.objects.update_or_create(connector=self.connector, defaults={"resynced_at": timezone.now()})
+        PushState.objects.filter(connector=self.connector).update(resynced_at=timezone.now())
         logger.info("Peer connector %s: resynchronised %d CAs, %d certificates, %d CRLs", self.connector.name,
                     len(cas), count, crls)
 

@@ -19,6 +19,7 @@ from pki import audit
 from pki.auth.access import Actor
 from pki.errors import ConflictError, NotFoundError, ValidationError
 
+from . import push
 from .choices import MODIFY_RULE, VIEW_RULE
 from .models import IncomingPeer, PeerConnector
 
@@ -77,7 +78,7 @@ def _clean_binding(value: Any) -> InternalKeyBinding:
 def list_connectors(actor: Actor):
     """The outgoing connectors, with their binding."""
     actor.require(VIEW_RULE)
-    return PeerConnector.objects.select_related("binding")
+    return PeerConnector.objects.select_related("binding", "push_state")
 
 
 def list_incoming(actor: Actor):
@@ -158,6 +159,8 @@ def connector_summary(connector: PeerConnector) -> dict[str, Any]:
         "requests_carried": connector.requests_carried, "failures": connector.failures,
         "last_error": connector.last_error, "last_tls_error": connector.last_tls_error,
         "last_tls_error_at": connector.last_tls_error_at.isoformat() if connector.last_tls_error_at else None,
+        # To a VA/RA: the status push (last resynchronisation, last push, what it sent).
+        "status_push": push.status_summary(connector),
     }
 
 

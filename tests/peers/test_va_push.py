@@ -186,3 +186,6 @@ def test_the_ca_side_sends_revocations_to_an_ra_and_everything_to_a_va(peer_ca, 
         # Nothing changed since: nothing is sent again.
         sent.clear()
         assert pusher.step() == 0
+    # Visible with the connector's state (UI, REST, `peer status`).
+    summary = services.connector_summary(connector)["status_push"]
+    assert summary["resynced_at"] and summary["certificates_pushed"] >= 2 and summary["crls_pushed"] >= 2
