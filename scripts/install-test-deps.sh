@@ -27,5 +27,8 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 # The test OpenID provider (oidc-provider from npm, versions pinned by its package-lock.json).
 (cd "$(dirname "$0")/../tests/support/oidc_op" && npm ci --no-audit --no-fund --loglevel=error)
+# axe-core for the browser tests' accessibility checks (pinned by its package-lock.json), into the git-ignored
+# tests/e2e/axe/node_modules: the tests inject it into each page; the application never serves it.
+(cd "$(dirname "$0")/../tests/e2e/axe" && npm ci --no-audit --no-fund --loglevel=error)
 # django-ca for benchmarks/peer_issuance.py (its smoke run is part of the suite), in .venv-peers.
 "$(dirname "$0")/install-peer-bench.sh"

@@ -120,11 +120,17 @@ class ProfileForm(FieldsetsMixin, forms.Form):
 class CustomExtensionForm(forms.Form):
     """One custom extension row; a row without an OID is ignored."""
 
-    oid = forms.CharField(required=False, label="OID", widget=forms.TextInput(attrs={"placeholder": "1.2.3.4"}))
-    critical = forms.BooleanField(required=False)
-    encoding = forms.ChoiceField(choices=[(e, e) for e in CUSTOM_ENCODINGS], initial="UTF8String")
-    value = forms.CharField(required=False, help_text="Hex for RAW and OCTETSTRING")
-    dynamic = forms.BooleanField(required=False, help_text="Value from the end entity's data")
+    # The row's fields sit under the table's column headers, with no label of their own: each is named for
+    # assistive technology by aria-label.
+    oid = forms.CharField(required=False, label="OID", widget=forms.TextInput(
+        attrs={"placeholder": "1.2.3.4", "aria-label": "Extension OID"}))
+    critical = forms.BooleanField(required=False, widget=forms.CheckboxInput(attrs={"aria-label": "Critical"}))
+    encoding = forms.ChoiceField(choices=[(e, e) for e in CUSTOM_ENCODINGS], initial="UTF8String",
+                                 widget=forms.Select(attrs={"aria-label": "Encoding"}))
+    value = forms.CharField(required=False, help_text="Hex for RAW and OCTETSTRING",
+                            widget=forms.TextInput(attrs={"aria-label": "Value"}))
+    dynamic = forms.BooleanField(required=False, help_text="Value from the end entity's data",
+                                 widget=forms.CheckboxInput(attrs={"aria-label": "Dynamic"}))
 
     FIELDS = ("oid", "critical", "encoding", "value", "dynamic")
 

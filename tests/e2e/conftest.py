@@ -34,3 +34,35 @@ def page(browser):
     page = context.new_page()
     yield page
     context.close()
+
+
+# axe-core from its npm package (scripts/install-test-deps.sh puts it in the git-ignored tests/e2e/axe/node_modules);
+# injected into the page under test through the DevTools protocol, so the pages' CSP (no inline script) stays on.
+AXE_JS = os.path.join(os.path.dirname(__file__), "axe", "node_modules", "axe-core", "axe.min.js")
+AXE_RUN = """async () => {
+  const result = await window.axe.run(document, {resultTypes: ["violations"]});
+  return result.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+    nodes: v.nodes.slice(0, 3).map(n => n.target.join(" ") + " :: " + (n.failureSummary || "").split("\\n")[1])}));
+}"""
+
+
+@pytest.fixture(scope="session")
+def axe_source() -> str:
+    if not os.path.exists(AXE_JS):
+        raise AssertionError(f"axe-core not found at {AXE_JS}: run scripts/install-test-deps.sh")
+    with open(AXE_JS, encoding="utf-8") as f:
+        return f.read()
+
+
+@pytest.fixture(scope="session")
+def axe(axe_source):
+    """``axe(page)``: the serious and critical axe-core violations of the page as it is now (a list of strings)."""
+
+    def check(page) -> list[str]:
+        if not page.evaluate("() => Boolean(window.axe)"):
+            page.evaluate(axe_source)
+        found = page.evaluate(AXE_RUN)
+        return [f"{page.url}: {v['impact']} {v['id']} ({v['help']}): {'; '.join(v['nodes'])}"
+                for v in found if v["impact"] in ("serious", "critical")]
+
+    return check
