@@ -1,8 +1,9 @@
 """OCSP responses per second through the HTTP endpoint, next to raw ``cryptography`` building and signing.
 
-The server is ``make run``'s: scripts/serve.py (gunicorn, 2 workers of 4 threads, pki/gunicorn_conf.py; nginx in
-front when installed), on PostgreSQL (planner statistics taken, as autovacuum keeps them), with a P-256 CA and
-an active P-256 OCSP key binding that signs the answers. The requests (one certificate each, SHA-1 CertID, a
+The server is ``make run``'s: scripts/serve.py, where nginx sends the OCSP paths to the responder's own processes
+(protocols/ocsp/wsgi.py under granian, 2 processes of 2 threads; gunicorn 2x4 serves everything else), on
+PostgreSQL (planner statistics taken, as autovacuum keeps them), with a P-256 CA and an active P-256 OCSP key
+binding that signs the answers. The requests (one certificate each, SHA-1 CertID, a
 nonce, as OpenSSL sends them) are built before the clock starts and POSTed by 8 keep-alive clients on plain
 sockets (http.client cost the client more CPU per request than the whole answer costs the server); after the
 clock stops every answer is parsed and checked (successful, signature by the binding's key, status good, the
@@ -11,8 +12,10 @@ nonce echoed).
 Printed beside it, measured in the same run:
 - the raw rate: ``cryptography``'s OCSPResponseBuilder signing one good answer with a P-256 key on one thread
   of this process, before and after the HTTP run (the mean is the ratio's denominator);
-- the floor: the same gunicorn settings serving a WSGI app that reads the request and returns 400 fixed
-  bytes, driven by the same client: what any Python responder behind this server can reach here;
+- the floor: nginx and granian as serve.py runs them for the responder, serving a WSGI app that reads the
+  request and returns 400 fixed bytes, driven by the same client: what any Python responder on this serving
+  path can reach here; and the same app under make run's gunicorn (2x4, no nginx), where OCSP was answered
+  before it had processes of its own;
 - CPU per answer of the server processes, of the PostgreSQL sessions serving them and of the client, and the
   load average before and after: the machine may be shared, and the figures move with it.
 
@@ -153,8 +156,10 @@ def _wait_for(proc: subprocess.Popen, url: str, log: Path) -> None:
         try:
             urllib.request.urlopen(url, timeout=5).close()  # noqa: S310 - loopback
             return
-        except urllib.error.HTTPError:
-            return
+        except urllib.error.HTTPError as exc:
+            if exc.code not in (502, 503, 504):  # nginx's answers while what it proxies to is not up yet
+                return
+            time.sleep(0.3)
         except (urllib.error.URLError, OSError):
             time.sleep(0.3)
     raise SystemExit("the server did not answer")
@@ -172,17 +177,43 @@ def start_make_run(tmp: Path, port: int) -> subprocess.Popen:
     return proc
 
 
+def _serve():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import serve
+
+    return serve
+
+
 def start_floor(tmp: Path, port: int) -> subprocess.Popen:
     """gunicorn with make run's settings (serve.py's argv, as without nginx) serving :func:`floor`."""
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from serve import gunicorn_argv
-
     log = tmp / "floor.log"
-    argv = gunicorn_argv(f"127.0.0.1:{port}", 2, 4, exposed=True)
+    argv = _serve().gunicorn_argv(f"127.0.0.1:{port}", 2, 4, exposed=True)
     argv[1] = "ocsp:floor"
     proc = subprocess.Popen([*argv, "--chdir", str(ROOT / "benchmarks")], cwd=ROOT, stdout=log.open("w"),
                             stderr=subprocess.STDOUT, start_new_session=True)
     _wait_for(proc, f"http://127.0.0.1:{port}/", log)
+    return proc
+
+
+def start_responder_floor(tmp: Path, port: int) -> subprocess.Popen:
+    """:func:`floor` on the responder's serving path: nginx (serve.py's configuration) sending /ocsp to granian
+    with serve.py's argv for the responder; one process group to stop."""
+    serve = _serve()
+    log = tmp / "responder-floor.log"
+    run_dir = tmp / "floor-run"
+    run_dir.mkdir(exist_ok=True)
+    run_dir.chmod(0o755)  # nginx's workers run as nobody when this runs as root
+    tmp.chmod(0o755)
+    upstream = serve.free_loopback_port()
+    config = serve.render_nginx(run_dir, "127.0.0.1", port, serve.free_loopback_port(), ocsp_port=upstream)
+    argv = serve.ocsp_argv(upstream, serve.OCSP_WORKERS, serve.OCSP_THREADS)
+    argv[-1] = "ocsp:floor"
+    script = (f"{' '.join(argv)} & {serve.nginx_binary()} -p {run_dir} -c {config} -e stderr & "
+              "trap 'kill -TERM $(jobs -p); wait' TERM; wait")
+    proc = subprocess.Popen(["sh", "-c", script], cwd=ROOT / "benchmarks", stdout=log.open("w"),
+                            stderr=subprocess.STDOUT, start_new_session=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT / "benchmarks")})
+    _wait_for(proc, f"http://127.0.0.1:{port}/ocsp", log)
     return proc
 
 
@@ -329,18 +360,21 @@ def main() -> None:
         finally:
             stop(proc)
         raw_after = raw_rate(ca_cert, certs, raw_seconds)
-        proc = start_floor(Path(tmp), port)
-        try:
-            post_raw(port, [r[0] for r in warm], args.c)
-            floor_server = _descendants(proc.pid)
-            floor_cpu = _cpu_seconds(floor_server)
-            floor_seconds, floor_latencies, _ = post_raw(port, [r[0] for r in requests], args.c)
-            floor_cpu = _cpu_seconds(floor_server) - floor_cpu
-        finally:
-            stop(proc)
+        floors = {}
+        for name, start in (("responder", start_responder_floor), ("gunicorn", start_floor)):
+            proc = start(Path(tmp), port)
+            try:
+                post_raw(port, [r[0] for r in warm], args.c)
+                floor_server = _descendants(proc.pid)
+                floor_cpu = _cpu_seconds(floor_server)
+                floor_seconds, floor_latencies, _ = post_raw(port, [r[0] for r in requests], args.c)
+                floors[name] = (floor_seconds, floor_latencies, _cpu_seconds(floor_server) - floor_cpu)
+            finally:
+                stop(proc)
     failed = check(requests, replies, responder)
     raw = (raw_before + raw_after) / 2
-    rate, floor_rate = n / seconds, n / floor_seconds
+    rate, floor_rate = n / seconds, n / floors["responder"][0]
+    serve = _serve()
 
     def row(name: str, per_second: float, lat: list[float] | None, bad="") -> tuple:
         if lat is None:
@@ -349,16 +383,18 @@ def main() -> None:
         return (name, f"{per_second:,.0f}", f"{statistics.median(lat) * 1000:.1f}",
                 f"{lat[max(int(len(lat) * 0.99) - 1, 0)] * 1000:.1f}", bad)
 
-    print(f"OCSP responder, P-256 binding, make run (scripts/serve.py: gunicorn 2x4), PostgreSQL, {n} requests "
-          f"with nonce, concurrency {args.c}, load {load_before} -> {load()}")
+    shape = f"{serve.OCSP_WORKERS}x{serve.OCSP_THREADS}"
+    print(f"OCSP responder, P-256 binding, make run (scripts/serve.py: nginx -> responder granian {shape}), "
+          f"PostgreSQL, {n} requests with nonce, concurrency {args.c}, load {load_before} -> {load()}")
     print(table([
         row("pki /ocsp (HTTP, every answer verified)", rate, latencies, failed),
-        row("same gunicorn, no-op WSGI app (floor)", floor_rate, floor_latencies),
+        row(f"same nginx + granian {shape}, no-op WSGI app (floor)", floor_rate, floors["responder"][1]),
+        row("make run's gunicorn 2x4 alone, no-op WSGI app", n / floors["gunicorn"][0], floors["gunicorn"][1]),
         row(f"cryptography build+sign, 1 thread ({raw_before:,.0f} before, {raw_after:,.0f} after)", raw, None),
     ], ("", "responses/s", "p50 ms", "p99 ms", "failed")))
-    print(f"CPU ms per answer: server {cpu[0] / n * 1000:.2f} (floor app {floor_cpu / n * 1000:.2f}), "
-          f"PostgreSQL {cpu[1] / n * 1000:.2f}, load generator {cpu[2] / n * 1000:.2f}; {os.cpu_count()} cores, "
-          "shared with whatever else runs")
+    print(f"CPU ms per answer: server {cpu[0] / n * 1000:.2f} (floor app {floors['responder'][2] / n * 1000:.2f}; "
+          f"under gunicorn {floors['gunicorn'][2] / n * 1000:.2f}), PostgreSQL {cpu[1] / n * 1000:.2f}, "
+          f"load generator {cpu[2] / n * 1000:.2f}; {os.cpu_count()} cores, shared with whatever else runs")
     print(f"ratio {rate / raw:.2f} of raw (target {TARGET:.2f}); floor / raw {floor_rate / raw:.2f}; "
           f"pki / floor {rate / floor_rate:.2f}")
     if failed:

@@ -55,6 +55,9 @@ TLS_BEGIN, TLS_END = "# BEGIN HTTPS", "# END HTTPS"
 TLS_FILES = ("server.pem", "server.key", "client-ca.pem")
 PROXY_SECRET_PLACEHOLDER = "PKI_PROXY_SECRET_VALUE"
 OCSP_PLACEHOLDER = "server 127.0.0.1:8002;"
+# The OCSP responder's processes and threads (--ocsp-workers, --ocsp-threads): one process per core of this
+# machine's 2 as gunicorn's workers; a second thread lets a process sign while the other waits on PostgreSQL.
+OCSP_WORKERS, OCSP_THREADS = 2, 2
 TEMP_KINDS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 
 WARNING = """
@@ -260,9 +263,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="HTTPS listener with client certificates (default PORT+443; 0: none)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
-    parser.add_argument("--ocsp-workers", type=int, default=2,
+    parser.add_argument("--ocsp-workers", type=int, default=OCSP_WORKERS,
                         help="processes of the OCSP responder behind nginx (0: gunicorn answers OCSP)")
-    parser.add_argument("--ocsp-threads", type=int, default=2)
+    parser.add_argument("--ocsp-threads", type=int, default=OCSP_THREADS)
     parser.add_argument("--run-dir", type=Path, default=ROOT / "var" / "run")
     parser.add_argument("--no-scheduler", action="store_true",
                         help="Do not run the periodic jobs here (Celery beat or another host runs them)")
