@@ -90,13 +90,38 @@ def _store_ca(record: Any, who: incoming.IncomingIdentity) -> CertificateAuthori
     if CertificateAuthority.objects.filter(name=name).exists():
         name = f"{name} ({fingerprint[:8]})"
     subject = format_dn(cert.subject)
-    if CertificateAuthority.objects.filter(subject_dn=subject).exists():
-        raise BadRequest(f"A different CA with subject '{subject[:128]}' is known here (renewed at the CA?): "
-                         "import its new certificate on this node.")
+    same_subject = CertificateAuthority.objects.filter(subject_dn=subject).first()
+    if same_subject is not None:
+        return _renewed(same_subject, cert, der, fingerprint, who)
     ca = import_ca(Actor.system_actor(who.actor.name), name, der)
     audit.record("PEER_CA_PUSHED", who.actor.name, object_type="ca", object_id=ca.pk,
                  details={"name": ca.name, "subject": subject, "fingerprint": fingerprint})
     logger.info("Peer %s pushed CA %s: imported as external CA %s", who.actor.name, subject, ca.name)
+    return ca
+
+
+def _renewed(ca: CertificateAuthority, cert: x509.Certificate, der: bytes, fingerprint: str,
+             who: incoming.IncomingIdentity) -> CertificateAuthority:
+    """The CA renewed its certificate: the new one joins the external CA's history here and becomes its current
+    certificate (the OCSP responder answers for CertIDs of both, as on the CA)."""
+    if not ca.is_external:
+        raise BadRequest(f"CA '{ca.name}' holds a key on this node: its certificate is not replaced by a push.")
+    try:
+        is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        is_ca = False
+    if not is_ca:
+        raise BadRequest("A pushed CA certificate is not a CA certificate.")
+    CACertificate.objects.create(ca=ca, certificate_der=der, fingerprint_sha256=fingerprint,
+                                 not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc,
+                                 activate_at=timezone.now())
+    current = ca.certificate
+    if current is None or cert.not_valid_before_utc >= current.not_valid_before_utc:
+        CertificateAuthority.objects.filter(pk=ca.pk).update(certificate_der=der, updated_at=timezone.now())
+        ca.refresh_from_db()
+    audit.record("PEER_CA_PUSHED", who.actor.name, object_type="ca", object_id=ca.pk,
+                 details={"name": ca.name, "subject": ca.subject_dn, "fingerprint": fingerprint, "renewed": True})
+    logger.info("Peer %s pushed a new certificate of CA %s", who.actor.name, ca.name)
     return ca
 
 

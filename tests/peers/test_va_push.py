@@ -189,3 +189,30 @@ def test_the_ca_side_sends_revocations_to_an_ra_and_everything_to_a_va(peer_ca, 
     # Visible with the connector's state (UI, REST, `peer status`).
     summary = services.connector_summary(connector)["status_push"]
     assert summary["resynced_at"] and summary["certificates_pushed"] >= 2 and summary["crls_pushed"] >= 2
+
+
+def _self_signed_ca(name: str, key) -> x509.Certificate:
+    now = dt.datetime.now(dt.UTC)
+    subject = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, name)])
+    return (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=1))
+            .not_valid_after(now + dt.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+
+
+def test_a_ca_renewed_at_the_ca_is_renewed_on_the_node(client, va_node, link, actor):
+    from pki.models import CACertificate
+    from pki.services.cas import import_ca
+
+    old = _self_signed_ca("Renewing CA", ec.generate_private_key(ec.SECP256R1()))
+    ca = import_ca(actor, "Renewing", old.public_bytes(serialization.Encoding.PEM))
+    new = _self_signed_ca("Renewing CA", ec.generate_private_key(ec.SECP256R1()))
+    der = base64.b64encode(new.public_bytes(serialization.Encoding.DER)).decode()
+    r = _push(client, link, {"cas": [{"name": "Renewing", "fingerprint": "x", "certificate": der}]})
+    assert r.status_code == 200, r.content
+    ca.refresh_from_db()
+    assert ca.certificate == new and CACertificate.objects.filter(ca=ca).count() == 2
+    # The same push again changes nothing.
+    assert _push(client, link, {"cas": [{"name": "Renewing", "certificate": der}]}).status_code == 200
+    assert CACertificate.objects.filter(ca=ca).count() == 2
