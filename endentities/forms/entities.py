@@ -140,12 +140,12 @@ class EndEntityForm(FieldsetsMixin, forms.Form):
             required = creating and profile.password_required
             f["password"] = forms.CharField(
                 required=required, label="Password (enrollment code)", strip=False,
-                widget=forms.PasswordInput(render_value=True),
+                widget=forms.PasswordInput(),
                 help_text=("" if creating else "Leave empty to keep the current one. ") +
                 (f"At least {profile.password_min_strength_bits} bits" if profile.password_min_strength_bits
                  else ""))
             f["password_confirm"] = forms.CharField(required=False, label="Confirm password", strip=False,
-                                                    widget=forms.PasswordInput(render_value=True))
+                                                    widget=forms.PasswordInput())
         if profile.email_use:
             domain = profile.email_domain.strip().lstrip("@")
             help_text = f"The domain @{domain} is added to a name without one" if domain else ""

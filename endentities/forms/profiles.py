@@ -92,6 +92,7 @@ FIELDSETS = [
     ("Password (enrollment code)", ["password_required", "password_auto_generate", "password_min_strength_bits",
                                     "clear_password_use", "clear_password_default", "clear_password_required"]),
     ("End entity e-mail", ["email_use", "email_domain", "email_required", "email_modifiable"]),
+    ("Failed logins", ["max_failed_logins_use", "max_failed_logins", "max_failed_logins_modifiable"]),
     ("Subject name options", ["any_dn", "allow_merge_dn", "allow_multi_value_rdns", "reverse_field_checks",
                               "redact_subject"]),
     ("CAs and certificate profiles", ["any_ca", "available_cas", "default_ca", "available_certificate_profiles",
@@ -100,13 +101,25 @@ FIELDSETS = [
                                  "key_recoverable_default", "key_recoverable_required"]),
     ("Certificate validity", ["validity_start_use", "validity_start_default", "validity_start_modifiable",
                               "validity_end_use", "validity_end_default", "validity_end_modifiable"]),
+    ("Requests and renewal", ["allowed_requests_use", "allowed_requests_default", "allowed_requests_max",
+                              "renewal_before_expiration_use", "renewal_days_before_expiration"]),
     ("Revocation", ["revocation_reason_use", "revocation_reason_default"]),
-    ("Requests and logins", ["allowed_requests_use", "allowed_requests_default", "allowed_requests_max",
-                             "max_failed_logins_use", "max_failed_logins", "max_failed_logins_modifiable",
-                             "renewal_before_expiration_use", "renewal_days_before_expiration"]),
     ("Other certificate data", ["custom_extension_data_use", "psd2_qc_statement_use",
                                 "cabf_organization_identifier_use"]),
     ("E-mail notifications", ["send_notification_use", "send_notification_default", "send_notification_required"]),
+]
+
+# The editor's sections, in EJBCA's words: (id, title, the option groups in it). The page shows the subject DN and
+# alt-name field lists and the notification rows in their sections (dn, san, notifications) after the options;
+# "Profile" (name, description) stands above the sections, and options in no group go to the last section.
+SECTIONS = [
+    ("user", "Username & password", ["Username", "Password (enrollment code)", "End entity e-mail", "Failed logins"]),
+    ("dn", "Subject DN", ["Subject name options"]),
+    ("san", "Alt names", []),
+    ("validity", "Validity", ["Certificate validity", "Requests and renewal", "Revocation"]),
+    ("tokens", "Tokens", ["CAs and certificate profiles", "Tokens and key recovery"]),
+    ("notifications", "Notifications", ["E-mail notifications"]),
+    ("extensions", "Extensions", ["Other certificate data", ""]),
 ]
 
 
@@ -143,19 +156,15 @@ class EndEntityProfileForm(FieldsetsMixin, forms.Form):
             if name in self.fields:
                 self.fields[name].queryset = CertificateAuthority.objects.exclude(crypto_token=None)
 
-    # The field-instance lists are shown after this group of options.
-    LISTS_AFTER = "Subject name options"
+    def heading_groups(self) -> list[tuple[str, list]]:
+        """The groups above the sections (the profile's name and description)."""
+        return [(t, f) for t, f in self.grouped() if t == "Profile"]
 
-    def groups_before_lists(self) -> list[tuple[str, list]]:
-        """The option groups shown above the DN and alt-name field lists."""
-        groups = self.grouped()
-        titles = [t for t, _ in groups]
-        cut = titles.index(self.LISTS_AFTER) + 1 if self.LISTS_AFTER in titles else len(groups)
-        return groups[:cut]
-
-    def groups_after_lists(self) -> list[tuple[str, list]]:
-        """The option groups shown below the field lists."""
-        return self.grouped()[len(self.groups_before_lists()):]
+    def sections(self) -> list[dict[str, Any]]:
+        """The editor's sections (``SECTIONS``), each with its option groups in order."""
+        groups = dict(self.grouped())
+        return [{"id": key, "title": title, "groups": [(t, groups[t]) for t in titles if t in groups]}
+                for key, title, titles in SECTIONS]
 
     @staticmethod
     def initial_for(profile: EndEntityProfile | None) -> dict[str, Any]:
@@ -199,12 +208,24 @@ class FieldInstanceForm(forms.Form):
     def __init__(self, *args, kind: str = "dn", **kwargs):
         super().__init__(*args, **kwargs)
         self.kind = kind
+        # The row's inputs sit in table cells without labels of their own: name them for screen readers.
+        row = self.row_label
+        for name in ("required", "modifiable", "validation", "value", "validator", "use_entity_email",
+                     "use_entity_cn"):
+            self.fields[name].widget.attrs["aria-label"] = f"{self.fields[name].label or name.title()}: {row}"
 
     @property
     def field_type(self) -> field_table.FieldType | None:
         """The table row of this instance's type (for its label, hint and options)."""
         key = self["type"].value() or ""
         return field_table.field_type(key, "dn" if self.kind == "dn" else "altname")
+
+    @property
+    def row_label(self) -> str:
+        """How the error summary names this row: "Subject DN field Organization", ..."""
+        ftype = self.field_type
+        name = ftype.label if ftype else self["type"].value()
+        return f"{'Subject DN' if self.kind == 'dn' else 'Alt name'} field {name}"
 
     def clean_validation(self) -> str:
         """The regex must compile (the profile rules' own Java-to-Python translation decides)."""

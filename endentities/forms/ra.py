@@ -123,3 +123,17 @@ class UseUsernameForm(_CsrMixin, forms.Form):
     def key(self) -> tuple[str, str]:
         _, alg, spec = KEY_ALGORITHMS[self.cleaned_data["key_algorithm"]]
         return alg, spec
+
+
+class ReenrollForm(forms.Form):
+    """Re-enrollment in one step: a new enrollment code sets the end entity back to New."""
+
+    password = forms.CharField(strip=False, widget=forms.PasswordInput, label="New enrollment code")
+    password_confirm = forms.CharField(strip=False, widget=forms.PasswordInput, label="Repeat the enrollment code")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if data.get("password") and data.get("password_confirm") is not None \
+                and data["password"] != data["password_confirm"]:
+            self.add_error("password_confirm", "The enrollment codes differ.")
+        return data

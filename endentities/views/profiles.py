@@ -136,6 +136,7 @@ def _edit(request: HttpRequest, profile: EndEntityProfile | None) -> HttpRespons
         "form": form, "dn_formset": formsets["dn"], "san_formset": formsets["san"], "notifications": notifications,
         "dn_choices": field_table.choices("dn"), "san_choices": field_table.choices("altname"),
         "title": title, "profile": profile, "list_errors": list_errors,
+        "list_error_links": {f"{which}-errors": message for which, message in list_errors.items()},
     }, status=status)
 
 

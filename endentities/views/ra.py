@@ -80,6 +80,13 @@ def keystore_response(enrolled, username: str) -> HttpResponse:
     return response
 
 
+def issued_headers(response: HttpResponse, row) -> HttpResponse:
+    """Name what a download carries (the certificate's serial number), so the page that asked for it can say
+    what was issued and offer the same file again (static/pki/ra-enroll.js)."""
+    response["X-Issued-Serial"] = row.serial.upper()
+    return response
+
+
 def _retarget(exc: Exception) -> Exception:
     """A service refusal about the key, named as the key form's input."""
     field = getattr(exc, "field", None)
@@ -135,7 +142,7 @@ def make_request(request: HttpRequest) -> HttpResponse:
             refused = _key_refusal(form, key_form, exc)
         else:
             if key_form.server_generated:
-                return keystore_response(enrolled, ee.username)
+                return issued_headers(keystore_response(enrolled, ee.username), enrolled.issued.row)
             messages.success(request, f"Certificate issued to '{ee.username}'.")
             url = reverse("ra-cert-detail", args=[issued.row.pk])
             return redirect(f"{url}?format={key_form.cleaned_data['certificate_format']}")
@@ -172,13 +179,14 @@ def use_username(request: HttpRequest) -> HttpResponse:
                 alg, spec = form.key()
                 enrolled = services.enroll_keystore(d["username"], d["enrollment_code"], key_alg=alg, key_spec=spec,
                                                     interface=EnrollmentInterface.RA_WEB, actor=who)
-                return keystore_response(enrolled, d["username"])
+                return issued_headers(keystore_response(enrolled, d["username"]), enrolled.issued.row)
             issued = services.enroll(d["username"], d["enrollment_code"], csr=form.csr,
                                      interface=EnrollmentInterface.RA_WEB, actor=who)
         except SERVICE_ERRORS as exc:
             refused = place_refusal(form, _retarget(exc))
         else:
             row = issued.row
-            return certificate_response(issued.certificate, row.ca.chain(), d["certificate_format"], d["username"])
+            return issued_headers(certificate_response(issued.certificate, row.ca.chain(), d["certificate_format"],
+                                                       d["username"]), row)
     return render(request, "ra/use_username.html", {"form": form, "title": "Enroll with username"},
                   status=form_status(form, refused))

@@ -29,6 +29,7 @@ def _log_in(page, url: str, user: str, password: str) -> None:
 
 
 def _add_field(page, which: str, key: str) -> None:
+    page.click(f".section-tabs a[data-section={which}]")  # the editor shows one section at a time
     rows = page.locator(f"#{which}-fields tr.instance").count()
     page.select_option(f"#id_{which}-add-type", key)
     page.click(f"#{which}-fields button[value=add-{which}]")
@@ -48,13 +49,16 @@ def test_profile_editor_and_make_new_request(live_server, page, admin_login, ope
     _add_field(page, "dn", "OU")
     _add_field(page, "dn", "O")
     _add_field(page, "san", "DNSNAME")
+    page.click(".section-tabs a[data-section=dn]")
     page.check("#id_dn-0-required")
     page.uncheck("#id_dn-1-modifiable")
     page.fill("#id_dn-1-value", "Sales;Support")
     page.uncheck("#id_dn-2-modifiable")
     page.fill("#id_dn-2-value", "PKI Demo")
-    page.check("#id_san-0-use_entity_cn")
     page.fill("#id_dn-0-validation", "^[a-z0-9.-]{1,40}$")
+    page.click(".section-tabs a[data-section=san]")
+    page.check("#id_san-0-use_entity_cn")
+    page.click(".section-tabs a[data-section=tokens]")
     page.locator("label:has-text('ENDUSER') input[name=available_certificate_profiles]").check()
     page.select_option("#id_default_certificate_profile", label="ENDUSER")
     page.screenshot(path=str(tmp_path / "editor.png"), full_page=True)
