@@ -117,12 +117,13 @@ class ConnectorRunner:
             if hello.get("node") == "va":  # nothing to lease at a VA: push status as it changes (peers.push)
                 self._push_session(connector, client, "va")
                 return
-            pushing = self._start_pusher(connector, client, "ra")
             client.call("POST", "push/scep", scep_push_payload())
             _update(connector.pk, state=ConnectorState.CONNECTED, remote_role=str(hello.get("node", ""))[:8],
                     last_contact=timezone.now(), last_error="")
             self.backoff = 1.0
             logger.info("Peer connector %s connected to %s (%s)", connector.name, connector.url, hello.get("node"))
+            # After the first lease is on its way: the RA is served first when the connector (re)starts.
+            pushing = self._start_pusher(connector, client, "ra", delay=0.5)
             pushed = time.monotonic()
             with ThreadPoolExecutor(self.workers, thread_name_prefix=f"peer-{connector.pk}") as pool:
                 busy = threading.Semaphore(self.workers)
@@ -167,7 +168,8 @@ class ConnectorRunner:
 
         StatusPusher(client, connector, role).run(self.stop, alive)
 
-    def _start_pusher(self, connector: PeerConnector, client: PeerClient, role: str) -> _Pushing:
+    def _start_pusher(self, connector: PeerConnector, client: PeerClient, role: str, delay: float = 0.0
+                      ) -> _Pushing:
         """The status push to an RA beside the lease loop, in a thread of its own (a lease waits long). A push that
         fails is recorded and started again (with a fresh resynchronisation) after a pause; carrying goes on."""
         from .push import StatusPusher
@@ -176,6 +178,7 @@ class ConnectorRunner:
 
         def run() -> None:
             pause = 1.0
+            pushing.done.wait(delay)
             while not pushing.done.is_set() and not self.stop.is_set():
                 try:
                     StatusPusher(client, connector, role).run(self.stop, lambda: not pushing.done.is_set())
@@ -221,6 +224,7 @@ class ConnectorRunner:
             except carry.Busy:
                 return  # another process runs it; the lease runs out and it comes back with the answer stored
             self._answer(client, item, result)
+            carry.forget_answer(connector, item)  # the RA has it: no keystore or personal data kept here
             _update(connector.pk, requests_carried=F("requests_carried") + 1, last_contact=timezone.now())
         except PeerError as exc:
             _failed(connector, exc)  # the RA hands the item out again when the lease runs out
