@@ -236,3 +236,16 @@ def carry(connector: PeerConnector, item: dict[str, Any]) -> dict[str, Any]:
                          outcome=AuditOutcome.SUCCESS, details={**details, "status": result.get("status")},
                          in_transaction=True)
     return result
+
+
+def forget_answer(connector: PeerConnector, item: dict[str, Any]) -> None:
+    """Once the RA accepted the answer to a carried HTTP request, drop its body from the CA's record: it may hold a
+    keystore generated here (the CA keeps no generated key unless key recovery says so) or personal data, and an
+    answered item is never handed out again. The status, type and caller stay for the record."""
+    if str(item.get("kind", "")) not in (WorkKind.REST_CALL, WorkKind.PORTAL_PAGE):
+        return
+    key = str(item.get("key", ""))[:64]
+    row = CarriedRequest.objects.filter(connector=connector, idempotency_key=key).exclude(result=None).first()
+    if row is not None and "body" in row.result:
+        kept = {k: v for k, v in row.result.items() if k not in ("body", "messages")}
+        CarriedRequest.objects.filter(pk=row.pk).update(result={**kept, "body_forgotten": True})

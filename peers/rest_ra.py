@@ -58,10 +58,14 @@ def carry_and_wait(request: HttpRequest, kind: str, payload: dict[str, Any]) -> 
     payload = {**payload, "client_address": throttle.client_address(request)}
     item = queue.submit(kind, payload, presented_identity(payload.get("identity")), timeout)
     done = queue.wait_for_answer(item)
-    # A bearer token or password does not stay in the RA's database. An item a connector still holds keeps it
-    # (its run may need it); the CA answers a repeat of it from its record.
-    scrubbed = {k: v for k, v in payload.items() if k != "identity"}
+    # What stays in the RA's database: no credential (bearer token, password), no request body (an enrollment code)
+    # and, once delivered, no answer body (a keystore). An item a connector still holds keeps its payload (its run
+    # may need it); the CA answers a repeat of it from its record.
+    scrubbed = {k: v for k, v in payload.items() if k not in ("identity", "body")}
     PeerWorkItem.objects.filter(pk=item.pk).exclude(status=WorkStatus.LEASED).update(payload=scrubbed)
+    if done is not None and isinstance(done.result, dict):
+        kept = {k: v for k, v in done.result.items() if k not in ("body", "messages")}
+        PeerWorkItem.objects.filter(pk=item.pk).update(result={**kept, "body_forgotten": True})
     if done is None:
         logger.warning("%s %s: no answer from the CA within %.0f s (work item %s)", request.method, request.path,
                        timeout, item.pk)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
 from urllib.parse import quote
 
 import pytest
@@ -54,6 +55,7 @@ def carrier(connector):
             while not stop.is_set():
                 for item in queue.lease("test-connector", wait_seconds=0.2):
                     queue.answer("test-connector", item.pk, item.idempotency_key, _carry_leased(connector, item))
+                    carry.forget_answer(connector, {"kind": item.kind, "key": item.idempotency_key})
         finally:
             connection.close()
 
@@ -188,6 +190,13 @@ def test_writes_through_the_ra(ra_node, carrier, entity_factory, root_ca):
     assert not EndEntity.objects.filter(username="dave").exists()
     kinds = AuditEvent.objects.filter(event_type="PEER_REQUEST_CARRIED").values_list("details__status", flat=True)
     assert sorted(kinds) == [200, 200, 200, 200, 201]
+    # Neither node keeps the keystore, the enrollment codes or the credentials once the caller has its answer.
+    deadline = time.monotonic() + 10
+    while CarriedRequest.objects.filter(result__has_key="body").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert CarriedRequest.objects.count() == 5 and not CarriedRequest.objects.filter(result__has_key="body").exists()
+    for item in PeerWorkItem.objects.all():
+        assert not {"body", "identity"} & set(item.payload) and "body" not in item.result, item.kind
 
 
 @DB
