@@ -39,6 +39,8 @@ def lease_seconds() -> float:
 WORK_CHANNEL = "peers_work"
 DONE_CHANNEL = "peers_done"
 MAX_LEASE = 32
+#: Carried HTTP requests: an answer that comes after its requester's deadline is kept without its body.
+LATE_BODY_DROPPED = ("rest.call", "portal.page")
 
 
 def _notify(channel: str, payload: str = "") -> None:
@@ -142,6 +144,9 @@ def answer(peer: str, item_id: int, key: str, result: dict[str, Any]) -> str:
             return "unknown"
         if item.status == WorkStatus.DONE:
             return "duplicate"
+        if item.kind in LATE_BODY_DROPPED and item.deadline < timezone.now() and isinstance(result, dict):
+            # Its requester stopped waiting (and got 503): nobody reads the body (a keystore) any more.
+            result = {**{k: v for k, v in result.items() if k not in ("body", "messages")}, "body_forgotten": True}
         item.status, item.result, item.answered_by = WorkStatus.DONE, result, peer[:255]
         item.completed_at = timezone.now()
         item.save(update_fields=["status", "result", "answered_by", "completed_at"])

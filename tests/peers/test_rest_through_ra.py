@@ -411,3 +411,20 @@ def test_no_http_request_can_claim_a_carried_certificate(peer_role, peer_ca, ope
                           "HTTP_X_SSL_CLIENT_VERIFY": "SUCCESS", "HTTP_X_SSL_CLIENT_CERT": quote(pem)})
     r = client.post(f"{V1}/endentity/search", {"criteria": []}, format="json")
     assert r.status_code == 401
+
+
+@pytest.mark.django_db
+def test_an_answer_after_the_requester_gave_up_is_kept_without_its_body(ra_node, entity_factory):
+    """The RA answered 503 (its timeout) while the CA was still running the call: the keystore that comes later is
+    not stored at the RA."""
+    ra_node.PKI_PEER_REQUEST_TIMEOUT = 0.2
+    client = make_client("apiadmin", ["/"])
+    r = client.post(f"{V1}/certificate/enrollkeystore", {"username": "x", "password": "foo123"}, format="json")
+    assert r.status_code == 503
+    item = PeerWorkItem.objects.get()
+    PeerWorkItem.objects.filter(pk=item.pk).update(status="leased")  # a connector held it all along
+    late = {"status": 201, "content_type": "application/json", "body": base64.b64encode(b'{"certificate": "P12"}')
+            .decode(), "headers": {}, "actor": "apiadmin"}
+    assert queue.answer("c", item.pk, item.idempotency_key, late) == "accepted"
+    item.refresh_from_db()
+    assert item.result["status"] == 201 and "body" not in item.result
