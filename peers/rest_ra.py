@@ -58,6 +58,8 @@ def carry_and_wait(request: HttpRequest, kind: str, payload: dict[str, Any]) -> 
     payload = {**payload, "client_address": throttle.client_address(request)}
     item = queue.submit(kind, payload, presented_identity(payload.get("identity")), timeout)
     done = queue.wait_for_answer(item)
+    if done is not None and isinstance(done.result, dict) and done.result.get("body_forgotten"):
+        done = None  # answered just after the deadline, kept without its body: as late as no answer
     # What stays in the RA's database: no credential (bearer token, password), no request body (an enrollment code)
     # and, once delivered, no answer body (a keystore). An item a connector still holds keeps its payload (its run
     # may need it); the CA answers a repeat of it from its record.
