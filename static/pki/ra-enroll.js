@@ -153,6 +153,9 @@
   document.addEventListener("submit", function (event) {
     var form = event.target;
     if (!form.hasAttribute("data-download") || !window.fetch || !window.URL) { return; }
+    // Make New Request with a CSR goes on to the certificate's page (with its downloads): a plain submit.
+    var token = form.querySelector("input[name='key-token_type']:checked");
+    if (token && token.value === "1") { return; }
     event.preventDefault();
     var button = form.querySelector("button[type=submit]:not(.default-submit)");
     if (button) { button.disabled = true; }
@@ -163,8 +166,11 @@
         if (r.ok && disposition.indexOf("attachment") === 0) {
           return r.blob().then(function (blob) { issued(form, blob, filename(disposition), r.headers); });
         }
-        if (r.redirected) { window.location.assign(r.url); return; }
-        return r.text().then(function (html) { replaceMain(html); });
+        return r.text().then(function (html) {
+          // a redirect (a request stored for approval) was followed: show that page, with its message
+          if (r.redirected) { history.pushState(null, "", r.url); }
+          replaceMain(html);
+        });
       })
       .catch(function () { form.submit(); })
       .finally(function () { if (button) { button.disabled = false; } });

@@ -5,6 +5,7 @@ then a P12 generated on the server, opened with openssl using the password."""
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from playwright.sync_api import expect
 
 from endentities.models import EndEntity, EndEntityProfile
 from pki import bootstrap
@@ -33,7 +34,7 @@ def _add_field(page, which: str, key: str) -> None:
     rows = page.locator(f"#{which}-fields tr.instance").count()
     page.select_option(f"#id_{which}-add-type", key)
     page.click(f"#{which}-fields button[value=add-{which}]")
-    page.wait_for_function(f"document.querySelectorAll('#{which}-fields tr.instance').length === {rows + 1}")
+    expect(page.locator(f"#{which}-fields tr.instance")).to_have_count(rows + 1)  # in place, no reload
 
 
 def test_profile_editor_and_make_new_request(live_server, page, admin_login, openssl, tmp_path):
