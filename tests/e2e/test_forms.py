@@ -138,3 +138,23 @@ def test_ra_request_keeps_typing_prefills_from_csr_and_names_the_download(live_s
     with page.expect_download() as again:
         notice.locator("a:has-text('again')").click()
     assert again.value.suggested_filename == "forms-user.p12"
+
+
+def test_ca_key_pair_is_a_pick_list_of_the_tokens_keys(live_server, logged_in):
+    from cryptotokens.models import CryptoTokenKeyPair
+
+    page = logged_in
+    pair = CryptoTokenKeyPair.objects.select_related("token").order_by("pk").first()
+    page.goto(live_server.url + "/cas/new/")
+    page.select_option("#id_crypto_token", str(pair.token_id))
+    page.fill("#id_key_alias", "typedAlias")
+    options = page.locator("#id_key_pick option").evaluate_all("os => os.map(o => o.value)")
+    assert options[0] == "" and pair.alias in options  # "Generate a new key pair" first, then the token's keys
+    assert not page.is_visible("input[name=key_source]")  # the pick-list says it
+    page.select_option("#id_key_pick", pair.alias)
+    assert page.is_checked("input[name=key_source][value=existing]")
+    assert page.input_value("#id_key_alias") == pair.alias and not page.is_visible("#id_key_alias")
+    assert not page.is_visible("#id_key_spec")
+    page.select_option("#id_key_pick", "")
+    assert page.is_checked("input[name=key_source][value=generate]")
+    assert page.input_value("#id_key_alias") == "typedAlias" and page.is_visible("#id_key_spec")

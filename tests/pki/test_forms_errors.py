@@ -124,3 +124,15 @@ def test_every_delete_button_asks_first():
             if "data-confirm" not in m.group(0):
                 missing.append(f"{path.relative_to(root)}: {m.group(0)}")
     assert not missing
+
+
+def test_every_form_that_renders_fields_has_the_error_summary():
+    """Template check: a form template showing fields through pki/_field.html also shows the summary (done once,
+    in the shared tag, never page by page)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    paths = [*root.glob("*/templates/**/*.html"), *(root / "templates").glob("**/*.html")]
+    missing = [str(p.relative_to(root)) for p in paths
+               if "<form" in (text := p.read_text()) and "pki/_field.html" in text and "error_summary" not in text]
+    assert not missing
