@@ -36,6 +36,19 @@ def pytest_configure(config):
         )
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """The test database is a copy of a migrated template (tests/support/templatedb.py), not migrated anew by each
+    pytest-xdist worker; pytest-django's per-worker name suffix still applies."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if "postgresql" in database["ENGINE"]:
+        from tests.support.templatedb import migrated_template
+
+        database.setdefault("TEST", {})["TEMPLATE"] = migrated_template()
+
+
 @pytest.fixture
 def actor():
     """The all-powerful system actor (the CLI's)."""

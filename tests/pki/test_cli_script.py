@@ -17,6 +17,7 @@ import pytest
 from cryptography import x509
 
 from tests.protocols.scep.live import LiveScepServer
+from tests.support.templatedb import create_database
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.multiprocess]
@@ -48,11 +49,11 @@ echo "$SERIAL" > serial.txt
 
 
 class FreshDatabase(LiveScepServer):
-    """LiveScepServer's own PostgreSQL database and environment, migrated and initialized; no server."""
+    """LiveScepServer's own PostgreSQL database and environment, migrated (a copy of the suite's migrated template)
+    and initialized; no server."""
 
     def start(self) -> FreshDatabase:
-        self._sql(f'CREATE DATABASE "{self.db_name}"')
-        self.manage("migrate", "--noinput", "-v0")
+        create_database(self.db_name)
         self.manage("init")
         return self
 
