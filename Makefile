@@ -28,8 +28,10 @@ run: $(VENV)/.installed
 	$(PY) scripts/serve.py --host $(HOST) --port $(PORT) --workers 2 --threads 4
 
 ## make test: install what the tests need (Debian packages too), start PostgreSQL/Redis if needed, run everything
+## (bytecode is written even where PYTHONDONTWRITEBYTECODE is set: each worker and each of the suite's many
+## manage.py/gunicorn processes would otherwise compile the project, and pytest re-rewrite every test module)
 test: $(VENV)/.installed test-deps services
-	DATABASE_URL=$(TEST_DATABASE_URL) PKI_TEST_REDIS_URL=$(TEST_REDIS_URL) \
+	DATABASE_URL=$(TEST_DATABASE_URL) PKI_TEST_REDIS_URL=$(TEST_REDIS_URL) PYTHONDONTWRITEBYTECODE= \
 		$(PY) -m pytest -n 2 --dist loadgroup -p no:cacheprovider $(PYTEST_ARGS)
 
 test-deps: $(VENV)/.installed
