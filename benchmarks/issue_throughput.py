@@ -112,7 +112,7 @@ def main() -> None:
                                subject_dn=subjects[n], subject_alt_name=sans[n])
 
     # Certificates per storing transaction: one thread stores one at a time; concurrent threads' certificates
-    # share a group commit (pki.issuance._GroupCommit).
+    # share a group commit (pki.group_commit.GroupCommit).
     stored = {"transactions": 0, "certificates": 0}
     plain_store = issuance._store
 

@@ -360,6 +360,26 @@ def get_private_key_by_id(token_id: int, alias: str) -> PrivateKeyTypes:
     return get_private_key(CryptoToken.objects.get(pk=token_id), alias)
 
 
+def cached_private_key(token_id: int, alias: str) -> tuple[PrivateKeyTypes, int] | None:
+    """The handle of ``alias`` opened before in this process and the token version it was opened at, without
+    reading the database; None when it is not open here. The token may have been deactivated or changed since
+    (by any process): a caller that uses the handle must confirm the state in the transaction that stores the
+    result (:func:`tokens_unchanged_sql`) and discard the result if it changed."""
+    hit = _key_cache.get((token_id, alias))
+    return None if hit is None else (hit[1], hit[0])
+
+
+def tokens_unchanged_sql(versions: set[tuple[int, int]]) -> tuple[str, list]:
+    """A boolean SQL expression and its parameters: true when each (token id, version) of ``versions`` is its
+    token's current version and the token is active (what :func:`get_private_key_by_id` reads), read by the
+    statement that contains it."""
+    pairs = sorted(versions)
+    rows = ", ".join(["(CAST(%s AS bigint), CAST(%s AS bigint))"] * len(pairs))  # PostgreSQL and SQLite
+    sql = (f"(SELECT count(*) FROM cryptotokens_cryptotoken WHERE (id, version) IN (VALUES {rows}) AND "  # noqa: S608
+           "CASE WHEN auto_activate THEN auth_code_encrypted <> '' ELSE activation_secret <> '' END) = %s")
+    return sql, [*(v for pair in pairs for v in pair), len(pairs)]
+
+
 def clear_key_cache() -> None:
     with _key_cache_lock:
         _key_cache.clear()

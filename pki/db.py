@@ -59,6 +59,11 @@ def execute(cur, purpose: str, sql: str, params: Sequence = ()) -> None:
         cur.execute(f"EXECUTE {name}")
 
 
+class ConditionFailed(Exception):
+    """The condition given to :func:`insert_rows` was false when the rows were written (the caller's transaction
+    must roll back: the rows are in it)."""
+
+
 def insert_row(obj, *, unless_taken: str | None = None) -> bool:
     """INSERT one model instance and set its primary key; see :func:`insert_rows`.
 
@@ -68,13 +73,15 @@ def insert_row(obj, *, unless_taken: str | None = None) -> bool:
     return insert_rows([obj], unless_taken=unless_taken) == 1
 
 
-def insert_rows(objs: list, *, unless_taken: str | None = None) -> int:
+def insert_rows(objs: list, *, unless_taken: str | None = None, condition: tuple[str, list] | None = None) -> int:
     """INSERT instances of one model with one prepared statement (one row each) and set their primary keys, in
     order (PostgreSQL and SQLite return the rows of a multi-row INSERT in VALUES order, as Django's
     bulk_create relies on too). Same columns and conversions as ``save()``, without the ORM's per-call query
     building: issuance inserts rows for every certificate. Returns the number of rows written.
 
-    ``unless_taken`` (one instance only): see :func:`insert_row`."""
+    ``unless_taken`` (one instance only): see :func:`insert_row`.
+    ``condition``: a boolean SQL expression and its parameters, evaluated by the INSERT itself (no round trip of
+    its own); when it is false, :class:`ConditionFailed` is raised and the caller's transaction must roll back."""
     if not objs:
         return 0
     if unless_taken is not None and len(objs) != 1:
@@ -95,6 +102,8 @@ def insert_rows(objs: list, *, unless_taken: str | None = None) -> int:
             f"INSERT INTO {table} ({columns}) VALUES ", row,  # noqa: S608
             f"{conflict} RETURNING {quote(model._meta.pk.column)}", plan)
     head, row, tail, plan = cached
+    if condition is not None:
+        tail += f", {condition[0]}"
     params = []
     for obj in objs:
         for f, passthrough in plan:
@@ -103,9 +112,15 @@ def insert_rows(objs: list, *, unless_taken: str | None = None) -> int:
                 params.append(value)  # what get_db_prep_save would send, without its chain of calls
             else:
                 params.append(f.get_db_prep_save(f.pre_save(obj, add=True), connection))
+    if condition is not None:
+        params += condition[1]
     with connection.cursor() as cur:
         execute(cur, f"insert_{model._meta.db_table}", head + ", ".join([row] * len(objs)) + tail, params)
         pks = cur.fetchall()
+    if condition is not None:
+        if not all(r[1] for r in pks):
+            raise ConditionFailed(condition[0])
+        pks = [r[:1] for r in pks]
     if len(pks) != len(objs):  # unless_taken, and it was
         return 0
     for obj, (pk,) in zip(objs, pks, strict=True):

@@ -31,13 +31,14 @@ from django.utils import timezone
 
 from cryptotokens.backends.base import key_spec_of
 from cryptotokens.errors import CryptoTokenError
-from cryptotokens.services import get_private_key_by_id
+from cryptotokens.services import cached_private_key, get_private_key_by_id, tokens_unchanged_sql
 
 from . import audit
 from .auth.access import Actor
 from .choices import CAStatus
-from .db import insert_rows
+from .db import ConditionFailed, insert_rows
 from .errors import CAOfflineError, PkiError, ValidationError, as_pki_error
+from .group_commit import GroupCommit
 from .models import Certificate, CertificateAuthority, CertificateProfile
 from .uniqueness import Candidate, public_key_sha256, refusals
 from .x509.algorithms import signature_algorithm
@@ -323,6 +324,25 @@ def _signing_key(ca: CertificateAuthority, alias: str):
         raise as_pki_error(exc) from None
 
 
+class _TokenChanged(Exception):
+    """The CA's token was deactivated or changed (by any process) after this process opened the key that signed:
+    the certificate is discarded and signed again with the key read afresh (which refuses an offline token)."""
+
+
+def _issuing_key(ca: CertificateAuthority, alias: str, fresh: bool):
+    """The signing key and the token version to confirm when storing. The key opened before in this process is
+    used without a round trip of its own; its token's state is read by the INSERT that stores the certificate
+    (``_store``), so a deactivation or key change anywhere still stops issuance everywhere: what was signed
+    meanwhile is discarded, never stored or returned. ``fresh``: read the state first, as other signers do."""
+    if not fresh and ca.crypto_token_id is not None:
+        hit = cached_private_key(ca.crypto_token_id, alias)
+        if hit is not None:
+            return hit[0], (ca.crypto_token_id, hit[1])
+    key = _signing_key(ca, alias)
+    hit = cached_private_key(ca.crypto_token_id, alias)
+    return key, ((ca.crypto_token_id, hit[1]) if hit is not None and hit[0] is key else None)
+
+
 def _prepare(req: IssuanceRequest):
     ca = req.ca
     profile = req.profile
@@ -382,6 +402,7 @@ class _Signed:
     req: IssuanceRequest
     row: Certificate
     cert: x509.Certificate
+    token: tuple[int, int] | None = None  # (token id, version) of the signing key, confirmed by the INSERT
     refusal: ValidationError | None = None
     # Group commit: the waiting caller's wake-up, whether it leads the next batch, and what storing gave.
     wake: threading.Event | None = None
@@ -398,7 +419,11 @@ def _store(items: list[_Signed]) -> None:
         item.refusal = refusal
         if refusal is None:
             accepted.append(item)
-    insert_rows([i.row for i in accepted])
+    versions = {i.token for i in accepted if i.token is not None}
+    try:
+        insert_rows([i.row for i in accepted], condition=tokens_unchanged_sql(versions) if versions else None)
+    except ConditionFailed:
+        raise _TokenChanged() from None
     for item in accepted:
         if item.req.hooks.on_stored:
             item.req.hooks.on_stored(item.req, item.row)
@@ -421,82 +446,13 @@ def _store_alone(item: _Signed) -> None:
         transaction.on_commit(lambda row=item.row: certificate_issued.send(sender=Certificate, certificate=row))
 
 
-class _GroupCommit:
-    """Group commit of the issuances of one process's threads.
-
-    A durable commit waits for the disk (~1 ms here) and the audit chain's head is held from the append to
-    the commit, so certificates stored one transaction each queue up behind each other's commits. Here the
-    first thread to arrive becomes the leader and stores its certificate; certificates signed by other
-    threads meanwhile wait, and the next leader stores all of them in one transaction (one uniqueness lock
-    and query, one multi-row INSERT, one audit append, one commit). Every caller returns only after the
-    commit that holds its certificate. One thread alone gets a batch of one: the same statements as before.
-    Each waiting thread is woken once: when its batch is committed, or to lead the next one.
-
-    A batch that fails as a whole (a serial collision, a database error) is rolled back and each caller
-    stores its certificate alone, so one bad item never costs the others theirs.
-    """
-
-    MAX_BATCH = 64
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.queue: list[_Signed] = []
-        self.leading = False
-
-    def submit(self, item: _Signed) -> bool:
-        """Store ``item`` with the next batch. True: committed (``item.refusal`` tells whether it was refused);
-        False: the batch failed, store it alone. Raises what storing it raised when it was alone."""
-        item.wake = threading.Event()
-        with self.lock:
-            follow = self.leading
-            if follow:
-                self.queue.append(item)
-            else:
-                self.leading = True
-        if follow:
-            item.wake.wait()
-            if not item.leads:
-                return self._outcome(item)
-        with self.lock:
-            batch = [item, *self.queue[: self.MAX_BATCH - 1]]
-            del self.queue[: self.MAX_BATCH - 1]
-        try:
-            with transaction.atomic():
-                _store(batch)
-            for member in batch:
-                member.outcome = True
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller it belongs to, or retried alone
-            if len(batch) == 1:
-                item.outcome = exc
-            else:
-                logger.warning("Group commit of %d certificates failed (%s); storing them one by one",
-                               len(batch), exc.__class__.__name__)
-                for member in batch:
-                    member.outcome = False
-        finally:
-            with self.lock:
-                successor = self.queue.pop(0) if self.queue else None
-                self.leading = successor is not None
-            for member in batch[1:]:
-                member.wake.set()
-            if successor is not None:
-                successor.leads = True
-                successor.wake.set()
-        return self._outcome(item)
-
-    @staticmethod
-    def _outcome(item: _Signed) -> bool:
-        if isinstance(item.outcome, BaseException):
-            raise item.outcome
-        return bool(item.outcome)
-
-
-_group = _GroupCommit()
+_group = GroupCommit(lambda batch: _store(batch))  # looked up per call (tests wrap _store)
 
 
 def _reset_group() -> None:
     global _group
-    _group = _GroupCommit()  # a forked child must not inherit a condition held by a thread of its parent
+    # A forked child must not inherit a condition held by a thread of its parent.
+    _group = GroupCommit(lambda batch: _store(batch))
 
 
 os.register_at_fork(after_in_child=_reset_group)
@@ -537,7 +493,8 @@ def _issue(req: IssuanceRequest) -> IssuedCertificate:
         issuer, issuer_dn, issuer_key_id = info.name, info.dn, info.key_id
     not_before, not_after = _validity(req, profile, ca_not_after)
     extensions = _extensions(req, profile, ca, subject, public_key, csr, issuer_key_id)
-    key = _signing_key(ca, req.key_alias or ca.key_alias)
+    alias = req.key_alias or ca.key_alias
+    key, token_version = _issuing_key(ca, alias, fresh=False)
     # ICAO CSCA/DS: a token set to "explicit ECC parameters" writes the curve out in the subject key.
     explicit_ec = isinstance(public_key, ec.EllipticCurvePublicKey) and ca.crypto_token.explicit_ecc_parameters
     subject_dn = format_dn(subject)
@@ -573,9 +530,10 @@ def _issue(req: IssuanceRequest) -> IssuedCertificate:
             username=req.username, certificate_profile=profile, key_algorithm=key_spec,
             is_ca=profile.is_ca, public_key_sha256=key_hash, end_entity_profile_id=req.end_entity_profile_id,
         )
-        return _Signed(req, row, cert)
+        return _Signed(req, row, cert, token_version)
 
-    for attempt in range(SERIAL_ATTEMPTS):
+    attempt, refreshed = 0, False
+    while True:
         item = sign()
         try:
             # A call outside any transaction (autocommit on: the batch's commit is a real one) and with nothing
@@ -588,11 +546,19 @@ def _issue(req: IssuanceRequest) -> IssuedCertificate:
                 raise item.refusal
             else:
                 certificate_issued.send(sender=Certificate, certificate=item.row)
+        except _TokenChanged:
+            if refreshed:  # changed again right after it was read: not a state to sign in
+                raise CAOfflineError(f"The crypto token of CA '{ca.name}' is changing; try again.") from None
+            # Read afresh: an offline token refuses here (CAOfflineError); a changed key signs again.
+            logger.info("Token of CA %s changed since its key was opened; signing again", ca.name)
+            key, token_version = _issuing_key(ca, alias, fresh=True)
+            refreshed = True
+            continue
         except IntegrityError:
-            if attempt + 1 == SERIAL_ATTEMPTS:
+            attempt += 1
+            if attempt == SERIAL_ATTEMPTS:
                 raise
             logger.warning("Serial collision on CA %s; signing again with a new serial", ca.name)
             continue
         return IssuedCertificate(row=item.row, certificate=item.cert)
-    raise AssertionError("unreachable")
 

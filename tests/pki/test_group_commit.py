@@ -1,6 +1,7 @@
-"""Group commit of concurrent issuances (pki.issuance._GroupCommit): certificates signed by several threads of a
-process meanwhile are stored in one transaction, each caller returns after the commit that holds its
-certificate, a refused certificate costs only itself, and a batch that fails as a whole is stored one by one."""
+"""Group commit of concurrent issuances (pki.group_commit, used by pki.issuance): certificates signed by
+several threads of a process meanwhile are stored in one transaction, each caller returns after the commit that
+holds its certificate, a refused certificate costs only itself, and a batch that fails as a whole is stored one
+by one."""
 
 from __future__ import annotations
 

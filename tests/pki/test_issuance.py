@@ -151,6 +151,44 @@ def test_offline_token_refuses_with_clear_error_and_no_row(ca_factory, soft_toke
     assert _issue(ca, actor, csr).row.subject_dn == "CN=offline"
 
 
+def _changed_elsewhere(token, **values) -> None:
+    """What another process's deactivation or key change leaves behind: the row changed, this process's cache not."""
+    from django.db.models import F
+
+    type(token).objects.filter(pk=token.pk).update(version=F("version") + 1, **values)
+
+
+@pytest.mark.parametrize("deactivated", [True, False], ids=["deactivated", "key-changed"])
+def test_a_token_changed_in_another_process_is_noticed_by_the_storing_insert(
+        ca_factory, soft_token_factory, actor, csr_factory, deactivated):
+    token = soft_token_factory("ElsewhereToken", auto_activate=False)
+    ca = ca_factory("ElsewhereCA", token=token)
+    _issue(ca, actor, csr_factory("CN=warm")[0])  # the key is open in this process now
+    _changed_elsewhere(token, **({"activation_secret": ""} if deactivated else {}))
+    csr, _ = csr_factory("CN=after-change")
+    if deactivated:
+        with pytest.raises(CAOfflineError, match="offline"):
+            _issue(ca, actor, csr)
+        assert not Certificate.objects.filter(subject_dn="CN=after-change").exists()
+        assert AuditEvent.objects.filter(event_type="CERT_CREATION", outcome="FAILURE").exists()
+    else:  # signed again with the key read afresh, stored once
+        assert _issue(ca, actor, csr).row.subject_dn == "CN=after-change"
+        assert Certificate.objects.filter(subject_dn="CN=after-change").count() == 1
+        token.refresh_from_db()
+        assert token_services.cached_private_key(token.pk, ca.key_alias)[1] == token.version
+
+
+def test_an_open_key_costs_no_token_state_statement(root_ca, actor, csr_factory):
+    from django.test.utils import CaptureQueriesContext
+
+    _issue(root_ca, actor, csr_factory("CN=warm-up")[0])
+    with CaptureQueriesContext(connection) as queries:
+        _issue(root_ca, actor, csr_factory("CN=second")[0])
+    sql = [q["sql"] for q in queries.captured_queries]
+    assert not any("token_state" in q or "FROM cryptotokens_cryptotoken WHERE id" in q for q in sql), sql
+    assert any("cryptotokens_cryptotoken" in q and "INSERT INTO" in q or "insert_pki_certificate" in q for q in sql)
+
+
 class _FailingKey:
     """A key handle whose token fails at signing time, as an HSM that drops the session would."""
 
@@ -167,6 +205,7 @@ class _FailingKey:
 def test_failed_signing_leaves_no_row(root_ca, actor, csr_factory, monkeypatch):
     real = issuance.get_private_key_by_id
     monkeypatch.setattr(issuance, "get_private_key_by_id", lambda token_id, alias: _FailingKey(real(token_id, alias)))
+    monkeypatch.setattr(issuance, "cached_private_key", lambda token_id, alias: None)  # no open key: read afresh
     csr, _ = csr_factory("CN=never")
     with pytest.raises(CAOfflineError, match="could not sign"):
         _issue(root_ca, actor, csr)
