@@ -149,6 +149,14 @@ def floor(environ, start_response):
 
 
 def _wait_for(proc: subprocess.Popen, url: str, log: Path) -> None:
+    try:
+        _wait(proc, url, log)
+    except BaseException:
+        stop(proc)  # its whole process group: nothing it started may keep the port
+        raise
+
+
+def _wait(proc: subprocess.Popen, url: str, log: Path) -> None:
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -218,12 +226,18 @@ def start_responder_floor(tmp: Path, port: int) -> subprocess.Popen:
 
 
 def stop(proc: subprocess.Popen) -> None:
-    os.killpg(proc.pid, signal.SIGTERM)
+    """Stop ``proc``'s process group; then kill what is left of it (a worker still starting ignores a stop)."""
+    import contextlib
+
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
     try:
         proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
+        pass
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    proc.wait()
 
 
 def post_raw(port: int, bodies: list[bytes], concurrency: int) -> tuple[float, list[float], list[bytes]]:
