@@ -40,6 +40,12 @@ def _available_ids(profile: EndEntityProfile) -> tuple[set[int], set[int]]:
     return cache[1], cache[2]
 
 
+def remember_available_ids(profile: EndEntityProfile, ca_ids: set[int], certificate_profile_ids: set[int]) -> None:
+    """Give ``profile`` its available CA and certificate profile ids, read by the caller with the profile's row
+    (one statement instead of :func:`_available_ids`' two)."""
+    profile._ee_available = (profile.updated_at, set(ca_ids), set(certificate_profile_ids))  # type: ignore[attr-defined]
+
+
 def _lookup(model, value, what: str, field: str):
     if isinstance(value, model):
         return value

@@ -103,14 +103,102 @@ def _read_stamp(name: str) -> tuple | None:
     return tuple(row) if row is not None else None
 
 
-def _load(name: str) -> ScepAlias | None:
-    alias = (ScepAlias.objects.select_related("default_ca", "ra_default_ca", "ra_certificate_profile",
-                                              "ra_end_entity_profile")
-             .filter(name=name, enabled=True).first())
-    if alias is not None and alias.ra_end_entity_profile is not None:
-        from endentities.extended import _available_ids
+class _AliasQuery:
+    """The alias query with its related rows (``select_related``), compiled to SQL once per process and database
+    vendor: each load sends the same text with the alias name and builds the instances the way Django's
+    ``ModelIterable`` does. Compiling it (query building for five wide rows) was most of a load's cost, and on
+    SQLite, where there are no row versions to check a kept alias against, every request loads."""
 
-        _available_ids(alias.ra_end_entity_profile)  # read now, with the versions (see get_alias)
+    RELATED = ("default_ca", "ra_default_ca", "ra_certificate_profile", "ra_end_entity_profile")
+    _NAME = "\x00alias-name\x00"  # a stand-in for the name, found again among the compiled parameters
+
+    def __init__(self, using: str) -> None:
+        from django.db.models.query import get_related_populators
+
+        qs = ScepAlias.objects.using(using).select_related(*self.RELATED).filter(name=self._NAME, enabled=True)
+        compiler = qs.query.get_compiler(using=using)
+        self.sql, params = compiler.as_sql()
+        self.params = list(params)
+        self.name_at = self.params.index(self._NAME)
+        self.compiler, self.using = compiler, using
+        info = compiler.klass_info
+        first, last = info["select_fields"][0], info["select_fields"][-1] + 1
+        self.own = slice(first, last)
+        self.init_list = [col[0].target.attname for col in compiler.select[self.own]]
+        self.populators = get_related_populators(info, compiler.select, using)
+        self.converters = compiler.get_converters([col[0] for col in compiler.select[:compiler.col_count]])
+
+    def load(self, name: str) -> ScepAlias | None:
+        params = list(self.params)
+        params[self.name_at] = name
+        with connection.cursor() as cur:
+            cur.execute(self.sql, params)
+            row = cur.fetchone()
+        if row is None:
+            return None
+        if self.converters:
+            row = next(iter(self.compiler.apply_converters([row], self.converters)))
+        alias = ScepAlias.from_db(self.using, self.init_list, row[self.own])
+        for populator in self.populators:
+            populator.populate(row, alias)
+        return alias
+
+
+_queries: dict[str, _AliasQuery] = {}
+
+
+def _extras_sql() -> str:
+    """Other databases than PostgreSQL: the RA end entity profile's available CA and certificate profile ids and
+    the approval settings of the RA CA and certificate profile, in one statement (PostgreSQL's version statement
+    reads the same)."""
+    from endentities.models import EndEntityProfile
+
+    q = connection.ops.quote_name
+    parts = []
+    for kind, field in (("ca", "available_cas"), ("cp", "available_certificate_profiles")):
+        rel = EndEntityProfile._meta.get_field(field)
+        parts.append(f"SELECT '{kind}', {q(rel.m2m_reverse_name())} FROM "  # noqa: S608 - model names
+                     f"{q(rel.remote_field.through._meta.db_table)} WHERE {q(rel.m2m_column_name())} = %s")
+    col = {f: q(ApprovalSetting._meta.get_field(f).column) for f in ("action", "ca", "certificate_profile")}
+    parts.append(f"SELECT 'approval', 1 FROM {q(ApprovalSetting._meta.db_table)} WHERE {col['action']} = "  # noqa: S608
+                 f"'{ADD_EDIT}' AND ({col['ca']} = %s OR {col['certificate_profile']} = %s)")
+    return " UNION ALL ".join(parts)
+
+
+def _ids(text: str | None) -> set[int]:
+    return {int(x) for x in text.split(",")} if text else set()
+
+
+def _load(name: str, stamp: tuple | None = None) -> ScepAlias | None:
+    """The alias with its related rows, the RA profile's available ids and whether the RA CA or certificate
+    profile requires approval: from PostgreSQL's version row ``stamp``, else read here."""
+    from endentities.extended import remember_available_ids
+
+    query = _queries.get(connection.vendor)
+    if query is None:
+        query = _queries[connection.vendor] = _AliasQuery(connection.alias)
+    alias = query.load(name)
+    if alias is None:
+        return None
+    profile = alias.ra_end_entity_profile
+    if stamp is not None:
+        cas, cps, required = _ids(stamp[-3]), _ids(stamp[-2]), bool(stamp[-1])
+    else:
+        cas, cps, required = set(), set(), False
+        with connection.cursor() as cur:
+            ep = alias.ra_end_entity_profile_id
+            cur.execute(_extras_sql(), [ep, ep, alias.ra_default_ca_id, alias.ra_certificate_profile_id])
+            for kind, value in cur.fetchall():
+                if kind == "ca":
+                    cas.add(value)
+                elif kind == "cp":
+                    cps.add(value)
+                else:
+                    required = True
+    if profile is not None:
+        remember_available_ids(profile, cas, cps)
+    # Whether the RA CA or RA certificate profile requires approval (enrollment asks again for any other CA).
+    alias.ra_approval_required = required
     return alias
 
 
@@ -133,11 +221,9 @@ def get_alias(name: str) -> ScepAlias | None:
             if related is not None and related._state.fields_cache:
                 related._state.fields_cache.clear()
         return alias
-    alias = _load(name)
+    alias = _load(name, stamp)
     if alias is None:
         return None
-    # Whether the RA CA or RA certificate profile requires approval, as of the versions above (part of them).
-    alias.ra_approval_required = bool(stamp[-1])
     # The versions cover the token rows of these CAs and of the RA key pair: their keys may be kept with the alias.
     alias._scep_keys = {}
     alias._scep_key_tokens = {ca.crypto_token_id for ca in (alias.default_ca, alias.ra_default_ca)

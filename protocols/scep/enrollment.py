@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import secrets
 import string
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -239,8 +240,11 @@ def register_and_issue(alias: ScepAlias, data: EndEntityInput, profile,
         return issued
 
 
-def enroll_ra_mode(alias: ScepAlias, responder: Responder, message: m.PkiMessage, info: m.CsrInfo,
-                   username: str) -> Enrolled:
+def check_ra_mode(alias: ScepAlias, responder: Responder, message: m.PkiMessage, info: m.CsrInfo,
+                  username: str) -> Callable[[], Enrolled]:
+    """RA mode's checks, which write nothing the enrollment needs: the challenge (RA shared secret or validator),
+    the signer's key, the end entity the request makes and whether its CA or certificate profile requires
+    approval. Returns the enrollment itself, to be called in the caller's transaction."""
     ctx = ChallengeContext(transaction_id=message.transaction_id, challenge_password=info.challenge_password or "",
                            csr_der=info.der, username=username)
     try:
@@ -253,34 +257,45 @@ def enroll_ra_mode(alias: ScepAlias, responder: Responder, message: m.PkiMessage
     certificate_profile = alias.ra_certificate_profile
     _check_signer_key(alias, message, username, certificate_profile.allowed_rsa_sizes if certificate_profile else ())
     data, profile = ra_input(alias, responder, info, username)
-    approval = None
     # The alias cache read the requirement of its RA CA and profile with the alias (one statement less).
-    cached = getattr(alias, "ra_approval_required", None)
-    if cached is None or responder.ca.pk != alias.ra_default_ca_id:
-        cached = approvals.required(responder.ca, alias.ra_certificate_profile)
-    if cached:
-        approval = approvals.approved_for(alias, username)
-        if approval is None:
-            issued = approvals.issued_for(alias, info.der)
-            if issued is not None:  # approved and issued before: the same request gets the same certificate
-                return Enrolled(issued)
-            approval_profile = approvals.profile_for(responder.ca, alias.ra_certificate_profile)
-            if approval_profile is not None:
-                waiting = approvals.submit(alias, message.transaction_id, data, profile, info.der, approval_profile)
-                if waiting.status != ApprovalStatus.WAITING or waiting.is_expired:
-                    # The same transaction sent again after a rejection, an expiry or a failed execution.
-                    raise _refused(alias, username, f"The request was {waiting.get_status_display().lower()}"
-                                   f"{'' if waiting.status != ApprovalStatus.WAITING else ' (expired)'}.",
-                                   m.BadRequest)
-                return Enrolled(None)
-    try:
-        # The request as parsed and verified by the message layer: issuance need not parse it again.
-        cert = register_and_issue(alias, data, profile, info.csr, approval).certificate
-    except PkiError as exc:
-        validator.notify_failure(ctx, exc.message)
-        raise _issue_refused(alias, username, exc) from None
-    validator.notify_success(ctx, cert.public_bytes(Encoding.DER))
-    return Enrolled(cert)
+    required = getattr(alias, "ra_approval_required", None)
+    if required is None or responder.ca.pk != alias.ra_default_ca_id:
+        required = approvals.required(responder.ca, alias.ra_certificate_profile)
+
+    def enroll() -> Enrolled:
+        approval = None
+        if required:
+            approval = approvals.approved_for(alias, username)
+            if approval is None:
+                issued = approvals.issued_for(alias, info.der)
+                if issued is not None:  # approved and issued before: the same request gets the same certificate
+                    return Enrolled(issued)
+                approval_profile = approvals.profile_for(responder.ca, alias.ra_certificate_profile)
+                if approval_profile is not None:
+                    waiting = approvals.submit(alias, message.transaction_id, data, profile, info.der,
+                                               approval_profile)
+                    if waiting.status != ApprovalStatus.WAITING or waiting.is_expired:
+                        # The same transaction sent again after a rejection, an expiry or a failed execution.
+                        raise _refused(alias, username, f"The request was {waiting.get_status_display().lower()}"
+                                       f"{'' if waiting.status != ApprovalStatus.WAITING else ' (expired)'}.",
+                                       m.BadRequest)
+                    return Enrolled(None)
+        try:
+            # The request as parsed and verified by the message layer: issuance need not parse it again.
+            cert = register_and_issue(alias, data, profile, info.csr, approval).certificate
+        except PkiError as exc:
+            validator.notify_failure(ctx, exc.message)
+            raise _issue_refused(alias, username, exc) from None
+        validator.notify_success(ctx, cert.public_bytes(Encoding.DER))
+        return Enrolled(cert)
+
+    return enroll
+
+
+def enroll_ra_mode(alias: ScepAlias, responder: Responder, message: m.PkiMessage, info: m.CsrInfo,
+                   username: str) -> Enrolled:
+    """RA mode in one step: :func:`check_ra_mode`, then the enrollment."""
+    return check_ra_mode(alias, responder, message, info, username)()
 
 
 # --- entry point ---------------------------------------------------------------------------------------
@@ -313,9 +328,20 @@ def _check_request(alias: ScepAlias, message: m.PkiMessage, content: bytes) -> m
     return info
 
 
-def pkcs_req(alias: ScepAlias, responder: Responder, message: m.PkiMessage, content: bytes) -> Enrolled:
-    """PKCSReq / RenewalReq: renewal, CA mode or RA mode."""
+def prepare(alias: ScepAlias, responder: Responder, message: m.PkiMessage,
+            content: bytes) -> Callable[[], Enrolled]:
+    """PKCSReq / RenewalReq in two steps: the checks that write nothing the enrollment needs run now (the request
+    itself; in RA mode also the challenge and the end entity's data, see :func:`check_ra_mode`), and the returned
+    function enrolls, in the caller's transaction. That transaction may hold the database's only write lock
+    (SQLite) and holds the transaction's row: nothing that can run before it should run inside it (a challenge
+    validator may even call out over the network). Refusals are raised (and audited) by either step."""
     info = _check_request(alias, message, content)
+    if alias.ra_mode and not alias.client_certificate_renewal and message.message_type == m.MessageType.PKCS_REQ:
+        return check_ra_mode(alias, responder, message, info, generate_username(alias, info))
+    return lambda: _enroll_checked(alias, responder, message, info)
+
+
+def _enroll_checked(alias: ScepAlias, responder: Responder, message: m.PkiMessage, info: m.CsrInfo) -> Enrolled:
     source = renewal_source(message) if alias.client_certificate_renewal else None
     if source is not None:
         username = generate_username(alias, info) if alias.ra_mode else (info.username or "")
@@ -326,3 +352,8 @@ def pkcs_req(alias: ScepAlias, responder: Responder, message: m.PkiMessage, cont
     if alias.ra_mode:
         return enroll_ra_mode(alias, responder, message, info, generate_username(alias, info))
     return enroll_ca_mode(alias, responder, message, info)
+
+
+def pkcs_req(alias: ScepAlias, responder: Responder, message: m.PkiMessage, content: bytes) -> Enrolled:
+    """PKCSReq / RenewalReq: renewal, CA mode or RA mode (:func:`prepare` and the enrollment in one step)."""
+    return prepare(alias, responder, message, content)()

@@ -146,6 +146,9 @@ def _pkcs_req(alias: ScepAlias, responder: Responder, message: m.PkiMessage, con
     identity = transactions.request_identity(message, content)
     if identity is None:  # not a readable request: the enrollment refuses it with its own failInfo
         return enrollment.pkcs_req(alias, responder, message, content).certificate
+    # The checks that write nothing the enrollment needs (the request; in RA mode the challenge too), before the
+    # transaction: on SQLite it holds the database's only write lock, which every other enrollment waits for.
+    enroll = enrollment.prepare(alias, responder, message, content)
     refused: m.ScepFailure | None = None
     with transaction.atomic():
         claim = transactions.claim(alias, message.transaction_id, message.sender_nonce, *identity)
@@ -154,7 +157,7 @@ def _pkcs_req(alias: ScepAlias, responder: Responder, message: m.PkiMessage, con
                         message.transaction_id)
             return transactions.answer(claim)
         try:
-            cert = enrollment.pkcs_req(alias, responder, message, content).certificate
+            cert = enroll().certificate
         except m.ScepFailure as failure:
             # Committed, not rolled back: the refusal's audit event and a wrong enrollment code's count stay.
             refused = failure

@@ -172,3 +172,83 @@ def test_an_ra_mode_end_entity_gets_no_enrollment_code_even_where_the_profile_re
     ee = EndEntity.objects.get(username="nocode1")
     assert ee.password_hash == "" and not passwords.check_password("s3cret", ee.password_hash)
     assert Certificate.objects.filter(username="nocode1").count() == 2
+
+
+class DepthRecordingValidator:
+    """The RA shared secret's check, recording how many transaction blocks are open at each call."""
+
+    depths: dict[str, int] = {}
+
+    def __init__(self, alias):
+        from protocols.scep.validators import SharedSecretValidator
+
+        self.inner = SharedSecretValidator(alias)
+
+    @staticmethod
+    def _record(what: str) -> None:
+        from django.db import connection
+
+        DepthRecordingValidator.depths[what] = len(connection.atomic_blocks)
+
+    def validate(self, ctx):
+        self._record("validate")
+        self.inner.validate(ctx)
+
+    def notify_success(self, ctx, certificate_der):
+        self._record("success")
+
+    def notify_failure(self, ctx, reason):
+        self._record("failure")
+
+
+def test_the_challenge_is_checked_before_the_enrollment_transaction(scep, scep_ca, ra_alias):
+    """The write transaction (on SQLite the database's only write lock) is not held while the challenge is
+    checked (a validator may call out over the network); the replay rules and the issuance stay inside it."""
+    from protocols.scep.models import ScepTransaction
+
+    ra_alias(challenge_validator=f"{__name__}.DepthRecordingValidator")
+    DepthRecordingValidator.depths.clear()
+    key = client_key(74)
+    assert scep.enroll(make_csr(key, "CN=early1", "s3cret"), key, scep_ca.certificate).status == PkiStatus.SUCCESS
+    depths = DepthRecordingValidator.depths
+    assert depths["validate"] < depths["success"]
+    # A wrong secret is refused before any transaction row is claimed, and audited.
+    key = client_key(75)
+    signer = self_signed(key, "e2")
+    request = scep_client.build_pkcs_req(make_csr(key, "CN=early2", "wrong"), signer, key, scep_ca.certificate)
+    assert scep.exchange(request, key, signer, scep_ca.certificate).status == PkiStatus.FAILURE
+    assert not ScepTransaction.objects.filter(transaction_id=request.transaction_id).exists()
+    assert AuditEvent.objects.filter(event_type="SCEP_ENROLLMENT", outcome="FAILURE", object_id="early2").exists()
+    assert not EndEntity.objects.filter(username="early2").exists()
+
+
+@pytest.mark.parametrize("approval", ["none", "on-ca", "on-profile"])
+def test_an_alias_loaded_without_row_versions_matches_the_orm(scep_ca, ra, actor, approval):
+    """The load used where there are no row versions (SQLite: every request) and on every change: the compiled
+    query gives the same rows as the ORM, with the RA profile's available ids and the approval requirement."""
+    from endentities.extended import _available_ids
+    from pki.models import CertificateProfile
+    from protocols.scep import aliascache, approvals, services
+    from protocols.scep.models import ScepAlias
+
+    if approval == "on-ca":
+        approvals.set_required(actor, ca=scep_ca, required=True)
+    elif approval == "on-profile":
+        approvals.set_required(actor, certificate_profile=CertificateProfile.objects.get(name="ENDUSER"),
+                               required=True)
+    loaded = aliascache._load("scep")
+    expected = ScepAlias.objects.select_related(*aliascache._AliasQuery.RELATED).get(name="scep")
+
+    def values(obj):
+        return None if obj is None else [getattr(obj, f.attname) for f in obj._meta.concrete_fields]
+
+    assert values(loaded) == values(expected)
+    for name in aliascache._AliasQuery.RELATED:
+        assert values(getattr(loaded, name)) == values(getattr(expected, name)), name
+    profile = expected.ra_end_entity_profile
+    assert _available_ids(loaded.ra_end_entity_profile) == (
+        set(profile.available_cas.values_list("pk", flat=True)),
+        set(profile.available_certificate_profiles.values_list("pk", flat=True)))
+    assert loaded.ra_approval_required is (approval != "none")
+    services.edit_alias(actor, "scep", enabled=False)
+    assert aliascache._load("scep") is None and aliascache._load("nosuch") is None
