@@ -155,6 +155,34 @@ def validate_end_entity(
     return result
 
 
+def profile_rule_errors(profile: EndEntityProfile, data: EndEntityInput, *, keep_password: bool = False,
+                        skip: frozenset[str] = frozenset()) -> list[ValidationError]:
+    """The refusals of the profile's rules on each part of ``data`` that can be checked on its own (password,
+    e-mail, subject DN, alt names), so a form can name every broken rule at once instead of the first one.
+    ``skip`` leaves out parts (``password``, ``email``, ``subject_dn``, ``subject_alt_name``) the form already
+    refuses. :func:`validate_end_entity` stays the check that decides."""
+    errors: list[ValidationError] = []
+
+    def attempt(part: str, check):
+        if part in skip:
+            return None
+        try:
+            return check()
+        except ValidationError as exc:
+            errors.append(exc)
+            return None
+
+    password = data.password or None
+    if password is not None or not (keep_password or profile.password_auto_generate):
+        attempt("password", lambda: check_password(profile, password))
+    email = attempt("email", lambda: resolve_email(profile, data.email))
+    checked = attempt("subject_dn", lambda: validate_subject_dn_pairs(profile, data.subject_dn,
+                                                                      merge=profile.allow_merge_dn))
+    cn = common_name_of(checked[2]) if checked else ""
+    attempt("subject_alt_name", lambda: validate_alt_names(profile, data.subject_alt_name, email=email or "", cn=cn))
+    return errors
+
+
 def resolve_token_type(profile: EndEntityProfile, value: TokenType | int | str | None) -> TokenType:
     """The token type: given (code or name) or the profile's default; it must be available in the profile."""
     if value is None or value == "":

@@ -278,7 +278,29 @@ class EndEntityForm(FieldsetsMixin, forms.Form):
         data = super().clean()
         if "password_confirm" in self.fields and data.get("password") != data.get("password_confirm"):
             self.add_error("password_confirm", "The passwords differ.")
+        self._profile_rule_errors()
         return data
+
+    # The inputs behind each part the profile's rules check on its own.
+    _PARTS = {"password": ("password", "password_confirm"), "email": ("email",),
+              "subject_dn": ("dn_", "extra_dn"), "subject_alt_name": ("san_", "extra_san")}
+
+    def _profile_rule_errors(self) -> None:
+        """Every broken profile rule at once (password strength, e-mail domain, DN and alt-name rules), not the
+        first the service meets; parts whose inputs already have an error are left to that error. The services
+        check everything again when the end entity is saved."""
+        from ..validation import profile_rule_errors
+
+        if "ca" not in self.cleaned_data or "certificate_profile" not in self.cleaned_data:
+            return
+        skip = frozenset(part for part, prefixes in self._PARTS.items()
+                         if any(name.startswith(prefixes) for name in self.errors))
+        try:
+            data = self.to_input()
+        except KeyError:  # the username is missing: its error says so
+            return
+        for exc in profile_rule_errors(self.profile, data, keep_password=self.instance is not None, skip=skip):
+            self.place_error(exc.field, exc.message)
 
     def subject_dn(self) -> str:
         """The DN string from the inputs in profile order. An empty input between filled ones of the same

@@ -134,3 +134,21 @@ def test_keystore_download_names_the_issued_certificate(ra, web_profile):
     from pki.models import Certificate
 
     assert r["X-Issued-Serial"] == Certificate.objects.get(username="p12user").serial.upper()
+
+
+def test_every_broken_profile_rule_is_named_at_once(ra, ee_profile_factory, root_ca):
+    """Rules the services check (password strength, DN validation regex, alt-name rules) all show on one submit."""
+    profile = ee_profile_factory(
+        "Strict", ca=root_ca, password_min_strength_bits=80,
+        subject_dn_fields=[{"type": "CN", "required": True, "modifiable": True, "validation": "^[a-z]+$"}],
+        subject_alt_name_fields=[{"type": "DNSNAME", "required": False, "modifiable": True,
+                                  "validation": "^[a-z.]+\\\\.example$"}])
+    data = {"username": "strict1", "password": "short1", "password_confirm": "short1", "dn_0": "UPPER",
+            "san_0": "www.other.test", "ca": str(root_ca.pk),
+            "certificate_profile": str(profile.default_certificate_profile_id), "key-token_type": "1",
+            "key-key_algorithm": "P-256", "key-certificate_format": "pem",
+            "key-csr_pem": csr_pem("CN=x")}
+    r = ra.post(f"/ra/enroll/?profile={profile.pk}", data)
+    assert r.status_code == 400
+    assert set(summary_links(r.content.decode())) == {"id_password", "id_dn_0", "id_san_0"}
+    assert not EndEntity.objects.filter(username="strict1").exists()
