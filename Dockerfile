@@ -40,7 +40,6 @@ RUN pip install . \
 USER pki
 EXPOSE 8000
 ENTRYPOINT ["pki-entrypoint"]
-# Request limits in pki/gunicorn_conf.py; run it behind deploy/nginx/pki.conf, never published directly. The same
-# image runs the OCSP responder with granian (docker-compose.yml's ocsp service, protocols/ocsp/wsgi.py).
+# Request limits in pki/gunicorn_conf.py; run it behind deploy/nginx/pki.conf, never published directly.
 CMD ["gunicorn", "pki.wsgi", "-c", "python:pki.gunicorn_conf", "--bind", "0.0.0.0:8000", "--workers", "3", \
      "--threads", "4", "--worker-tmp-dir", "/dev/shm", "--access-logfile", "-"]

@@ -1,7 +1,7 @@
 """OCSP responses per second through the HTTP endpoint, next to raw ``cryptography`` building and signing.
 
-The server is ``make run``'s: scripts/serve.py, where nginx sends the OCSP paths to the responder's own processes
-(protocols/ocsp/wsgi.py under granian, 2 processes of 2 threads; gunicorn 2x4 serves everything else), on
+The server is ``make run``'s: scripts/serve.py with its defaults (nginx in front of gunicorn 2x4, which answers
+OCSP; ``--ocsp-workers N`` would send OCSP to processes of its own, protocols/ocsp/wsgi.py under granian), on
 PostgreSQL (planner statistics taken, as autovacuum keeps them), with a P-256 CA and an active P-256 OCSP key
 binding that signs the answers. The requests (one certificate each, SHA-1 CertID, a
 nonce, as OpenSSL sends them) are built before the clock starts and POSTed by 8 keep-alive clients on plain
@@ -12,10 +12,9 @@ nonce echoed).
 Printed beside it, measured in the same run:
 - the raw rate: ``cryptography``'s OCSPResponseBuilder signing one good answer with a P-256 key on one thread
   of this process, before and after the HTTP run (the mean is the ratio's denominator);
-- the floor: nginx and granian as serve.py runs them for the responder, serving a WSGI app that reads the
-  request and returns 400 fixed bytes, driven by the same client: what any Python responder on this serving
-  path can reach here; and the same app under make run's gunicorn (2x4, no nginx), where OCSP was answered
-  before it had processes of its own;
+- the floors: a WSGI app that reads the request and returns 400 fixed bytes, driven by the same client, under
+  make run's gunicorn (2x4, no nginx): what any Python responder behind this server can reach here; and behind
+  nginx under granian as serve.py runs the responder's own processes (2x2 when the default is off);
 - CPU per answer of the server processes, of the PostgreSQL sessions serving them and of the client, and the
   load average before and after: the machine may be shared, and the figures move with it.
 
@@ -214,7 +213,7 @@ def start_responder_floor(tmp: Path, port: int) -> subprocess.Popen:
     tmp.chmod(0o755)
     upstream = serve.free_loopback_port()
     config = serve.render_nginx(run_dir, "127.0.0.1", port, serve.free_loopback_port(), ocsp_port=upstream)
-    argv = serve.ocsp_argv(upstream, serve.OCSP_WORKERS, serve.OCSP_THREADS)
+    argv = serve.ocsp_argv(upstream, serve.OCSP_WORKERS or 2, serve.OCSP_THREADS)
     argv[-1] = "ocsp:floor"
     script = (f"{' '.join(argv)} & {serve.nginx_binary()} -p {run_dir} -c {config} -e stderr & "
               "trap 'kill -TERM $(jobs -p); wait' TERM; wait")
@@ -387,8 +386,9 @@ def main() -> None:
                 stop(proc)
     failed = check(requests, replies, responder)
     raw = (raw_before + raw_after) / 2
-    rate, floor_rate = n / seconds, n / floors["responder"][0]
     serve = _serve()
+    rate = n / seconds
+    floor_rate = n / floors["responder" if serve.OCSP_WORKERS else "gunicorn"][0]
 
     def row(name: str, per_second: float, lat: list[float] | None, bad="") -> tuple:
         if lat is None:
@@ -397,17 +397,19 @@ def main() -> None:
         return (name, f"{per_second:,.0f}", f"{statistics.median(lat) * 1000:.1f}",
                 f"{lat[max(int(len(lat) * 0.99) - 1, 0)] * 1000:.1f}", bad)
 
-    shape = f"{serve.OCSP_WORKERS}x{serve.OCSP_THREADS}"
-    print(f"OCSP responder, P-256 binding, make run (scripts/serve.py: nginx -> responder granian {shape}), "
+    shape = f"{serve.OCSP_WORKERS or 2}x{serve.OCSP_THREADS}"
+    path = f"nginx -> responder granian {shape}" if serve.OCSP_WORKERS else "nginx -> gunicorn 2x4"
+    print(f"OCSP responder, P-256 binding, make run (scripts/serve.py: {path}), "
           f"PostgreSQL, {n} requests with nonce, concurrency {args.c}, load {load_before} -> {load()}")
     print(table([
         row("pki /ocsp (HTTP, every answer verified)", rate, latencies, failed),
-        row(f"same nginx + granian {shape}, no-op WSGI app (floor)", floor_rate, floors["responder"][1]),
+        row(f"nginx + granian {shape}, no-op WSGI app", n / floors["responder"][0], floors["responder"][1]),
         row("make run's gunicorn 2x4 alone, no-op WSGI app", n / floors["gunicorn"][0], floors["gunicorn"][1]),
         row(f"cryptography build+sign, 1 thread ({raw_before:,.0f} before, {raw_after:,.0f} after)", raw, None),
     ], ("", "responses/s", "p50 ms", "p99 ms", "failed")))
-    print(f"CPU ms per answer: server {cpu[0] / n * 1000:.2f} (floor app {floors['responder'][2] / n * 1000:.2f}; "
-          f"under gunicorn {floors['gunicorn'][2] / n * 1000:.2f}), PostgreSQL {cpu[1] / n * 1000:.2f}, "
+    print(f"CPU ms per answer: server {cpu[0] / n * 1000:.2f} (no-op app under granian "
+          f"{floors['responder'][2] / n * 1000:.2f}, under gunicorn {floors['gunicorn'][2] / n * 1000:.2f}), "
+          f"PostgreSQL {cpu[1] / n * 1000:.2f}, "
           f"load generator {cpu[2] / n * 1000:.2f}; {os.cpu_count()} cores, shared with whatever else runs")
     print(f"ratio {rate / raw:.2f} of raw (target {TARGET:.2f}); floor / raw {floor_rate / raw:.2f}; "
           f"pki / floor {rate / floor_rate:.2f}")

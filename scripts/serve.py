@@ -1,7 +1,7 @@
 """The server of ``make run``: nginx on HOST:PORT in front of gunicorn on a loopback port only nginx knows.
 
     .venv/bin/python scripts/serve.py [--host 127.0.0.1] [--port 8000] [--tls-port PORT+443] [--workers 2]
-                                      [--threads 4] [--ocsp-workers 2] [--ocsp-threads 2] [--no-scheduler]
+                                      [--threads 4] [--ocsp-workers 0] [--ocsp-threads 2] [--no-scheduler]
 
 nginx (deploy/nginx/pki-run.conf) holds slow clients, reads whole request bodies with a timeout and bounds
 request lines; gunicorn (settings in pki/gunicorn_conf.py) gets complete requests only, so a few clients that
@@ -9,10 +9,10 @@ announce a body and send nothing no longer hold its threads. nginx's files (conf
 bodies) go to ``--run-dir`` (var/run). Without an nginx binary the script serves with gunicorn alone, says
 loudly what that leaves open, and caps request lines at gunicorn's largest finite limit.
 
-OCSP: nginx sends the responder's paths (``/ocsp``, ``/ejbca/publicweb/status/ocsp``) to a process of their own,
-protocols/ocsp/wsgi.py under granian (``--ocsp-workers`` processes of ``--ocsp-threads`` threads, on another loopback
-port): the same view and middleware as in gunicorn, without gunicorn's threads and Django's request handler, which
-cost several times the answer itself (benchmarks/README.md). ``--ocsp-workers 0`` leaves OCSP to gunicorn.
+OCSP: gunicorn answers it by default. ``--ocsp-workers N`` has nginx send the responder's paths (``/ocsp``,
+``/ejbca/publicweb/status/ocsp``) to processes of their own, protocols/ocsp/wsgi.py under granian (N processes of
+``--ocsp-threads`` threads, on another loopback port): the same view and middleware, without gunicorn and Django's
+request handler. Measured, not (yet) faster with the real responder: benchmarks/README.md.
 
 HTTPS: when ``init`` wrote var/tls/ (a server certificate from ManagementCA and the local CAs' certificates), nginx
 also listens with TLS on ``--tls-port`` (default PORT+443: 8443 beside 8000; 0 turns it off) and asks for an
@@ -55,9 +55,10 @@ TLS_BEGIN, TLS_END = "# BEGIN HTTPS", "# END HTTPS"
 TLS_FILES = ("server.pem", "server.key", "client-ca.pem")
 PROXY_SECRET_PLACEHOLDER = "PKI_PROXY_SECRET_VALUE"
 OCSP_PLACEHOLDER = "server 127.0.0.1:8002;"
-# The OCSP responder's processes and threads (--ocsp-workers, --ocsp-threads): one process per core of this
-# machine's 2 as gunicorn's workers; a second thread lets a process sign while the other waits on PostgreSQL.
-OCSP_WORKERS, OCSP_THREADS = 2, 2
+# The OCSP responder's own processes (--ocsp-workers, --ocsp-threads): off by default. With the real responder
+# they were not faster than gunicorn on a loaded machine (benchmarks/README.md, "OCSP responder, third round"),
+# though granian alone costs a quarter of gunicorn per request; 2 x 2 is the shape measured.
+OCSP_WORKERS, OCSP_THREADS = 0, 2
 TEMP_KINDS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 
 WARNING = """
@@ -264,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--ocsp-workers", type=int, default=OCSP_WORKERS,
-                        help="processes of the OCSP responder behind nginx (0: gunicorn answers OCSP)")
+                        help="processes of an OCSP responder of its own behind nginx (0: gunicorn answers)")
     parser.add_argument("--ocsp-threads", type=int, default=OCSP_THREADS)
     parser.add_argument("--run-dir", type=Path, default=ROOT / "var" / "run")
     parser.add_argument("--no-scheduler", action="store_true",

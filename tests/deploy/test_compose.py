@@ -92,12 +92,6 @@ def check_pki_command(argv: list[str]) -> None:
         assert callable(application), f"gunicorn {target}: no WSGI application there"
         bind = argv[argv.index("--bind") + 1]
         assert re.fullmatch(r"[\w.]+:\d+", bind), bind
-    elif program == "granian":
-        # The OCSP responder's own server: a WSGI application of the project on a host:port.
-        assert argv[argv.index("--interface") + 1] == "wsgi", argv
-        module, _, attribute = argv[-1].partition(":")
-        assert callable(getattr(importlib.import_module(module), attribute or "application", None)), argv
-        assert re.fullmatch(r"[\d.]+", argv[argv.index("--host") + 1]) and argv[argv.index("--port") + 1].isdigit()
     elif program == "celery":
         assert argv[1:3] == ["-A", "pki"], argv
         from celery import Celery
@@ -117,8 +111,8 @@ def check_pki_command(argv: list[str]) -> None:
 
 
 def test_every_process_of_the_topology_is_there():
-    assert set(SERVICES) == {"postgres", "redis", "migrate", "web", "ocsp", "worker", "beat", "connector", "nginx"}
-    assert PKI_SERVICES == ["beat", "connector", "migrate", "ocsp", "web", "worker"]
+    assert set(SERVICES) == {"postgres", "redis", "migrate", "web", "worker", "beat", "connector", "nginx"}
+    assert PKI_SERVICES == ["beat", "connector", "migrate", "web", "worker"]
     assert SERVICES["web"]["deploy"]["replicas"] == 2
     # One beat: a second one would queue every scheduled CRL renewal twice.
     assert SERVICES["beat"].get("deploy", {}).get("replicas", 1) == 1
@@ -210,13 +204,11 @@ def test_mounted_files_exist(name):
             assert source in COMPOSE["volumes"], f"{name} mounts undeclared volume {source}"
 
 
-def test_nginx_sends_ocsp_to_the_responder_service_on_both_ports():
+def test_nginx_answers_ocsp_on_both_ports():
     conf = (DEPLOY / "nginx" / "pki.conf").read_text()
-    ocsp_port = SERVICES["ocsp"]["command"][SERVICES["ocsp"]["command"].index("--port") + 1]
-    upstream = re.search(r"upstream pki_ocsp \{([^}]*)\}", conf)
-    assert upstream and re.search(rf"^\s*server ocsp:{ocsp_port};", upstream.group(1), re.M)
-    route = re.compile(re.search(r"location ~ (\S+) \{\s*proxy_pass http://pki_ocsp;", conf).group(1))
-    assert conf.count("proxy_pass http://pki_ocsp;") == 2  # :80 (the AIA's plain-HTTP URL) and :443
+    routes = re.findall(r"location ~ (\S+) \{\s*proxy_pass http://pki_web;", conf)
+    route = re.compile(next(r for r in routes if "ocsp" in r))
+    assert sum("ocsp" in r for r in routes) == 2  # :80 (the AIA's plain-HTTP URL) and :443
     for path in ("/ocsp", "/ocsp/MEIwQDA+MDwwCQYFKw4DAhoFAAQU", "/ejbca/publicweb/status/ocsp",
                  "/ejbca/publicweb/status/ocsp/a/b+c=="):
         assert route.fullmatch(path), path
@@ -231,7 +223,7 @@ def test_nginx_config_proxies_to_the_web_service():
     web_port = SERVICES["web"]["command"][SERVICES["web"]["command"].index("--bind") + 1].rsplit(":", 1)[1]
     upstream = re.search(r"upstream (\w+) \{([^}]*)\}", conf)
     assert re.search(rf"^\s*server web:{web_port};", upstream.group(2), re.M), "upstream is not the web service"
-    assert conf.count(f"proxy_pass http://{upstream.group(1)};") == 2
+    assert conf.count(f"proxy_pass http://{upstream.group(1)};") == 4  # each port: OCSP and the rest
     protocols = set(re.search(r"ssl_protocols ([^;]+);", conf).group(1).split())
     assert protocols == {"TLSv1.2", "TLSv1.3"}
     assert "Strict-Transport-Security" in conf
@@ -359,8 +351,7 @@ def test_entrypoint_refuses_to_start_without_the_master_key(key, expect_start, t
 
 
 def test_systemd_units_for_web_worker_beat_and_connector():
-    assert UNITS == ["pki-beat.service", "pki-connector.service", "pki-ocsp.service", "pki-web.service",
-                     "pki-worker.service"]
+    assert UNITS == ["pki-beat.service", "pki-connector.service", "pki-web.service", "pki-worker.service"]
 
 
 @pytest.mark.parametrize("unit", UNITS)
@@ -372,11 +363,8 @@ def test_systemd_unit_runs_a_program_of_the_project(unit):
     assert argv[0].startswith("/opt/pki/.venv/bin/")
     check_pki_command([Path(argv[0]).name, *argv[1:]])
     role = unit.removeprefix("pki-").removesuffix(".service")
-    assert {"web": "gunicorn", "worker": "celery", "beat": "celery", "connector": "python",
-            "ocsp": "granian"}[role] == Path(argv[0]).name
-    if role == "ocsp":
-        assert argv[-1] == "protocols.ocsp.wsgi:application" and argv[argv.index("--host") + 1] == "127.0.0.1"
-    elif role == "connector":
+    assert {"web": "gunicorn", "worker": "celery", "beat": "celery", "connector": "python"}[role] == Path(argv[0]).name
+    if role == "connector":
         assert argv[1:] == ["manage.py", "peer", "run"]
     elif role != "web":
         assert argv[3] == role

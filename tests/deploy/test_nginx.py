@@ -121,7 +121,6 @@ def render(tmp: Path, upstream_port: int, http_port: int, https_port: int) -> Pa
     conf = CONF.read_text()
     for old, new in (
         ("server web:8000;", f"server 127.0.0.1:{upstream_port};"),
-        ("server ocsp:8000;", f"server 127.0.0.1:{upstream_port};"),  # the responder's processes: the same stand-in
         ("listen 80;", f"listen 127.0.0.1:{http_port};"),
         ("listen 443 ssl http2;", f"listen 127.0.0.1:{https_port} ssl http2;"),
     ):
@@ -272,7 +271,7 @@ def test_plain_http_serves_crls_ca_certificates_and_scep(proxy, path):
 @pytest.mark.parametrize("scheme", ["http", "https"])
 @pytest.mark.parametrize("path", ["/ocsp", "/ocsp/MEIwQDA%2BMDwwCQYFKw4DAhoFAAQU", "/ejbca/publicweb/status/ocsp"])
 def test_ocsp_is_answered_on_both_ports(proxy, scheme, path):
-    # The CAs' AIA names plain HTTP: OCSP there is proxied (to the responder's processes), never redirected.
+    # The CAs' AIA names plain HTTP: OCSP there is proxied, never redirected.
     seen = proxy.echoed(scheme, path, headers=SPOOFED)
     assert seen["path"] == path and seen["headers"]["x-forwarded-proto"] == scheme
     assert "x-ssl-client-cert" not in seen["headers"] and "x-ssl-client-verify" not in seen["headers"]
