@@ -1,7 +1,8 @@
 """Nothing the responder keeps per process outlives a change: a revocation, a binding disabled or renewed and a
 CA renewed with a new key, each made through the services in ANOTHER process, are in the very next answers of
-every process and thread that answers OCSP on make run's own serving path (the Makefile's run line: nginx sends
-the OCSP paths to the responder's processes, protocols/ocsp/wsgi.py, on PostgreSQL with kept connections). And
+every process and thread that answers OCSP on make run's own serving path (the Makefile's run line: nginx in
+front of gunicorn 2 x 4, on PostgreSQL with kept connections; protocols/ocsp/wsgi.py keeps the same per-process
+state, tests/protocols/ocsp/test_wsgi.py holds it to the same answers). And
 the one statement an answer reads on PostgreSQL says what the ORM says on any other database."""
 
 from __future__ import annotations
