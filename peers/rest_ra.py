@@ -107,6 +107,17 @@ def forward_rest(request: HttpRequest, view_func) -> HttpResponse:
         response = _json_error(401, "Authentication credentials were not provided.")
         response["WWW-Authenticate"] = 'Basic realm="api", Bearer realm="pki"'
         return response
+    # Whatever carries credentials is queued for the CA, which checks them: an address whose credentials the CA
+    # keeps refusing is refused here first (429), so a caller on the RA's side cannot keep the CA checking.
+    address = throttle.client_address(request)
+    try:
+        throttle.check((throttle.ADDRESS, address))
+    except throttle.Throttled as exc:
+        logger.info("%s %s from %s refused unqueued: throttled for %d s", request.method, request.path, address,
+                    exc.retry_after)
+        response = _json_error(429, exc.message)
+        response["Retry-After"] = str(exc.retry_after)
+        return response
     try:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
@@ -124,6 +135,8 @@ def forward_rest(request: HttpRequest, view_func) -> HttpResponse:
         response = _json_error(503, "The CA did not answer in time; retry later.")
         response["Retry-After"] = RETRY_AFTER
         return response
+    if (done.result or {}).get("status") == 401:
+        throttle.record_failure(throttle.ADDRESS, address, ip=address)
     return reply(done.result or {})
 
 

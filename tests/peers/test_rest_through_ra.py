@@ -428,3 +428,25 @@ def test_an_answer_after_the_requester_gave_up_is_kept_without_its_body(ra_node,
     assert queue.answer("c", item.pk, item.idempotency_key, late) == "accepted"
     item.refresh_from_db()
     assert item.result["status"] == 201 and "body" not in item.result
+
+
+@DB
+def test_an_anonymous_caller_cannot_keep_the_ca_busy_with_bad_credentials(ra_node, carrier, tracebacks):
+    """The attack: from the internet, an RA in the DMZ queues whatever carries an Authorization header, and the
+    CA checks it. Each 401 the CA answers counts against the caller's address at the RA too, so past the budget
+    the RA refuses (429 + Retry-After) before anything is queued for the CA."""
+    ra_node.PKI_PEER_REQUEST_TIMEOUT = 20
+    ra_node.PKI_AUTH_FAILURE_LIMIT = 3
+    bogus = "Basic " + base64.b64encode(b"nobody:guess").decode()
+    client = APIClient(HTTP_X_FORWARDED_FOR="198.51.100.9", HTTP_AUTHORIZATION=bogus)
+    statuses = [client.post(f"{V1}/endentity/search", {"criteria": []}, format="json").status_code
+                for _ in range(5)]
+    # (One database plays both nodes here, so the CA's count of the forwarded address and the RA's add up.)
+    assert statuses[:2] == [401, 401] and statuses[-2:] == [429, 429]
+    assert PeerWorkItem.objects.count() == statuses.count(401)  # the refused ones never reached the queue
+    refused = client.post(f"{V1}/endentity/search", {"criteria": []}, format="json")
+    assert refused.status_code == 429 and int(refused["Retry-After"]) > 0
+    # Another address behind the same RA is not locked out by this one.
+    other = APIClient(HTTP_X_FORWARDED_FOR="198.51.100.10", HTTP_AUTHORIZATION=bogus)
+    assert other.post(f"{V1}/endentity/search", {"criteria": []}, format="json").status_code == 401
+    assert not tracebacks.records
