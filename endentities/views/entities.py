@@ -189,6 +189,8 @@ def entity_set_status(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("ee-detail", ee.pk)
     try:
         ee = services.set_status(actor(request), ee.username, form.cleaned_data["status"])
+    except WaitingForApproval as waiting:  # stored for approval, not done: not an error
+        messages.info(request, waiting.message)
     except SERVICE_ERRORS as exc:
         messages.error(request, refusal_message(exc))
     else:
@@ -207,6 +209,8 @@ def entity_revoke(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("ee-detail", ee.pk)
     try:
         ee = services.revoke_end_entity(actor(request), ee.username, form.cleaned_data["reason"])
+    except WaitingForApproval as waiting:  # stored for approval, not done: not an error
+        messages.info(request, waiting.message)
     except SERVICE_ERRORS as exc:
         messages.error(request, refusal_message(exc))
     else:
@@ -225,6 +229,9 @@ def entity_delete(request: HttpRequest, pk: int) -> HttpResponse:
         reason = form.cleaned_data["reason"] if form.is_valid() else 0
     try:
         services.delete_end_entity(actor(request), ee.username, revoke_reason=reason)
+    except WaitingForApproval as waiting:
+        messages.info(request, waiting.message)
+        return redirect("ee-detail", ee.pk)
     except SERVICE_ERRORS as exc:
         messages.error(request, refusal_message(exc))
         return redirect("ee-detail", ee.pk)

@@ -290,3 +290,20 @@ def test_setstatus_back_to_new_with_a_code_waits_for_approval(actor, entity_fact
     approvals.decide(Actor(name="checker", kind="user", role_rules={"r": [("/", True)]}), req.pk, approve=True)
     assert EndEntity.objects.get(username="carl").status == EndEntityStatus.NEW
     assert enroller.post(f"{V1}/certificate/pkcs10enroll", body, format="json").status_code == 201
+
+
+def test_the_admin_end_entity_page_says_a_revocation_waits_and_is_not_an_error(actor, entity_factory, root_ca):
+    """The admin UI's end entity revoke under an approval profile: stored, and the page says so as information
+    (it was shown as a refusal, though nothing was refused)."""
+    from django.contrib.messages import INFO
+
+    ee = entity_factory("waitrevoke", subject_dn="CN=Wait Revoke,O=Test")
+    profile = approvals.save_profile(actor, name="Rev", approvals_required=1, request_expiration=600)
+    approvals.set_approval(actor, ApprovalAction.REVOCATION, profile, ca=root_ca)
+    admin = ui_client("adminrev", ["/administrator", *RA, "/ra_functionality/revoke_end_entity",
+                                   f"/ca/{root_ca.pk}"])
+    r = admin.post(f"/endentities/{ee.pk}/revoke/", {"reason": "1"}, follow=True)
+    shown = [(m.level, m.message) for m in r.context["messages"]]
+    assert len(shown) == 1 and shown[0][0] == INFO and "waiting for approval" in shown[0][1], shown
+    assert EndEntity.objects.get(pk=ee.pk).status != EndEntityStatus.REVOKED
+    assert ApprovalRequest.objects.filter(operation="revoke_end_entity", status="WAITING").count() == 1
