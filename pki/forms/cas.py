@@ -254,6 +254,12 @@ class CARenewForm(FieldsetsMixin, forms.Form):
                                       widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
                                       help_text="A future time makes a rollover certificate (SCEP GetNextCACert)")
 
+    def __init__(self, *args, keys: list[tuple[str, str, int]] | None = None, current: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        # The CA token's other keys to pick from (a key made ahead, say on an HSM); a new alias generates one.
+        self.fields["new_key_alias"].widget = DatalistInput(
+            suggestions=[(alias, label) for alias, label, _ in keys or [] if alias != current])
+
     def clean(self):
         data = super().clean()
         if data.get("new_key") and not data.get("new_key_alias"):

@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 
 from ..crl import latest_crl
-from ..forms.cas import CACreateForm, CAEditForm, CAImportForm, CARenewForm
+from ..forms.cas import CACreateForm, CAEditForm, CAImportForm, CARenewForm, key_suggestions
 from ..models import CRL, CertificateAuthority
 from ..services import cas as ca_services
 from ..services.health import ca_health
@@ -166,7 +166,8 @@ def ca_renew(request: HttpRequest, pk: int) -> HttpResponse:
     if ca.is_external:
         messages.info(request, f"'{ca.name}' is an external CA: it is renewed by its owner, then imported again.")
         return redirect("ca-detail", ca.pk)
-    form = CARenewForm(posted(request))
+    form = CARenewForm(posted(request), keys=key_suggestions(actor(request), [ca.crypto_token]),
+                       current=ca.key_alias)
     refused = None
     if request.method == "POST" and form.is_valid():
         renewal = form.renewal()

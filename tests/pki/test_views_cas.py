@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -257,3 +259,16 @@ def test_ca_pages_make_a_fixed_number_of_queries(admin, ca_factory, page):
     with CaptureQueriesContext(connection) as more:
         admin.get(url)
     assert len(more) == len(few)
+
+
+def test_renew_offers_the_tokens_other_keys(admin, sub_ca, actor):
+    """The new key pair alias is picked from the CA token's keys (one made ahead), or typed to generate one."""
+    token_services.generate_key_pair(actor, sub_ca.crypto_token, "made-ahead", "P-256")
+    html = admin.get(f"/cas/{sub_ca.pk}/renew/").content.decode()
+    options = re.findall(r'<datalist id="id_new_key_alias-list">(.*?)</datalist>', html, re.S)
+    assert options and 'value="made-ahead"' in options[0]
+    assert f'value="{sub_ca.key_alias}"' not in options[0]  # the current key is "renew with the same key"
+    r = admin.post(f"/cas/{sub_ca.pk}/renew/", {"new_key": "on", "new_key_alias": "made-ahead"})
+    assert r.status_code == 302
+    sub_ca.refresh_from_db()
+    assert sub_ca.key_alias == "made-ahead"
