@@ -18,6 +18,7 @@ urlpatterns = [
     path("endentities/", entities.entity_search, name="ee-search"),
     path("endentities/new/", entities.entity_add, name="ee-add"),
     path("endentities/revoke/", entities.entity_bulk_revoke, name="ee-bulk-revoke"),
+    path("endentities/by-username/", entities.entity_by_username, name="ee-by-username"),
     path("endentities/<int:pk>/", entities.entity_detail, name="ee-detail"),
     path("endentities/<int:pk>/edit/", entities.entity_edit, name="ee-edit"),
     path("endentities/<int:pk>/status/", entities.entity_set_status, name="ee-set-status"),

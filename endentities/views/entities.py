@@ -8,6 +8,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
 from pki.forms.bulk import BulkRevokeForm
@@ -140,6 +141,18 @@ def _visible(request: HttpRequest, pk: int) -> EndEntity:
     qs = EndEntity.objects.restrict(actor(request), "view_end_entity").select_related(
         "end_entity_profile", "ca", "certificate_profile")
     return get_object_or_404(qs, pk=pk)
+
+
+@requires(VIEW)
+def entity_by_username(request: HttpRequest) -> HttpResponse:
+    """``?username=``: the end entity of that name (the certificate page's link), if the caller may view it; else
+    the end entity search for the name (a certificate issued for a CSR names a user without an end entity)."""
+    username = request.GET.get("username", "")
+    visible = EndEntity.objects.restrict(actor(request), "view_end_entity")
+    found = visible.filter(username=username).values_list("pk", flat=True).first() if username else None
+    if found is None:
+        return redirect(f"{reverse('ee-search')}?{urlencode({'text': username})}")
+    return redirect("ee-detail", found)
 
 
 @requires(VIEW)

@@ -176,6 +176,17 @@ def test_certificate_page_links_to_its_end_entity_and_back(admin, sub_ca, actor,
     cert = issue(IssuanceRequest(ca=sub_ca, actor=actor, profile=CertificateProfile.objects.get(name="SERVER"),
                                  csr=csr, username="linked user&1")).row
     html = admin.get(f"/certificates/{cert.pk}/").content.decode()
-    assert 'href="/endentities/?text=linked%20user%261"' in html
+    from endentities.models import EndEntity
+    from endentities.services.builtin import ensure_empty_profile
+
+    link = "/endentities/by-username/?username=linked%20user%261"
+    assert f'href="{link}"' in html
+    # No end entity of that name (issued for a CSR): the link lands on the search for the name.
+    assert admin.get(link)["Location"] == "/endentities/?text=linked+user%261"
+    ee = EndEntity.objects.create(username="linked user&1", subject_dn="CN=linked.example.com", ca=sub_ca,
+                                  certificate_profile=CertificateProfile.objects.get(name="SERVER"),
+                                  end_entity_profile=ensure_empty_profile())
+    assert admin.get(link)["Location"] == f"/endentities/{ee.pk}/"  # the end entity itself
     viewer = ui_client("certonly", ["/administrator", "/ca_functionality/view_certificate", f"/ca/{sub_ca.pk}"])
-    assert "/endentities/?text=" not in viewer.get(f"/certificates/{cert.pk}/").content.decode()
+    assert "/endentities/by-username/" not in viewer.get(f"/certificates/{cert.pk}/").content.decode()
+    assert viewer.get(link).status_code == 403  # and the link itself is refused without the rule
