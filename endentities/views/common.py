@@ -3,11 +3,17 @@ allow (to offer only those; the services check again), and service refusals plac
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
 
 from pki.auth.access import Actor
 from pki.errors import AuthorizationDenied, as_pki_error
+from pki.services.approvals import WaitingForApproval
+from pki.views.base import SERVICE_ERRORS
 
+from .. import services
 from ..models import EndEntity, EndEntityProfile
 from ..services.common import PROFILE_ACTIONS, RA_RULES
 
@@ -42,3 +48,20 @@ def place_refusal(form, exc: Exception) -> int:
     else:
         form.add_error(exc.field if exc.field in form.fields else None, exc.message)
     return exc.http_status
+
+
+def save_edit(request: HttpRequest, who: Actor, ee: EndEntity, form, detail_view: str
+              ) -> tuple[HttpResponse | None, int | None]:
+    """A posted end entity edit (admin UI and RA portal alike): ``(redirect, None)`` once saved or stored for
+    approval, ``(None, status)`` with the refusal on the form, ``(None, None)`` when there is nothing to save."""
+    if request.method != "POST" or not form.is_valid():
+        return None, None
+    try:
+        services.edit_end_entity(who, ee.username, form.to_input())
+    except WaitingForApproval as waiting:
+        messages.info(request, waiting.message)
+    except SERVICE_ERRORS as exc:
+        return None, place_refusal(form, exc)
+    else:
+        messages.success(request, f"End entity '{ee.username}' saved.")
+    return redirect(detail_view, ee.pk), None

@@ -30,7 +30,7 @@ from pki.views.listing import sort_queryset
 from .. import services
 from ..forms.entities import ChooseProfileForm, EndEntityForm, EndEntitySearchForm, RevokeEntityForm, SetStatusForm
 from ..models import EndEntity
-from .common import entity_actions, place_refusal, profiles_for
+from .common import entity_actions, place_refusal, profiles_for, save_edit
 
 VIEW = "/ra_functionality/view_end_entity"
 CREATE = "/ra_functionality/create_end_entity"
@@ -173,18 +173,9 @@ def entity_edit(request: HttpRequest, pk: int) -> HttpResponse:
     ee = _visible(request, pk)
     who = actor(request)
     form = EndEntityForm(posted(request), profile=ee.end_entity_profile, who=who, instance=ee)
-    refused = None
-    if request.method == "POST" and form.is_valid():
-        try:
-            services.edit_end_entity(who, ee.username, form.to_input())
-        except WaitingForApproval as waiting:
-            messages.info(request, waiting.message)
-            return redirect("ee-detail", ee.pk)
-        except SERVICE_ERRORS as exc:
-            refused = place_refusal(form, exc)
-        else:
-            messages.success(request, f"End entity '{ee.username}' saved.")
-            return redirect("ee-detail", ee.pk)
+    done, refused = save_edit(request, who, ee, form, "ee-detail")
+    if done is not None:
+        return done
     return render(request, "pki/form.html", {
         "form": form, "title": f"Edit end entity {ee.username}", "cancel": reverse("ee-detail", args=[ee.pk]),
         "intro": f"End entity profile {ee.end_entity_profile.name}.",

@@ -29,7 +29,7 @@ from ..forms.entities import EndEntityForm, split_alt_names, split_dn
 from ..forms.ra import ReenrollForm
 from ..models import EndEntity
 from ..services.approvals import gate_status
-from .common import may, place_refusal, profiles_for
+from .common import may, place_refusal, profiles_for, save_edit
 from .ra import CREATE
 
 EDIT = "/ra_functionality/edit_end_entity"
@@ -113,18 +113,9 @@ def entity_edit(request: HttpRequest, pk: int) -> HttpResponse:
     who = actor(request)
     form = EndEntityForm(request.POST if request.method == "POST" else None, profile=ee.end_entity_profile,
                          who=who, instance=ee, hide_single_choices=True)
-    refused = None
-    if request.method == "POST" and form.is_valid():
-        try:
-            services.edit_end_entity(who, ee.username, form.to_input())
-        except WaitingForApproval as waiting:
-            messages.info(request, waiting.message)
-            return redirect("ra-ee-detail", ee.pk)
-        except SERVICE_ERRORS as exc:
-            refused = place_refusal(form, exc)
-        else:
-            messages.success(request, f"End entity '{ee.username}' saved.")
-            return redirect("ra-ee-detail", ee.pk)
+    done, refused = save_edit(request, who, ee, form, "ra-ee-detail")
+    if done is not None:
+        return done
     return render(request, "ra/entity_edit.html", {
         "form": form, "ee": ee, "title": f"Edit end entity {ee.username}",
         "cancel": reverse("ra-ee-detail", args=[ee.pk]),
