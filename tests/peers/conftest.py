@@ -3,8 +3,10 @@ roles on the RA side, and the forwarded client-certificate headers the TLS proxy
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from urllib.parse import quote
 
 import pytest
@@ -113,3 +115,34 @@ def peer_role(actor) -> Callable:
         return role
 
     return make
+
+
+@contextlib.contextmanager
+def carrying(connector, *, forget: bool = False) -> Iterator[None]:
+    """The CA connector's loop in a thread while inside: lease from this (RA) database, carry on the CA, answer;
+    with ``forget``, then drop the answer from the CA's record as the real loop does once the RA has it."""
+    from django.db import connection
+
+    from peers import carry, queue
+
+    stop = threading.Event()
+
+    def loop():
+        try:
+            while not stop.is_set():
+                for item in queue.lease("test-connector", wait_seconds=0.2):
+                    result = carry.carry(connector, {"id": item.pk, "key": item.idempotency_key, "kind": item.kind,
+                                                     "payload": item.payload, "requester": item.requester})
+                    queue.answer("test-connector", item.pk, item.idempotency_key, result)
+                    if forget:
+                        carry.forget_answer(connector, {"kind": item.kind, "key": item.idempotency_key})
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(10)

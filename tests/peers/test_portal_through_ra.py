@@ -6,23 +6,20 @@ refusals are pages, not errors; a CA that does not answer gives a page that says
 from __future__ import annotations
 
 import re
-import threading
 
 import pytest
 from cryptography.hazmat.primitives.serialization import pkcs12
-from django.db import connection
 from django.test import Client
 
 from endentities.choices import EndEntityStatus
 from endentities.models import EndEntity
-from peers import carry, queue
 from peers import services as peers
 from peers.models import PeerWorkItem
 from pki.models import AuditEvent, Certificate
 from tests.endentities import entities_support
 from tests.endentities.test_ra_portal_enroll import RA_ADMIN_RULES, _csr_pem, request_data
 
-from .conftest import cert_headers
+from .conftest import carrying, cert_headers
 
 ee_profile = entities_support.ee_profile
 ee_profile_factory = entities_support.ee_profile_factory
@@ -45,23 +42,8 @@ def carrier(actor, connector_binding, peer_role, peer_ca):
     """The CA's connector (allowed to carry portal pages) looping in a thread: lease, carry, answer."""
     peer_role(peer_ca, connector_binding.certificate.certificate, {"/peer/carry/portal": True})
     connector = peers.add_connector(actor, name="dmz-ra", url="https://127.0.0.1:9", binding="ra-link")
-    stop = threading.Event()
-
-    def loop():
-        try:
-            while not stop.is_set():
-                for item in queue.lease("test-connector", wait_seconds=0.2):
-                    result = carry.carry(connector, {"id": item.pk, "key": item.idempotency_key, "kind": item.kind,
-                                                     "payload": item.payload, "requester": item.requester})
-                    queue.answer("test-connector", item.pk, item.idempotency_key, result)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
-    yield connector
-    stop.set()
-    thread.join(10)
+    with carrying(connector):
+        yield connector
 
 
 @pytest.fixture

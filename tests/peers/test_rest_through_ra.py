@@ -27,7 +27,7 @@ from pki.models import AuditEvent, Certificate
 from tests.endentities.entities_support import *  # noqa: F403
 from tests.pki.test_api_auth import V1, fast_password_hashing, make_client  # noqa: F401
 
-from .conftest import cert_headers
+from .conftest import carrying, cert_headers
 
 # Held requests wait on another connection for the carrier thread's answer: committed data, not a test transaction.
 DB = pytest.mark.django_db(transaction=True)
@@ -48,22 +48,8 @@ def _carry_leased(connector, item):
 @pytest.fixture
 def carrier(connector):
     """A connector's loop in a thread: lease, carry on the CA, answer."""
-    stop = threading.Event()
-
-    def loop():
-        try:
-            while not stop.is_set():
-                for item in queue.lease("test-connector", wait_seconds=0.2):
-                    queue.answer("test-connector", item.pk, item.idempotency_key, _carry_leased(connector, item))
-                    carry.forget_answer(connector, {"kind": item.kind, "key": item.idempotency_key})
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
-    yield connector
-    stop.set()
-    thread.join(10)
+    with carrying(connector, forget=True):
+        yield connector
 
 
 @pytest.fixture
