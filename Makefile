@@ -32,7 +32,7 @@ run: $(VENV)/.installed
 ## manage.py/gunicorn processes would otherwise compile the project, and pytest re-rewrite every test module)
 test: $(VENV)/.installed test-deps services
 	DATABASE_URL=$(TEST_DATABASE_URL) PKI_TEST_REDIS_URL=$(TEST_REDIS_URL) PYTHONDONTWRITEBYTECODE= \
-		$(PY) -m pytest -n 2 --dist loadgroup -p no:cacheprovider $(PYTEST_ARGS)
+		$(PY) -m pytest -n 2 --dist loadgroup -p no:cacheprovider --durations=40 $(PYTEST_ARGS)
 
 test-deps: $(VENV)/.installed
 	@scripts/install-test-deps.sh $(PY)
