@@ -3,7 +3,7 @@ figure, so a schema or API change that breaks a benchmark fails the suite instea
 measurement day (crl_build.py had rotted on a new NOT NULL column).
 
 The scripts run against the test PostgreSQL server (DATABASE_URL, as ``make test`` sets it), each in databases
-of its own named with this run's suffix, copied from one database migrated once for the whole module
+of its own named with this run's suffix, copied from one database migrated once for the whole run
 (PKI_BENCH_TEMPLATE, benchmarks/_setup.py): migrating 15 databases would cost more than running the scripts.
 They run a few at a time (most of a smoke run is waiting: interpreter and Django start-up, servers coming up),
 the slowest first, and each script's test then reads its own result.
@@ -66,7 +66,9 @@ def _admin(database_url: str):
     return conn
 
 
-@pytest.fixture(scope="module")
+# Session-scoped, not module-scoped: pytest-xdist interleaves this group's tests with other modules' on the
+# worker, and a module fixture is torn down at each switch, so the whole smoke run went twice (~3 min each).
+@pytest.fixture(scope="session")
 def bench_env(tmp_path_factory):
     """The environment of the scripts: this run's database suffix and a migrated template database."""
     server = os.environ.get("DATABASE_URL", "")
@@ -105,7 +107,7 @@ def _run(env: dict[str, str], script: str) -> tuple[int, str, str, float]:
     return out.returncode, out.stdout, out.stderr, time.monotonic() - started
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def smoke_runs(request, bench_env) -> dict[str, tuple[int, str, str, float]]:
     """Each selected script's (exit status, stdout, stderr, seconds), run AT_ONCE at a time."""
     wanted = {item.callspec.params["script"] for item in request.session.items
