@@ -18,6 +18,9 @@ import logging
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
+from protocols.scep.operations import ScepHttpError
+from protocols.scep.views import get_message, post_body
+
 from . import queue
 from .choices import WorkKind
 from .models import PushedScepAlias
@@ -44,25 +47,14 @@ def _reply(result: dict) -> HttpResponse:
 
 
 def _body(request: HttpRequest, limit: int) -> bytes | HttpResponse:
-    if request.method == "POST":
-        try:
-            declared = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            return _plain(400, "Bad Content-Length.")
-        if declared > limit:
-            return _plain(413, f"The request is larger than {limit} bytes.")
-        body = request.read(limit + 1)
-    else:
-        message = request.GET.get("message") or ""
-        if not message:
-            return _plain(400, "PKIOperation needs the message parameter.")
-        if len(message) > (limit * 4) // 3 + 4:
-            return _plain(413, f"The request is larger than {limit} bytes.")
-        text = message.replace(" ", "+").strip()
-        try:
-            body = base64.b64decode(text + "=" * (-len(text) % 4))
-        except (binascii.Error, ValueError):
-            return _plain(400, "The message parameter is not base64.")
+    """The PKIOperation's message, read by the CA endpoint's own readers (POST body or GET parameter)."""
+    try:
+        if request.method == "POST":
+            body = post_body(request, limit)
+        else:
+            body = get_message(request.GET.get("message"), limit)
+    except ScepHttpError as exc:
+        return _plain(exc.status, exc.text)
     if len(body) > limit:
         return _plain(413, f"The request is larger than {limit} bytes.")
     if not body:

@@ -70,7 +70,8 @@ def _alias(name: str | None) -> ScepAlias | None:
     return aliascache.get_alias(name)
 
 
-def _post_body(request: HttpRequest, limit: int) -> bytes:
+def post_body(request: HttpRequest, limit: int) -> bytes:
+    """A POSTed PKIOperation's body, at most ``limit`` bytes (ScepHttpError otherwise); the RA node's too."""
     if not request.META.get("CONTENT_LENGTH") and "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
         # Django reads a body without Content-Length as empty. A server that de-chunked it says so with
         # wsgi.input_terminated (gunicorn does): read its stream to the end, at most the alias's limit + 1.
@@ -92,7 +93,8 @@ def _post_body(request: HttpRequest, limit: int) -> bytes:
     return body
 
 
-def _get_message(message: str | None, limit: int) -> bytes:
+def get_message(message: str | None, limit: int) -> bytes:
+    """A GET PKIOperation's ``message`` parameter decoded (ScepHttpError when missing, too long or not base64)."""
     if not message:
         raise ScepHttpError(400, "PKIOperation needs the message parameter.")
     if len(message) > (limit * 4) // 3 + 4:
@@ -120,11 +122,11 @@ def pkiclient(request: HttpRequest, alias: str | None = None) -> HttpResponse:
         if request.method == "POST":
             if operation not in (None, "", "PKIOperation"):
                 raise ScepHttpError(400, f"Only PKIOperation may be POSTed, not {operation}.")
-            return _response(pki_operation(config, _post_body(request, config.max_body_size)))
+            return _response(pki_operation(config, post_body(request, config.max_body_size)))
         if not operation:
             raise ScepHttpError(400, "Missing operation parameter.")
         if operation == "PKIOperation":
-            body = _get_message(request.GET.get("message"), config.max_body_size)
+            body = get_message(request.GET.get("message"), config.max_body_size)
             if len(body) > config.max_body_size:
                 raise ScepHttpError(413, f"The request is larger than {config.max_body_size} bytes.")
             return _response(pki_operation(config, body))
