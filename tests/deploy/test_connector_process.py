@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -21,6 +19,7 @@ import pytest
 from peers.process import connector_argv, wants_connector
 from tests.deploy.test_serving import ROOT, _makefile_run_line, serve
 from tests.protocols.scep.live import free_port
+from tests.support.served import stop_serve
 
 
 @pytest.mark.parametrize(("environ", "expected"), [
@@ -119,14 +118,5 @@ def test_make_run_starts_an_idle_connector_and_stops_it(tmp_path, db):
         print(f"idle connector: {idle * 100:.2f}% of a CPU, {rss_kib // 1024} MiB resident")
         assert idle < 0.02, f"the idle connector used {idle:.1%} of a CPU"
     finally:
-        proc.send_signal(signal.SIGTERM)  # serve.py stops what it started
-        try:
-            proc.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        shutil.rmtree(run_dir, ignore_errors=True)
-    time.sleep(0.5)
-    with pytest.raises(ProcessLookupError):
-        os.killpg(proc.pid, 0)  # the connector stopped with the rest
+        stop_serve(proc, run_dir)  # and the connector stopped with the rest
     assert "connector: outgoing peer connectors run here" in log.read_text()

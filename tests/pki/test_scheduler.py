@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -28,6 +26,7 @@ from pki import scheduler
 from pki.crl import latest_crl
 from pki.models import CRL, ScheduledJob
 from tests.protocols.scep.live import free_port
+from tests.support.served import stop_serve
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBE_RUNS: list[str] = []
@@ -248,14 +247,4 @@ def test_make_run_renews_a_one_minute_crl_within_its_period_without_redis(tmp_pa
         assert renewed.last_update_utc < first.next_update_utc
         assert "scheduler" in log.read_text()
     finally:
-        proc.send_signal(signal.SIGTERM)  # serve.py stops what it started
-        try:
-            proc.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        shutil.rmtree(run_dir, ignore_errors=True)
-    # The scheduler stopped with the rest: nothing of this run is left in its process group.
-    time.sleep(0.5)
-    with pytest.raises(ProcessLookupError):
-        os.killpg(proc.pid, 0)
+        stop_serve(proc, run_dir)  # and the scheduler stopped with the rest
