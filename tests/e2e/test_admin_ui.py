@@ -5,6 +5,7 @@ import time
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from playwright.sync_api import expect
 
 from pki import bootstrap
 from pki.models import CRL, Certificate, CertificateAuthority
@@ -164,13 +165,17 @@ def test_crypto_token_pages(live_server, page, admin_login, tmp_path):
     page.click("button[type=submit]")
     page.click("nav >> text=Crypto tokens")
     page.click("text=Create crypto token")
-    # Only the chosen type's fields are shown
+    page.wait_for_load_state()  # the form's script hides the other types' fields once it has run
+    # Only the chosen type's fields are shown (expect() retries: the change handler runs after select_option)
+    region, vault = page.locator("label", has_text="Region"), page.locator("label", has_text="Key Vault name")
     page.select_option("#id_token_type", "AWSKMSCryptoToken")
-    assert page.is_visible("text=Region") and not page.is_visible("text=Key Vault name")
+    expect(region).to_be_visible()
+    expect(vault).to_be_hidden()
     page.select_option("#id_token_type", "AzureCryptoToken")
-    assert page.is_visible("text=Key Vault name") and not page.is_visible("text=Region")
+    expect(vault).to_be_visible()
+    expect(region).to_be_hidden()
     page.select_option("#id_token_type", "SoftCryptoToken")
-    assert not page.is_visible("text=Key Vault name")
+    expect(vault).to_be_hidden()
     page.fill("#id_name", "BrowserToken")
     page.fill("#id_auth_code", "browser-code-1")
     page.fill("#id_auth_code_repeat", "browser-code-1")
