@@ -333,7 +333,8 @@ def _signed(ca_id: int, state: tuple, statuses: list[SingleStatus], request, now
         certs = [responder.der]
     else:
         if ca_token is None or ca_cert_md5 is None:
-            raise CryptoTokenError(f"CA {ca_id} holds no key here")
+            # A VA before its OCSP key binding for a pushed CA is usable: the CA is served here, so tryLater.
+            raise CryptoTokenError(f"CA {ca_id} holds no key here and has no usable OCSP key binding")
         responder = _responder(("ca", ca_id, ca_cert_md5), lambda: _ca_certificate(ca_id, ca_cert_md5))
         key = _key(ca_token, ca_alias, token_version, token_active)
         algorithm, algorithm_der = _algorithm(ca_algorithm, responder)
