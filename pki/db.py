@@ -38,9 +38,32 @@ def execute(cur, purpose: str, sql: str, params: Sequence = ()) -> None:
     """Run ``sql`` (psycopg2 ``%s`` placeholders, no other ``%``) on the Django cursor ``cur``: on PostgreSQL
     as a statement prepared once per session, elsewhere (or with ``PKI_DB_PREPARE=0``) as it is. Parameter
     types are inferred from where each placeholder stands; give a cast (``%s::bigint``) where nothing says."""
-    if connection.vendor != "postgresql" or not getattr(settings, "PKI_DB_PREPARE", True) or "%%" in sql:
-        cur.execute(sql, params)
+    execute_in_one(cur, [(purpose, sql, params)])
+
+
+def execute_in_one(cur, statements: Sequence[tuple[str, str, Sequence]]) -> None:
+    """Run several statements ((purpose, sql, params) each, as for :func:`execute`) in order, on PostgreSQL in
+    ONE round trip (one simple-query message); the cursor then holds the last statement's result. Each statement
+    still takes its own snapshot (READ COMMITTED), so one that follows a lock sees what was committed while the
+    lock was waited for. Elsewhere they run one by one."""
+    if connection.vendor != "postgresql":
+        for _, sql, params in statements:
+            cur.execute(sql, params)
         return
+    prepare = getattr(settings, "PKI_DB_PREPARE", True)
+    texts, values = [], []
+    for purpose, sql, params in statements:
+        if not prepare or "%%" in sql:
+            texts.append(sql)
+        else:
+            name = _prepared_name(cur, purpose, sql)
+            texts.append(f"EXECUTE {name}({', '.join(['%s'] * len(params))})" if params else f"EXECUTE {name}")
+        values += params
+    cur.execute("; ".join(texts), values)
+
+
+def _prepared_name(cur, purpose: str, sql: str) -> str:
+    """The name of ``sql`` prepared in this session (prepared now if it is not yet)."""
     name = statement_name(purpose, sql)
     raw = connection.connection
     names = _prepared.get(raw)
@@ -53,10 +76,7 @@ def execute(cur, purpose: str, sql: str, params: Sequence = ()) -> None:
         numbered = iter(range(1, sql.count("%s") + 1))
         cur.execute(f"PREPARE {name} AS {_PLACEHOLDER.sub(lambda _: f'${next(numbered)}', sql)}")
         names.add(name)
-    if params:
-        cur.execute(f"EXECUTE {name}({', '.join(['%s'] * len(params))})", params)
-    else:
-        cur.execute(f"EXECUTE {name}")
+    return name
 
 
 class ConditionFailed(Exception):

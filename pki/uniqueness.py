@@ -89,17 +89,21 @@ def refusals(candidates: list[Candidate]) -> list[ValidationError | None]:
     results: list[ValidationError | None] = [None] * len(candidates)
     if not locks:
         return results
-    _lock(locks)
-    # One query for the DN and key rules of every candidate (round trips saved on the hot path); the lock
-    # above had to be its own statement: a READ COMMITTED statement sees the rows committed before it
-    # started, not before a lock it waited for.
+    # One query for the DN and key rules of every candidate, sent with the lock statement in one round trip. The
+    # lock has to be a statement of its own: a READ COMMITTED statement sees the rows committed before it
+    # started, not before a lock it waited for; the query after it starts once the locks are held.
     holders: dict[tuple[int, str, str], set[str]] = {}
     dns = [(c.ca.pk, c.subject_dn) for c, (_, check_dn, _) in zip(candidates, plans, strict=True) if check_dn]
     keys = [(c.ca.pk, c.public_key_hash) for c, (check_key, _, _) in zip(candidates, plans, strict=True)
             if check_key]
+    statements = _lock_statements(locks)
     if dns or keys:
-        for kind, ca_id, value, user in _holders(dns, keys):
-            holders.setdefault((ca_id, kind, value), set()).add(user)
+        statements.append(_holders_statement(dns, keys))
+    with connection.cursor() as cur:
+        db.execute_in_one(cur, statements)
+        rows = cur.fetchall() if dns or keys else []
+    for kind, ca_id, value, user in rows:
+        holders.setdefault((ca_id, kind, value), set()).add(user)
     for i, (c, (check_key, check_dn, serials)) in enumerate(zip(candidates, plans, strict=True)):
         refusal = _refusal(c, check_key, check_dn, serials, holders)
         results[i] = refusal
@@ -149,9 +153,9 @@ def _refusal(c: Candidate, check_key: bool, check_dn: bool, serials: list[str],
     return None
 
 
-def _holders(dns: list[tuple[int, str]], keys: list[tuple[int, str]]) -> list[tuple[str, int, str, str]]:
-    """("dn" or "key", CA id, value, username) of the certificates with one of these (CA id, subject DN) or
-    (CA id, key hash) pairs.
+def _holders_statement(dns: list[tuple[int, str]], keys: list[tuple[int, str]]) -> tuple[str, str, list]:
+    """The query (for :func:`pki.db.execute_in_one`) whose rows are ("dn" or "key", CA id, value, username) of the
+    certificates with one of these (CA id, subject DN) or (CA id, key hash) pairs.
 
     Plain SQL over the model's own table and column names: the ORM spent more time building this UNION
     than PostgreSQL spent answering it, and issuance runs it for every certificate.
@@ -168,9 +172,7 @@ def _holders(dns: list[tuple[int, str]], keys: list[tuple[int, str]]) -> list[tu
             # kind is one of the two constants above; the values are parameters.
             selects.append(f"SELECT '{kind}', {ca_col}, {col}, {user_col} FROM {table} WHERE {where}")  # noqa: S608
             params += [v for pair in pairs for v in pair]
-    with connection.cursor() as cur:
-        db.execute(cur, "unique_holders", " UNION ".join(selects), params)
-        return cur.fetchall()
+    return "unique_holders", " UNION ".join(selects), params
 
 
 def _listed(users: set[str]) -> str:
@@ -187,16 +189,15 @@ def lock_id(ca_id: int, kind: str, value: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-def _lock(values: list[tuple[int, str, str]]) -> None:
-    """Take the advisory locks of ``values`` ((CA id, kind, value) each) until the end of the transaction
-    (PostgreSQL only).
+def _lock_statements(values: list[tuple[int, str, str]]) -> list[tuple[str, str, list]]:
+    """The statement (for :func:`pki.db.execute_in_one`; none but on PostgreSQL) that takes the advisory locks of
+    ``values`` ((CA id, kind, value) each) until the end of the transaction.
 
     Locks are taken in ascending key order in one statement, so two transactions never wait on each other
     in a cycle.
     """
     if connection.vendor != "postgresql" or not values:
-        return
+        return []
     keys = sorted({lock_id(ca_id, kind, value) for ca_id, kind, value in values})
     select = ", ".join(["pg_advisory_xact_lock(%s)"] * len(keys))
-    with connection.cursor() as cur:
-        db.execute(cur, "unique_lock", f"SELECT {select}", keys)  # noqa: S608 - only placeholders are interpolated
+    return [("unique_lock", f"SELECT {select}", keys)]  # noqa: S608 - only placeholders are interpolated
