@@ -174,7 +174,7 @@ token = tokens.create_token(a, name="MinuteToken", token_type="SoftCryptoToken",
                             auto_activate=True)
 create_ca(a, CASettings(name="MinuteCA", subject_dn="CN=MinuteCA,O=Test,C=SE", crypto_token=token,
                         key_alias="signKey", key_spec="P-256", crl_period=timedelta(minutes=1),
-                        crl_overlap=timedelta(seconds=20)))
+                        crl_overlap=timedelta(seconds=55)))
 """
 
 
@@ -200,8 +200,10 @@ def test_make_run_renews_a_one_minute_crl_within_its_period_without_redis(tmp_pa
            if not k.startswith(("PYTEST_", "PKI_TEST_", "REDIS_URL", "DATABASE_URL", "DJANGO_SETTINGS"))}
     env.update({"PKI_VAR_DIR": str(tmp_path / "var"), "PKI_MASTER_KEY": f"run-{secrets.token_urlsafe(24)}",
                 "ALLOWED_HOSTS": "127.0.0.1,localhost", "LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1",
-                # The CRL check runs every 5 minutes by default: a 1-minute CRL needs it more often.
-                "PKI_CRL_CHECK_INTERVAL": "10"})
+                # The CRL check runs every minute by default: a 1-minute CRL needs it more often. With a 55 s
+                # overlap the CRL is due 5 s into its minute, so the test waits ~5 s rather than ~45 s, and
+                # still sees the real scheduler renew it before the first one's nextUpdate.
+                "PKI_CRL_CHECK_INTERVAL": "2"})
 
     def manage(*args: str) -> str:
         out = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
