@@ -118,6 +118,11 @@ def build_request(payload: dict[str, Any], body: bytes, cert: x509.Certificate |
         "QUERY_STRING": str(payload.get("query", ""))[:8192],
         "CONTENT_TYPE": str(payload.get("content_type", ""))[:255], "CONTENT_LENGTH": str(len(body)),
         "SERVER_NAME": _host(), "SERVER_PORT": "443", "HTTP_HOST": _host(), "SERVER_PROTOCOL": "HTTP/1.1",
+    login = identity.get("login")
+    if isinstance(login, dict):  # a carried RA portal login: the name it claims (the password never shown)
+        return f"RA portal login of {str(login.get('username', ''))[:150]!r}"
+    if identity.get("session"):  # the CA's answer names the user; the key itself is a credential
+        return "RA portal session"
         "REMOTE_ADDR": _address(payload.get("client_address")),
         "HTTP_ACCEPT": str(payload.get("accept") or "*/*")[:255],
         "wsgi.input": io.BytesIO(body), "wsgi.url_scheme": "https", "wsgi.version": (1, 0),
@@ -240,8 +245,33 @@ def portal_page(text: str, status: int) -> dict[str, Any]:
             "headers": {}, "actor": "", "messages": []}
 
 
-def run_portal(payload: dict[str, Any]) -> dict[str, Any]:
-    """Answer one carried RA portal request with this node's own portal view, as the caller's certificate."""
+def _portal_login(request: WSGIRequest, login: Any, connector_pk: int | None) -> dict[str, Any]:
+    """A carried RA portal login, checked here (:mod:`peers.portal_sessions`): the new session's key for the RA,
+    or the refusal (401 wrong name or password, 429 throttled, 403 must change the password first)."""
+    from . import portal_sessions
+
+    login = login if isinstance(login, dict) else {}
+    if connector_pk is None:
+        return portal_page("A login is carried by a peer connector only.", 400)
+    key, user, reason = portal_sessions.login(request, login.get("username"), login.get("password"), connector_pk)
+    if key is None:
+        if reason.startswith("throttled:"):
+            answer = portal_page("Too many failed logins: try again later.", 429)
+            answer["headers"] = {"Retry-After": reason.partition(":")[2]}
+            return answer
+        if reason == "must-change":
+            return portal_page("This account has a one-time password: change it at the CA before you log in "
+                               "at an RA.", 403)
+        return portal_page("Wrong user name or password.", 401)
+    body = json.dumps({"session": key, "username": user.get_username()}).encode()
+    return {"status": 200, "content_type": "application/json", "body": base64.b64encode(body).decode(),
+            "headers": {}, "actor": user.get_username(), "messages": []}
+
+
+def run_portal(payload: dict[str, Any], connector_pk: int | None = None) -> dict[str, Any]:
+    """Answer one carried RA portal request with this node's own portal view, as the caller the RA forwarded: a
+    client certificate its TLS proxy verified, or the key of an RA portal session (:mod:`peers.portal_sessions`)
+    made through the connector ``connector_pk``; or run a carried login or logout of such a session."""
     from importlib import import_module
 
     from pki.auth.clientcert import ClientCertificateRefused, authenticate_request
@@ -256,26 +286,47 @@ def run_portal(payload: dict[str, Any]) -> dict[str, Any]:
         return portal_page("No such page.", 404)
     if match.url_name not in PORTAL_ROUTES:
         return portal_page("This page is not carried through an RA.", 404)
-    body = decode_body(payload)
-    identity = payload.get("identity") if isinstance(payload.get("identity"), dict) else {}
+    session_key = identity.get("session")
     cert = carried_certificate(identity)
-    if body is None or cert is None:
+    if body is None or (cert is None and not session_key):
         return portal_page("The carried request could not be read.", 400)
     csrf = payload.get("csrf")
     extra = [("CSRF_COOKIE", csrf)] if isinstance(csrf, str) and 0 < len(csrf) <= 64 else []
-    request = build_request(payload, body, cert, extra)
+    request = build_request(payload, body, None if session_key else cert, extra)
     request.resolver_match = match
     request.session = import_module(settings.SESSION_ENGINE).SessionStore()  # not saved: state stays on the RA
-    try:
-        cert_user = authenticate_request(request)
-    except ClientCertificateRefused as exc:
-        return portal_page(f"The CA refused your client certificate: {exc}.", 403)
-    if cert_user is None:
-        return portal_page("Your client certificate is not one of the CA's.", 403)
-    request.user = cert_user
-    request._pki_actor = cert_user.pki_actor
+    if session_key:
+        try:
+            user = portal_sessions.user_of(session_key, connector_pk)
+        except portal_sessions.SessionEnded as exc:
+            return {**portal_page(f"Your session at the CA has ended ({exc}): log in again.", 403),
+                    "session_ended": True}
+        actor = actor_for_user(user)
+    else:
+        try:
+            user = authenticate_request(request)
+        except ClientCertificateRefused as exc:
+            return portal_page(f"The CA refused your client certificate: {exc}.", 403)
+        if user is None:
+            return portal_page("Your client certificate is not one of the CA's.", 403)
+        actor = user.pki_actor
+    request.user = user
+    request._pki_actor = actor
     request._messages = storage = CarriedMessages.storage(request, payload.get("messages"))
     response = _call(match, request)
-    result = answer_of(response, cert_user.pki_actor.name)
+    result = answer_of(response, actor.name)
     result["messages"] = CarriedMessages.outgoing(storage)
     return result
+    from pki.auth.access import actor_for_user
+    from . import portal_sessions
+
+    identity = payload.get("identity") if isinstance(payload.get("identity"), dict) else {}
+    body = decode_body(payload)
+    if "login" in identity or payload.get("logout") is True:
+        if body is None:
+            return portal_page("The carried request could not be read.", 400)
+        request = build_request({**payload, "method": "POST", "path": "/ra/login/", "query": ""}, b"", None)
+        if "login" in identity:
+            return _portal_login(request, identity["login"], connector_pk)
+        ended = portal_sessions.logout(request, identity.get("session"), connector_pk)
+        return {**portal_page("Logged out." if ended else "There was no such session.", 200), "session_ended": True}

@@ -139,10 +139,11 @@ def _run_rest(payload: dict[str, Any]) -> dict[str, Any]:
     return run_rest(payload)
 
 
-def _run_portal(payload: dict[str, Any]) -> dict[str, Any]:
+def _run_portal(payload: dict[str, Any], connector: PeerConnector | None = None) -> dict[str, Any]:
     from .carried_http import run_portal
 
-    return run_portal(payload)
+    # The connector binds an RA portal session to the RA it was made through (peers.portal_sessions).
+    return run_portal(payload, connector.pk if connector is not None else None)
 
 
 RUNNERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
@@ -227,7 +228,7 @@ def carry(connector: PeerConnector, item: dict[str, Any]) -> dict[str, Any]:
             logger.warning("Peer %s: work item %s (key %s) is run again after an unfinished run", connector.name,
                            item.get("id"), key)
             details["rerun"] = True
-        result = runner(payload)
+        result = runner(payload, connector) if kind == WorkKind.PORTAL_PAGE else runner(payload)
         if result.get("actor"):  # a carried HTTP request: the identity this CA authenticated it as
             details["presented"], details["requester"] = details["requester"], str(result["actor"])[:255]
         with transaction.atomic():

@@ -32,7 +32,8 @@ class PeerEndpointMiddleware:
 
     def process_view(self, request: HttpRequest, view_func, view_args, view_kwargs) -> HttpResponse | None:
         """On an RA node: a REST call that needs the CA is carried to it instead of running here
-        (:mod:`peers.rest_ra`); the REST boundary checks run first, as for the view itself."""
+        (:mod:`peers.rest_ra`); the REST boundary checks run first, as for the view itself. The RA portal's pages
+        and the logout of an RA portal session likewise (:mod:`peers.portal_ra`)."""
         if not rest_ra.is_ra():
             return None
         if rest_ra.carried_rest_view(request):
@@ -41,4 +42,8 @@ class PeerEndpointMiddleware:
 
         if portal_ra.carried_portal_view(request):
             return portal_ra.forward_portal(request, view_func)
+        match = getattr(request, "resolver_match", None)
+        if match is not None and match.url_name == "logout" and request.method == "POST" \
+                and portal_ra.portal_session(request) is not None:
+            return portal_ra.portal_logout(request, view_func)  # ends the RA portal session at the CA too
         return None

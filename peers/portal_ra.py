@@ -8,23 +8,46 @@ rules and authorizes every page against its access rules. Messages a CA page que
 redirect) are kept here and carried with that next page. When the CA does not answer in time, the page says so
 (503 with ``Retry-After``) and does not pretend the request failed: a Make New Request the CA received may still
 be completed, so the operator searches before sending it again.
+
+An operator without a client certificate logs in at ``/ra/login/`` with the user name and password they have at
+the CA: the RA carries that one login to the CA, which checks it (its throttling, lockout and audit) and answers
+with the key of a session record it keeps (:mod:`peers.portal_sessions`). The RA keeps only that key, in this
+operator's session here (a new session key at login), and forwards it instead of a certificate with every page;
+the password is in the RA's database only inside the login's work item until the CA answered it. Logging out
+(the pages' "Log out" button, which posts to ``/logout/``) ends the record at the CA and the session here; when the CA
+ended the record (user disabled, deleted, password changed, idle), the next page sends the operator to log in.
+The portal session gives nothing on the RA's own admin pages: it is not a login here.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
+import json
 import logging
+from typing import Any
+from urllib.parse import urlencode
 
+from django import forms
+from django.conf import settings
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
-from django.middleware.csrf import CsrfViewMiddleware, get_token
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.middleware.csrf import CsrfViewMiddleware, get_token, rotate_token
 from django.shortcuts import render
+from django.utils.http import url_has_allowed_host_and_scheme
 
-from .carried_http import MAX_BODY, PORTAL_ROUTES
+from pki.auth import throttle
+
+from . import queue
+from .carried_http import MAX_BODY, PORTAL_ROUTES, presented_identity
 from .choices import WorkKind
-from .rest_ra import RETRY_AFTER, caller_identity, carry_and_wait, reply
+from .models import PeerWorkItem
+from .rest_ra import RETRY_AFTER, caller_identity, carry_and_wait, is_ra, reply
 
 logger = logging.getLogger("peers")
+#: This RA's session key holding the operator's RA portal session at the CA: {"key", "username"}.
+PORTAL_SESSION = "pki_ra_portal_session"
+LOGIN_PATH = "/ra/login/"
 
 
 def carried_portal_view(request: HttpRequest) -> bool:
@@ -40,11 +63,18 @@ def _page(request: HttpRequest, title: str, message: str, status: int, retry: st
 
 def forward_portal(request: HttpRequest, view_func) -> HttpResponse:
     """The RA's answer to one carried portal page (see the module doc)."""
-    identity = caller_identity(request)
-    if identity is None or "certificate" not in identity:
-        return _page(request, "Client certificate needed",
-                     "The RA portal on this RA node works with your client certificate: the CA decides what you may "
-                     "do by it. Open this page with your certificate in the browser.", 403)
+    portal = portal_session(request)
+    if portal is not None:
+        identity: dict[str, str] | None = {"session": portal["key"]}
+    else:
+        identity = caller_identity(request)
+    if identity is None or not ("certificate" in identity or "session" in identity):
+        if request.method == "GET":
+            return HttpResponseRedirect(f"{LOGIN_PATH}?{urlencode({'next': request.get_full_path()})}")
+        return _page(request, "Log in first",
+                     "The RA portal on this RA node works with your client certificate or after you log in with "
+                     "your user name and password at the CA (Log in, /ra/login/).", 403)
+    forwarded = {"session": identity["session"]} if "session" in identity else {"certificate": identity["certificate"]}
     try:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
@@ -60,7 +90,7 @@ def forward_portal(request: HttpRequest, view_func) -> HttpResponse:
     pending = [[m.level, str(m.message), m.extra_tags or ""] for m in storage]
     payload = {"method": request.method, "path": request.path_info, "query": request.META.get("QUERY_STRING", ""),
                "content_type": request.META.get("CONTENT_TYPE", ""), "accept": request.META.get("HTTP_ACCEPT", ""),
-               "body": base64.b64encode(body).decode(), "identity": {"certificate": identity["certificate"]},
+               "body": base64.b64encode(body).decode(), "identity": forwarded,
                "csrf": request.META.get("CSRF_COOKIE", ""), "messages": pending}
     done = carry_and_wait(request, WorkKind.PORTAL_PAGE, payload)
     if done is None:
@@ -76,8 +106,150 @@ def forward_portal(request: HttpRequest, view_func) -> HttpResponse:
     for entry in result.get("messages") or []:
         if isinstance(entry, list) and len(entry) == 3 and isinstance(entry[0], int):
             messages.add_message(request, entry[0], str(entry[1])[:2048], extra_tags=str(entry[2] or "")[:64])
+    if result.get("session_ended") and portal is not None:  # the CA ended it: log in again
+        request.session.pop(PORTAL_SESSION, None)
+        messages.warning(request, "Your session at the CA has ended: log in again.")
+        target = request.get_full_path() if request.method == "GET" else "/ra/"
+        return HttpResponseRedirect(f"{LOGIN_PATH}?{urlencode({'next': target})}")
     if "messages" not in result:  # the CA refused to carry it at all (its connector's rules): no portal answer
         logger.warning("RA portal %s: the CA refused to carry the page (status %s)", request.path, result.get("status"))
         return _page(request, "Refused by the CA", "The CA refused to carry this page for this RA.",
                      int(result.get("status") or 502) if str(result.get("status", "")).isdigit() else 502)
     return reply(result)
+
+
+def portal_session(request: HttpRequest) -> dict[str, str] | None:
+    """The operator's RA portal session at the CA (``{"key", "username"}``) kept in this RA's session, or None."""
+    session = getattr(request, "session", None)
+    value = session.get(PORTAL_SESSION) if session is not None else None
+    if isinstance(value, dict) and isinstance(value.get("key"), str) and value["key"]:
+        return value
+    return None
+
+
+def _carry_credential(request: HttpRequest, identity: dict[str, Any], extra: dict[str, Any]) -> PeerWorkItem | None:
+    """Carry a login or logout and wait for the answer. Unlike a page, the credential (a password, a session key)
+    is taken out of the RA's work item as soon as the wait ends, also from an item a connector still holds (its
+    run, if the lease runs out, is then refused as unreadable), and the answer's body (the new session's key) once
+    read here."""
+    timeout = float(getattr(settings, "PKI_PEER_REQUEST_TIMEOUT", 30))
+    payload = {"method": "POST", "path": LOGIN_PATH, "query": "", "body": "", "messages": [], **extra,
+               "identity": identity, "client_address": throttle.client_address(request)}
+    item = queue.submit(WorkKind.PORTAL_PAGE, payload, presented_identity(identity), timeout)
+    try:
+        done = queue.wait_for_answer(item)
+    finally:
+        scrubbed = {k: v for k, v in payload.items() if k != "identity"}
+        PeerWorkItem.objects.filter(pk=item.pk).update(payload=scrubbed)
+    if done is not None and isinstance(done.result, dict):
+        kept = {k: v for k, v in done.result.items() if k not in ("body", "messages")}
+        PeerWorkItem.objects.filter(pk=item.pk).update(result={**kept, "body_forgotten": True})
+        if done.result.get("body_forgotten"):
+            return None  # answered after the deadline, without its body
+    return done
+
+
+class PortalLoginForm(forms.Form):
+    username = forms.CharField(max_length=150, label="User name",
+                               widget=forms.TextInput(attrs={"autocomplete": "username", "autofocus": True}))
+    password = forms.CharField(max_length=4096, label="Password", strip=False,
+                               widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
+
+
+def _next_url(request: HttpRequest) -> str:
+    asked = request.POST.get("next") or request.GET.get("next") or ""
+    if asked.startswith("/ra/") and not asked.startswith(LOGIN_PATH) and url_has_allowed_host_and_scheme(
+            asked, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return asked
+    return "/ra/"
+
+
+def portal_login(request: HttpRequest) -> HttpResponse:
+    """``/ra/login/`` on an RA node: log in to the RA portal with the user name and password held by the CA."""
+    if not is_ra():
+        return HttpResponseRedirect(f"{settings.LOGIN_URL}?{urlencode({'next': '/ra/'})}")
+    if portal_session(request) is not None and request.method == "GET":
+        return HttpResponseRedirect(_next_url(request))
+    form = PortalLoginForm(request.POST if request.method == "POST" else None)
+    status, retry = 200, ""
+    if request.method == "POST" and form.is_valid():
+        address = throttle.client_address(request)
+        try:  # an address the CA keeps refusing is refused here first, unqueued
+            throttle.check((throttle.ADDRESS, address))
+        except throttle.Throttled as exc:
+            form.add_error(None, exc.message)
+            status, retry = 429, str(exc.retry_after)
+        else:
+            identity = {"login": {"username": form.cleaned_data["username"],
+                                  "password": form.cleaned_data["password"]}}
+            done = _carry_credential(request, identity, {})
+            if done is None:
+                response = _page(request, "The CA is not answering",
+                                 "The CA did not answer in time. Try to log in again in a moment.", 503,
+                                 retry=request.get_full_path())
+                response["Retry-After"] = RETRY_AFTER
+                return response
+            answer = done.result or {}
+            session = _login_answer(answer)
+            if session is not None:
+                request.session.cycle_key()  # no session fixation: a new key for the logged-in session
+                request.session[PORTAL_SESSION] = session
+                rotate_token(request)
+                logger.info("RA portal login of %s from %s", session["username"], address)
+                return HttpResponseRedirect(_next_url(request))
+            status = int(answer.get("status") or 502) if str(answer.get("status", "")).isdigit() else 502
+            if status == 401:
+                throttle.record_failure(throttle.ADDRESS, address, ip=address)
+            retry = str((answer.get("headers") or {}).get("Retry-After") or "")[:16]
+            form.add_error(None, _refusal_text(answer))
+    response = render(request, "peers/portal_login.html", {"form": form, "next": _next_url(request)},
+                      status=status)
+    if retry.isdigit():
+        response["Retry-After"] = retry
+    return response
+
+
+def _login_answer(answer: dict[str, Any]) -> dict[str, str] | None:
+    """The session the CA made for a carried login (``{"key", "username"}``), or None when it refused."""
+    if answer.get("status") != 200 or not str(answer.get("content_type", "")).startswith("application/json"):
+        return None
+    try:
+        data = json.loads(base64.b64decode(str(answer.get("body", "")), validate=True))
+    except (binascii.Error, ValueError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("session"), str) or not data["session"]:
+        return None
+    return {"key": data["session"][:64], "username": str(data.get("username", ""))[:150]}
+
+
+def _refusal_text(answer: dict[str, Any]) -> str:
+    """The CA's reason for refusing a login, as it wrote it on its refusal page."""
+    import html
+    import re
+
+    try:
+        text = base64.b64decode(str(answer.get("body", "")), validate=True).decode("utf-8", "replace")
+    except (binascii.Error, ValueError):
+        text = ""
+    found = re.search(r"<p>(.*?)</p>", text, re.S)
+    return html.unescape(found.group(1))[:300] if found else "The CA refused the login."
+
+
+def portal_logout(request: HttpRequest, view_func) -> HttpResponse:
+    """Log out of the RA portal: the CA deletes its session record, this RA forgets it (also when the CA does not
+    answer in time: the record then ends at the CA's idle limit, and nobody here holds its key any more)."""
+    refused = CsrfViewMiddleware(lambda r: HttpResponse()).process_view(request, view_func, (), {})
+    if refused is not None:
+        return refused
+    portal = portal_session(request)
+    request.session.flush()
+    done = None
+    if portal is not None:
+        done = _carry_credential(request, {"session": portal["key"]}, {"logout": True})
+    if portal is not None and done is None:
+        logger.warning("RA portal logout of %s: the CA did not answer; its session ends when idle",
+                       portal.get("username"))
+        messages.warning(request, "Logged out here. The CA did not answer: your session there ends when unused.")
+    else:
+        messages.info(request, "Logged out.")
+    return HttpResponseRedirect(LOGIN_PATH)

@@ -5,7 +5,7 @@ from django.urls import path
 
 from pki.views.context import NavItem, register_nav
 
-from . import api, ra_views, views
+from . import api, portal_ra, ra_views, views
 from .choices import VIEW_RULE
 
 API = "api/v1/peers"
@@ -19,6 +19,7 @@ urlpatterns = [
     path(f"{API}/incoming/", api.IncomingListView.as_view(), name="api-peer-incoming"),
     path(f"{API}/<str:key>/", api.ConnectorDetailView.as_view(), name="api-peer-detail"),
     path(f"{API}/<str:key>/test", api.TestView.as_view(), name="api-peer-test"),
+    path("ra/login/", portal_ra.portal_login, name="ra-portal-login"),  # RA node: log in with the CA's password
     path("system/peers/", views.peer_list, name="peer-list"),
     path("system/peers/new/", views.peer_create, name="peer-create"),
     path("system/peers/<int:pk>/edit/", views.peer_edit, name="peer-edit"),

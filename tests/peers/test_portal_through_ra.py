@@ -139,7 +139,9 @@ def test_a_post_without_the_ras_csrf_token_is_refused_at_the_ra(ra_portal, opera
 
 @pytest.mark.django_db
 def test_no_certificate_no_carrying(ra_portal, web_profile):
-    r = Client().get("/ra/enroll/")
+    r = Client().get("/ra/enroll/")  # on to the RA portal's login (tests/peers/test_ra_login.py)
+    assert r.status_code == 302 and r["Location"] == "/ra/login/?next=%2Fra%2Fenroll%2F"
+    r = Client().post("/ra/enroll/", {})
     assert r.status_code == 403 and "client certificate" in r.content.decode()
     assert not PeerWorkItem.objects.exists()
 

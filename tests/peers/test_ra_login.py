@@ -1,0 +1,273 @@
+"""Logging in at an RA node's portal with the user name and password held by the CA, and the attacks on it: the RA
+carries one login to the CA, which answers with the key of a session record it keeps and checks on every carried
+page; a forged, foreign or ended key, a disabled user and a wrong password are refused by the CA; the password and
+the key leave the RA's work queue as soon as the CA answered. Also: a revoked administrator certificate at the RA's
+own admin pages."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.contrib.auth.models import User
+from django.contrib.sessions.models import Session
+from django.test import Client
+
+from endentities.choices import EndEntityStatus
+from peers import portal_sessions
+from peers import services as peers
+from peers.carried_http import run_portal
+from peers.models import PeerWorkItem
+from peers.portal_ra import PORTAL_SESSION
+from pki.models import AuditEvent
+from tests.endentities import entities_support
+from tests.endentities.test_ra_portal_enroll import RA_ADMIN_RULES
+
+from .conftest import carrying, cert_headers
+
+entity_factory = entities_support.entity_factory
+ee_profile = entities_support.ee_profile
+ee_profile_factory = entities_support.ee_profile_factory
+DB = pytest.mark.django_db(transaction=True)  # the held page waits on another connection for the carrier's answer
+PASSWORD = "Rita-Pass-4711"
+
+
+@pytest.fixture
+def connector(actor, connector_binding, peer_role, peer_ca):
+    """The CA's connector, allowed to carry portal pages (not looping: see ``carrier``)."""
+    peer_role(peer_ca, connector_binding.certificate.certificate, {"/peer/carry/portal": True})
+    return peers.add_connector(actor, name="dmz-ra", url="https://127.0.0.1:9", binding="ra-link")
+
+
+@pytest.fixture
+def carrier(connector):
+    with carrying(connector):
+        yield connector
+
+
+@pytest.fixture
+def operator_account(actor):
+    """A local user at the CA with the RA operator's rules."""
+    from pki.choices import MemberMatch
+    from pki.services import roles
+
+    def make(name: str = "rita", rules=RA_ADMIN_RULES) -> User:
+        user = User.objects.create_user(name, password=PASSWORD)
+        role = roles.create_role(actor, f"RA operators {name}")
+        roles.add_member(actor, role, roles.MemberSpec(MemberMatch.LOCAL_USER, name))
+        roles.set_rules(actor, role, dict.fromkeys(rules, True))
+        return user
+
+    return make
+
+
+@pytest.fixture
+def ra_portal(ra_node):
+    ra_node.PKI_PEER_REQUEST_TIMEOUT = 20
+    return ra_node
+
+
+def _csrf(html: str) -> str:
+    return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)
+
+
+def _login(client: Client, username: str = "rita", password: str = PASSWORD, next_url: str = ""):
+    page = client.get("/ra/login/" + (f"?next={next_url}" if next_url else ""))
+    assert page.status_code == 200, page.content[-500:]
+    return client.post("/ra/login/", {"username": username, "password": password, "next": next_url,
+                                      "csrfmiddlewaretoken": _csrf(page.content.decode())})
+
+
+def _ca_records() -> list[Session]:
+    return [s for s in Session.objects.all() if portal_sessions.USER in s.get_decoded()]
+
+
+def _queue_text() -> str:
+    return repr(list(PeerWorkItem.objects.values_list("payload", "result")))
+
+
+@DB
+def test_login_use_the_pages_as_that_user_and_log_out_on_both_sides(ra_portal, carrier, operator_account,
+                                                                   entity_factory, tracebacks):
+    operator_account()
+    entity_factory("anna")
+    op = Client(enforce_csrf_checks=True)
+    r = op.get("/ra/endentities/?text=ann")
+    assert r.status_code == 302 and r["Location"].startswith("/ra/login/?next=")
+    r = _login(op, next_url="/ra/endentities/?text=ann")
+    assert r.status_code == 302 and r["Location"] == "/ra/endentities/?text=ann", r.content[-800:]
+    page = op.get(r["Location"])
+    assert page.status_code == 200 and "CN=anna" in page.content.decode()
+    # The CA decided who it is: its LOGIN event and the carried pages name the user.
+    assert AuditEvent.objects.filter(event_type="LOGIN", actor="rita", outcome="SUCCESS").count() == 1
+    carried = AuditEvent.objects.filter(event_type="PEER_REQUEST_CARRIED").order_by("pk")
+    assert [e.details["requester"] for e in carried] == ["rita", "rita"]
+    # The RA holds the key in its session only, not a login at the RA, and its queue holds neither secret.
+    (record,) = _ca_records()
+    assert op.session[PORTAL_SESSION] == {"key": record.session_key, "username": "rita"}
+    assert "_auth_user_id" not in op.session and "_auth_user_id" not in record.get_decoded()
+    assert PASSWORD not in _queue_text() and record.session_key not in _queue_text()
+    assert op.get("/system/peers/").status_code in (302, 403)  # the RA's own admin pages: not logged in there
+    # The pages' "Log out" button ends the record at the CA and the session here.
+    detail = op.get("/ra/").content.decode()
+    r = op.post("/logout/", {"csrfmiddlewaretoken": _csrf(detail)})
+    assert r.status_code == 302 and r["Location"] == "/ra/login/"
+    assert _ca_records() == [] and PORTAL_SESSION not in op.session
+    assert AuditEvent.objects.filter(event_type="LOGOUT", actor="rita").count() == 1
+    assert op.get("/ra/").status_code == 302
+    assert not tracebacks.records
+
+
+@DB
+def test_a_revoke_through_a_password_session(ra_portal, carrier, operator_account, entity_factory):
+    operator_account()
+    anna = entity_factory("anna")
+    op = Client(enforce_csrf_checks=True)
+    _login(op)
+    detail = op.get(f"/ra/endentities/{anna.pk}/").content.decode()
+    r = op.post(f"/ra/endentities/{anna.pk}/revoke/", {"reason": "4", "csrfmiddlewaretoken": _csrf(detail)})
+    assert r.status_code == 302
+    anna.refresh_from_db()
+    assert anna.status == EndEntityStatus.REVOKED
+    assert AuditEvent.objects.filter(actor="rita", event_type__icontains="REVOK").exists()
+
+
+@DB
+@pytest.mark.parametrize("change", ["disable", "delete", "password"])
+def test_the_ca_ends_the_session_at_the_next_page(ra_portal, carrier, operator_account, change):
+    user = operator_account()
+    op = Client(enforce_csrf_checks=True)
+    _login(op)
+    assert op.get("/ra/").status_code == 200
+    if change == "disable":
+        User.objects.filter(pk=user.pk).update(is_active=False)
+    elif change == "delete":
+        user.delete()
+    else:
+        user.set_password("Another-Pass-0815")
+        user.save()
+    r = op.get("/ra/endentities/")
+    assert r.status_code == 302 and r["Location"].startswith("/ra/login/")
+    assert PORTAL_SESSION not in op.session and _ca_records() == []
+    assert "session at the CA has ended" in op.get(r["Location"]).content.decode()
+
+
+@DB
+@pytest.mark.parametrize(("username", "password", "active"), [
+    ("rita", "wrong-password", True),
+    ("rita", PASSWORD, False),  # a disabled user
+    ("nobody", PASSWORD, True),
+])
+def test_a_refused_login_gives_no_session(ra_portal, carrier, operator_account, username, password, active):
+    user = operator_account()
+    User.objects.filter(pk=user.pk).update(is_active=active)
+    op = Client(enforce_csrf_checks=True)
+    r = _login(op, username, password)
+    assert r.status_code == 401 and "Wrong user name or password" in r.content.decode()
+    assert PORTAL_SESSION not in op.session and _ca_records() == []
+    assert password not in _queue_text()
+    assert AuditEvent.objects.filter(event_type="LOGIN", outcome="FAILURE", actor=username).exists()
+
+
+@pytest.mark.django_db
+def test_the_ca_not_answering_a_login_leaves_no_password_at_the_ra(ra_node, operator_account):
+    ra_node.PKI_PEER_REQUEST_TIMEOUT = 0.3
+    operator_account()
+    op = Client(enforce_csrf_checks=True)
+    r = _login(op)
+    assert r.status_code == 503 and r["Retry-After"]
+    assert PeerWorkItem.objects.count() == 1 and PASSWORD not in _queue_text()
+
+
+def _page(key, connector_pk, path="/ra/"):
+    return run_portal({"method": "GET", "path": path, "body": "", "identity": {"session": key}}, connector_pk)
+
+
+def _carried_login(connector_pk, username="rita", password=PASSWORD):
+    return run_portal({"method": "POST", "path": "/ra/login/", "body": "",
+                       "identity": {"login": {"username": username, "password": password}}}, connector_pk)
+
+
+def _key(answer) -> str:
+    import base64
+    import json
+
+    return json.loads(base64.b64decode(answer["body"]))["session"]
+
+
+@pytest.mark.django_db
+def test_forged_foreign_and_replayed_keys_are_refused_by_the_ca(connector, operator_account, actor):
+    user = operator_account()
+    other_user = operator_account("otto")
+    good = _carried_login(connector.pk)
+    assert good["status"] == 200 and good["actor"] == "rita"
+    key = _key(good)
+    assert _page(key, connector.pk)["status"] == 200
+    browser = Client()  # a browser session at the CA itself
+    browser.force_login(other_user)
+    other_connector = peers.add_connector(actor, name="other-ra", url="https://127.0.0.1:8", binding="ra-link")
+    for forged, through in [
+        ("0" * 32, connector.pk),  # a made-up key
+        (key[:-1] + ("a" if key[-1] != "a" else "b"), connector.pk),  # one character off
+        (browser.session.session_key, connector.pk),  # a CA browser session's key: not an RA portal session
+        (key, other_connector.pk),  # made through another RA's connector
+        (key, None),  # not carried by a connector at all
+        ("../" + key, connector.pk),
+        ({"key": key}, connector.pk),
+    ]:
+        answer = _page(forged, through)
+        assert answer["status"] == 403 and answer.get("session_ended"), forged
+    assert _page(key, connector.pk)["status"] == 200  # none of that ended the real one
+    # The key at the CA's own door logs nobody in (the record holds no Django login).
+    at_ca = Client()
+    at_ca.cookies["sessionid"] = key
+    assert at_ca.get("/start/").status_code == 302
+    # A logout through another connector ends nothing; through the right one it does, and the key is dead.
+    logout = {"method": "POST", "path": "/ra/login/", "body": "", "identity": {"session": key}, "logout": True}
+    run_portal(logout, other_connector.pk)
+    assert _page(key, connector.pk)["status"] == 200
+    run_portal(logout, connector.pk)
+    assert _page(key, connector.pk)["status"] == 403
+    assert user.is_active
+
+
+@pytest.mark.django_db
+def test_the_cas_throttling_applies_to_carried_logins(connector, operator_account, settings):
+    settings.PKI_AUTH_FAILURE_LIMIT = 3
+    operator_account()
+    statuses = [_carried_login(connector.pk, password="wrong")["status"] for _ in range(4)]
+    assert statuses[:3] == [401, 401, 401] and statuses[3] == 429
+    locked = _carried_login(connector.pk)  # the right password, while locked out: not even checked
+    assert locked["status"] == 429 and int(locked["headers"]["Retry-After"]) > 0
+    assert _ca_records() == []
+
+
+@pytest.mark.django_db
+def test_a_one_time_password_must_be_changed_at_the_ca_first(connector, operator_account):
+    from pki.models import LocalAccount
+
+    user = operator_account()
+    LocalAccount.objects.create(user=user, must_change_password=True)
+    answer = _carried_login(connector.pk)
+    assert answer["status"] == 403 and _ca_records() == []
+
+
+@pytest.mark.django_db
+def test_the_ras_client_cannot_set_the_key_itself(ra_portal, operator_account):
+    """The RA session is the RA's server-side record: a key sent by the browser (a form field, a cookie) is
+    never what the RA forwards."""
+    op = Client(enforce_csrf_checks=True)
+    op.cookies[PORTAL_SESSION] = "0" * 32
+    r = op.get(f"/ra/?{PORTAL_SESSION}={'0' * 32}")
+    assert r.status_code == 302 and r["Location"].startswith("/ra/login/")
+    assert not PeerWorkItem.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_certificate_still_works_without_a_login(ra_node, peer_ca, make_cert):
+    """A client certificate is forwarded as before (no redirect to the login page)."""
+    ra_node.PKI_PEER_REQUEST_TIMEOUT = 0.3
+    cert = make_cert(peer_ca, "ra-op")
+    r = Client(**cert_headers(cert)).get("/ra/")
+    assert r.status_code == 503  # queued for the CA (nobody carries it here), not sent to log in
+    assert PeerWorkItem.objects.get().requester.startswith("client certificate")
