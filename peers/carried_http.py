@@ -88,6 +88,11 @@ def presented_identity(identity: Any) -> str:
         if cert is None:
             return "client certificate (unreadable)"
         return f"client certificate {format(cert.serial_number, 'x')} ({cert.subject.rfc4514_string()})"[:255]
+    login = identity.get("login")
+    if isinstance(login, dict):  # a carried RA portal login: the name it claims (the password never shown)
+        return f"RA portal login of {str(login.get('username', ''))[:150]!r}"
+    if identity.get("session"):  # the CA's answer names the user; the key itself is a credential
+        return "RA portal session"
     scheme = str(identity.get("authorization", "")).strip().partition(" ")[0][:16]
     return f"{scheme or 'no'} authorization"
 
@@ -118,11 +123,6 @@ def build_request(payload: dict[str, Any], body: bytes, cert: x509.Certificate |
         "QUERY_STRING": str(payload.get("query", ""))[:8192],
         "CONTENT_TYPE": str(payload.get("content_type", ""))[:255], "CONTENT_LENGTH": str(len(body)),
         "SERVER_NAME": _host(), "SERVER_PORT": "443", "HTTP_HOST": _host(), "SERVER_PROTOCOL": "HTTP/1.1",
-    login = identity.get("login")
-    if isinstance(login, dict):  # a carried RA portal login: the name it claims (the password never shown)
-        return f"RA portal login of {str(login.get('username', ''))[:150]!r}"
-    if identity.get("session"):  # the CA's answer names the user; the key itself is a credential
-        return "RA portal session"
         "REMOTE_ADDR": _address(payload.get("client_address")),
         "HTTP_ACCEPT": str(payload.get("accept") or "*/*")[:255],
         "wsgi.input": io.BytesIO(body), "wsgi.url_scheme": "https", "wsgi.version": (1, 0),
@@ -274,9 +274,22 @@ def run_portal(payload: dict[str, Any], connector_pk: int | None = None) -> dict
     made through the connector ``connector_pk``; or run a carried login or logout of such a session."""
     from importlib import import_module
 
+    from pki.auth.access import actor_for_user
     from pki.auth.clientcert import ClientCertificateRefused, authenticate_request
 
+    from . import portal_sessions
+
     method, path = str(payload.get("method", "")).upper(), payload.get("path")
+    identity = payload.get("identity") if isinstance(payload.get("identity"), dict) else {}
+    body = decode_body(payload)
+    if "login" in identity or payload.get("logout") is True:
+        if body is None:
+            return portal_page("The carried request could not be read.", 400)
+        request = build_request({**payload, "method": "POST", "path": "/ra/login/", "query": ""}, b"", None)
+        if "login" in identity:
+            return _portal_login(request, identity["login"], connector_pk)
+        ended = portal_sessions.logout(request, identity.get("session"), connector_pk)
+        return {**portal_page("Logged out." if ended else "There was no such session.", 200), "session_ended": True}
     if method not in PORTAL_METHODS or not isinstance(path, str) or not path.startswith(PORTAL_PREFIX) \
             or len(path) > 2048 or "\x00" in path:
         return portal_page("Not an RA portal page an RA may carry.", 400)
@@ -317,16 +330,3 @@ def run_portal(payload: dict[str, Any], connector_pk: int | None = None) -> dict
     result = answer_of(response, actor.name)
     result["messages"] = CarriedMessages.outgoing(storage)
     return result
-    from pki.auth.access import actor_for_user
-    from . import portal_sessions
-
-    identity = payload.get("identity") if isinstance(payload.get("identity"), dict) else {}
-    body = decode_body(payload)
-    if "login" in identity or payload.get("logout") is True:
-        if body is None:
-            return portal_page("The carried request could not be read.", 400)
-        request = build_request({**payload, "method": "POST", "path": "/ra/login/", "query": ""}, b"", None)
-        if "login" in identity:
-            return _portal_login(request, identity["login"], connector_pk)
-        ended = portal_sessions.logout(request, identity.get("session"), connector_pk)
-        return {**portal_page("Logged out." if ended else "There was no such session.", 200), "session_ended": True}
