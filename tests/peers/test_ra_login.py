@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from cryptography import x509
 from django.contrib.auth.models import User
 from django.contrib.sessions.models import Session
 from django.test import Client
@@ -271,3 +272,56 @@ def test_a_certificate_still_works_without_a_login(ra_node, peer_ca, make_cert):
     r = Client(**cert_headers(cert)).get("/ra/")
     assert r.status_code == 503  # queued for the CA (nobody carries it here), not sent to log in
     assert PeerWorkItem.objects.get().requester.startswith("client certificate")
+
+
+def _pushed_crl(ca, serial: int):
+    import datetime as dt
+
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    from cryptotokens import services as tokens
+    from peers.models import PushedCrl
+
+    now = dt.datetime.now(dt.UTC)
+    revoked = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now).build()
+    crl = (x509.CertificateRevocationListBuilder().issuer_name(ca.certificate.subject).last_update(now)
+           .next_update(now + dt.timedelta(days=1)).add_revoked_certificate(revoked)
+           .add_extension(x509.CRLNumber(99), critical=False)
+           .sign(tokens.get_private_key(ca.crypto_token, ca.key_alias), hashes.SHA256()))
+    PushedCrl.objects.create(ca=ca, crl_number=99, this_update=now, next_update=now + dt.timedelta(days=1),
+                             der=crl.public_bytes(serialization.Encoding.DER))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("revoked_by", ["pushed status", "pushed CRL", None])
+@pytest.mark.parametrize("member", ["serial", "cn"])
+def test_an_admin_certificate_of_the_ca_is_refused_at_the_ras_own_admin_pages(ra_node, peer_ca, make_cert, peer_role,
+                                                                              revoked_by, member):
+    """The RA's own admin pages and REST API (Peer Systems, incoming connections) authenticate client certificates
+    only of CAs that hold a key on this node (pki.auth.clientcert); on an RA every CA is imported, so a certificate
+    the CA issued (revoked there, as the CA pushed it here, or not) logs nobody in, whatever role member matches it
+    here. Only the CA's connector is admitted by such a member (peers.incoming, which checks the pushed status)."""
+    import datetime as dt
+
+    from peers.models import PushedRevocation
+    from peers.revocations import is_revoked
+    from pki.choices import CAStatus
+    from pki.models import CertificateAuthority
+
+    CertificateAuthority.objects.filter(pk=peer_ca.pk).update(status=CAStatus.EXTERNAL)  # as an RA holds it
+    peer_ca.refresh_from_db()
+    cert = make_cert(peer_ca, "ra-admin")
+    peer_role(peer_ca, cert, {"/": True}, by=member)
+    serial = format(cert.serial_number, "x")
+    if revoked_by == "pushed status":
+        now = dt.datetime.now(dt.UTC)
+        PushedRevocation.objects.create(ca=peer_ca, serial=serial, status="REVOKED", revocation_reason=1,
+                                        revoked_at=now, changed_at=now)
+    elif revoked_by == "pushed CRL":
+        _pushed_crl(peer_ca, cert.serial_number)
+    assert is_revoked(peer_ca, serial) is (revoked_by is not None)
+    admin = Client(**cert_headers(cert))
+    page = admin.get("/system/peers/")
+    assert page.status_code == 302 and page["Location"].startswith("/login/")
+    api = admin.get("/api/v1/peers/incoming/", HTTP_ACCEPT="application/json")
+    assert api.status_code in (401, 403)
