@@ -58,14 +58,19 @@ def _insert_events_sql(n: int) -> str:
             "UPDATE pki_auditchainhead SET last_sequence = %s, last_mac = %s, head_mac = %s WHERE id = 1")
 
 
-def _try_append_sql(n: int) -> str:
+def _try_append_sql(n: int, along: str | None = None) -> str:
     """Without the lock yet: append onto the head this process expects, in the statement that takes the lock.
     The head moves only if it is exactly the expected one (checked on the latest committed row, after any
-    wait), and the events are inserted only if it moved; otherwise the row is locked unchanged and returned."""
+    wait), and the events are inserted only if it moved; otherwise the row is locked unchanged and returned.
+    ``along``: a data-modifying statement with RETURNING run by the same statement, whatever the head; its rows
+    follow the head's columns (one result row per row of it, in the order of its first column)."""
     values = ", ".join([_TYPED_EVENT_VALUES] * n)
-    # Only placeholders and constant names are interpolated.
+    # Only placeholders, constant names and the caller's own statement are interpolated.
+    start = f"WITH along AS ({along}), head AS" if along else "WITH head AS"
+    end = ("SELECT head.last_sequence, head.last_mac, along.* FROM head LEFT JOIN along ON true ORDER BY 3"
+           if along else "SELECT last_sequence, last_mac FROM head")
     return (
-        "WITH head AS (UPDATE pki_auditchainhead SET "  # noqa: S608
+        f"{start} (UPDATE pki_auditchainhead SET "  # noqa: S608
         "last_sequence = CASE WHEN last_sequence = %s AND last_mac = %s THEN %s ELSE last_sequence END, "
         "last_mac = CASE WHEN last_sequence = %s AND last_mac = %s THEN %s ELSE last_mac END, "
         "head_mac = CASE WHEN last_sequence = %s AND last_mac = %s THEN %s ELSE head_mac END "
@@ -73,8 +78,7 @@ def _try_append_sql(n: int) -> str:
         f"new_event AS (INSERT INTO pki_auditevent {_EVENT_COLUMNS} "
         "SELECT v.seq, v.ts, v.event_type, v.actor, v.object_type, v.object_id, v.outcome, v.details, v.mac "
         f"FROM (VALUES {values}) AS v(seq, ts, event_type, actor, object_type, object_id, outcome, details, mac), "
-        "head WHERE head.last_sequence = %s AND head.last_mac = %s) "
-        "SELECT last_sequence, last_mac FROM head"
+        f"head WHERE head.last_sequence = %s AND head.last_mac = %s) {end}"
     )
 
 
@@ -195,31 +199,54 @@ def _append_locked(cur, events: list[_Event], head=None):
     return chained
 
 
-def _append_postgresql(cur, events: list[_Event], holds_head: bool):
+# A statement for pki.db.execute: (purpose, sql, params).
+Statement = tuple[str, str, list]
+
+
+def _run_along(cur, along: Statement | None) -> list[tuple]:
+    if along is None:
+        return []
+    db.execute(cur, *along)
+    return cur.fetchall()
+
+
+def _append_postgresql(cur, events: list[_Event], holds_head: bool, along: Statement | None = None):
+    """Append ``events``; with ``along`` (see :func:`record_many_along`), also run it, in the same statement when
+    the expected head is known. Returns the events' (sequence, timestamp, mac) and ``along``'s rows."""
     pipeline = _pipeline
     # A transaction that appended before holds the head already: it must not wait for a thread that
     # waits for its commit.
     if holds_head or not pipeline.turn.acquire(timeout=TURN_TIMEOUT):
+        rows = _run_along(cur, along)
         chained = _append_locked(cur, events)
         pipeline.expected = chained[-1][0], chained[-1][2]
-        return chained
+        return chained, rows
     try:
         expected = pipeline.expected
         if expected is None:
+            rows = _run_along(cur, along)
             chained = _append_locked(cur, events)
         else:
             prev_seq, prev_mac = expected
             chained, params = _chain(prev_seq, prev_mac, events)
             seq, mac = chained[-1][0], chained[-1][2]
-            db.execute(cur, "audit_try_append", _try_append_sql(len(events)),
-                       [prev_seq, prev_mac, seq, prev_seq, prev_mac, mac, prev_seq, prev_mac, head_mac(seq, mac),
-                        *params, seq, mac])
-            head = cur.fetchone()
+            params = [prev_seq, prev_mac, seq, prev_seq, prev_mac, mac, prev_seq, prev_mac, head_mac(seq, mac),
+                      *params, seq, mac]
+            if along is None:
+                db.execute(cur, "audit_try_append", _try_append_sql(len(events)), params)
+                head = cur.fetchone()
+                rows = []
+            else:
+                db.execute(cur, f"audit_try_append_{along[0]}", _try_append_sql(len(events), along[1]),
+                           [*along[2], *params])
+                result = cur.fetchall()
+                head = result[0][:2] if result else None
+                rows = [r[2:] for r in result if r[2] is not None]
             if head is None or head[0] != seq or head[1] != mac:
                 # another process appended meanwhile (or a rollback): the row is locked by us now
                 chained = _append_locked(cur, events, head)
         pipeline.expected = chained[-1][0], chained[-1][2]
-        return chained
+        return chained, rows
     finally:
         pipeline.turn.release()
 
@@ -334,8 +361,8 @@ def record(
                           outcome=outcome, details=details or {})
     details, details_json = _json_safe(details or {})
     object_id = str(object_id)
-    ((seq, ts, mac),) = _write([((event_type, actor, object_type, object_id, outcome), details, details_json)],
-                               in_transaction)
+    ((seq, ts, mac),), _ = _write([((event_type, actor, object_type, object_id, outcome), details, details_json)],
+                                  in_transaction)
     return AuditEvent(sequence=seq, timestamp=ts, event_type=event_type, actor=actor, object_type=object_type,
                       object_id=object_id, outcome=outcome, details=details, mac=mac)
 
@@ -365,7 +392,28 @@ def record_many(entries: list[Entry]) -> list[int]:
         details, details_json = _json_safe(entry.details)
         events.append(((entry.event_type, entry.actor, entry.object_type, str(entry.object_id),
                         AuditOutcome.SUCCESS), details, details_json))
-    return [seq for seq, _, _ in _write(events, in_transaction=True)] if events else []
+    return [seq for seq, _, _ in _write(events, in_transaction=True)[0]] if events else []
+
+
+def record_many_along(along: Statement, entries: list[Entry]) -> list[tuple]:
+    """:func:`record_many`, with ``along`` — a data-modifying statement with RETURNING, (purpose, sql, params)
+    as for :func:`pki.db.execute`, whose first column orders its rows — run in the same round trip where it can
+    (the append chains onto the head this process expects: the usual case); returns ``along``'s rows. Issuance
+    stores its certificates this way: the INSERT and the audit append in one statement."""
+    events: list[_Event] = []
+    batch = _holding()
+    for entry in entries:
+        if batch is not None:
+            _hold(batch, (entry.event_type, entry.actor, entry.object_type, str(entry.object_id),
+                          AuditOutcome.SUCCESS), entry.details)
+        else:
+            details, details_json = _json_safe(entry.details)
+            events.append(((entry.event_type, entry.actor, entry.object_type, str(entry.object_id),
+                            AuditOutcome.SUCCESS), details, details_json))
+    if not events:
+        with connection.cursor() as cur:
+            return _run_along(cur, along)
+    return _write(events, in_transaction=True, along=along)[1]
 
 
 def _holding() -> _Held | None:
@@ -380,7 +428,8 @@ def _hold(batch: _Held, fields: tuple[str, str, str, str, str], details: dict[st
     batch.events.append((fields, dict(details), marker))
 
 
-def _write(events: list[_Event], in_transaction: bool) -> list[tuple[int, datetime, str]]:
+def _write(events: list[_Event], in_transaction: bool, along: Statement | None = None,
+           ) -> tuple[list[tuple[int, datetime, str]], list[tuple]]:
     # The caller's transaction, if any (its outermost atomic block): the head lock taken here lasts as long.
     outer = connection.atomic_blocks[0] if connection.in_atomic_block else None
     # Inside the caller's transaction no savepoint is needed: the caller's rollback undoes this too.
@@ -391,15 +440,16 @@ def _write(events: list[_Event], in_transaction: bool) -> list[tuple[int, dateti
             # by a decorator can make this wrongly true, which only costs pipelining: the plain way of
             # appending is always right.)
             holds_head = outer is not None and getattr(connection, "audit_head_holder", None) is outer
-            chained = _append_postgresql(cur, events, holds_head)
+            chained, rows = _append_postgresql(cur, events, holds_head, along)
             if outer is not None:
                 connection.audit_head_holder = outer
         else:
+            rows = _run_along(cur, along)
             chained = _append_generic(cur, events)
     for (event_type, actor, object_type, object_id, outcome), _, _ in events:
         log = logger.info if outcome == AuditOutcome.SUCCESS else logger.warning
         log("audit %s %s by %s on %s %s", event_type, outcome, actor, object_type, object_id)
-    return chained  # (sequence, timestamp, mac) of each event
+    return chained, rows  # (sequence, timestamp, mac) of each event, and the rows of along
 
 
 def record_failure(event_type: str, actor: str, reason: str, **kwargs: Any) -> AuditEvent:

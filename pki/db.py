@@ -104,6 +104,18 @@ def insert_rows(objs: list, *, unless_taken: str | None = None, condition: tuple
     its own); when it is false, :class:`ConditionFailed` is raised and the caller's transaction must roll back."""
     if not objs:
         return 0
+    purpose, sql, params = insert_statement(objs, unless_taken=unless_taken, condition=condition)
+    with connection.cursor() as cur:
+        execute(cur, purpose, sql, params)
+        rows = cur.fetchall()
+    return inserted(objs, rows, condition=condition)
+
+
+def insert_statement(objs: list, *, unless_taken: str | None = None,
+                     condition: tuple[str, list] | None = None) -> tuple[str, str, list]:
+    """The (purpose, sql, params) of :func:`insert_rows`, to send along with other work (an ``INSERT ...
+    RETURNING`` whose rows are the primary keys in order, then the condition's value when there is one);
+    :func:`inserted` takes its rows."""
     if unless_taken is not None and len(objs) != 1:
         raise ValueError("unless_taken inserts one instance at a time")
     model = type(objs[0])
@@ -134,20 +146,23 @@ def insert_rows(objs: list, *, unless_taken: str | None = None, condition: tuple
                 params.append(f.get_db_prep_save(f.pre_save(obj, add=True), connection))
     if condition is not None:
         params += condition[1]
-    with connection.cursor() as cur:
-        execute(cur, f"insert_{model._meta.db_table}", head + ", ".join([row] * len(objs)) + tail, params)
-        pks = cur.fetchall()
+    return f"insert_{model._meta.db_table}", head + ", ".join([row] * len(objs)) + tail, params
+
+
+def inserted(objs: list, rows: list, *, condition: tuple[str, list] | None = None) -> int:
+    """Set the primary keys of ``objs`` from the ``rows`` their :func:`insert_statement` returned; the number
+    of rows written. Raises :class:`ConditionFailed` when the statement's condition was false."""
     if condition is not None:
-        if not all(r[1] for r in pks):
+        if not all(r[1] for r in rows):
             raise ConditionFailed(condition[0])
-        pks = [r[:1] for r in pks]
-    if len(pks) != len(objs):  # unless_taken, and it was
+        rows = [r[:1] for r in rows]
+    if len(rows) != len(objs):  # unless_taken, and it was
         return 0
-    for obj, (pk,) in zip(objs, pks, strict=True):
+    for obj, (pk,) in zip(objs, rows, strict=True):
         obj.pk = pk
         obj._state.adding = False
         obj._state.db = connection.alias
-    return len(pks)
+    return len(rows)
 
 
 _INSERT_SQL: dict[tuple, tuple[str, str, str, list]] = {}

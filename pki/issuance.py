@@ -36,7 +36,7 @@ from cryptotokens.services import cached_private_key, get_private_key_by_id, tok
 from . import audit
 from .auth.access import Actor
 from .choices import CAStatus
-from .db import ConditionFailed, insert_rows
+from .db import ConditionFailed, insert_rows, insert_statement, inserted
 from .errors import CAOfflineError, PkiError, ValidationError, as_pki_error
 from .group_commit import GroupCommit
 from .models import Certificate, CertificateAuthority, CertificateProfile
@@ -419,17 +419,26 @@ def _store(items: list[_Signed]) -> None:
         item.refusal = refusal
         if refusal is None:
             accepted.append(item)
+    if not accepted:
+        return
     versions = {i.token for i in accepted if i.token is not None}
+    condition = tokens_unchanged_sql(versions) if versions else None
+    rows = [i.row for i in accepted]
+    # Held instead when the caller combines its events (audit.combined), as enrollment does.
+    entries = [audit.Entry("CERT_CREATION", i.req.actor.name, "certificate", i.row.serial, _audit_details(i))
+               for i in accepted]
     try:
-        insert_rows([i.row for i in accepted], condition=tokens_unchanged_sql(versions) if versions else None)
+        if any(i.req.hooks.on_stored for i in accepted):
+            insert_rows(rows, condition=condition)
+            for item in accepted:
+                if item.req.hooks.on_stored:
+                    item.req.hooks.on_stored(item.req, item.row)
+            audit.record_many(entries)
+        else:  # the INSERT and the audit append in one round trip
+            inserted(rows, audit.record_many_along(insert_statement(rows, condition=condition), entries),
+                     condition=condition)
     except ConditionFailed:
         raise _TokenChanged() from None
-    for item in accepted:
-        if item.req.hooks.on_stored:
-            item.req.hooks.on_stored(item.req, item.row)
-    # Held instead when the caller combines its events (audit.combined), as enrollment does.
-    audit.record_many([audit.Entry("CERT_CREATION", i.req.actor.name, "certificate", i.row.serial,
-                                   _audit_details(i)) for i in accepted])
 
 
 def _audit_details(item: _Signed) -> dict[str, Any]:
