@@ -4,7 +4,8 @@ run here by this node's own view, as the caller the RA authenticated.
 No second implementation: the carried method, path, query and body become a request for the CA's own URL
 configuration, and the view that answers the same path here answers it, with its own serializers, access rules,
 audit events and error bodies; the RA returns the status, body and a few headers unchanged. Only the routes of
-:data:`REST_ROUTES` and :data:`PORTAL_ROUTES` are carried; anything else is refused before a view runs.
+:data:`REST_ROUTES` and :data:`PORTAL_ROUTES` are carried; anything else is refused before a view runs (at the RA,
+before it is queued: see :func:`rest_route_at_ra`).
 
 Who the caller is, is decided here by this node's rules, from what the RA forwards:
 
@@ -38,13 +39,42 @@ from pki.auth.clientcert import CARRIED_CERT_KEY
 
 logger = logging.getLogger("peers")
 
-REST_PREFIX = "/ejbca/ejbca-rest-api/v1/"
-#: The REST operations an RA carries (EJBCA's v1 names), by URL name on this node.
+REST_PREFIX = "/ejbca/ejbca-rest-api/"
+#: Where carried REST calls live: EJBCA's REST API, and this project's approval requests (EJBCA's RA decides
+#: approvals at the RA too).
+REST_PREFIXES = (REST_PREFIX, "/api/v1/approvals/")
+#: The REST operations an RA carries, by URL name on this node: what an integration (or an approver) uses at
+#: EJBCA's RA, each answered by the CA, which authorizes the caller by its own rules.
 REST_ROUTES = frozenset({
-    "api-certificate-pkcs10enroll", "api-certificate-enrollkeystore",
+    # v1 enrollment and end entities
+    "api-certificate-pkcs10enroll", "api-certificate-enrollkeystore", "api-certificate-certificaterequest",
     "api-endentity-add", "api-endentity-edit", "api-endentity-search", "api-endentity-setstatus",
-    "api-endentity-revoke", "api-endentity-delete",
+    "api-endentity-revoke", "api-endentity-delete", "api-endentity-status",
+    # v1 certificates
     "api-certificate-search", "api-certificate-revoke", "api-certificate-revocation-status",
+    "api-certificate-status", "api-certificate-expire",
+    # v1 CAs: the list, the chain, the latest CRL, and a CRL now (the CA signs it: EJBCA's RA passes it on too)
+    "api-ca-list", "api-ca-status", "api-ca-certificate-download", "api-ca-latest-crl", "api-ca-create-crl",
+    # v2
+    "api-v2-certificate-status", "api-v2-certificate-count", "api-v2-certificate-search",
+    "api-v2-certificate-profile", "api-v2-certificate-keyrecover",
+    "api-v2-endentity-status", "api-v2-endentity-profiles-authorized", "api-v2-endentity-profile",
+    "api-v2-endentity-search",
+    # approvals: an enrollment that waited for approval finalized, the requests listed, read and decided
+    "api-certificate-finalize",
+    "api-approval-list", "api-approval-detail", "api-approval-approve", "api-approval-reject",
+})
+#: REST routes an RA answers itself, about the RA node: its own roles (those admit the CA's connector), its own
+#: crypto tokens (the key-making ones stay refused, :mod:`peers.node`), its configuration dump, its own services,
+#: and the resources this project answers "not available" everywhere. Every other REST route is refused at an RA
+#: (CA administration such as activating a CA or importing a CRL is done at the CA): a route added later is
+#: neither carried nor answered from the RA's database until it is named here or in :data:`REST_ROUTES`.
+RA_LOCAL_REST_ROUTES = frozenset({
+    "api-role-list", "api-role-detail", "api-role-members", "api-role-member", "api-role-rules",
+    "cryptotoken-status", "cryptotoken-activate", "cryptotoken-deactivate", "cryptotoken-generatekeys",
+    "cryptotoken-listkeys", "cryptotoken-adoptkey", "cryptotoken-removekeys",
+    "api-configdump-status", "api-configdump-zip", "api-configdump", "api-configdump-type", "api-configdump-setting",
+    "api-system-service-run", "api-ssh", "api-etsi",
 })
 REST_METHODS = frozenset({"GET", "POST", "PUT", "DELETE"})
 MAX_BODY = 1024 * 1024
@@ -162,10 +192,21 @@ def decode_body(payload: dict[str, Any]) -> bytes | None:
     return body if len(body) <= MAX_BODY else None
 
 
+def rest_route_at_ra(path: str, url_name: str | None) -> str:
+    """What an RA does with a request for ``path`` (resolved to ``url_name``): ``"carry"`` it to the CA, answer
+    it ``"local"``-ly (not a REST call, or one about the RA itself), or ``"refuse"`` it (a REST route of the CA
+    an RA does not carry)."""
+    if url_name in REST_ROUTES:
+        return "carry"
+    if not path.startswith(REST_PREFIXES) or url_name in RA_LOCAL_REST_ROUTES:
+        return "local"
+    return "refuse"
+
+
 def run_rest(payload: dict[str, Any]) -> dict[str, Any]:
     """Answer one carried REST call with this node's own view for its path."""
     method, path = str(payload.get("method", "")).upper(), payload.get("path")
-    if method not in REST_METHODS or not isinstance(path, str) or not path.startswith(REST_PREFIX) \
+    if method not in REST_METHODS or not isinstance(path, str) or not path.startswith(REST_PREFIXES) \
             or len(path) > 2048 or "\x00" in path:
         return json_answer(400, "Not a REST call an RA may carry.")
     try:
@@ -188,14 +229,19 @@ def run_rest(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def actor_name(request: WSGIRequest, response: HttpResponse) -> str:
-    """Who the view ran as (the actor it asked for: on DRF's request, or on the request itself), else ''."""
+    """Who the view ran as (the actor it asked for: on DRF's request, or on the request itself), else the user DRF
+    authenticated (DRF also sets it on the request itself: a view answering a file, not DRF's ``Response``, leaves
+    no other trace of it), else ''."""
     drf_request = (getattr(response, "renderer_context", None) or {}).get("request")
     for holder in (drf_request, request):
         actor = getattr(holder, "_pki_actor", None) if holder is not None else None
         if actor is not None:
             return actor.name
-    user = getattr(drf_request, "user", None) if drf_request is not None else None
-    return str(user.get_username()) if user is not None and user.is_authenticated else ""
+    for holder in (drf_request, request):
+        user = getattr(holder, "user", None) if holder is not None else None
+        if user is not None and user.is_authenticated:
+            return str(user.get_username())
+    return ""
 
 
 PORTAL_PREFIX = "/ra/"

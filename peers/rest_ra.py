@@ -1,5 +1,7 @@
 """REST on an RA node (``PKI_NODE_ROLE=ra``): the operations of :data:`peers.carried_http.REST_ROUTES` at the RA's
-``/ejbca/ejbca-rest-api/v1/`` are carried to the CA and answered with the CA's own answer.
+``/ejbca/ejbca-rest-api/`` (v1 and v2) and ``/api/v1/approvals/`` are carried to the CA and answered with the CA's
+own answer; the RA's own administration (:data:`peers.carried_http.RA_LOCAL_REST_ROUTES`) is answered here, and any
+other REST route is refused here (404) before anything is queued.
 
 The RA authenticates (its TLS proxy verifies the client certificate; a bearer token or Basic credentials are passed
 on as they came) and forwards the caller's identity; the CA authenticates it again by its own rules and authorizes
@@ -24,7 +26,7 @@ from pki.auth import throttle
 from pki.auth.clientcert import forwarded_certificate
 
 from . import queue
-from .carried_http import MAX_BODY, REST_ROUTES, presented_identity
+from .carried_http import MAX_BODY, presented_identity, rest_route_at_ra
 from .choices import WorkKind, WorkStatus
 from .models import PeerWorkItem
 
@@ -102,6 +104,11 @@ def forward_rest(request: HttpRequest, view_func) -> HttpResponse:
     refused = check_request(request, view_func)
     if refused is not None:
         return refused
+    match = request.resolver_match
+    if rest_route_at_ra(request.path_info, match.url_name) == "refuse":
+        logger.info("%s %s refused at the RA: route %s is not carried to the CA", request.method, request.path,
+                    match.url_name)
+        return _json_error(404, f"{request.path_info[:200]} is not available at an RA node: call the CA for it.")
     identity = caller_identity(request)
     if identity is None:
         response = _json_error(401, "Authentication credentials were not provided.")
@@ -141,6 +148,7 @@ def forward_rest(request: HttpRequest, view_func) -> HttpResponse:
 
 
 def carried_rest_view(request: HttpRequest) -> bool:
-    """Whether this request is a REST call this RA carries (by the URL name it resolved to)."""
+    """Whether this request is a REST call this RA answers through :func:`forward_rest`: one it carries to the
+    CA, or one of the CA's it refuses (by the URL name it resolved to)."""
     match = getattr(request, "resolver_match", None)
-    return match is not None and match.url_name in REST_ROUTES
+    return match is not None and rest_route_at_ra(request.path_info, match.url_name) != "local"

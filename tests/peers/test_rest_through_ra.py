@@ -272,7 +272,7 @@ def test_refused_at_the_ra_before_anything_is_queued(ra_node, peer_ca, make_cert
 @pytest.mark.parametrize(("payload", "status"), [
     ({"method": "POST", "path": "/admin/"}, 400),
     ({"method": "PATCH", "path": f"{V1}/endentity/search"}, 400),
-    ({"method": "GET", "path": f"{V1}/ca"}, 404),  # a real route, not carried
+    ({"method": "GET", "path": f"{V1}/ca_management/status"}, 404),  # a real route, not carried
     ({"method": "GET", "path": f"{V1}/nothing/here"}, 404),
     ({"method": "POST", "path": f"{V1}/endentity/search", "body": "!!"}, 400),
     ({"method": "POST", "path": f"{V1}/endentity/search", "identity": {"certificate": "junk"}}, 400),
