@@ -362,6 +362,75 @@ def test_pkcs10enroll_at_a_real_ra_with_a_client_certificate(live_pair):
                               (serial,)) == [(carried[0][1],)]
 
 
+OAUTH_SETUP = """
+from pki.auth.access import Actor
+from pki.choices import MemberMatch
+from pki.models import AccessRule, Role, RoleMember
+from pki.services import oauth
+
+provider = oauth.save_provider(Actor.system_actor("setup"), {"label": %(label)r, "issuer": %(issuer)r,
+                                                             "audience": %(audience)r})
+role = Role.objects.create(name=%(label)r + " admins")
+AccessRule.objects.create(role=role, resource="/")
+RoleMember.objects.create(role=role, match_type=MemberMatch.OAUTH_CLAIM, provider=provider, claim="groups",
+                          match_value="pki-admins")
+"""
+
+
+@pytest.mark.multiprocess
+@pytest.mark.xdist_group("peers-live")
+def test_an_oauth_bearer_token_at_a_real_ra_is_checked_by_the_ca_alone(live_pair):
+    """Two processes, two databases, two OAuth providers: the CA trusts one, the RA only knows the other (with an
+    all-powerful role there). A token of the CA's provider enrolls through the RA; a token only the RA's provider
+    vouches for is refused by the CA with its uniform 401, as is an expired one: the RA checks no token."""
+    import urllib.error
+    import urllib.request
+
+    from tests.pki.test_oauth_bearer import API_AUDIENCE, UNIFORM_BODY, UNIFORM_CHALLENGE, claims
+    from tests.support.oidc_op.op import start_op
+
+    ca_op, ra_op = start_op("bearer-op1"), start_op("bearer-op2")
+    live_pair.ca.manage("shell", "-c", OAUTH_SETUP % {"label": "CA OP", "issuer": ca_op.issuer,
+                                                      "audience": API_AUDIENCE})
+    live_pair.ra.manage("shell", "-c", OAUTH_SETUP % {"label": "RA OP", "issuer": ra_op.issuer,
+                                                      "audience": API_AUDIENCE})
+    ca_client = ca_op.register(x_groups=["pki-admins"])
+
+    def enroll(token: str, username: str) -> tuple[int, dict, str]:
+        body = {"certificate_request": _csr_pem(username), "username": username, "password": "foo123",
+                "certificate_profile_name": "ENDUSER", "end_entity_profile_name": "EMPTY",
+                "certificate_authority_name": "ScepCA", "response_format": "PEM"}
+        # The RA's web server itself (behind its TLS proxy's address): a bearer caller has no client certificate.
+        request = urllib.request.Request(f"{live_pair.ra_base}{V1}/certificate/pkcs10enroll",
+                                         data=json.dumps(body).encode(), method="POST",
+                                         headers={"Content-Type": "application/json", "Accept": "application/json",
+                                                  "Authorization": f"Bearer {token}"})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as r:
+                return r.status, json.loads(r.read()), ""
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read()), e.headers.get("WWW-Authenticate", "")
+
+    status, answer, _ = enroll(ca_op.client_token(ca_client, resource=API_AUDIENCE), "oauth-device")
+    assert status == 201, f"{answer}\n{live_pair.logs('ra')}\n{live_pair.logs('connector')}"
+    serial = format(x509.load_pem_x509_certificate(answer["certificate"].encode()).serial_number, "x")
+    oauth_user = f"CA OP:{ca_client['client_id']}"
+    assert live_pair.ca.query("SELECT actor FROM pki_auditevent WHERE event_type = 'CERT_CREATION' AND object_id = %s",
+                              (serial,)) == [(oauth_user,)]
+    refused = {
+        "a provider only the RA knows": ra_op.client_token(ra_op.register(x_groups=["pki-admins"]),
+                                                           resource=API_AUDIENCE),
+        "expired": ca_op.mint(claims(ca_op, iat=int(time.time()) - 900, exp=int(time.time()) - 120)),
+    }
+    for case, token in refused.items():
+        assert enroll(token, f"refused-{len(case)}") == (401, UNIFORM_BODY, UNIFORM_CHALLENGE), case
+    carried = live_pair.ca.query("SELECT actor, details->>'requester', details->>'status' FROM pki_auditevent WHERE "
+                                 "event_type = 'PEER_REQUEST_CARRIED' AND details->>'ra_requester' = "
+                                 "'Bearer authorization' ORDER BY sequence")
+    assert carried == [("peer:dmz-ra", oauth_user, "201")] + [("peer:dmz-ra", "Bearer authorization", "401")] * 2
+    assert live_pair.ca.query("SELECT count(*) FROM pki_certificate WHERE username LIKE 'refused-%%'") == [(0,)]
+
+
 def _identity_payload(cert: x509.Certificate) -> dict:
     body = json.dumps({"max_number_of_results": 1, "criteria": [
         {"property": "STATUS", "value": "NEW", "operation": "EQUAL"}]}).encode()
