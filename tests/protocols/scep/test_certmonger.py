@@ -24,17 +24,18 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from .live import RA_SECRET, ROOT, LiveScepServer
 
-pytestmark = pytest.mark.multiprocess
+# One server for the module (both tests' certmonger requests use their own names), so one worker runs both.
+pytestmark = [pytest.mark.multiprocess, pytest.mark.xdist_group("certmonger")]
 
 APPROVE = ("from pki.auth.access import Actor; from pki.models.approvals import ApprovalRequest as A; "
            "from protocols.scep import approvals; "
            "approvals.decide(Actor.system_actor('approver'), A.objects.get().pk, approve=True)")
 REQUIRE = ("from pki.auth.access import Actor; from pki.models import CertificateAuthority as C; "
            "from protocols.scep import approvals; approvals.set_required(Actor.system_actor('t'), "
-           "ca=C.objects.get(name='ScepCA'))")
+           "ca=C.objects.get(name='ScepCA'), required=%r)")
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def server(tmp_path_factory):
     for tool in ("certmonger", "getcert", "dbus-run-session"):
         if not shutil.which(tool):
@@ -66,8 +67,10 @@ def add_ca(server, tmp) -> str:
 
 def wait_for(cert: str, states: str, seconds: int = 60) -> str:
     """bash: poll ``getcert list`` for ``cert`` until its status is one of ``states`` (a case pattern)."""
+    # Each alternative in *...*: "*A|B|C*" would leave B to match the whole line only, and wait out every second.
+    pattern = "|".join(f"*{state}*" for state in states.split("|"))
     return (f"for i in $(seq 1 {seconds}); do s=$(getcert list -s -f {cert} | grep 'status:'); "
-            f"case \"$s\" in *{states}*) break;; esac; sleep 1; done; echo \"RESULT $s\"\n")
+            f"case \"$s\" in {pattern}) break;; esac; sleep 1; done; echo \"RESULT $s\"\n")
 
 
 def test_wrong_challenge_is_rejected_and_the_right_one_issues(server, tmp_path, openssl):
@@ -87,8 +90,15 @@ def test_wrong_challenge_is_rejected_and_the_right_one_issues(server, tmp_path, 
     openssl("verify", "-CAfile", tmp_path / "ca.pem", tmp_path / "c2.pem")
 
 
-def test_approval_waits_in_ca_working_then_issues(server, tmp_path):
-    server.manage("shell", "-c", REQUIRE)
+@pytest.fixture
+def approval_required(server):
+    """Approval on the shared server's CA for one test, detached after it."""
+    server.manage("shell", "-c", REQUIRE % True)
+    yield
+    server.manage("shell", "-c", REQUIRE % False)
+
+
+def test_approval_waits_in_ca_working_then_issues(server, approval_required, tmp_path):
     approve = " ".join(shlex.quote(a) for a in [sys.executable, "manage.py", "shell", "-c", APPROVE])
     env = " ".join(f"{k}={shlex.quote(server.env[k])}" for k in ("DATABASE_URL", "PKI_MASTER_KEY", "PKI_VAR_DIR"))
     cert = f"{tmp_path}/c3.pem"
