@@ -18,7 +18,7 @@ from endentities.choices import EndEntityStatus
 from peers import portal_sessions
 from peers import services as peers
 from peers.carried_http import run_portal
-from peers.models import PeerWorkItem
+from peers.models import CarriedRequest, PeerWorkItem
 from peers.portal_ra import PORTAL_SESSION
 from pki.models import AuditEvent
 from tests.endentities import entities_support
@@ -42,7 +42,7 @@ def connector(actor, connector_binding, peer_role, peer_ca):
 
 @pytest.fixture
 def carrier(connector):
-    with carrying(connector):
+    with carrying(connector, forget=True):  # as the real loop: the CA drops an answer's body once delivered
         yield connector
 
 
@@ -108,7 +108,12 @@ def test_login_use_the_pages_as_that_user_and_log_out_on_both_sides(ra_portal, c
     assert op.session[PORTAL_SESSION] == {"key": record.session_key, "username": "rita"}
     assert "_auth_user_id" not in op.session and "_auth_user_id" not in record.get_decoded()
     assert PASSWORD not in _queue_text() and record.session_key not in _queue_text()
+    assert record.session_key not in repr(list(CarriedRequest.objects.values_list("result", flat=True)))
     assert op.get("/system/peers/").status_code in (302, 403)  # the RA's own admin pages: not logged in there
+    # The RA's own administrator, logged in here, may open the portal login too.
+    ra_admin = Client()
+    ra_admin.force_login(User.objects.create_user("ra-local-admin", password=PASSWORD))
+    assert ra_admin.get("/ra/login/").status_code == 200
     # The pages' "Log out" button ends the record at the CA and the session here.
     detail = op.get("/ra/").content.decode()
     r = op.post("/logout/", {"csrfmiddlewaretoken": _csrf(detail)})
