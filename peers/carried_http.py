@@ -78,6 +78,10 @@ RA_LOCAL_REST_ROUTES = frozenset({
 })
 REST_METHODS = frozenset({"GET", "POST", "PUT", "DELETE"})
 MAX_BODY = 1024 * 1024
+#: The largest REST answer carried back (bytes, before base64): the RA takes the connector's answers as JSON bodies
+#: of Django's default upload limit (2.5 MB), and one answer too large for it would be lost with the others posted
+#: beside it. A larger answer (a big CA's latest CRL) is refused here with a clear 502 instead.
+MAX_ANSWER_BODY = 1024 * 1024
 #: Headers of the CA's answer that the RA repeats (Content-Type goes separately).
 KEPT_HEADERS = ("Retry-After", "Content-Disposition", "Location", "WWW-Authenticate")
 
@@ -225,7 +229,15 @@ def run_rest(payload: dict[str, Any]) -> dict[str, Any]:
     request = build_request(payload, body, cert)
     request.resolver_match = match
     response = _call(match, request)
-    return answer_of(response, actor_name(request, response))
+    answer = answer_of(response, actor_name(request, response))
+    size = len(answer["body"]) * 3 // 4
+    if size > MAX_ANSWER_BODY:
+        logger.warning("Carried %s %s: the answer (%d bytes) is too large to carry back to the RA", method,
+                       path[:200], size)
+        return {**json_answer(502, f"The CA's answer ({size} bytes) is larger than an RA carries "
+                                   f"({MAX_ANSWER_BODY} bytes): ask the CA directly, or for a CRL its CRL "
+                                   "distribution point."), "actor": answer["actor"]}
+    return answer
 
 
 def actor_name(request: WSGIRequest, response: HttpResponse) -> str:

@@ -333,3 +333,26 @@ def test_an_oauth_bearer_token_through_the_ra(ra_node, settings, carrier, oauth,
     assert AuditEvent.objects.filter(event_type="PEER_REQUEST_CARRIED", details__status=401).count() == len(refused)
     assert Certificate.objects.filter(username="alice").count() == 1
     assert not tracebacks.records
+
+
+@pytest.mark.django_db
+def test_an_answer_too_large_to_carry_is_a_clear_502(monkeypatch, settings, root_ca, actor, tracebacks):
+    """The RA takes the connector's answers as JSON bodies within Django's upload limit; an answer over it would
+    be refused there (413) with every other answer posted beside it. The CA refuses such an answer itself, with
+    the caller still named for the audit log; one answer under the cap always fits the RA's limit."""
+    from peers import carried_http
+    from pki.crl import create_crl
+
+    assert carried_http.MAX_ANSWER_BODY * 4 // 3 + 64 * 1024 < settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    create_crl(actor, root_ca)
+    make_client("apiadmin", ["/"])
+    payload = {"method": "GET", "path": f"{V1}/ca/{root_ca.subject_dn}/getLatestCrl", "body": "",
+               "identity": {"authorization": "Basic " + base64.b64encode(b"apiadmin:pw-apiadmin").decode()}}
+    full = run_rest(payload)
+    assert full["status"] == 200 and full["actor"] == "apiadmin"
+    monkeypatch.setattr(carried_http, "MAX_ANSWER_BODY", len(base64.b64decode(full["body"])) - 1)
+    refused = run_rest(payload)
+    assert (refused["status"], refused["actor"]) == (502, "apiadmin")
+    body = json.loads(base64.b64decode(refused["body"]))
+    assert body["error_code"] == 502 and "larger than an RA carries" in body["error_message"]
+    assert not tracebacks.records
