@@ -7,6 +7,7 @@ edited row (a MAC that no longer matches) are both detected by :func:`verify_cha
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -58,6 +59,7 @@ def _insert_events_sql(n: int) -> str:
             "UPDATE pki_auditchainhead SET last_sequence = %s, last_mac = %s, head_mac = %s WHERE id = 1")
 
 
+@functools.lru_cache(maxsize=256)  # built for every issuance otherwise
 def _try_append_sql(n: int, along: str | None = None) -> str:
     """Without the lock yet: append onto the head this process expects, in the statement that takes the lock.
     The head moves only if it is exactly the expected one (checked on the latest committed row, after any

@@ -15,6 +15,7 @@ then sent as plain text, as on SQLite.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import weakref
@@ -29,6 +30,7 @@ _PLACEHOLDER = re.compile(r"%s")
 _prepared: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+@functools.lru_cache(maxsize=1024)  # the hot statements' texts repeat: a dictionary look-up instead of a digest
 def statement_name(purpose: str, sql: str) -> str:
     """The session-wide name of ``sql``: its purpose and a digest of its text (one text, one name)."""
     return f"pki_{purpose}_{hashlib.sha256(sql.encode()).hexdigest()[:12]}"
