@@ -48,6 +48,11 @@ class BenchNode(Node):
     def create(self) -> None:
         template = os.environ.get(TEMPLATE_ENV, "")
         if not template:
+            # The suite's migrated template (tests.support.templatedb) reads the migrations through Django.
+            import django
+
+            os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pki.settings")
+            django.setup()
             return super().create()
         self.sql(f'CREATE DATABASE "{self.db_name}" TEMPLATE "{template}"')
         self.manage("createcachetable")
@@ -92,6 +97,41 @@ def _figures(name: str, n: int, c: int, seconds: float, latencies: list[float]) 
     ordered = sorted(latencies)
     p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
     return (name, n, c, f"{n / seconds:,.1f}", f"{statistics.median(ordered) * 1000:.1f}", f"{p99 * 1000:.1f}")
+
+
+def _cpu_of(match) -> float:
+    """CPU seconds (user + system) of the live processes for which ``match(session_id, cmdline)`` is true."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if match(int(fields[3]), cmdline):
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _groups(pair: PeerPair, direct: subprocess.Popen) -> dict[str, object]:
+    """The processes whose CPU is counted per enrollment: each server process group by its session, this process
+    (the clients and the RA's TLS listener, which is a thread here) and each node's PostgreSQL backends."""
+    def session(proc):
+        return lambda sid, _cmd: proc is not None and sid == proc.pid
+
+    def backends(db):
+        return lambda _sid, cmd: cmd.startswith("postgres: ") and f" {db} " in cmd
+
+    return {"CA web (direct)": session(direct), "RA web": session(pair.gunicorn),
+            "connector": session(pair.connector), "CA db": backends(pair.ca.db_name),
+            "RA db": backends(pair.ra.db_name), "clients+TLS": "self"}
+
+
+def _cpu(groups: dict[str, object]) -> dict[str, float]:
+    return {name: (time.process_time() if match == "self" else _cpu_of(match)) for name, match in groups.items()}
 
 
 def _breakdown(pair: PeerPair, n: int) -> None:
@@ -144,18 +184,26 @@ def main() -> None:
             _check(reqs, post_all(url, bodies, "application/x-pki-message", 2)[2], ca)
         rows = []
         results = {}
+        groups = _groups(pair, direct)
+        cpu_rows = []
         for name, url in (("straight at the CA", direct_url), ("through the RA", ra_url)):
             reqs, bodies = _messages(n, ca, name.split()[-1])
+            before = _cpu(groups)
             seconds, latencies, replies = post_all(url + "?operation=PKIOperation", bodies,
                                                    "application/x-pki-message", c)
+            after = _cpu(groups)
             _check(reqs, replies, ca)
             rows.append(_figures(name, n, c, seconds, latencies))
             results[name] = (n / seconds, statistics.median(latencies))
+            used = {g: (after[g] - before[g]) * 1000 / n for g in groups}
+            cpu_rows.append((name, *(f"{used[g]:.1f}" for g in groups), f"{sum(used.values()):.1f}"))
         print(f"SCEP enrollments (RA mode, RSA-2048), load average {load()}")
         print(table(rows, ("path", "n", "clients", "enrolls/s", "p50 ms", "p99 ms")))
         (direct_rate, direct_p50), (ra_rate, ra_p50) = results["straight at the CA"], results["through the RA"]
         print(f"ratio RA / direct: {ra_rate / direct_rate:.2f} (target >= 0.80); "
               f"p50 added by the RA: {(ra_p50 - direct_p50) * 1000:.1f} ms (target <= 15 ms)")
+        print("CPU ms per enrollment by process (this machine's other work not included):")
+        print(table(cpu_rows, ("path", *groups, "total")))
         _breakdown(pair, n)
     finally:
         try:

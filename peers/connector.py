@@ -12,6 +12,7 @@ import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from queue import SimpleQueue
 from typing import Any
 
 from django.db import DatabaseError, close_old_connections, connection
@@ -29,6 +30,7 @@ PUSH_EVERY = 60.0
 MAX_BACKOFF = 60.0
 WORKERS = 4
 ANSWER_ATTEMPTS = 3
+MAX_ANSWERS = 64  # per post: what the RA takes (peers.ra_views.MAX_ANSWERS)
 
 
 def _update(connector_id: int, **fields: Any) -> None:
@@ -124,30 +126,39 @@ class ConnectorRunner:
             logger.info("Peer connector %s connected to %s (%s)", connector.name, connector.url, hello.get("node"))
             # After the first lease is on its way: the RA is served first when the connector (re)starts.
             pushing = self._start_pusher(connector, client, "ra", delay=0.5)
-            pushed = time.monotonic()
-            with ThreadPoolExecutor(self.workers, thread_name_prefix=f"peer-{connector.pk}") as pool:
-                busy = threading.Semaphore(self.workers)
-                while not self.stop.is_set():
-                    if not PeerConnector.objects.filter(pk=connector.pk, enabled=True).exists():
-                        return
-                    if time.monotonic() - pushed > PUSH_EVERY:
-                        client.call("POST", "push/scep", scep_push_payload())
-                        pushed = time.monotonic()
-                    free = self._free(busy)
-                    if not free:
-                        time.sleep(0.005)
-                        continue
-                    try:
-                        answer = client.call("POST", "lease", {"wait": self.lease_wait, "max": free,
-                                                               "kinds": list(WorkKind.values)},
-                                             timeout=self.lease_wait + 15)
-                    finally:
-                        for _ in range(free):
-                            busy.release()
-                    _update(connector.pk, last_contact=timezone.now(), state=ConnectorState.CONNECTED)
-                    for item in answer.get("items", []):
-                        busy.acquire()
-                        pool.submit(self._carry_one, connector, client, item, busy)
+            pushed = checked = time.monotonic()
+            answers = _Answers(self, connector, client)
+            try:
+                with ThreadPoolExecutor(self.workers, thread_name_prefix=f"peer-{connector.pk}") as pool:
+                    busy = threading.Semaphore(self.workers)
+                    freed = threading.Event()
+                    while not self.stop.is_set():
+                        # Once a second, not per lease: under load a lease comes back at once for each new item.
+                        if time.monotonic() - checked >= 1.0:
+                            if not PeerConnector.objects.filter(pk=connector.pk, enabled=True).exists():
+                                return
+                            _update(connector.pk, last_contact=timezone.now(), state=ConnectorState.CONNECTED)
+                            checked = time.monotonic()
+                        if time.monotonic() - pushed > PUSH_EVERY:
+                            client.call("POST", "push/scep", scep_push_payload())
+                            pushed = time.monotonic()
+                        free = self._free(busy)
+                        if not free:  # every worker busy: sleep until one is done (no polling)
+                            freed.wait(1.0)
+                            freed.clear()
+                            continue
+                        try:
+                            leased = client.call("POST", "lease", {"wait": self.lease_wait, "max": free,
+                                                                   "kinds": list(WorkKind.values)},
+                                                 timeout=self.lease_wait + 15)
+                        finally:
+                            for _ in range(free):
+                                busy.release()
+                        for item in leased.get("items", []):
+                            busy.acquire()
+                            pool.submit(self._carry_one, connector, answers, item, busy, freed)
+            finally:
+                answers.close()
         finally:
             if pushing is not None:
                 pushing.done.set()
@@ -203,35 +214,84 @@ class ConnectorRunner:
             n += 1
         return n
 
-    def _answer(self, client: PeerClient, item: dict, result: dict) -> None:
-        """Post an answer, again after a failure (an answer is accepted once per key, so a repeat is harmless):
-        an answer lost here would hold the requester until the lease runs out and the CA answers from its record."""
-        for attempt in range(ANSWER_ATTEMPTS):
-            try:
-                client.call("POST", "answer", {"id": item.get("id"), "key": item.get("key"), "result": result})
-                return
-            except PeerError as exc:
-                if attempt + 1 == ANSWER_ATTEMPTS or self.stop.is_set() or (exc.status or 0) in (400, 401, 403, 404):
-                    raise
-                self.stop.wait(0.2 * (attempt + 1))
-
-    def _carry_one(self, connector: PeerConnector, client: PeerClient, item: dict, busy: threading.Semaphore
-                   ) -> None:
+    def _carry_one(self, connector: PeerConnector, answers: _Answers, item: dict, busy: threading.Semaphore,
+                   freed: threading.Event) -> None:
         try:
             close_old_connections()
             try:
                 result = carry.carry(connector, item)
             except carry.Busy:
                 return  # another process runs it; the lease runs out and it comes back with the answer stored
-            self._answer(client, item, result)
-            carry.forget_answer(connector, item)  # the RA has it: no keystore or personal data kept here
-            _update(connector.pk, requests_carried=F("requests_carried") + 1, last_contact=timezone.now())
-        except PeerError as exc:
-            _failed(connector, exc)  # the RA hands the item out again when the lease runs out
+            answers.put(item, result)
         except Exception:
             logger.exception("Peer connector %s: work item %s failed", connector.name, item.get("id"))
         finally:
             busy.release()
+            freed.set()
+
+
+class _Answers:
+    """A session's answer poster: a thread of its own (with its own keep-alive connection) that posts every answer
+    ready at that moment in one call, so under load one call and one authentication at the RA carry several
+    answers, and when idle an answer goes at once. A post that fails is tried again (an answer is accepted once
+    per key, so a repeat is harmless); one lost for good leaves its item to the RA's lease, which runs out and hands
+    it out again, and the CA answers it from its record."""
+
+    def __init__(self, runner: ConnectorRunner, connector: PeerConnector, client: PeerClient):
+        self.runner, self.connector, self.client = runner, connector, client
+        self.pending: SimpleQueue[tuple[dict, dict] | None] = SimpleQueue()
+        self.thread = threading.Thread(target=self._run, name=f"peer-answers-{connector.pk}", daemon=True)
+        self.thread.start()
+
+    def put(self, item: dict, result: dict) -> None:
+        self.pending.put((item, result))
+
+    def close(self) -> None:
+        """Post what is left, then end the thread."""
+        self.pending.put(None)
+        self.thread.join(timeout=30)
+
+    def _run(self) -> None:
+        try:
+            closing = False
+            while not closing:
+                first = self.pending.get()
+                if first is None:
+                    return
+                batch = [first]
+                while len(batch) < MAX_ANSWERS and not self.pending.empty():
+                    nxt = self.pending.get()
+                    if nxt is None:
+                        closing = True
+                        break
+                    batch.append(nxt)
+                self._post(batch)
+        finally:
+            self.client.close()  # this thread's connection
+            connection.close()
+
+    def _post(self, batch: list[tuple[dict, dict]]) -> None:
+        body = {"answers": [{"id": item.get("id"), "key": item.get("key"), "result": result}
+                            for item, result in batch]}
+        for attempt in range(ANSWER_ATTEMPTS):
+            try:
+                outcomes = self.client.call("POST", "answer", body).get("outcomes", [])
+                break
+            except PeerError as exc:
+                if attempt + 1 == ANSWER_ATTEMPTS or self.runner.stop.is_set() \
+                        or (exc.status or 0) in (400, 401, 403, 404):
+                    _failed(self.connector, exc)
+                    return
+                self.runner.stop.wait(0.2 * (attempt + 1))
+        try:
+            for (item, _), outcome in zip(batch, outcomes, strict=False):
+                if outcome != "unknown":
+                    carry.forget_answer(self.connector, item)  # the RA has it: no keystore or personal data here
+            carried = sum(o != "unknown" for o in outcomes)
+            _update(self.connector.pk, requests_carried=F("requests_carried") + carried, last_contact=timezone.now())
+        except DatabaseError:
+            logger.exception("Peer connector %s: recording answers failed", self.connector.name)
+            close_old_connections()
 
 
 def run_all(stop: threading.Event, *, names: list[str] | None = None, workers: int = WORKERS,

@@ -59,27 +59,38 @@ def submit(kind: str, payload: dict[str, Any], requester: str, timeout: float) -
     return item
 
 
-def wait(channel: str, ready: Callable[[], Any], timeout: float) -> Any:
+def wait(channel: str, ready: Callable[[], Any], timeout: float, *, payload: str | None = None,
+         look_first: bool = True) -> Any:
     """Call ``ready()`` until it returns something true or ``timeout`` passes; between calls sleep until a
-    ``NOTIFY`` on ``channel`` (PostgreSQL) or a short while. Returns the last answer of ``ready()``."""
+    ``NOTIFY`` on ``channel`` (PostgreSQL) or a short while. Returns the last answer of ``ready()``.
+
+    With ``payload``, only a notification carrying that payload (or none) calls ``ready()`` again: every requester
+    at the RA listens on one channel, and without it each answer would wake them all into a query. Without
+    ``look_first`` the first look comes after ``LISTEN`` (for what cannot be ready yet: one query less)."""
     end = time.monotonic() + timeout
+    can_listen = connection.vendor == "postgresql" and not connection.in_atomic_block
     listening = False
+    look = look_first or not can_listen
+    result = None
     try:
         while True:
-            result = ready()
+            if look:
+                result = ready()
             remaining = end - time.monotonic()
             if result or remaining <= 0:
                 return result
-            if connection.vendor == "postgresql" and not connection.in_atomic_block:
+            if can_listen:
                 if not listening:
                     with connection.cursor() as cur:
                         cur.execute(f"LISTEN {channel}")
-                    listening = True
-                    continue  # look once more: the change may have come before LISTEN
+                    listening, look = True, True
+                    continue  # look (once more): the change may have come before LISTEN
                 raw = connection.connection
                 if not raw.notifies:
                     select.select([raw], [], [], min(remaining, 5.0))
                 raw.poll()
+                # Nothing heard within 5 s: look anyway (a lost connection, a missed notification).
+                look = not raw.notifies or payload is None or any(n.payload in (payload, "") for n in raw.notifies)
                 raw.notifies.clear()
             else:
                 time.sleep(min(remaining, 0.05))
@@ -100,9 +111,11 @@ def wait_for_answer(item: PeerWorkItem, timeout: float | None = None) -> PeerWor
         timeout = max(0.0, (item.deadline - timezone.now()).total_seconds())
 
     def answered():
-        return PeerWorkItem.objects.filter(pk=item.pk, status=WorkStatus.DONE).first()
+        # The requester reads the answer only; the payload (the request it sent) stays in the database.
+        return PeerWorkItem.objects.filter(pk=item.pk, status=WorkStatus.DONE).defer("payload").first()
 
-    done = wait(DONE_CHANNEL, answered, timeout)
+    # Just submitted: one look after LISTEN also sees an answer that came before it.
+    done = wait(DONE_CHANNEL, answered, timeout, payload=str(item.pk), look_first=False)
     if done is None:
         PeerWorkItem.objects.filter(pk=item.pk, status=WorkStatus.WAITING).update(status=WorkStatus.EXPIRED)
         # It may have been answered between the last look and the update.
@@ -138,17 +151,34 @@ def lease(peer: str, *, limit: int = 8, wait_seconds: float = 0.0, kinds: list[s
 def answer(peer: str, item_id: int, key: str, result: dict[str, Any]) -> str:
     """Record the CA's answer to an item: ``accepted``, ``duplicate`` (answered before: nothing changes) or
     ``unknown`` (no such item and key)."""
+    return answer_many(peer, [(item_id, key, result)])[0]
+
+
+def answer_many(peer: str, answers: list[tuple[int, str, dict[str, Any]]]) -> list[str]:
+    """Record several answers in one transaction (what :func:`answer` says of each, in order), each waking only
+    its own requester. A connector posts the answers that finished while its previous post was on the way."""
+    outcomes = []
+    done: list[str] = []
     with transaction.atomic():
-        item = PeerWorkItem.objects.select_for_update().filter(pk=item_id, idempotency_key=key).first()
-        if item is None:
-            return "unknown"
-        if item.status == WorkStatus.DONE:
-            return "duplicate"
-        if item.kind in LATE_BODY_DROPPED and item.deadline < timezone.now() and isinstance(result, dict):
-            # Its requester stopped waiting (and got 503): nobody reads the body (a keystore) any more.
-            result = {**{k: v for k, v in result.items() if k not in ("body", "messages")}, "body_forgotten": True}
-        item.status, item.result, item.answered_by = WorkStatus.DONE, result, peer[:255]
-        item.completed_at = timezone.now()
-        item.save(update_fields=["status", "result", "answered_by", "completed_at"])
-        _notify(DONE_CHANNEL, str(item.pk))
-    return "accepted"
+        for item_id, key, result in answers:
+            item = PeerWorkItem.objects.select_for_update().defer("payload", "result").filter(
+                pk=item_id, idempotency_key=key).first()
+            if item is None:
+                outcomes.append("unknown")
+                continue
+            if item.status == WorkStatus.DONE:
+                outcomes.append("duplicate")
+                continue
+            if item.kind in LATE_BODY_DROPPED and item.deadline < timezone.now() and isinstance(result, dict):
+                # Its requester stopped waiting (and got 503): nobody reads the body (a keystore) any more.
+                result = {**{k: v for k, v in result.items() if k not in ("body", "messages")},
+                          "body_forgotten": True}
+            item.status, item.result, item.answered_by = WorkStatus.DONE, result, peer[:255]
+            item.completed_at = timezone.now()
+            item.save(update_fields=["status", "result", "answered_by", "completed_at"])
+            outcomes.append("accepted")
+            done.append(str(item.pk))
+        if done and connection.vendor == "postgresql":
+            with connection.cursor() as cur:  # delivered at commit, one per answered item
+                cur.execute("SELECT pg_notify(%s, id) FROM unnest(%s::text[]) AS id", [DONE_CHANNEL, done])
+    return outcomes

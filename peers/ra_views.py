@@ -3,7 +3,9 @@
 ``GET hello``           who this node is (the connector's connection test)
 ``POST lease``          ``{"wait": s, "max": n, "kinds": [...]}`` -> ``{"items": [{id, key, kind, payload,
                         requester}, ...]}``: waiting work, held open up to ``wait`` seconds until some arrives
-``POST answer``         ``{"id", "key", "result"}`` -> ``{"outcome": "accepted" | "duplicate"}``
+``POST answer``         ``{"id", "key", "result"}`` -> ``{"outcome": "accepted" | "duplicate"}``, or several:
+                        ``{"answers": [{"id", "key", "result"}, ...]}`` -> ``{"outcomes": [...]}`` (an
+                        unknown item is ``"unknown"`` there rather than a 404 for all)
 ``POST push/scep``      ``{"aliases": [...]}``: the CA's SCEP aliases and its answers to the read-only operations
 
 Every call is authenticated as an incoming peer (:mod:`peers.incoming`); a refused one gets 401/403 with a short
@@ -32,6 +34,7 @@ from .models import PushedScepAlias
 
 logger = logging.getLogger("peers")
 MAX_WAIT = 25.0
+MAX_ANSWERS = 2 * queue.MAX_LEASE
 GET_OPERATIONS = ("GetCACaps", "GetCACert", "GetCACertChain", "GetNextCACert")
 
 
@@ -107,14 +110,31 @@ def lease(request: HttpRequest, who: incoming.IncomingIdentity) -> JsonResponse:
                                     "requester": i.requester, "attempt": i.attempts} for i in items]})
 
 
+ANSWER_SHAPE = "An answer is {\"id\": int, \"key\": str, \"result\": object}."
+
+
+def _one_answer(value: Any) -> tuple[int, str, dict[str, Any]]:
+    if not isinstance(value, dict):
+        raise BadRequest(ANSWER_SHAPE)
+    item_id, key, result = value.get("id"), value.get("key"), value.get("result")
+    if isinstance(item_id, bool) or not isinstance(item_id, int) or not isinstance(key, str) or len(key) > 64 \
+            or not isinstance(result, dict):
+        raise BadRequest(ANSWER_SHAPE)
+    return item_id, key, result
+
+
 @_peer_endpoint("POST")
 def answer(request: HttpRequest, who: incoming.IncomingIdentity) -> JsonResponse:
     data = _json(request)
-    item_id, key, result = data.get("id"), data.get("key"), data.get("result")
-    if isinstance(item_id, bool) or not isinstance(item_id, int) or not isinstance(key, str) or len(key) > 64 \
-            or not isinstance(result, dict):
-        raise BadRequest("An answer is {\"id\": int, \"key\": str, \"result\": object}.")
-    outcome = queue.answer(who.actor.name, item_id, key, result)
+    if "answers" in data:  # several at once: {"answers": [answer, ...]} -> {"outcomes": [...]}, one per answer
+        many = data["answers"]
+        if not isinstance(many, list) or not 0 < len(many) <= MAX_ANSWERS:
+            raise BadRequest(f"'answers' must be a list of 1 to {MAX_ANSWERS} answers.")
+        outcomes = queue.answer_many(who.actor.name, [_one_answer(a) for a in many])
+        if any(o != "unknown" for o in outcomes):
+            incoming.count(who.peer, answers=sum(o != "unknown" for o in outcomes))
+        return JsonResponse({"outcomes": outcomes})
+    outcome = queue.answer(who.actor.name, *_one_answer(data))
     if outcome == "unknown":
         return _error(404, "unknown-item", "No such work item.")
     incoming.count(who.peer, answers=1)

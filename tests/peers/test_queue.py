@@ -95,3 +95,37 @@ def test_a_waiting_lease_wakes_when_work_arrives():
     thread.join(10)
     assert [i.pk for i in out["value"]] == [item.pk]
     assert time.monotonic() - start < 2
+
+
+def test_answers_posted_together_are_each_recorded_once():
+    a, b = (queue.submit("scep.pkioperation", {}, "scep:scep", 60) for _ in range(2))
+    queue.lease("connector-a")
+    assert queue.answer("connector-a", b.pk, b.idempotency_key, {"status": 200, "body": "Qg=="}) == "accepted"
+    outcomes = queue.answer_many("connector-a", [
+        (a.pk, a.idempotency_key, {"status": 200, "body": "QQ=="}),
+        (b.pk, b.idempotency_key, {"status": 200, "body": "Qw=="}),  # answered before: changes nothing
+        (a.pk, "0" * 32, {"status": 200}),  # a wrong key
+        (a.pk, a.idempotency_key, {"status": 500})])  # twice in one post: the first wins
+    assert outcomes == ["accepted", "duplicate", "unknown", "duplicate"]
+    assert dict(PeerWorkItem.objects.values_list("pk", "result__body")) == {a.pk: "QQ==", b.pk: "Qg=="}
+
+
+def test_a_requester_is_woken_by_its_own_answer_only():
+    """Every requester listens on one channel: others' answers must not wake each of them into a query."""
+    mine, *others = (queue.submit("scep.pkioperation", {}, "scep:scep", 20) for _ in range(6))
+    statements: list[str] = []
+
+    def wait_counting():
+        with connection.execute_wrapper(lambda execute, sql, *args: statements.append(sql) or execute(sql, *args)):
+            return queue.wait_for_answer(mine)
+
+    thread, out = _in_thread(wait_counting)
+    time.sleep(0.3)
+    for item in others:
+        queue.answer("connector-a", item.pk, item.idempotency_key, {"status": 200})
+        time.sleep(0.05)
+    queue.answer("connector-a", mine.pk, mine.idempotency_key, {"status": 200, "body": "QQ=="})
+    thread.join(10)
+    assert out["value"].result["body"] == "QQ=="
+    # LISTEN, a look, the look its own answer woke, UNLISTEN: none for the five other answers.
+    assert len(statements) == 4, statements
