@@ -1,4 +1,5 @@
-"""WSGI entry point (gunicorn pki.wsgi)."""
+"""WSGI entry point (gunicorn pki.wsgi): Django, with the OCSP responder's paths answered before its handler
+(protocols.ocsp.endpoint)."""
 
 import os
 
@@ -6,3 +7,7 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pki.settings")
 application = get_wsgi_application()
+
+from protocols.ocsp.endpoint import route  # noqa: E402 - after Django is set up
+
+application = route(application)

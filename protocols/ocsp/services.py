@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connection
+from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connection, connections
 from django.utils import timezone
 
 from cryptotokens.errors import CryptoTokenError, CryptoTokenOfflineError
@@ -223,25 +223,38 @@ def _read(purpose: str, sql: str, params: list) -> tuple | None:
     instead: on a kept session that is gone it fails before anything was done, and is sent once more on a new
     connection, which is what the health check would have led to.
     """
-    unchecked = (connection.connection is not None and connection.health_check_enabled
-                 and not connection.health_check_done and not connection.in_atomic_block)
+    conn = connections[DEFAULT_DB_ALIAS]
+    unchecked = (conn.connection is not None and conn.health_check_enabled
+                 and not conn.health_check_done and not conn.in_atomic_block)
     if unchecked:
-        connection.health_check_done = True
+        conn.health_check_done = True
     try:
-        with connection.cursor() as cur:
-            execute(cur, purpose, sql, params)
-            return cur.fetchone()
+        return _fetch_one(conn, purpose, sql, params)
     except (OperationalError, InterfaceError) as exc:
         if not unchecked:
             raise
         logger.info("OCSP: the kept database session is gone (%s); reading on a new one", str(exc).strip()[:200])
         try:
-            connection.close()
+            conn.close()
         except Exception:  # noqa: BLE001 - a dead connection may fail to close; it is dropped either way
-            connection.connection = None
-    with connection.cursor() as cur:
-        execute(cur, purpose, sql, params)
-        return cur.fetchone()
+            conn.connection = None
+    return _fetch_one(conn, purpose, sql, params)
+
+
+def _fetch_one(conn, purpose: str, sql: str, params: list) -> tuple | None:
+    """The statement's one row, read on the driver's own cursor of Django's connection: Django's cursor wrapper
+    (its per-call checks, execute wrappers, debug logging) cost about as much CPU as the driver's work for this
+    one statement. Its error conversion is kept (``wrap_database_errors``): a lost session is Django's
+    OperationalError as before, and marks the connection for the end-of-request check."""
+    if conn.connection is None:
+        conn.ensure_connection()
+    with conn.wrap_database_errors:
+        cur = conn.connection.cursor()
+        try:
+            execute(cur, purpose, sql, params)
+            return cur.fetchone()
+        finally:
+            cur.close()
 
 
 def _md5(der) -> str:

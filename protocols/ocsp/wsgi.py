@@ -1,12 +1,12 @@
 """The OCSP responder as a WSGI application of its own, for a server process that answers OCSP only.
 
-    granian --interface wsgi protocols.ocsp.wsgi:application      (scripts/serve.py, compose, systemd)
+    granian --interface wsgi protocols.ocsp.wsgi:application      (scripts/serve.py --ocsp-workers N)
 
 nginx sends the responder's paths (``/ocsp``, ``/ejbca/publicweb/status/ocsp`` and the GET forms below them) here
-and everything else to gunicorn. Behind gunicorn's threaded workers and Django's request handler an answer cost
-about four times the server work of building and signing it (benchmarks/README.md, "OCSP responder"); here it
-goes through the same view and the same middleware classes the endpoint has in the Django project, in the same
-order, without the handler, URL resolution or a thread pool around them:
+and everything else to gunicorn. The endpoint's paths are answered by protocols.ocsp.endpoint, as in gunicorn's
+application (pki/wsgi.py). Anything else (``/healthz`` and ``/readyz`` for this process, a 404 for other paths,
+and what the endpoint hands back to Django) goes through the middleware classes the endpoint has in the Django
+project, in the same order, without the handler, URL resolution or a thread pool around them:
 
 - ``pki.dbhealth.DatabaseUnavailableMiddleware``: a lost database is a 503 with ``Retry-After`` (or one safe
   retry on a new connection), as on every path of the project;
@@ -43,6 +43,7 @@ from pki.auth.throttle import ClientAddressMiddleware  # noqa: E402
 from pki.dbhealth import DatabaseUnavailableMiddleware  # noqa: E402
 from pki.http.probes import ProbeMiddleware  # noqa: E402
 
+from .endpoint import route  # noqa: E402
 from .middleware import OcspEndpointMiddleware  # noqa: E402
 
 logger = logging.getLogger("pki.ocsp")
@@ -64,8 +65,8 @@ def _chain() -> Callable[[HttpRequest], HttpResponse]:
 _handle = _chain()
 
 
-def application(environ: dict, start_response: Callable) -> Iterable[bytes]:
-    """The WSGI entry point (see the module doc)."""
+def chain(environ: dict, start_response: Callable) -> Iterable[bytes]:
+    """What protocols.ocsp.endpoint does not answer itself (see the module doc)."""
     signals.request_started.send(sender=WSGIRequest, environ=environ)
     try:
         request = WSGIRequest(environ)
@@ -80,3 +81,6 @@ def application(environ: dict, start_response: Callable) -> Iterable[bytes]:
         return [body]
     finally:
         signals.request_finished.send(sender=WSGIRequest)
+
+
+application = route(chain)

@@ -20,6 +20,7 @@ from cryptography.x509 import ocsp as x509_ocsp
 from django.db import connection
 from django.utils import timezone
 
+from pki.db import execute
 from protocols.ocsp import services
 from tests.deploy.test_serving import MakeRunServer, serve
 
@@ -257,10 +258,26 @@ def test_no_select_1_round_trip_before_an_answer(ocsp_ca, actor, monkeypatch):
     monkeypatch.setattr(connection, "is_usable", lambda: checks.append(1) or True)
     sent = []
     _new_request()
-    with connection.execute_wrapper(lambda execute, sql, *a: sent.append(sql) or execute(sql, *a)):
+    # The answer's statement runs on the driver's cursor (no Django execute wrapper sees it): record that one.
+    monkeypatch.setattr(services, "execute", lambda cur, *a: execute(_Recording(cur, sent), *a))
+    with connection.execute_wrapper(lambda run, sql, *a: sent.append(sql) or run(sql, *a)):
         answer = x509_ocsp.load_der_ocsp_response(services.respond(data).der)
     assert answer.certificate_status == x509_ocsp.OCSPCertStatus.GOOD
     assert checks == [] and len(sent) == 1 and sent[0].startswith("EXECUTE pki_ocsp_answer_state_")
+
+
+class _Recording:
+    """A cursor that notes each statement it sends."""
+
+    def __init__(self, cur, sent: list) -> None:
+        self.cur, self.sent = cur, sent
+
+    def execute(self, sql, *args):
+        self.sent.append(sql)
+        return self.cur.execute(sql, *args)
+
+    def __getattr__(self, name):
+        return getattr(self.cur, name)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -1,6 +1,8 @@
-"""The OCSP responder's own WSGI application (protocols.ocsp.wsgi, the process nginx sends the OCSP paths to):
-the same status, headers and body as the Django project gives on those paths, the same metrics, tryLater when
-the database is gone, and a 404 for anything else."""
+"""The OCSP endpoint at the WSGI level (protocols.ocsp.endpoint), in both applications that run it: gunicorn's
+(pki.wsgi: Django with the endpoint's paths answered before its handler) and the responder's own processes'
+(protocols.ocsp.wsgi): the same status, headers and body as the Django project gives on those paths, the same
+metrics, tryLater when the database is gone; the responder's processes answer a 404 for anything else, gunicorn's
+hands it to Django."""
 
 from __future__ import annotations
 
@@ -16,10 +18,11 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp as x509_ocsp
 from django.core.signals import request_finished, request_started
 from django.db import OperationalError, close_old_connections
-from django.test import RequestFactory
+from django.test import RequestFactory, override_settings
 
+from pki import wsgi as project
 from pki.metrics import OCSP_RESPONSES
-from protocols.ocsp import services
+from protocols.ocsp import endpoint, services
 from protocols.ocsp import wsgi as responder
 
 pytestmark = pytest.mark.django_db
@@ -30,14 +33,22 @@ GET_PATH = "/ocsp/" + quote(base64.b64encode(NO_CA_REQUEST).decode(), safe="")
 OCSP_TYPE = "application/ocsp-request"
 
 
-def _lean(method: str, path: str, **kw) -> tuple[int, bytes, list]:
+APPS = {"responder": responder.application, "gunicorn": project.application}
+
+
+@pytest.fixture(params=list(APPS))
+def app(request):
+    return APPS[request.param]
+
+
+def _lean(method: str, path: str, app=responder.application, **kw) -> tuple[int, bytes, list]:
     environ = getattr(RequestFactory(), method)(path, **kw).environ
     started = []
     # As Django's test client does: the test's transaction must survive the request's end.
     request_started.disconnect(close_old_connections)
     request_finished.disconnect(close_old_connections)
     try:
-        body = b"".join(responder.application(environ, lambda status, headers: started.append((status, headers))))
+        body = b"".join(app(environ, lambda status, headers, *exc: started.append((status, headers))))
     finally:
         request_started.connect(close_old_connections)
         request_finished.connect(close_old_connections)
@@ -61,8 +72,8 @@ def _django(client, method: str, path: str, **kw) -> tuple[int, bytes, list]:
     ("put", "/ocsp", {}, None),
     ("post", "/ocsp", {"data": b"\x30" * 20000, "content_type": OCSP_TYPE}, None),
 ])
-def test_the_same_answer_as_the_django_project(client, method, path, kw, status):
-    lean = _lean(method, path, **kw)
+def test_the_same_answer_as_the_django_project(client, app, method, path, kw, status):
+    lean = _lean(method, path, app, **kw)
     assert lean == _django(client, method, path, **kw)
     headers = dict(lean[2])
     assert headers["X-Frame-Options"] == "DENY" and headers["X-Content-Type-Options"] == "nosniff"
@@ -86,9 +97,9 @@ def signed_request(ca_factory, actor, csr_factory):
                 .add_extension(x509.OCSPNonce(b"lean-nonce-16byt"), critical=False).build().public_bytes(Encoding.DER))
 
 
-def test_a_signed_answer_as_the_django_project(client, signed_request):
+def test_a_signed_answer_as_the_django_project(client, app, signed_request):
     ca, data = signed_request
-    lean = _lean("post", "/ocsp", data=data, content_type=OCSP_TYPE)
+    lean = _lean("post", "/ocsp", app, data=data, content_type=OCSP_TYPE)
     whole = _django(client, "post", "/ocsp", data=data, content_type=OCSP_TYPE)
     assert lean[0] == whole[0] == 200
     assert [k for k, _ in lean[2]] == [k for k, _ in whole[2]]  # the same headers (the length may differ by a byte)
@@ -112,21 +123,49 @@ def test_health_probe_answers_here():
     assert status == 200 and b'"ok"' in body
 
 
-@pytest.mark.parametrize("way", ["lean", "django"])
-def test_a_lost_database_is_try_later_on_both_ways(client, monkeypatch, way):
+@pytest.mark.parametrize("way", ["responder", "gunicorn", "django"])
+def test_a_lost_database_is_try_later_on_every_way(client, monkeypatch, way):
     def gone(*args, **kwargs):
         raise OperationalError("server closed the connection unexpectedly")
 
     monkeypatch.setattr(services._ca_index, "index", {("sha1", b"\x11" * 20, b"\x22" * 20): 1})
     monkeypatch.setattr(services, "answer_state", gone)
     kw = {"data": NO_CA_REQUEST, "content_type": OCSP_TYPE}
-    status, body, headers = _lean("post", "/ocsp", **kw) if way == "lean" else _django(client, "post", "/ocsp", **kw)
+    status, body, headers = _django(client, "post", "/ocsp", **kw) if way == "django" else _lean(
+        "post", "/ocsp", APPS[way], **kw)
     assert status == 200 and asn1_ocsp.OCSPResponse.load(body)["response_status"].native == "try_later"
     assert dict(headers)["Cache-Control"] == "no-cache, no-store"
 
 
-def test_answers_are_counted_by_response_status():
+def test_answers_are_counted_by_response_status(app):
     counter = OCSP_RESPONSES.labels(status="unauthorized")
     before = counter._value.get()
-    _lean("post", "/ocsp", data=NO_CA_REQUEST, content_type=OCSP_TYPE)
+    _lean("post", "/ocsp", app, data=NO_CA_REQUEST, content_type=OCSP_TYPE)
     assert counter._value.get() == before + 1
+
+
+@pytest.mark.parametrize("path", ["/", "/ocspx", "/ocsp/", "/admin/", "/api/v1/ca", "/ocsp/\u00e9"])
+def test_gunicorns_application_hands_every_other_path_to_django(monkeypatch, path):
+    seen = []
+
+    def django(environ, start_response):
+        seen.append(environ["PATH_INFO"])
+        start_response("204 No Content", [])
+        return [b""]
+
+    app = endpoint.route(django)
+    assert _lean("get", path, app)[0] == 204 and len(seen) == 1
+
+
+@pytest.mark.parametrize("setting", [{"SECURE_SSL_REDIRECT": True}, {"SECURE_HSTS_SECONDS": 3600}])
+def test_settings_that_look_at_the_request_leave_the_endpoint_to_django(setting):
+    """SecurityMiddleware's redirect and HSTS depend on the request's scheme: Django answers then."""
+    def django(environ, start_response):
+        start_response("204 No Content", [])
+        return [b""]
+
+    kw = {"data": NO_CA_REQUEST, "content_type": OCSP_TYPE, "secure": True}
+    with override_settings(**setting):
+        assert _lean("post", "/ocsp", endpoint.route(django), **kw)[0] == 204
+    status, body, _ = _lean("post", "/ocsp", endpoint.route(django), **kw)
+    assert status == 200 and asn1_ocsp.OCSPResponse.load(body)["response_status"].native == "unauthorized"
