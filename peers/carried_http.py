@@ -40,9 +40,9 @@ from pki.auth.clientcert import CARRIED_CERT_KEY
 logger = logging.getLogger("peers")
 
 REST_PREFIX = "/ejbca/ejbca-rest-api/"
-#: Where carried REST calls live: EJBCA's REST API, and this project's approval requests (EJBCA's RA decides
-#: approvals at the RA too).
-REST_PREFIXES = (REST_PREFIX, "/api/v1/approvals/")
+#: Where carried REST calls live: EJBCA's REST API, this project's approval requests (EJBCA's RA decides approvals
+#: at the RA too) and its reads of one certificate (an RA holds none of its own).
+REST_PREFIXES = (REST_PREFIX, "/api/v1/approvals/", "/api/v1/certificates/", "/api/v1/cas/")
 #: The REST operations an RA carries, by URL name on this node: what an integration (or an approver) uses at
 #: EJBCA's RA, each answered by the CA, which authorizes the caller by its own rules.
 REST_ROUTES = frozenset({
@@ -63,6 +63,8 @@ REST_ROUTES = frozenset({
     # approvals: an enrollment that waited for approval finalized, the requests listed, read and decided
     "api-certificate-finalize",
     "api-approval-list", "api-approval-detail", "api-approval-approve", "api-approval-reject",
+    # this project's reads of one certificate, by fingerprint or by CA and serial
+    "api-certificate-detail", "api-ca-certificate-detail",
 })
 #: REST routes an RA answers itself, about the RA node: its own roles (those admit the CA's connector), its own
 #: crypto tokens (the key-making ones stay refused, :mod:`peers.node`), its configuration dump, its own services,
