@@ -190,8 +190,10 @@ def _held(connector: PeerConnector, key: str) -> Iterator[None]:
             cur.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [lock_id])
 
 
-def carry(connector: PeerConnector, item: dict[str, Any]) -> dict[str, Any]:
+def carry(connector: PeerConnector, item: dict[str, Any], who: Actor | None = None) -> dict[str, Any]:
     """Run one leased work item and return the answer for the RA (``{"status", "content_type", "body"}``).
+    ``who``: the connector's :func:`connector_actor` when the caller has just looked it up (the connector does once
+    per lease, for all the items that lease brought), else it is looked up here.
 
     Raises :class:`Busy` when the same item is being run elsewhere right now."""
     kind, key = str(item.get("kind", "")), str(item.get("key", ""))[:64]
@@ -206,7 +208,7 @@ def carry(connector: PeerConnector, item: dict[str, Any]) -> dict[str, Any]:
         audit.record_failure(AUDIT_EVENT, connector_name, "unknown kind of work", object_type="peerconnector",
                              object_id=connector.pk, details=details)
         return _refusal(kind, 400, f"This CA does not carry '{kind[:64]}' requests.")
-    who = connector_actor(connector)
+    who = who or connector_actor(connector)
     rule = carry_rule(kind)
     if who is None or not who.is_allowed(rule):
         reason = f"the connector's certificate holds no role allowing {rule}"

@@ -19,6 +19,8 @@ from django.db import DatabaseError, close_old_connections, connection
 from django.db.models import F
 from django.utils import timezone
 
+from pki.auth.access import Actor
+
 from . import carry
 from .choices import ConnectorState, WorkKind
 from .models import PeerConnector
@@ -154,9 +156,12 @@ class ConnectorRunner:
                         finally:
                             for _ in range(free):
                                 busy.release()
-                        for item in leased.get("items", []):
+                        items = leased.get("items", [])
+                        # The connector's rights, looked up once for what this lease brought (5 queries an item).
+                        who = carry.connector_actor(connector) if items else None
+                        for item in items:
                             busy.acquire()
-                            pool.submit(self._carry_one, connector, answers, item, busy, freed)
+                            pool.submit(self._carry_one, connector, answers, item, who, busy, freed)
             finally:
                 answers.close()
         finally:
@@ -214,12 +219,12 @@ class ConnectorRunner:
             n += 1
         return n
 
-    def _carry_one(self, connector: PeerConnector, answers: _Answers, item: dict, busy: threading.Semaphore,
-                   freed: threading.Event) -> None:
+    def _carry_one(self, connector: PeerConnector, answers: _Answers, item: dict, who: Actor | None,
+                   busy: threading.Semaphore, freed: threading.Event) -> None:
         try:
             close_old_connections()
             try:
-                result = carry.carry(connector, item)
+                result = carry.carry(connector, item, who)
             except carry.Busy:
                 return  # another process runs it; the lease runs out and it comes back with the answer stored
             answers.put(item, result)

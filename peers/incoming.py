@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from pki.auth import refusals
@@ -74,11 +74,11 @@ def _check(cert: x509.Certificate) -> tuple[Actor, CertificateAuthority]:
         raise PeerRefused(403, "unknown-ca", "The client certificate was not issued by a CA known here.")
     serial = format(cert.serial_number, "x")
     cns = [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
-    role_ids = set(RoleMember.objects.filter(issuer_ca=ca, match_type=MemberMatch.CERTIFICATE_SERIAL,
-                                             match_value=serial).values_list("role_id", flat=True))
+    # One query for both ways a member names a certificate (every lease and answer call comes through here).
+    match = Q(match_type=MemberMatch.CERTIFICATE_SERIAL, match_value=serial)
     if cns:
-        role_ids |= set(RoleMember.objects.filter(issuer_ca=ca, match_type=MemberMatch.CERTIFICATE_CN,
-                                                  match_value__in=cns).values_list("role_id", flat=True))
+        match |= Q(match_type=MemberMatch.CERTIFICATE_CN, match_value__in=cns)
+    role_ids = set(RoleMember.objects.filter(match, issuer_ca=ca).values_list("role_id", flat=True))
     if not role_ids:
         raise PeerRefused(403, "no-role", "The client certificate matches no role member here.")
     if is_revoked(ca, serial):  # the CA pushed its revocation (status or CRL): refused before any role change

@@ -21,8 +21,10 @@ def is_revoked(ca: CertificateAuthority, serial: str) -> bool:
         return True
     number = int(serial, 16)
     for is_delta in (False, True):
-        row = PushedCrl.objects.filter(ca=ca, is_delta=is_delta).order_by("-crl_number").only("der").first()
-        if row is not None and _parsed_crl(row.pk, bytes(row.der)).get_revoked_certificate_by_serial_number(number):
+        pk = PushedCrl.objects.filter(ca=ca, is_delta=is_delta).order_by("-crl_number").values_list(
+            "pk", flat=True).first()
+        crl = _parsed_crl(pk) if pk is not None else None
+        if crl is not None and crl.get_revoked_certificate_by_serial_number(number):
             return True
     return False
 
@@ -30,10 +32,15 @@ def is_revoked(ca: CertificateAuthority, serial: str) -> bool:
 _crl_cache: dict[int, x509.CertificateRevocationList] = {}
 
 
-def _parsed_crl(pk: int, der: bytes) -> x509.CertificateRevocationList:
+def _parsed_crl(pk: int) -> x509.CertificateRevocationList | None:
+    """The pushed CRL, parsed once per process: a pushed CRL row never changes (a new CRL is a new row), and its
+    bytes (a large CRL's megabytes) are read only the first time, not on every peer call."""
     hit = _crl_cache.get(pk)
     if hit is None:
         if len(_crl_cache) > 64:
             _crl_cache.clear()
-        hit = _crl_cache[pk] = x509.load_der_x509_crl(der)
+        der = PushedCrl.objects.filter(pk=pk).values_list("der", flat=True).first()
+        if der is None:  # replaced by a newer one since the look-up
+            return None
+        hit = _crl_cache[pk] = x509.load_der_x509_crl(bytes(der))
     return hit
