@@ -283,7 +283,8 @@ def oauth(db, settings):
     clear_memos()
     provider = make_provider(op, "Test OP")
     admin_role(provider, "pki-admins")
-    clients = {"admin": op.register(x_groups=["pki-admins"]), "untrusted": untrusted.register(x_groups=["pki-admins"])}
+    clients = {"admin": op.register(x_groups=["pki-admins"]), "norole": op.register(x_groups=["mail-users"]),
+               "untrusted": untrusted.register(x_groups=["pki-admins"])}
     yield {"op": op, "untrusted": untrusted, "clients": clients, "audience": API_AUDIENCE}
     clear_memos()
 
@@ -313,14 +314,20 @@ def test_an_oauth_bearer_token_through_the_ra(ra_node, settings, carrier, oauth,
     assert at_ra.status_code == 200 and at_ra.json() == at_ca.json() and len(at_ra.json()["certificates"]) == 1
     # The CA authorized the OAuth user by its role member; the audit log names the user and the peer.
     events = AuditEvent.objects.filter(event_type="PEER_REQUEST_CARRIED").order_by("sequence")
-    enroll = events.first()
-    oauth_user = enroll.details["requester"]
-    assert enroll.actor == "peer:dmz-ra" and enroll.details["status"] == 201
+    enrolled = events.first()
+    oauth_user = enrolled.details["requester"]
+    assert enrolled.actor == "peer:dmz-ra" and enrolled.details["status"] == 201
     # <provider label>:<the token's user claim>: the client_credentials token names the OP's client.
-    assert enroll.details["presented"] == "Bearer authorization"
+    assert enrolled.details["presented"] == "Bearer authorization"
     assert oauth_user == f"Test OP:{oauth['clients']['admin']['client_id']}"
     assert AuditEvent.objects.get(event_type="CERT_CREATION", object_id=row.serial).actor == oauth_user
     assert set(events.values_list("details__requester", flat=True)) == {oauth_user}
+    # A good token whose claims match no role member: authenticated by the CA, not authorized (its 403).
+    norole = APIClient(HTTP_AUTHORIZATION=f"Bearer {op.client_token(oauth['clients']['norole'], resource=audience)}")
+    at_ra, at_ca = _same_at_both(settings, norole, "post", f"{V1}/certificate/pkcs10enroll", enroll)
+    assert at_ra.status_code == 403 and at_ra.json() == at_ca.json()
+    assert events.filter(details__status=403).get().details["requester"] == (
+        f"Test OP:{oauth['clients']['norole']['client_id']}")
     # Refused tokens: the same uniform 401 at the RA as at the CA, nothing done.
     refused = {
         "expired": op.mint(claims(op, iat=int(time.time()) - 900, exp=int(time.time()) - 120)),
