@@ -1,9 +1,13 @@
-"""Two real nodes on loopback for the peers tests: a CA node (its own PostgreSQL database, no web server: a CA
-takes no connections, it only runs ``manage.py peer run``) and an RA node (its own database, gunicorn, and the
-mTLS listener of :mod:`tests.peers.tlsproxy` in front). The CA has an RSA CA with the SCEP aliases of
-:mod:`tests.protocols.scep.live`, the connector's authentication key binding ``ra-link`` (and ``stranger``, whose
-certificate no RA role knows), a server certificate for the RA listener, and a role letting both bindings carry
-SCEP. The RA has the CA's certificate imported and a role admitting ``ra-link`` as an incoming peer."""
+"""Real nodes on loopback for the peers tests (:class:`PeerNodes`): a CA node (its own PostgreSQL database, no web
+server: a CA takes no connections, it only runs ``manage.py peer run``) and an RA node, a VA node or both (each its
+own database, gunicorn, and the mTLS listener of :mod:`tests.peers.tlsproxy` in front).
+
+The CA has an RSA CA with the SCEP aliases of :mod:`tests.protocols.scep.live`. For an RA: the connector's
+authentication key binding ``ra-link`` (and ``stranger``, whose certificate no RA role knows), a server certificate
+for the RA listener, and a role letting both bindings carry SCEP; the RA has the CA's certificate imported and a
+role admitting ``ra-link`` as an incoming peer. For a VA: the binding ``va-link``, the VA listener's server
+certificate, a ``subscriber`` certificate, and the certificate of the VA's own OCSP key binding (whose key the VA
+made); the VA imports it, and admits ``va-link``."""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -25,6 +30,8 @@ from tests.support.templatedb import create_database
 
 from .tlsproxy import TlsProxy
 
+# The CA's setup after SETUP (its CA, ``a``, ``tokens``): what every peered node needs, then one part per node
+# kind (CA_FOR_RA, CA_FOR_VA), then CA_END.
 CA_SETUP = """
 import json
 from pathlib import Path
@@ -41,9 +48,8 @@ from pki.x509.dn import parse_dn
 
 out = Path(%(out)r)
 ca = CertificateAuthority.objects.get(name="ScepCA")
-create_ca(a, CASettings(name="OtherCA", subject_dn="CN=OtherCA,O=Test,C=SE", crypto_token=token, key_alias="otherKey",
-                        key_spec="P-256"))
 kbt = tokens.create_token(a, name="PeerToken", token_type="SoftCryptoToken", auth_code="foo123", auto_activate=True)
+ids = {}
 
 def binding(name, cn):
     b = kb.create_binding(a, name=name, binding_type="AuthenticationKeyBinding", crypto_token=kbt, key_spec="P-256",
@@ -52,16 +58,23 @@ def binding(name, cn):
                          subject_dn=f"CN={cn},O=Test")
     return kb.set_status(a, b, "ACTIVE")
 
-def server(name):
+def issued(name, profile, san=""):
     key = ec.generate_private_key(ec.SECP256R1())
     csr = x509.CertificateSigningRequestBuilder().subject_name(parse_dn(f"CN={name},O=Test")).sign(key, hashes.SHA256())
-    row = issue(IssuanceRequest(ca=ca, actor=a, profile=CertificateProfile.objects.get(name="SERVER"), csr=csr,
-                                subject_alt_name="IPADDRESS=127.0.0.1", username=name)).row
+    row = issue(IssuanceRequest(ca=ca, actor=a, profile=CertificateProfile.objects.get(name=profile), csr=csr,
+                                subject_alt_name=san, username=name)).row
     (out / f"{name}.pem").write_bytes(row.certificate.public_bytes(serialization.Encoding.PEM))
     (out / f"{name}.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                                         serialization.NoEncryption()))
     return row
 
+def server(name):
+    return issued(name, "SERVER", "IPADDRESS=127.0.0.1")
+"""
+
+CA_FOR_RA = """
+create_ca(a, CASettings(name="OtherCA", subject_dn="CN=OtherCA,O=Test,C=SE", crypto_token=token, key_alias="otherKey",
+                        key_spec="P-256"))
 link, stranger = binding("ra-link", "ca-connector"), binding("stranger", "stranger")
 ra_server = server("ra-server")
 server("no-client-auth")  # serverAuth only: what an RA must refuse as a client
@@ -71,8 +84,23 @@ for b in (link, stranger):
 roles.set_rules(a, role, {"/peer/carry/scep": True})
 peers.add_connector(a, name="dmz-ra", url=%(url)r, binding="ra-link")
 peers.add_connector(a, name="stranger-ra", url=%(url)r, binding="stranger", enabled=False)
+ids.update(link_serial=link.certificate.serial, ra_server_serial=ra_server.serial)
+"""
+
+CA_FOR_VA = """
+va_link = binding("va-link", "ca-va-connector")
+server("va-server")
+ids["subscriber"] = issued("subscriber", "ENDUSER").serial
+# The VA's OCSP signer: its key stays on the VA; the CA certifies the VA's request.
+row = issue(IssuanceRequest(ca=ca, actor=a, profile=CertificateProfile.objects.get(name="OCSPSIGNER"),
+                            csr=x509.load_pem_x509_csr((out / "va-ocsp.csr").read_bytes()), username="va-ocsp")).row
+(out / "va-ocsp.pem").write_bytes(row.certificate.public_bytes(serialization.Encoding.PEM))
+peers.add_connector(a, name="va", url=%(url)r, binding="va-link")
+ids["va_link_serial"] = va_link.certificate.serial
+"""
+
+CA_END = """
 (out / "ca.pem").write_bytes(ca.certificate.public_bytes(serialization.Encoding.PEM))
-ids = {"link_serial": link.certificate.serial, "ra_server_serial": ra_server.serial}
 (out / "ids.json").write_text(json.dumps(ids))
 """
 
@@ -91,6 +119,61 @@ role = roles.create_role(a, "CA peers")
 serial = json.loads((out / "ids.json").read_text())["link_serial"]
 roles.add_member(a, role, roles.MemberSpec(MemberMatch.CERTIFICATE_SERIAL, serial, issuer_ca=ca))
 roles.set_rules(a, role, {"/peer/incoming": True})
+"""
+
+# On the VA before the CA's setup: its OCSP key binding's key and request (the CA certifies it).
+VA_KEY = """
+from pathlib import Path
+from cryptotokens import services as tokens
+from keybindings import services as kb
+from pki.auth.access import Actor
+
+a = Actor.system_actor("setup")
+token = tokens.create_token(a, name="VaToken", token_type="SoftCryptoToken", auth_code="foo123", auto_activate=True)
+binding = kb.create_binding(a, name="va-ocsp", binding_type="OcspKeyBinding", crypto_token=token, key_spec="P-256")
+Path(%(out)r, "va-ocsp.csr").write_bytes(kb.generate_csr(a, binding, subject_dn="CN=va-ocsp,O=Test"))
+"""
+
+VA_SETUP = """
+import json
+from pathlib import Path
+from keybindings import services as kb
+from pki.auth.access import Actor
+from pki.choices import MemberMatch
+from pki.services import roles
+from pki.services.cas import import_ca
+
+a = Actor.system_actor("setup")
+out = Path(%(out)r)
+ca = import_ca(a, "ScepCA", (out / "ca.pem").read_bytes())
+binding = kb.get_binding(a, "va-ocsp")
+kb.import_certificate(a, binding, (out / "va-ocsp.pem").read_bytes())
+kb.set_status(a, binding, "ACTIVE")
+role = roles.create_role(a, "CA peers")
+serial = json.loads((out / "ids.json").read_text())["va_link_serial"]
+roles.add_member(a, role, roles.MemberSpec(MemberMatch.CERTIFICATE_SERIAL, serial, issuer_ca=ca))
+roles.set_rules(a, role, {"/peer/incoming": True})
+"""
+
+
+MANY = """
+import io, json
+from pathlib import Path
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+results = []
+for argv in json.loads(%(commands)r):
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        call_command(*argv, stdout=out, stderr=err)
+        code = 0
+    except CommandError as exc:
+        err.write(f"CommandError: {exc}\\n")
+        code = exc.returncode
+    results.append([code, out.getvalue(), err.getvalue()])
+Path(%(results)r).parent.mkdir(parents=True, exist_ok=True)
+Path(%(results)r).write_text(json.dumps(results))
 """
 
 
@@ -145,6 +228,16 @@ class Node:
             raise AssertionError(f"manage.py {' '.join(args[:2])} failed:\n{out.stdout}\n{out.stderr}")
         return out
 
+    def manage_many(self, *commands: tuple[str, ...]) -> list[subprocess.CompletedProcess]:
+        """Several management commands in ONE ``manage.py`` process (a Python and Django start each is most of a
+        command's time), in order, each whatever the one before did; per command what ``manage.py`` would have
+        given: the exit code (a CommandError's), its output, and its error output with Django's ``CommandError:``
+        line."""
+        results = self.env["PKI_VAR_DIR"] + f"/commands-{secrets.token_hex(4)}.json"
+        self.manage("shell", "-c", MANY % {"commands": json.dumps(commands), "results": results})
+        return [subprocess.CompletedProcess(list(argv), code, out, err)
+                for argv, (code, out, err) in zip(commands, json.loads(Path(results).read_text()), strict=True)]
+
     def create(self) -> None:
         """A migrated database with the cache table (as `init` makes it: the refusal counters live in the cache),
         copied from the suite's migrated template instead of two ``manage.py`` runs."""
@@ -155,84 +248,181 @@ class Node:
             self.sql(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
 
 
-def _stop(process: subprocess.Popen | None, sig=signal.SIGTERM) -> None:
+def _stop(process: subprocess.Popen | None, sig=signal.SIGTERM, grace: float = 10) -> None:
+    """``sig`` to the process group, SIGKILL after ``grace`` seconds."""
     if process is None or process.poll() is not None:
         return
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, sig)
     try:
-        process.wait(timeout=10)
+        process.wait(timeout=grace)
     except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=15)
 
 
-class PeerPair:
-    """The CA node, the RA node (gunicorn + mTLS listener) and the CA's connector process."""
+DROP = """
+import sys, threading, psycopg2
+def drop(name):
+    conn = psycopg2.connect(sys.argv[1])
+    conn.autocommit = True
+    conn.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+threads = [threading.Thread(target=drop, args=(n,)) for n in sys.argv[2:]]
+for t in threads: t.start()
+for t in threads: t.join()
+"""
 
-    def __init__(self, tmp: Path, *, users: tuple[str, ...] = (), request_timeout: float = 20, lease: float = 4,
-                 workers: int = 2):
-        self.tmp, self.users, self.workers = tmp, users, workers
-        tag = secrets.token_hex(3)
-        self.ca = Node(tmp, "ca", f"h2_ca_{tag}")
-        self.ra = Node(tmp, "ra", f"h2_ra_{tag}", PKI_BEHIND_TLS_PROXY="1", PKI_TRUSTED_PROXIES="127.0.0.1",
-                       PKI_PEER_REQUEST_TIMEOUT=str(request_timeout), PKI_PEER_LEASE_SECONDS=str(lease))
-        self.out = tmp / "shared"
-        self.out.mkdir(exist_ok=True)
-        self.gunicorn: subprocess.Popen | None = None
-        self.connector: subprocess.Popen | None = None
-        self.proxy: TlsProxy | None = None
-        self.ra_base = ""
 
-    def start(self) -> PeerPair:
-        self.ca.create()
-        self.ra.create()
-        listener_port = free_port()  # the proxy binds its own; the CA's connector URL needs it first
-        self.proxy_url = f"https://127.0.0.1:{listener_port}"
-        self.ca.manage("shell", "-c", SETUP % {"secret": "s3cret", "users": list(self.users), "include_ca": False}
-                       + CA_SETUP % {"out": str(self.out), "url": self.proxy_url})
-        self.ra.manage("shell", "-c", RA_SETUP % {"out": str(self.out)})
-        port = free_port()
+def drop_later(nodes: list[Node]) -> None:
+    """Drop the nodes' databases in a process of their own, not waited for: on PostgreSQL 15 each DROP DATABASE
+    waits for a checkpoint (3 to 9 s on a busy test server), and nothing of a test depends on it any more. The
+    drops run at once, so they share the checkpoint."""
+    if not nodes:
+        return
+    admin = urlsplit(nodes[0].env["DATABASE_URL"])._replace(path="/postgres").geturl()
+    subprocess.Popen([sys.executable, "-c", DROP, admin, *(n.db_name for n in nodes)], stdout=subprocess.DEVNULL,
+                     stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+class Listener:
+    """A node's web side: gunicorn on a loopback port and the mTLS listener (:class:`TlsProxy`) in front, on the
+    port the CA's connector URL names."""
+
+    def __init__(self, node: Node, log: Path, *, workers: int, threads: int, access_log: bool = False):
+        self.node, self.log = node, log
+        self.port, self.listener_port = free_port(), free_port()
+        self.base = f"http://127.0.0.1:{self.port}"  # gunicorn itself (what the listener forwards to)
+        self.url = f"https://127.0.0.1:{self.listener_port}"
         self.gunicorn = subprocess.Popen(
-            [str(BIN / "gunicorn"), "pki.wsgi", "-c", "python:pki.gunicorn_conf", "--bind", f"127.0.0.1:{port}",
-             "--workers", str(self.workers), "--threads", "8", "--access-logfile", "-"],
-            cwd=ROOT, env=self.ra.env, stdout=(self.tmp / "ra.log").open("w"), stderr=subprocess.STDOUT,
-            start_new_session=True)
-        self.ra_base = f"http://127.0.0.1:{port}"
-        self.proxy = TlsProxy(self.out / "ra-server.pem", self.out / "ra-server.key", self.out / "ca.pem", port,
-                              port_hint=listener_port)
-        deadline = time.monotonic() + 60
+            [str(BIN / "gunicorn"), "pki.wsgi", "-c", "python:pki.gunicorn_conf", "--bind", f"127.0.0.1:{self.port}",
+             "--workers", str(workers), "--threads", str(threads), *(["--access-logfile", "-"] if access_log else [])],
+            cwd=ROOT, env=node.env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+        self.proxy: TlsProxy | None = None
+
+    def listen(self, cert: Path, key: Path, client_ca: Path) -> None:
+        """The mTLS listener, once the CA has issued its server certificate."""
+        self.proxy = TlsProxy(cert, key, client_ca, self.port, port_hint=self.listener_port)
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
         while True:
             if self.gunicorn.poll() is not None:
-                raise AssertionError(f"RA gunicorn exited:\n{self.logs('ra')}")
+                raise AssertionError(f"gunicorn exited:\n{self.log.read_text(errors='replace')[-6000:]}")
             try:
-                urllib.request.urlopen(self.ra_base + "/login/", timeout=5).close()
-                break
+                urllib.request.urlopen(self.base + "/login/", timeout=5).close()
+                return
             except urllib.error.HTTPError:
-                break
+                return
             except (urllib.error.URLError, OSError):
                 if time.monotonic() > deadline:
-                    raise AssertionError(f"RA gunicorn did not answer:\n{self.logs('ra')}") from None
-                time.sleep(0.3)
+                    raise AssertionError(f"gunicorn did not answer:\n{self.log.read_text(errors='replace')[-6000:]}"
+                                         ) from None
+                time.sleep(0.1)
+
+    def close(self) -> None:
+        """Stop gunicorn and the listener (the node is down: connections to it are refused). gunicorn's quick
+        shutdown takes 1 to 3 s; now and then a worker of the RA's is still there after 10 (a request thread it
+        waits for at exit), and nothing here needs it to go cleanly: SIGKILL after 4."""
+        _stop(self.gunicorn, signal.SIGINT, grace=4)
+        if self.proxy is not None:
+            self.proxy.close()
+            self.proxy = None
+
+
+class PeerNodes:
+    """The CA node (no web server: a CA takes no connections, it only runs ``manage.py peer run``) and the nodes
+    its connector process connects to: an RA (``ra=True``, the connector ``dmz-ra``), a VA (``va=True``, the
+    connector ``va``: the VA's own OCSP key binding, certified by the CA), or both at once. Each node has its own
+    database; an RA or VA is gunicorn behind the mTLS :class:`Listener`."""
+
+    def __init__(self, tmp: Path, *, ra: bool = True, va: bool = False, users: tuple[str, ...] = (),
+                 request_timeout: float = 20, lease: float = 4, workers: int = 2):
+        self.tmp, self.users, self.workers = tmp, users, workers
+        tag = secrets.token_hex(3)
+        self.ca = Node(tmp, "ca", f"peers_ca_{tag}")
+        self.ra = Node(tmp, "ra", f"peers_ra_{tag}", PKI_BEHIND_TLS_PROXY="1", PKI_TRUSTED_PROXIES="127.0.0.1",
+                       PKI_PEER_REQUEST_TIMEOUT=str(request_timeout), PKI_PEER_LEASE_SECONDS=str(lease)) if ra else None
+        self.va = Node(tmp, "va", f"peers_va_{tag}", PKI_BEHIND_TLS_PROXY="1",
+                       PKI_TRUSTED_PROXIES="127.0.0.1") if va else None
+        self.out = tmp / "shared"
+        self.out.mkdir(exist_ok=True)
+        self.connector: subprocess.Popen | None = None
+        self.ra_web: Listener | None = None
+        self.va_web: Listener | None = None
+
+    # The RA's web side under the names the two-node tests and benchmarks/peer_scep.py use.
+    @property
+    def gunicorn(self) -> subprocess.Popen | None:
+        return self.ra_web.gunicorn if self.ra_web else None
+
+    @property
+    def proxy(self) -> TlsProxy | None:
+        return self.ra_web.proxy if self.ra_web else None
+
+    @property
+    def ra_base(self) -> str:
+        return self.ra_web.base if self.ra_web else ""
+
+    @property
+    def proxy_url(self) -> str:
+        return self.ra_web.url if self.ra_web else ""
+
+    @property
+    def va_base(self) -> str:
+        return self.va_web.base if self.va_web else ""
+
+    def _nodes(self) -> list[Node]:
+        return [n for n in (self.ca, self.ra, self.va) if n is not None]
+
+    def start(self) -> PeerNodes:
+        for node in self._nodes():
+            node.create()
+        # gunicorn starts while the setup scripts run: it reads nothing of them before the first request.
+        if self.ra is not None:
+            self.ra_web = Listener(self.ra, self.tmp / "ra.log", workers=self.workers, threads=8, access_log=True)
+        if self.va is not None:
+            self.va_web = Listener(self.va, self.tmp / "va.log", workers=1, threads=4)
+            self.va.manage("shell", "-c", VA_KEY % {"out": str(self.out)})
+        script = SETUP % {"secret": "s3cret", "users": list(self.users), "include_ca": False}
+        script += CA_SETUP % {"out": str(self.out)}
+        if self.ra_web is not None:
+            script += CA_FOR_RA % {"url": self.ra_web.url}
+        if self.va_web is not None:
+            script += CA_FOR_VA % {"url": self.va_web.url}
+        self.ca.manage("shell", "-c", script + CA_END)
+        node_setups = [(node, setup) for node, setup in ((self.ra, RA_SETUP), (self.va, VA_SETUP)) if node]
+        with ThreadPoolExecutor(2) as pool:  # each is a process of its own
+            for done in [pool.submit(node.manage, "shell", "-c", setup % {"out": str(self.out)})
+                         for node, setup in node_setups]:
+                done.result()
+        for web, name in ((self.ra_web, "ra-server"), (self.va_web, "va-server")):
+            if web is not None:
+                web.listen(self.out / f"{name}.pem", self.out / f"{name}.key", self.out / "ca.pem")
+                web.wait_ready()
         return self
 
-    def start_connector(self, lease_wait: float = 3, workers: int = 4) -> None:
+    def start_connector(self, lease_wait: float = 1, workers: int = 4) -> None:
+        """``manage.py peer run``. A lease is answered as soon as work arrives (the RA's NOTIFY), so a short
+        ``lease_wait`` costs no latency; it bounds how long a stop waits for the lease in flight."""
         log = (self.tmp / "connector.log").open("a")
         self.connector = subprocess.Popen(
             [sys.executable, "manage.py", "peer", "run", "--lease-wait", str(lease_wait), "--workers", str(workers)],
             cwd=ROOT, env=self.ca.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def wait_connected(self, timeout: float = 60) -> None:
-        """Until the connector has pushed the SCEP aliases and reports itself connected."""
+        """Until every connector reports itself connected (and, to an RA, has pushed the SCEP aliases)."""
+        names = [n for n, node in (("dmz-ra", self.ra), ("va", self.va)) if node is not None]
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             if self.connector is not None and self.connector.poll() is not None:
                 raise AssertionError(f"connector exited:\n{self.logs('connector')}")
-            state = self.ca.query("SELECT state FROM peers_peerconnector WHERE name = 'dmz-ra'")
-            if state == [("connected",)] and self.ra.query("SELECT count(*) FROM peers_pushedscepalias")[0][0]:
+            connected = self.ca.query("SELECT count(*) FROM peers_peerconnector WHERE name = ANY(%s) "
+                                      "AND state = 'connected'", (names,))[0][0]
+            if connected == len(names) and (
+                    self.ra is None or self.ra.query("SELECT count(*) FROM peers_pushedscepalias")[0][0]):
                 return
-            time.sleep(0.3)
+            time.sleep(0.1)
         raise AssertionError(f"connector did not connect:\n{self.logs('connector')}")
 
     def stop_connector(self, sig=signal.SIGTERM) -> None:
@@ -247,14 +437,14 @@ class PeerPair:
         return path.read_text(errors="replace")[-6000:] if path.exists() else ""
 
     def close(self) -> None:
-        self.stop_connector()
-        _stop(self.gunicorn, signal.SIGINT)
-        if self.proxy is not None:
-            self.proxy.close()
-        self.ca.drop()
-        self.ra.drop()
+        # The processes stop side by side (each stop waits for its process), the databases go in the background.
+        stops = [self.stop_connector] + [w.close for w in (self.ra_web, self.va_web) if w is not None]
+        with ThreadPoolExecutor(len(stops)) as pool:
+            for stopped in [pool.submit(stop) for stop in stops]:
+                stopped.result()
+        drop_later(self._nodes())
 
-    def __enter__(self) -> PeerPair:
+    def __enter__(self) -> PeerNodes:
         try:
             return self.start()
         except BaseException:
@@ -265,5 +455,28 @@ class PeerPair:
         self.close()
 
 
-def ids(pair: PeerPair) -> dict:
+PeerPair = PeerNodes  # the CA and an RA: the default
+
+
+def ids(pair: PeerNodes) -> dict:
     return json.loads((pair.out / "ids.json").read_text())
+
+
+def scepclient(workdir: Path, url: str, cn: str, challenge: str) -> subprocess.CompletedProcess:
+    """micromdm's ``scepclient`` enrolling ``cn`` with a new RSA key in ``workdir`` (``client.pem`` on success)."""
+    workdir.mkdir(parents=True)
+    subprocess.run(["openssl", "genrsa", "-traditional", "-out", "key.pem", "2048"], cwd=workdir, check=True,
+                   capture_output=True)
+    return subprocess.run(["scepclient", "-server-url", url, "-private-key", "key.pem", "-challenge", challenge,
+                           "-cn", cn, "-organization", "Test", "-country", "SE"],
+                          cwd=workdir, capture_output=True, text=True, timeout=180)
+
+
+def openssl_ocsp(pair: PeerNodes, cert: Path) -> str:
+    """``openssl ocsp`` asking the VA about ``cert`` (issued by the CA), the answer's signature verified against
+    the CA; its report (``<cert>: good``, ``revoked``, ``Reason: ...``)."""
+    out = subprocess.run(["openssl", "ocsp", "-issuer", str(pair.out / "ca.pem"), "-cert", str(cert), "-url",
+                          pair.va_base + "/ocsp", "-CAfile", str(pair.out / "ca.pem"), "-no_nonce"],
+                         capture_output=True, text=True, timeout=30)
+    assert "Response verify OK" in out.stderr + out.stdout, out.stdout + out.stderr
+    return out.stdout
