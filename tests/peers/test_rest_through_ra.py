@@ -316,12 +316,36 @@ roles.set_rules(a, role, {"/": True})
 """
 
 
+OAUTH_SETUP = """
+from pki.auth.access import Actor
+from pki.choices import MemberMatch
+from pki.models import AccessRule, Role, RoleMember
+from pki.services import oauth
+
+provider = oauth.save_provider(Actor.system_actor("setup"), {"label": %(label)r, "issuer": %(issuer)r,
+                                                             "audience": %(audience)r})
+role = Role.objects.create(name=%(label)r + " admins")
+AccessRule.objects.create(role=role, resource="/")
+RoleMember.objects.create(role=role, match_type=MemberMatch.OAUTH_CLAIM, provider=provider, claim="groups",
+                          match_value="pki-admins")
+"""
+
+
 @pytest.fixture(scope="module")
 def live_pair(tmp_path_factory):
+    """The pair, the REST operator's certificate, and two OAuth providers: the CA trusts one ("CA OP"), the RA
+    only the other ("RA OP"); each gives the group pki-admins every rule on its node (one shell per node)."""
+    from tests.pki.test_oauth_bearer import API_AUDIENCE
+    from tests.support.oidc_op.op import start_op
+
     from .live import PeerPair
 
     with PeerPair(tmp_path_factory.mktemp("rest-ra"), request_timeout=15, lease=4) as pair:
-        pair.ca.manage("shell", "-c", OPERATOR_SETUP % {"out": str(pair.out)})
+        pair.oauth = {"ca": start_op("bearer-op1"), "ra": start_op("bearer-op2")}
+        pair.ca.manage("shell", "-c", OPERATOR_SETUP % {"out": str(pair.out)} + OAUTH_SETUP % {
+            "label": "CA OP", "issuer": pair.oauth["ca"].issuer, "audience": API_AUDIENCE})
+        pair.ra.manage("shell", "-c", OAUTH_SETUP % {"label": "RA OP", "issuer": pair.oauth["ra"].issuer,
+                                                     "audience": API_AUDIENCE})
         pair.start_connector()
         pair.wait_connected()
         yield pair
@@ -362,19 +386,6 @@ def test_pkcs10enroll_at_a_real_ra_with_a_client_certificate(live_pair):
                               (serial,)) == [(carried[0][1],)]
 
 
-OAUTH_SETUP = """
-from pki.auth.access import Actor
-from pki.choices import MemberMatch
-from pki.models import AccessRule, Role, RoleMember
-from pki.services import oauth
-
-provider = oauth.save_provider(Actor.system_actor("setup"), {"label": %(label)r, "issuer": %(issuer)r,
-                                                             "audience": %(audience)r})
-role = Role.objects.create(name=%(label)r + " admins")
-AccessRule.objects.create(role=role, resource="/")
-RoleMember.objects.create(role=role, match_type=MemberMatch.OAUTH_CLAIM, provider=provider, claim="groups",
-                          match_value="pki-admins")
-"""
 
 
 @pytest.mark.multiprocess
@@ -387,13 +398,8 @@ def test_an_oauth_bearer_token_at_a_real_ra_is_checked_by_the_ca_alone(live_pair
     import urllib.request
 
     from tests.pki.test_oauth_bearer import API_AUDIENCE, UNIFORM_BODY, UNIFORM_CHALLENGE, claims
-    from tests.support.oidc_op.op import start_op
 
-    ca_op, ra_op = start_op("bearer-op1"), start_op("bearer-op2")
-    live_pair.ca.manage("shell", "-c", OAUTH_SETUP % {"label": "CA OP", "issuer": ca_op.issuer,
-                                                      "audience": API_AUDIENCE})
-    live_pair.ra.manage("shell", "-c", OAUTH_SETUP % {"label": "RA OP", "issuer": ra_op.issuer,
-                                                      "audience": API_AUDIENCE})
+    ca_op, ra_op = live_pair.oauth["ca"], live_pair.oauth["ra"]
     ca_client = ca_op.register(x_groups=["pki-admins"])
 
     def enroll(token: str, username: str) -> tuple[int, dict, str]:
