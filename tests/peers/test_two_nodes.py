@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from .live import PeerPair, ids
+from .live import PeerPair, ids, scepclient
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.xdist_group("peers-live")]
 USERS = ("router1",)
@@ -32,15 +32,6 @@ def pair(tmp_path_factory):
         p.start_connector()
         p.wait_connected()
         yield p
-
-
-def scepclient(workdir: Path, url: str, cn: str, challenge: str) -> subprocess.CompletedProcess:
-    workdir.mkdir(parents=True)
-    subprocess.run(["openssl", "genrsa", "-traditional", "-out", "key.pem", "2048"], cwd=workdir, check=True,
-                   capture_output=True)
-    return subprocess.run(["scepclient", "-server-url", url, "-private-key", "key.pem", "-challenge", challenge,
-                           "-cn", cn, "-organization", "Test", "-country", "SE"],
-                          cwd=workdir, capture_output=True, text=True, timeout=180)
 
 
 def _cert(workdir: Path) -> x509.Certificate:
@@ -66,9 +57,15 @@ def test_scepclient_enrolls_at_the_ra(pair, tmp_path, alias, cn, challenge):
     assert carried and set(carried) == {("peer:dmz-ra", f"scep:{alias}", "SUCCESS")}
     assert pair.ca.query("SELECT count(*) FROM pki_auditevent WHERE event_type = 'CERT_CREATION' AND object_id = %s "
                          "AND actor = %s", (serial, f"scep:{alias}")) == [(1,)]
-    # Visible on both sides.
-    (carried_count, state), = pair.ca.query("SELECT requests_carried, state FROM peers_peerconnector "
-                                            "WHERE name = 'dmz-ra'")
+    # Visible on both sides (the connector counts a request once the RA has its answer, so a moment after the
+    # device may have it).
+    deadline = time.monotonic() + 10
+    while True:
+        (carried_count, state), = pair.ca.query("SELECT requests_carried, state FROM peers_peerconnector "
+                                                "WHERE name = 'dmz-ra'")
+        if carried_count >= 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert carried_count >= 1 and state == "connected"
     ((leased, identity),) = pair.ra.query("SELECT requests_leased, identity FROM peers_incomingpeer")
     assert leased >= 1 and identity.startswith("peer ca-connector")
@@ -111,28 +108,29 @@ def _peer_test(pair, name: str = "dmz-ra") -> subprocess.CompletedProcess:
     return pair.ca.manage("peer", "test", "--name", name, check=False)
 
 
-def _trust(pair, add: str, remove: str) -> None:
-    pair.ca.manage("keybind", "modify", "--name", "ra-link", "--addtrust", add, "--removetrust", remove)
+PEER_TEST = ("peer", "test", "--name", "dmz-ra")
+
+
+def _trust(add: str, remove: str) -> tuple[str, ...]:
+    return ("keybind", "modify", "--name", "ra-link", "--addtrust", add, "--removetrust", remove)
 
 
 def test_refused_server_certificate_from_an_untrusted_ca_and_a_pin_that_does_not_match(pair):
-    assert _peer_test(pair).returncode == 0
-    _trust(pair, "OtherCA", "ScepCA")
-    try:
-        out = _peer_test(pair)
-        assert out.returncode != 0 and "TLS" in out.stderr, out.stderr
-    finally:
-        _trust(pair, "ScepCA", "OtherCA")
-    _trust(pair, "ScepCA;1234abcd", "ScepCA")
-    try:
-        out = _peer_test(pair)
-        assert out.returncode != 0 and "TLS" in out.stderr and "not one the key binding trusts" in out.stderr
-        # The right pin connects.
-        _trust(pair, f"ScepCA;{ids(pair)['ra_server_serial']}", "ScepCA;1234abcd")
-        assert _peer_test(pair).returncode == 0
-        _trust(pair, "ScepCA", f"ScepCA;{ids(pair)['ra_server_serial']}")
-    finally:
-        _trust(pair, "ScepCA", "ScepCA;1234abcd")
+    pin = f"ScepCA;{ids(pair)['ra_server_serial']}"
+    # One manage.py process for the lot; each `peer test` connects anew with the binding as it is then.
+    steps = pair.ca.manage_many(
+        PEER_TEST,
+        _trust("OtherCA", "ScepCA"), PEER_TEST,                # the RA's server certificate is from a CA not trusted
+        _trust("ScepCA;1234abcd", "OtherCA"), PEER_TEST,       # the right CA, a pinned serial that is not the RA's
+        _trust(pin, "ScepCA;1234abcd"), PEER_TEST,             # the right pin
+        _trust("ScepCA", pin))                                 # as it was
+    trusted, untrusted, wrong_pin, right_pin = (steps[i] for i in (0, 2, 4, 6))
+    assert all(step.returncode == 0 for step in steps[1::2]), [step.stderr for step in steps[1::2]]
+    assert trusted.returncode == 0, trusted.stderr
+    assert untrusted.returncode != 0 and "TLS" in untrusted.stderr, untrusted.stderr
+    assert wrong_pin.returncode != 0 and "TLS" in wrong_pin.stderr, wrong_pin.stderr
+    assert "not one the key binding trusts" in wrong_pin.stderr
+    assert right_pin.returncode == 0, right_pin.stderr
 
 
 def test_refused_client_certificate_without_client_auth(pair):
@@ -158,11 +156,10 @@ def test_refused_peer_matching_no_role_on_the_ra(pair):
     assert pair.ra.query("SELECT count(*) FROM pki_auditevent WHERE event_type = 'PEER_INCOMING_REFUSED'")[0][0] >= 1
 
 
-def test_refused_disabled_binding_and_the_connector_shows_it(pair):
+def test_refused_disabled_binding_the_connector_shows_it_and_reconnects_once_active(pair):
     pair.stop_connector()
-    pair.ca.manage("keybind", "setstatus", "--name", "ra-link", "--status", "DISABLED")
     try:
-        out = _peer_test(pair)
+        _, out = pair.ca.manage_many(("keybind", "setstatus", "--name", "ra-link", "--status", "DISABLED"), PEER_TEST)
         assert out.returncode != 0 and "disabled" in out.stderr
         pair.start_connector()
         deadline = time.monotonic() + 30
@@ -171,13 +168,14 @@ def test_refused_disabled_binding_and_the_connector_shows_it(pair):
                                                   "WHERE name = 'dmz-ra'")
             if "disabled" in tls_error:
                 break
-            time.sleep(0.3)
+            time.sleep(0.1)
         assert state == "failing" and "disabled" in tls_error
     finally:
-        pair.stop_connector()
         pair.ca.manage("keybind", "setstatus", "--name", "ra-link", "--status", "ACTIVE")
-        pair.start_connector()
-        pair.wait_connected()
+        if pair.connector is None:
+            pair.start_connector()
+    # The failing connector keeps trying (with back-off) and connects once the binding is active again.
+    pair.wait_connected()
 
 
 def test_connector_killed_mid_request_loses_and_duplicates_nothing(pair, tmp_path):
@@ -216,8 +214,9 @@ def test_connector_killed_mid_request_loses_and_duplicates_nothing(pair, tmp_pat
 def test_refused_revoked_binding(pair):
     # Last: the binding's certificate stays revoked.
     pair.stop_connector()
-    pair.ca.manage("ca", "revokecert", "--caname", "ScepCA", "--serial", ids(pair)["link_serial"])
-    revoked = pair.ca.query("SELECT status FROM pki_certificate WHERE serial = %s", (ids(pair)["link_serial"],))
-    assert revoked != [("ACTIVE",)], revoked
-    out = _peer_test(pair)
+    revoked, out = pair.ca.manage_many(("ca", "revokecert", "--caname", "ScepCA", "--serial", ids(pair)["link_serial"]),
+                                       PEER_TEST)
+    assert revoked.returncode == 0, revoked.stderr
+    status = pair.ca.query("SELECT status FROM pki_certificate WHERE serial = %s", (ids(pair)["link_serial"],))
+    assert status != [("ACTIVE",)], status
     assert out.returncode != 0 and "no valid certificate" in out.stderr, out.stderr
