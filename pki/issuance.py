@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
 from django.db import IntegrityError, connection, transaction
 from django.dispatch import Signal
 from django.utils import timezone
@@ -40,7 +41,7 @@ from .db import ConditionFailed, insert_rows, insert_statement, inserted
 from .errors import CAOfflineError, PkiError, ValidationError, as_pki_error
 from .group_commit import GroupCommit
 from .models import Certificate, CertificateAuthority, CertificateProfile
-from .uniqueness import Candidate, public_key_sha256, refusals
+from .uniqueness import Candidate, public_key_sha256, refusals_and
 from .x509.algorithms import signature_algorithm
 from .x509.altnames import AltNameError, format_altnames, parse_altnames
 from .x509.dn import DNError, format_csr_subject, format_dn, parse_dn
@@ -372,8 +373,9 @@ def _prepare(req: IssuanceRequest):
         raise ValidationError(str(exc), field="subject_dn") from None
     if len(subject) == 0 and not (req.subject_alt_name or (csr is not None and _has_san(csr))):
         raise ValidationError("A certificate needs a subject DN or a subject alternative name.", field="subject_dn")
-    if not req.self_signed:
-        # Issuing a role member's certificate would be joining the role (pki.auth.clientcert).
+    if not req.self_signed and connection.vendor != "postgresql":
+        # Issuing a role member's certificate would be joining the role (pki.auth.clientcert). On PostgreSQL the
+        # same check is made by _store, its query sent with the uniqueness reads (one round trip for both).
         from .auth.clientcert import require_may_issue_member_certificate
 
         require_may_issue_member_certificate(req.actor, req.ca, subject)
@@ -403,17 +405,43 @@ class _Signed:
     row: Certificate
     cert: x509.Certificate
     token: tuple[int, int] | None = None  # (token id, version) of the signing key, confirmed by the INSERT
-    refusal: ValidationError | None = None
+    member_subject: x509.Name | None = None  # role member check made by _store (PostgreSQL) for this subject
+    refusal: PkiError | None = None
     # Group commit: the waiting caller's wake-up, whether it leads the next batch, and what storing gave.
     wake: threading.Event | None = None
     leads: bool = False
     outcome: bool | BaseException | None = None
 
 
+def _member_checks(items: list[_Signed]) -> tuple[list[tuple[str, list]], Callable[[list[tuple]], list]]:
+    """The role member check of each item (see ``_prepare``) as queries for :func:`pki.uniqueness.refusals_and`
+    and the function that turns their rows into each item's refusal or None."""
+    from .auth.clientcert import member_match_query, member_refusal
+
+    queries = []
+    for n, item in enumerate(items):
+        if item.member_subject is not None and item.member_subject.get_attributes_for_oid(NameOID.COMMON_NAME):
+            sql, params = member_match_query(item.req.ca.pk, item.member_subject)
+            # Rows tagged with the item's index: ('role', index, role name, role id).
+            queries.append((f"SELECT 'role', CAST(%s AS bigint), m.name, CAST(m.id AS text) FROM ({sql}) AS m",  # noqa: S608
+                            [n, *params]))
+
+    def refused(rows: list[tuple]) -> list:
+        roles: dict[int, list[tuple[int, str]]] = {}
+        for _, n, name, role_id in rows:
+            roles.setdefault(int(n), []).append((int(role_id), name))
+        return [member_refusal(item.req.actor, item.req.ca, roles[n]) if n in roles else None
+                for n, item in enumerate(items)]
+
+    return queries, refused
+
+
 def _store(items: list[_Signed]) -> None:
-    """Inside a transaction: the CA's uniqueness rules, the rows, the layer above's ``on_stored`` hooks and one
-    CERT_CREATION event per certificate, for every item that the rules do not refuse (``item.refusal``)."""
-    found = refusals([Candidate(i.req.ca, i.req.username, i.row.subject_dn, i.row.public_key_sha256) for i in items])
+    """Inside a transaction: the role member and CA uniqueness checks, the rows, the layer above's ``on_stored``
+    hooks and one CERT_CREATION event per certificate, for every item not refused (``item.refusal``)."""
+    also, first = _member_checks(items)
+    found = refusals_and(also, [Candidate(i.req.ca, i.req.username, i.row.subject_dn, i.row.public_key_sha256)
+                                for i in items], first)
     accepted = []
     for item, refusal in zip(items, found, strict=True):
         item.refusal = refusal
@@ -515,6 +543,7 @@ def _issue(req: IssuanceRequest) -> IssuedCertificate:
             san = format_altnames(ext.value)
 
     key_hash = public_key_sha256(public_key)
+    member_subject = subject if not req.self_signed and connection.vendor == "postgresql" else None
 
     def sign() -> _Signed:
         builder = x509.CertificateBuilder(
@@ -539,7 +568,7 @@ def _issue(req: IssuanceRequest) -> IssuedCertificate:
             username=req.username, certificate_profile=profile, key_algorithm=key_spec,
             is_ca=profile.is_ca, public_key_sha256=key_hash, end_entity_profile_id=req.end_entity_profile_id,
         )
-        return _Signed(req, row, cert, token_version)
+        return _Signed(req, row, cert, token_version, member_subject=member_subject)
 
     attempt, refreshed = 0, False
     while True:

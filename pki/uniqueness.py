@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from typing import NamedTuple
 
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
@@ -28,7 +29,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from django.db import connection
 
 from . import db
-from .errors import ValidationError
+from .errors import PkiError, ValidationError
 from .models import Certificate, CertificateAuthority
 from .x509.dn import DNError, escape_value, parse_dn_pairs
 
@@ -76,6 +77,15 @@ def refusals(candidates: list[Candidate]) -> list[ValidationError | None]:
     checked against the stored certificates and against the earlier accepted candidates of the same call
     (which the caller stores in the same transaction): one lock statement and one query for all of them.
     Call inside the transaction that inserts the rows."""
+    return refusals_and([], candidates)  # without ``first``: ValidationErrors only
+
+
+def refusals_and(also: list[tuple[str, list]], candidates: list[Candidate],
+                 first: Callable[[list[tuple]], list[PkiError | None]] | None = None) -> list[PkiError | None]:
+    """:func:`refusals`, with the caller's own reads and refusals: ``also`` are queries ((sql, params) each: four
+    columns, the first a text other than 'dn' and 'key') answered in the same round trip (PostgreSQL; one by one
+    elsewhere) after the locks are held, and ``first(their rows)`` gives a refusal or None per candidate, decided
+    before these rules (a candidate it refuses is not stored, so it holds nothing for the later ones)."""
     plans = []
     locks: list[tuple[int, str, str]] = []
     for c in candidates:
@@ -86,8 +96,8 @@ def refusals(candidates: list[Candidate]) -> list[ValidationError | None]:
         plans.append((check_key, check_dn, serials))
         locks += ([(c.ca.pk, "key", c.public_key_hash)] if check_key else []) \
             + ([(c.ca.pk, "dn", c.subject_dn)] if check_dn else []) + [(c.ca.pk, "sn", s) for s in serials]
-    results: list[ValidationError | None] = [None] * len(candidates)
-    if not locks:
+    results: list[PkiError | None] = [None] * len(candidates)
+    if not locks and not also:
         return results
     # One query for the DN and key rules of every candidate, sent with the lock statement in one round trip. The
     # lock has to be a statement of its own: a READ COMMITTED statement sees the rows committed before it
@@ -97,15 +107,32 @@ def refusals(candidates: list[Candidate]) -> list[ValidationError | None]:
     keys = [(c.ca.pk, c.public_key_hash) for c, (check_key, _, _) in zip(candidates, plans, strict=True)
             if check_key]
     statements = _lock_statements(locks)
-    if dns or keys:
-        statements.append(_holders_statement(dns, keys))
+    query = _holders_statement(dns, keys) if dns or keys else None
+    if also and connection.vendor == "postgresql":
+        sql, params = " UNION ALL ".join(f"({q})" for q, _ in also), [v for _, p in also for v in p]
+        query = (f"{query[0]}_and", f"({query[1]}) UNION ALL {sql}", [*query[2], *params]) if query else \
+            ("unique_also", sql, params)
+    if query is not None:
+        statements.append(query)
+    rows: list[tuple] = []
     with connection.cursor() as cur:
         db.execute_in_one(cur, statements)
-        rows = cur.fetchall() if dns or keys else []
-    for kind, ca_id, value, user in rows:
-        holders.setdefault((ca_id, kind, value), set()).add(user)
+        if query is not None:
+            rows = cur.fetchall()
+        if also and connection.vendor != "postgresql":
+            for sql, params in also:
+                cur.execute(sql, params)
+                rows += cur.fetchall()
+    extra = []
+    for row in rows:
+        kind, ca_id, value, user = row
+        if kind in ("dn", "key"):
+            holders.setdefault((ca_id, kind, value), set()).add(user)
+        else:
+            extra.append(row)
+    before = first(extra) if first is not None else [None] * len(candidates)
     for i, (c, (check_key, check_dn, serials)) in enumerate(zip(candidates, plans, strict=True)):
-        refusal = _refusal(c, check_key, check_dn, serials, holders)
+        refusal = before[i] or _refusal(c, check_key, check_dn, serials, holders)
         results[i] = refusal
         if refusal is None:  # stored with the others: later candidates must see it
             if check_dn:

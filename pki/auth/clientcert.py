@@ -31,6 +31,7 @@ import hmac
 import ipaddress
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from cryptography import x509
@@ -43,6 +44,9 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
 from .access import Actor, rules_for_roles
+
+if TYPE_CHECKING:
+    from ..errors import RoleMemberMatchDenied
 
 logger = logging.getLogger("pki.auth")
 
@@ -179,26 +183,44 @@ def roles_matching_subject(ca_id: int, subject: x509.Name) -> list[tuple[int, st
     if connection.vendor != "postgresql":
         return list(Role.objects.filter(members__issuer_ca_id=ca_id, members__match_type=MemberMatch.CERTIFICATE_CN,
                                         members__match_value__in=cns).distinct().values_list("pk", "name"))
+    with connection.cursor() as cur:
+        execute(cur, "member_match", *member_match_query(ca_id, subject))
+        return [tuple(row) for row in cur.fetchall()]
+
+
+def member_match_query(ca_id: int, subject: x509.Name) -> tuple[str, list]:
+    """The PostgreSQL query (sql, params) of :func:`roles_matching_subject`: rows (role id, role name). Issuance
+    sends it with its other reads in one round trip."""
+    from ..choices import MemberMatch
+
+    cns = [str(a.value) for a in subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
     sql = ("SELECT DISTINCT r.id, r.name FROM pki_rolemember m JOIN pki_role r"
            " ON r.id = m.role_id WHERE m.issuer_ca_id = %s AND m.match_type = %s AND m.match_value = ANY(%s)")
-    with connection.cursor() as cur:
-        execute(cur, "member_match", sql, [ca_id, MemberMatch.CERTIFICATE_CN.value, cns])
-        return [tuple(row) for row in cur.fetchall()]
+    return sql, [ca_id, MemberMatch.CERTIFICATE_CN.value, cns]
+
+
+def member_refusal(actor: Actor, ca, roles: list[tuple[int, str]]) -> RoleMemberMatchDenied | None:
+    """The refusal of a certificate of ``ca`` whose subject matches members of ``roles`` ((id, name) each, from
+    :func:`roles_matching_subject`), or None: only a caller who may edit each of those roles may have it."""
+    from ..errors import RoleMemberMatchDenied
+    from .access import may_edit_role
+
+    for role_id, role_name in roles:
+        if not may_edit_role(actor, role_id):
+            return RoleMemberMatchDenied(
+                f"Refused: a certificate from CA '{ca.name}' with this subject CN would log in as a member of "
+                f"role '{role_name}', and only an administrator who may edit that role can issue it.", actor.name)
+    return None
 
 
 def require_may_issue_member_certificate(actor: Actor, ca, subject: x509.Name) -> None:
     """A certificate that would log in as a client-certificate role member (same CA, same CN) is issued only to
     a caller who may edit that role: otherwise issuing it would be joining the role (issue 11: an RA operator
     enrolling CN=<an admin's CN>). The issuance pipeline asks this of every certificate, whatever the interface,
-    after any hook changed the subject."""
-    from ..errors import RoleMemberMatchDenied
-    from .access import may_edit_role
-
-    for role_id, role_name in roles_matching_subject(ca.pk, subject):
-        if not may_edit_role(actor, role_id):
-            raise RoleMemberMatchDenied(
-                f"Refused: a certificate from CA '{ca.name}' with this subject CN would log in as a member of "
-                f"role '{role_name}', and only an administrator who may edit that role can issue it.", actor.name)
+    after any hook changed the subject (on PostgreSQL with its storing reads: :func:`member_match_query`)."""
+    refusal = member_refusal(actor, ca, roles_matching_subject(ca.pk, subject))
+    if refusal is not None:
+        raise refusal
 
 
 def actor_for_certificate(cert: x509.Certificate) -> Actor | None:

@@ -114,6 +114,36 @@ def test_a_refused_certificate_in_a_batch_costs_only_itself(ca_factory, actor, c
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_role_member_refusal_in_a_batch_holds_nothing_for_the_others(ca_factory, actor, csr_factory,
+                                                                      watch_batches):
+    """The role member check is made with the batch's uniqueness reads: a certificate it refuses is not stored, so
+    it neither takes the DN from a later one of the same batch nor costs the others theirs."""
+    from pki.auth.access import Actor
+    from pki.choices import MemberMatch
+    from pki.errors import RoleMemberMatchDenied
+    from pki.models import AccessRule, Role, RoleMember
+
+    ca = ca_factory("GroupMemberCA")
+    role = Role.objects.create(name="GroupSupers")
+    AccessRule.objects.create(role=role, resource="/")
+    RoleMember.objects.create(role=role, match_type=MemberMatch.CERTIFICATE_CN, match_value="group-admin",
+                              issuer_ca=ca)
+    operator = Actor("operator", role_rules={"r": [("/ca", True), ("/ca_functionality", True)]})
+    batches = watch_batches()
+    leader, evil, admin, other = _run([_request(ca, actor, csr_factory, "CN=leader", "leader"),
+                                       _request(ca, operator, csr_factory, "CN=group-admin", "evil"),
+                                       _request(ca, actor, csr_factory, "CN=group-admin", "admin"),
+                                       _request(ca, operator, csr_factory, "CN=other", "other")])
+    assert batches[0] == 1 and 3 in batches[1:], batches
+    assert isinstance(evil, RoleMemberMatchDenied) and "GroupSupers" in evil.message
+    assert not any(isinstance(r, Exception) for r in (leader, admin, other)), (leader, admin, other)
+    assert list(Certificate.objects.filter(ca=ca, subject_dn="CN=group-admin").values_list("username", flat=True)) \
+        == ["admin"]
+    assert AuditEvent.objects.filter(event_type="CERT_CREATION", outcome="FAILURE", actor="operator").count() == 1
+    assert verify_chain().ok
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_batch_that_fails_is_stored_one_by_one(ca_factory, actor, csr_factory, watch_batches, monkeypatch,
                                                  caplog):
     ca = ca_factory("GroupCollisionCA")
