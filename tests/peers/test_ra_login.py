@@ -125,6 +125,27 @@ def test_login_use_the_pages_as_that_user_and_log_out_on_both_sides(ra_portal, c
 
 
 @DB
+def test_a_session_key_planted_before_the_login_gets_nothing(ra_portal, carrier, operator_account, settings):
+    """Session fixation: the attacker's own RA session key, planted in the victim's browser, is not the one that
+    holds the victim's CA session after the login."""
+    from importlib import import_module
+
+    operator_account()
+    planted = import_module(settings.SESSION_ENGINE).SessionStore()
+    planted["seen"] = True
+    planted.create()
+    op = Client(enforce_csrf_checks=True)
+    op.cookies[settings.SESSION_COOKIE_NAME] = planted.session_key
+    assert _login(op).status_code == 302
+    assert op.cookies[settings.SESSION_COOKIE_NAME].value != planted.session_key
+    assert PORTAL_SESSION in op.session
+    attacker = Client()
+    attacker.cookies[settings.SESSION_COOKIE_NAME] = planted.session_key
+    r = attacker.get("/ra/")
+    assert r.status_code == 302 and r["Location"].startswith("/ra/login/")
+
+
+@DB
 def test_a_revoke_through_a_password_session(ra_portal, carrier, operator_account, entity_factory):
     operator_account()
     anna = entity_factory("anna")
