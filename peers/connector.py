@@ -33,6 +33,14 @@ MAX_BACKOFF = 60.0
 WORKERS = 4
 ANSWER_ATTEMPTS = 3
 MAX_ANSWERS = 64  # per post: what the RA takes (peers.ra_views.MAX_ANSWERS)
+# Bytes of answer bodies per post: the RA reads a post within Django's upload limit (2.5 MB by default) and refuses
+# a larger one whole; a carried answer is at most 1 MiB (1.4 MB in base64), so one always fits alone.
+MAX_POST_BODIES = 2 * 1024 * 1024
+
+
+def _answer_size(entry: tuple[dict, dict]) -> int:
+    body = entry[1].get("body")
+    return (len(body) if isinstance(body, str) else 0) + 1024
 
 
 def _update(connector_id: int, **fields: Any) -> None:
@@ -89,6 +97,7 @@ class ConnectorRunner:
         self.connector_id, self.stop = connector_id, stop
         self.workers, self.lease_wait = workers, lease_wait
         self.backoff = 1.0
+        self._looked = threading.local()
 
     def run(self) -> None:
         try:
@@ -222,13 +231,18 @@ class ConnectorRunner:
     def _carry_one(self, connector: PeerConnector, answers: _Answers, item: dict, who: Actor | None,
                    busy: threading.Semaphore, freed: threading.Event) -> None:
         try:
-            close_old_connections()
+            # A connection past its age or broken is replaced; at most once a second per thread, as each look costs
+            # a round trip to the database (its health check) before the item's first query.
+            if time.monotonic() - getattr(self._looked, "at", 0.0) > 1.0:
+                close_old_connections()
+                self._looked.at = time.monotonic()
             try:
                 result = carry.carry(connector, item, who)
             except carry.Busy:
                 return  # another process runs it; the lease runs out and it comes back with the answer stored
             answers.put(item, result)
         except Exception:
+            self._looked.at = 0.0  # the next item looks at the connection first
             logger.exception("Peer connector %s: work item %s failed", connector.name, item.get("id"))
         finally:
             busy.release()
@@ -258,18 +272,23 @@ class _Answers:
 
     def _run(self) -> None:
         try:
-            closing = False
+            closing, held = False, None
             while not closing:
-                first = self.pending.get()
+                first = held if held is not None else self.pending.get()
+                held = None
                 if first is None:
                     return
-                batch = [first]
+                batch, size = [first], _answer_size(first)
                 while len(batch) < MAX_ANSWERS and not self.pending.empty():
                     nxt = self.pending.get()
                     if nxt is None:
                         closing = True
                         break
+                    if size + _answer_size(nxt) > MAX_POST_BODIES:
+                        held = nxt  # the next post's first answer
+                        break
                     batch.append(nxt)
+                    size += _answer_size(nxt)
                 self._post(batch)
         finally:
             self.client.close()  # this thread's connection

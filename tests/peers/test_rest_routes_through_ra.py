@@ -368,3 +368,49 @@ def test_an_answer_too_large_to_carry_is_a_clear_502(monkeypatch, settings, root
     body = json.loads(base64.b64decode(refused["body"]))
     assert body["error_code"] == 502 and "larger than an RA carries" in body["error_message"]
     assert not tracebacks.records
+
+
+class _RaAnswerEndpoint:
+    """The RA's POST answer as the connector's answer poster meets it: a JSON body over Django's upload limit is
+    refused (413, as peers.ra_views answers RequestDataTooBig), else every answer is accepted."""
+
+    def __init__(self, limit: int):
+        self.limit, self.posted, self.refused = limit, [], 0
+
+    def call(self, method: str, path: str, body: dict) -> dict:
+        from peers.transport import PeerError
+
+        if len(json.dumps(body)) > self.limit:
+            self.refused += 1
+            raise PeerError("The request body is too large.", status=413)
+        self.posted += [a["id"] for a in body["answers"]]
+        return {"outcomes": ["accepted"] * len(body["answers"])}
+
+    def close(self) -> None:
+        pass
+
+
+@DB
+def test_large_answers_are_posted_in_posts_the_ra_takes(settings, actor, connector_binding, peer_role, peer_ca):
+    """The attack: two callers with valid credentials ask for answers just under the carried cap at once (a big
+    CRL, a full search page); the connector put every answer ready at that moment into one post, the RA refused
+    it (413) and the small answers beside them were lost with it."""
+    import threading
+
+    from peers import carried_http, connector
+
+    peer_role(peer_ca, connector_binding.certificate.certificate, {"/peer/carry/rest": True})
+    row = peers.add_connector(actor, name="dmz-ra", url="https://127.0.0.1:9", binding="ra-link")
+    big = base64.b64encode(b"x" * carried_http.MAX_ANSWER_BODY).decode()
+    ra = _RaAnswerEndpoint(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+    runner = type("Runner", (), {"stop": threading.Event()})()
+    poster = connector._Answers.__new__(connector._Answers)  # the poster, its thread started once all are queued
+    poster.runner, poster.connector, poster.client = runner, row, ra
+    poster.pending = connector.SimpleQueue()
+    for n in range(6):
+        body = big if n in (1, 3) else base64.b64encode(b"{}").decode()
+        poster.put({"id": n, "key": f"k{n}", "kind": "rest.call"}, {"status": 200, "body": body})
+    poster.thread = threading.Thread(target=poster._run, daemon=True)
+    poster.thread.start()
+    poster.close()
+    assert sorted(ra.posted) == list(range(6)) and ra.refused == 0
