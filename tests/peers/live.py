@@ -263,12 +263,12 @@ def _stop(process: subprocess.Popen | None, sig=signal.SIGTERM, grace: float = 1
 
 
 DROP = """
-import sys, threading, psycopg2
+import os, sys, threading, psycopg2
 def drop(name):
-    conn = psycopg2.connect(sys.argv[1])
+    conn = psycopg2.connect(os.environ["DROP_FROM"])
     conn.autocommit = True
     conn.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-threads = [threading.Thread(target=drop, args=(n,)) for n in sys.argv[2:]]
+threads = [threading.Thread(target=drop, args=(n,)) for n in sys.argv[1:]]
 for t in threads: t.start()
 for t in threads: t.join()
 """
@@ -280,9 +280,9 @@ def drop_later(nodes: list[Node]) -> None:
     drops run at once, so they share the checkpoint."""
     if not nodes:
         return
-    admin = urlsplit(nodes[0].env["DATABASE_URL"])._replace(path="/postgres").geturl()
-    subprocess.Popen([sys.executable, "-c", DROP, admin, *(n.db_name for n in nodes)], stdout=subprocess.DEVNULL,
-                     stderr=subprocess.DEVNULL, start_new_session=True)
+    admin = urlsplit(nodes[0].env["DATABASE_URL"])._replace(path="/postgres").geturl()  # not in argv: ps shows it
+    subprocess.Popen([sys.executable, "-c", DROP, *(n.db_name for n in nodes)], env={**os.environ, "DROP_FROM": admin},
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 
 class Listener:
