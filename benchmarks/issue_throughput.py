@@ -141,8 +141,9 @@ def main() -> None:
     for ca in cas.values():
         pipeline_rate(ca, args.requests[0], 2 if args.smoke else 20, 1)
         raw_rate(ca, 2 if args.smoke else 20)
+    issue(request(cas["P-256"], args.requests[0], 0))  # this thread's session prepares its statements
     with CaptureQueriesContext(connection) as queries:
-        issue(request(cas["P-256"], args.requests[0], 0))
+        issue(request(cas["P-256"], args.requests[0], 1))
     statements = [q["sql"].split(" ")[0] for q in queries.captured_queries]
 
     rows = []
