@@ -242,7 +242,9 @@ def _append_postgresql(cur, events: list[_Event], holds_head: bool, along: State
                 db.execute(cur, f"audit_try_append_{along[0]}", _try_append_sql(len(events), along[1]),
                            [*along[2], *params])
                 result = cur.fetchall()
-                head = result[0][:2] if result else None
+                if not result:  # no head row (removed since this process appended): along's rows are unknown
+                    raise AuditChainHead.DoesNotExist("the audit chain head row is missing")
+                head = result[0][:2]
                 rows = [r[2:] for r in result if r[2] is not None]
             if head is None or head[0] != seq or head[1] != mac:
                 # another process appended meanwhile (or a rollback): the row is locked by us now
