@@ -49,6 +49,26 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
         database.setdefault("TEST", {})["TEMPLATE"] = migrated_template()
 
 
+#: What the product uses outside the tests (tests/cryptotokens/test_soft_rounds.py holds the code to these).
+PRODUCTION_ROUNDS = {"soft_token_verifier": 200_000, "soft_token_pkcs12": 100_000, "enrollment_code": 100_000}
+FAST_ROUNDS = 1_000
+
+
+@pytest.fixture(autouse=True)
+def _fast_key_derivation(settings, monkeypatch):
+    """Key derivation at test speed in the test process, as Django advises for password hashers: a soft token's
+    authentication-code verifier and its PKCS#12s (200,000 and 100,000 PBKDF2 rounds) and an enrollment code's
+    hash (100,000) cost ~0.1 s per CA and per enrollment, thousands of times over. What is derived is the same
+    (tests open the PKCS#12s with openssl and keytool); only the round counts differ, and each is stored with its
+    result, so a server process the suite starts (gunicorn, manage.py, with the product's counts) still checks
+    what a test made. A test that needs the product's counts sets them back (tests/cryptotokens/test_soft_rounds.py)."""
+    from cryptotokens.backends import soft
+
+    monkeypatch.setattr(soft, "PBKDF2_ROUNDS", FAST_ROUNDS)
+    monkeypatch.setattr(soft, "PKCS12_KDF_ROUNDS", FAST_ROUNDS)
+    settings.PKI_ENROLLMENT_CODE_ITERATIONS = FAST_ROUNDS
+
+
 @pytest.fixture
 def actor():
     """The all-powerful system actor (the CLI's)."""

@@ -17,10 +17,12 @@ from .base import CryptoTokenBackend, DeviceKey, GeneratedKeyPair, KeySpec, regi
 
 PBKDF2_ROUNDS = 200_000
 PKCS12_KDF_ROUNDS = 100_000
+#: The verifier's rounds for a token made before they were recorded beside it.
+UNRECORDED_ROUNDS = 200_000
 
 
-def _verifier(auth_code: str, salt: bytes) -> str:
-    return hashlib.pbkdf2_hmac("sha256", auth_code.encode(), salt, PBKDF2_ROUNDS).hex()
+def _verifier(auth_code: str, salt: bytes, rounds: int) -> str:
+    return hashlib.pbkdf2_hmac("sha256", auth_code.encode(), salt, rounds).hex()
 
 
 def encrypt_pkcs12(key: PrivateKeyTypes, alias: str, auth_code: str, certificate=None) -> bytes:
@@ -46,12 +48,14 @@ class SoftCryptoTokenBackend(CryptoTokenBackend):
         self.token.properties = {
             **self.token.properties,
             "auth_salt": base64.b64encode(salt).decode(),
-            "auth_verifier": _verifier(auth_code, salt),
+            "auth_rounds": PBKDF2_ROUNDS,  # recorded, as the PKCS#12s record theirs: a later count still checks it
+            "auth_verifier": _verifier(auth_code, salt, PBKDF2_ROUNDS),
         }
 
     def check_auth_code(self, auth_code: str) -> None:
         salt = base64.b64decode(self.token.properties["auth_salt"])
-        if not hmac.compare_digest(_verifier(auth_code, salt), self.token.properties["auth_verifier"]):
+        rounds = int(self.token.properties.get("auth_rounds", UNRECORDED_ROUNDS))
+        if not hmac.compare_digest(_verifier(auth_code, salt, rounds), self.token.properties["auth_verifier"]):
             raise AuthenticationCodeError(f"Wrong authentication code for crypto token '{self.token.name}'.")
 
     def generate_key_pair(self, alias: str, spec: KeySpec, auth_code: str) -> GeneratedKeyPair:

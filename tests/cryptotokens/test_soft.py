@@ -1,5 +1,8 @@
 """Soft crypto tokens: encrypted keystore, activation shared through the database, key pairs."""
 
+import base64
+import os
+
 import pytest
 from asn1crypto import pkcs12
 from cryptography.hazmat.primitives import hashes
@@ -118,3 +121,49 @@ def test_create_token_rules(soft_token_factory, actor):
     with pytest.raises(UnsupportedKeySpecError, match="Unknown crypto token type"):
         services.create_token(actor, name="Odd", token_type="NoSuchToken", auth_code="x")
     assert not CryptoToken.objects.filter(name__in=["NoCode", "Odd"]).exists()
+
+
+def _kdf_rounds(private_data: bytes) -> set[int]:
+    pfx = pkcs12.Pfx.load(private_data)
+    bags = [b for sc in pfx.authenticated_safe for b in _bags(sc) if b["bag_id"].native == "pkcs8_shrouded_key_bag"]
+    params = [b["bag_value"]["encryption_algorithm"]["parameters"]["key_derivation_func"]["parameters"] for b in bags]
+    return {p["iteration_count"].native for p in params}
+
+
+def test_the_product_derives_with_its_own_rounds(monkeypatch, soft_token_factory, actor):
+    """The suite derives with fewer rounds (tests/conftest.py); the product's counts are these, and a token made
+    with them is checked with them."""
+    from cryptotokens.backends import soft
+    from tests.conftest import PRODUCTION_ROUNDS
+
+    monkeypatch.undo()  # the suite's fast rounds
+    assert (soft.PBKDF2_ROUNDS, soft.PKCS12_KDF_ROUNDS) == (
+        PRODUCTION_ROUNDS["soft_token_verifier"], PRODUCTION_ROUNDS["soft_token_pkcs12"]) == (200_000, 100_000)
+    token = soft_token_factory("Product", auth_code="product-code", auto_activate=False)
+    assert token.properties["auth_rounds"] == 200_000
+    services.activate(actor, token, "product-code")
+    entry = services.generate_key_pair(actor, token, "k", "P-256")
+    assert _kdf_rounds(bytes(entry.private_data)) == {100_000}
+
+
+def test_a_verifier_is_checked_with_the_rounds_it_was_made_with(monkeypatch, soft_token_factory, actor):
+    """The rounds are stored beside the verifier: a later count (a raised default) still checks an older token,
+    and a token from before they were recorded is checked with the 200,000 rounds it was made with."""
+    from cryptotokens.backends import soft
+
+    token = soft_token_factory("Older", auth_code="older-code", auto_activate=False)
+    made_with = token.properties["auth_rounds"]
+    monkeypatch.setattr(soft, "PBKDF2_ROUNDS", made_with * 2)
+    services.activate(actor, token, "older-code")
+    services.deactivate(actor, token)
+    with pytest.raises(AuthenticationCodeError):
+        services.activate(actor, token, "not-the-code")
+
+    salt = os.urandom(16)
+    unrecorded = {k: v for k, v in token.properties.items() if k != "auth_rounds"}
+    unrecorded.update(auth_salt=base64.b64encode(salt).decode(),
+                      auth_verifier=soft._verifier("legacy-code", salt, 200_000))
+    CryptoToken.objects.filter(pk=token.pk).update(properties=unrecorded)
+    token.refresh_from_db()
+    services.activate(actor, token, "legacy-code")
+    assert CryptoToken.objects.get(pk=token.pk).is_active
