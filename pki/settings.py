@@ -136,6 +136,9 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Write transactions take the lock when they begin (BEGIN IMMEDIATE), so a second writer (the other
     # gunicorn worker) queues for it instead of failing with "database is locked" on its first write.
     DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
+    # ... and those writers queue on a file lock that wakes the next one when the lock is free, instead of
+    # SQLite's busy handler, which sleeps up to 100 ms a try (pki/sqlite/base.py).
+    DATABASES["default"]["ENGINE"] = "pki.sqlite"
     # WAL: readers never wait for the writer, and a commit appends to the log instead of rewriting pages
     # through a rollback journal. synchronous=NORMAL syncs the log at checkpoints, not at every commit: a
     # power loss (not a crash of the process) may lose the last transactions, never corrupt the file — the
