@@ -30,6 +30,28 @@ from tests.support.templatedb import create_database
 
 from .tlsproxy import TlsProxy
 
+# Every node's setup runs at the same time as the others; what one needs of another's comes as a file in the shared
+# directory, published by rename (there whole or not at all). A setup that failed leaves SETUP_FAILED there, so
+# the others stop waiting at once.
+SETUP_FAILED = "setup-failed"
+SHARED = """
+import time as _time
+from pathlib import Path as _Path
+
+def publish(path, data):
+    part = _Path(str(path) + ".part")
+    part.write_bytes(data)
+    part.replace(path)
+
+def wait_for(path):
+    end = _time.monotonic() + 120
+    while not _Path(path).exists():
+        if _Path(%(out)r, "setup-failed").exists() or _time.monotonic() > end:
+            raise SystemExit(f"{path}: the node that makes it failed")
+        _time.sleep(0.05)
+    return _Path(path)
+"""
+
 # The CA's setup after SETUP (its CA, ``a``, ``tokens``): what every peered node needs, then one part per node
 # kind (CA_FOR_RA, CA_FOR_VA), then CA_END.
 CA_SETUP = """
@@ -93,7 +115,8 @@ server("va-server")
 ids["subscriber"] = issued("subscriber", "ENDUSER").serial
 # The VA's OCSP signer: its key stays on the VA; the CA certifies the VA's request.
 row = issue(IssuanceRequest(ca=ca, actor=a, profile=CertificateProfile.objects.get(name="OCSPSIGNER"),
-                            csr=x509.load_pem_x509_csr((out / "va-ocsp.csr").read_bytes()), username="va-ocsp")).row
+                            csr=x509.load_pem_x509_csr(wait_for(out / "va-ocsp.csr").read_bytes()),
+                            username="va-ocsp")).row
 (out / "va-ocsp.pem").write_bytes(row.certificate.public_bytes(serialization.Encoding.PEM))
 peers.add_connector(a, name="va", url=%(url)r, binding="va-link")
 ids["va_link_serial"] = va_link.certificate.serial
@@ -101,7 +124,7 @@ ids["va_link_serial"] = va_link.certificate.serial
 
 CA_END = """
 (out / "ca.pem").write_bytes(ca.certificate.public_bytes(serialization.Encoding.PEM))
-(out / "ids.json").write_text(json.dumps(ids))
+publish(out / "ids.json", json.dumps(ids).encode())  # last: the RA and VA setups wait for it
 """
 
 RA_SETUP = """
@@ -114,14 +137,14 @@ from pki.services.cas import import_ca
 
 a = Actor.system_actor("setup")
 out = Path(%(out)r)
+serial = json.loads(wait_for(out / "ids.json").read_text())["link_serial"]
 ca = import_ca(a, "ScepCA", (out / "ca.pem").read_bytes())
 role = roles.create_role(a, "CA peers")
-serial = json.loads((out / "ids.json").read_text())["link_serial"]
 roles.add_member(a, role, roles.MemberSpec(MemberMatch.CERTIFICATE_SERIAL, serial, issuer_ca=ca))
 roles.set_rules(a, role, {"/peer/incoming": True})
 """
 
-# On the VA before the CA's setup: its OCSP key binding's key and request (the CA certifies it).
+# On the VA, then VA_SETUP in the same process: its OCSP key binding's key and request (the CA certifies it).
 VA_KEY = """
 from pathlib import Path
 from cryptotokens import services as tokens
@@ -131,7 +154,7 @@ from pki.auth.access import Actor
 a = Actor.system_actor("setup")
 token = tokens.create_token(a, name="VaToken", token_type="SoftCryptoToken", auth_code="foo123", auto_activate=True)
 binding = kb.create_binding(a, name="va-ocsp", binding_type="OcspKeyBinding", crypto_token=token, key_spec="P-256")
-Path(%(out)r, "va-ocsp.csr").write_bytes(kb.generate_csr(a, binding, subject_dn="CN=va-ocsp,O=Test"))
+publish(Path(%(out)r, "va-ocsp.csr"), kb.generate_csr(a, binding, subject_dn="CN=va-ocsp,O=Test"))
 """
 
 VA_SETUP = """
@@ -145,12 +168,12 @@ from pki.services.cas import import_ca
 
 a = Actor.system_actor("setup")
 out = Path(%(out)r)
+serial = json.loads(wait_for(out / "ids.json").read_text())["va_link_serial"]
 ca = import_ca(a, "ScepCA", (out / "ca.pem").read_bytes())
 binding = kb.get_binding(a, "va-ocsp")
 kb.import_certificate(a, binding, (out / "va-ocsp.pem").read_bytes())
 kb.set_status(a, binding, "ACTIVE")
 role = roles.create_role(a, "CA peers")
-serial = json.loads((out / "ids.json").read_text())["va_link_serial"]
 roles.add_member(a, role, roles.MemberSpec(MemberMatch.CERTIFICATE_SERIAL, serial, issuer_ca=ca))
 roles.set_rules(a, role, {"/peer/incoming": True})
 """
@@ -383,24 +406,33 @@ class PeerNodes:
             self.ra_web = Listener(self.ra, self.tmp / "ra.log", workers=self.workers, threads=8, access_log=True)
         if self.va is not None:
             self.va_web = Listener(self.va, self.tmp / "va.log", workers=1, threads=4)
-            self.va.manage("shell", "-c", VA_KEY % {"out": str(self.out)})
+        out = {"out": str(self.out)}
         script = SETUP % {"secret": "s3cret", "users": list(self.users), "include_ca": False}
-        script += CA_SETUP % {"out": str(self.out)}
+        script += (SHARED + CA_SETUP) % out
         if self.ra_web is not None:
             script += CA_FOR_RA % {"url": self.ra_web.url}
         if self.va_web is not None:
             script += CA_FOR_VA % {"url": self.va_web.url}
-        self.ca.manage("shell", "-c", script + CA_END)
-        node_setups = [(node, setup) for node, setup in ((self.ra, RA_SETUP), (self.va, VA_SETUP)) if node]
-        with ThreadPoolExecutor(2) as pool:  # each is a process of its own
-            for done in [pool.submit(node.manage, "shell", "-c", setup % {"out": str(self.out)})
-                         for node, setup in node_setups]:
+        setups = [(self.ca, script + CA_END)]
+        if self.ra is not None:
+            setups.append((self.ra, (SHARED + RA_SETUP) % out))
+        if self.va is not None:
+            setups.append((self.va, (SHARED + VA_KEY + VA_SETUP) % out))
+        with ThreadPoolExecutor(len(setups)) as pool:  # one manage.py process per node, all at once
+            for done in [pool.submit(self._setup, node, setup) for node, setup in setups]:
                 done.result()
         for web, name in ((self.ra_web, "ra-server"), (self.va_web, "va-server")):
             if web is not None:
                 web.listen(self.out / f"{name}.pem", self.out / f"{name}.key", self.out / "ca.pem")
                 web.wait_ready()
         return self
+
+    def _setup(self, node: Node, script: str) -> None:
+        try:
+            node.manage("shell", "-c", script)
+        except BaseException:
+            (self.out / SETUP_FAILED).touch()
+            raise
 
     def start_connector(self, lease_wait: float = 1, workers: int = 4) -> None:
         """``manage.py peer run``. A lease is answered as soon as work arrives (the RA's NOTIFY), so a short
