@@ -319,7 +319,9 @@ class Listener:
         self.url = f"https://127.0.0.1:{self.listener_port}"
         self.gunicorn = subprocess.Popen(
             [str(BIN / "gunicorn"), "pki.wsgi", "-c", "python:pki.gunicorn_conf", "--bind", f"127.0.0.1:{self.port}",
-             "--workers", str(workers), "--threads", str(threads), *(["--access-logfile", "-"] if access_log else [])],
+             "--workers", str(workers), "--threads", str(threads), *(["--access-logfile", "-"] if access_log else []),
+             # Unused here, and by default one path for every gunicorn of the host (~/.gunicorn/gunicorn.ctl).
+             "--no-control-socket"],
             cwd=ROOT, env=node.env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
         self.proxy: TlsProxy | None = None
 
