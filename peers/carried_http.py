@@ -259,13 +259,33 @@ def actor_name(request: WSGIRequest, response: HttpResponse) -> str:
 
 
 PORTAL_PREFIX = "/ra/"
-#: The RA portal pages an RA carries: Make New Request (CSR or server-generated keystore), Use Username, search,
-#: view, revoke and download.
+#: The RA portal pages an RA carries: every page of the portal an operator uses at EJBCA's RA, each answered by
+#: the CA's own view as the operator: Make New Request (CSR or server-generated keystore, the pasted CSR's subject),
+#: Use Username, end entities (search, view, edit, re-enroll, revoke, bulk revoke), certificates (search, view,
+#: download, revoke, bulk revoke) and approval requests (list, view, approve/reject).
 PORTAL_ROUTES = frozenset({
-    "ra-home", "ra-enroll", "ra-use-username", "ra-ee-search", "ra-ee-detail", "ra-ee-revoke",
-    "ra-cert-search", "ra-cert-detail", "ra-cert-revoke", "ra-cert-download",
+    "ra-home", "ra-enroll", "ra-use-username", "ra-csr-subject",
+    "ra-ee-search", "ra-ee-detail", "ra-ee-edit", "ra-ee-reenroll", "ra-ee-revoke", "ra-ee-bulk-revoke",
+    "ra-cert-search", "ra-cert-detail", "ra-cert-revoke", "ra-cert-bulk-revoke", "ra-cert-download",
+    "ra-approval-list", "ra-approval-detail", "ra-approval-decide",
 })
+#: RA portal pages an RA answers itself: its login with the CA's password (:mod:`peers.portal_ra`) and the change
+#: of a one-time password that login may ask for. Any other ``/ra/`` page is refused at an RA: a page added later is
+#: neither carried nor answered from the RA's database (which holds no end entities, certificates or approvals)
+#: until it is named here or in :data:`PORTAL_ROUTES`.
+RA_LOCAL_PORTAL_ROUTES = frozenset({"ra-portal-login", "ra-portal-password"})
 PORTAL_METHODS = frozenset({"GET", "POST"})
+
+
+def portal_route_at_ra(path: str, url_name: str | None) -> str:
+    """What an RA does with a request for ``path`` (resolved to ``url_name``): ``"carry"`` an RA portal page to the
+    CA, answer it ``"local"``-ly (not an RA portal page, or the RA's own login), or ``"refuse"`` it (an RA portal
+    page not carried)."""
+    if url_name in PORTAL_ROUTES:
+        return "carry"
+    if not path.startswith(PORTAL_PREFIX) or url_name in RA_LOCAL_PORTAL_ROUTES:
+        return "local"
+    return "refuse"
 
 
 class CarriedMessages:

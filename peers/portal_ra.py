@@ -39,7 +39,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from pki.auth import throttle
 
 from . import queue
-from .carried_http import MAX_BODY, PORTAL_ROUTES, presented_identity
+from .carried_http import MAX_BODY, portal_route_at_ra, presented_identity
 from .choices import WorkKind
 from .models import PeerWorkItem
 from .rest_ra import RETRY_AFTER, caller_identity, carry_and_wait, is_ra, reply
@@ -51,9 +51,10 @@ LOGIN_PATH = "/ra/login/"
 
 
 def carried_portal_view(request: HttpRequest) -> bool:
-    """Whether this request is an RA portal page this RA carries."""
+    """Whether this request is an RA portal page this RA answers through :func:`forward_portal`: one it carries
+    to the CA, or one it refuses (any other ``/ra/`` page but its own login)."""
     match = getattr(request, "resolver_match", None)
-    return match is not None and match.url_name in PORTAL_ROUTES
+    return match is not None and portal_route_at_ra(request.path_info, match.url_name) != "local"
 
 
 def _page(request: HttpRequest, title: str, message: str, status: int, retry: str = "") -> HttpResponse:
@@ -63,6 +64,12 @@ def _page(request: HttpRequest, title: str, message: str, status: int, retry: st
 
 def forward_portal(request: HttpRequest, view_func) -> HttpResponse:
     """The RA's answer to one carried portal page (see the module doc)."""
+    match = request.resolver_match
+    if portal_route_at_ra(request.path_info, match.url_name) == "refuse":
+        logger.info("RA portal %s %s refused at the RA: page %s is not carried to the CA", request.method,
+                    request.path, match.url_name)
+        return _page(request, "Not available at this RA",
+                     "This page of the RA portal is not available through an RA node: use it at the CA.", 404)
     portal = portal_session(request)
     if portal is not None:
         identity: dict[str, str] | None = {"session": portal["key"]}

@@ -165,7 +165,7 @@ def test_a_ca_that_does_not_answer_gives_a_clear_page(ra_node, operator, web_pro
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(("change", "status"), [
-    ({"path": "/ra/approvals/"}, 404),  # a portal page, but not one an RA carries
+    ({"path": "/ra/login/"}, 404),  # a portal page, but the RA's own (its login), never carried
     ({"path": "/system/peers/"}, 400),  # not the portal at all
     ({"path": "/ra/../system/peers/"}, 404),
     ({"method": "DELETE"}, 400),

@@ -1,0 +1,186 @@
+"""Every RA portal page at an RA node is either carried to the CA or refused at the RA, never answered from the RA's
+own database (which holds no end entities, certificates or approval requests): the walk below covers every ``/ra/``
+route of the URL configuration, so a page added later fails here until someone decides what an RA does with it.
+Also the pages an operator needs that came later to the RA: approval requests (list, view, approve) and end entity
+edit, carried end to end."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.test import Client
+from django.urls import get_resolver
+
+from endentities.choices import EndEntityStatus
+from endentities.models import EndEntity
+from peers import portal_ra
+from peers import services as peers
+from peers.carried_http import PORTAL_ROUTES, RA_LOCAL_PORTAL_ROUTES, portal_route_at_ra
+from peers.models import PeerWorkItem
+from pki.models import AuditEvent
+from pki.models.approvals import ApprovalAction, ApprovalRequest, ApprovalStatus
+from pki.services import approvals
+from tests.endentities import entities_support
+from tests.endentities.test_ra_portal_enroll import RA_ADMIN_RULES, _csr_pem, request_data
+
+from .conftest import carrying, cert_headers, foreign_cert
+
+ee_profile = entities_support.ee_profile
+ee_profile_factory = entities_support.ee_profile_factory
+entity_factory = entities_support.entity_factory
+DB = pytest.mark.django_db(transaction=True)  # the held page waits on another connection for the carrier's answer
+
+#: /ra/ pages an RA refuses on purpose (none today): a page named nowhere fails the walk.
+REFUSED_AT_RA: frozenset[str] = frozenset()
+#: A value for each kind of path parameter of the RA portal's routes.
+SAMPLE = {"int": "1", "str": "pem", "slug": "x", "path": "x"}
+
+
+def _ra_routes(resolver=None, prefix: str = "/"):
+    """(URL name, a path of it) of every route under /ra/."""
+    for p in (resolver or get_resolver()).url_patterns:
+        pattern = prefix + str(p.pattern).lstrip("^")
+        if hasattr(p, "url_patterns"):
+            yield from _ra_routes(p, pattern)
+        elif pattern.startswith("/ra/"):
+            yield p.name, re.sub(r"<(?:(\w+):)?\w+>", lambda m: SAMPLE[m.group(1) or "str"], pattern)
+
+
+RA_ROUTES = sorted(set(_ra_routes()))
+
+
+def test_every_ra_portal_route_is_decided():
+    names = {name for name, _ in RA_ROUTES}
+    assert names, "no /ra/ routes found"
+    undecided = names - PORTAL_ROUTES - RA_LOCAL_PORTAL_ROUTES - REFUSED_AT_RA
+    assert not undecided, f"decide for each: carried (PORTAL_ROUTES), the RA's own or refused: {sorted(undecided)}"
+    assert not PORTAL_ROUTES - names, "a carried route that no longer exists"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("name", "path"), RA_ROUTES)
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_each_ra_portal_page_is_carried_or_refused_at_an_ra(ra_node, monkeypatch, name, path, method, tracebacks):
+    """At an RA, with the CA not answering: a carried page is queued for the CA (and the operator told the CA did
+    not answer), a refused one gets a refusal page; none is answered by the RA's own view."""
+    queued = []
+
+    def carry(request, kind, payload):
+        queued.append(payload)
+        return None  # as a CA that does not answer
+
+    monkeypatch.setattr(portal_ra, "carry_and_wait", carry)
+    client = Client(**cert_headers(foreign_cert("ra-op")))  # the RA checks the TLS proxy's word only; CSRF aside
+    response = getattr(client, method)(path)
+    decision = portal_route_at_ra(path, name)
+    if name in RA_LOCAL_PORTAL_ROUTES:
+        assert decision == "local" and not queued
+        return
+    if name in REFUSED_AT_RA:
+        assert decision == "refuse" and not queued
+        assert response.status_code == 404 and "not available through an RA node" in response.content.decode()
+        return
+    assert decision == "carry"
+    assert [(q["method"], q["path"]) for q in queued] == [(method.upper(), path)], response.content[-500:]
+    assert response.status_code == 503 and "The CA did not answer in time" in response.content.decode()
+    assert not tracebacks.records
+
+
+@pytest.mark.django_db
+def test_a_portal_page_nobody_decided_is_refused_at_the_ra(ra_node, monkeypatch):
+    """The default for a /ra/ route named nowhere: a refusal page, nothing queued, no view of the RA run."""
+    from django.urls import include, path
+
+    from tests.peers import test_portal_routes_at_ra as this
+
+    def view(request):
+        raise AssertionError("answered by the RA's own view")
+
+    monkeypatch.setattr(this, "urlpatterns", [path("ra/new-page/", view, name="ra-new-page"),
+                                                   path("", include("pki.urls"))], raising=False)
+    ra_node.ROOT_URLCONF = "tests.peers.test_portal_routes_at_ra"
+    r = Client(**cert_headers(foreign_cert("ra-op"))).get("/ra/new-page/")
+    assert r.status_code == 404 and "not available through an RA node" in r.content.decode()
+    assert not PeerWorkItem.objects.exists()
+
+
+# -- carried end to end ------------------------------------------------------------------------------------------
+
+APPROVE = ["/ra_functionality/approve_end_entity"]
+
+
+@pytest.fixture
+def carrier(actor, connector_binding, peer_role, peer_ca):
+    peer_role(peer_ca, connector_binding.certificate.certificate, {"/peer/carry/portal": True})
+    connector = peers.add_connector(actor, name="dmz-ra", url="https://127.0.0.1:9", binding="ra-link")
+    with carrying(connector):
+        yield connector
+
+
+@pytest.fixture
+def operator(actor, peer_ca, csr_factory, peer_role):
+    """An RA operator's browser at the RA: a client certificate the CA issued, in a role with ``rules`` there."""
+    from pki.issuance import IssuanceRequest, issue
+    from pki.models import CertificateProfile
+
+    def make(cn: str, rules: list[str]):
+        csr, _ = csr_factory(f"CN={cn},O=Test")
+        cert = issue(IssuanceRequest(ca=peer_ca, actor=actor, profile=CertificateProfile.objects.get(name="ENDUSER"),
+                                     csr=csr, username=cn)).row.certificate
+        peer_role(peer_ca, cert, dict.fromkeys(rules, True))
+        return Client(enforce_csrf_checks=True, **cert_headers(cert))
+
+    return make
+
+
+@pytest.fixture
+def ra_portal(ra_node):
+    ra_node.PKI_PEER_REQUEST_TIMEOUT = 20
+    return ra_node
+
+
+def _csrf(html: str) -> str:
+    return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)
+
+
+@DB
+def test_approval_requests_are_listed_viewed_and_decided_through_the_ra(ra_portal, carrier, operator, actor,
+                                                                       ee_profile, root_ca, csr_factory, tracebacks):
+    profile = approvals.save_profile(actor, name="One", approvals_required=1, request_expiration=3600)
+    approvals.set_approval(actor, ApprovalAction.ADD_EDIT_END_ENTITY, profile, ca=root_ca)
+    maker = operator("maker", [*RA_ADMIN_RULES, f"/ca/{root_ca.pk}"])
+    page = maker.get(f"/ra/enroll/?profile={ee_profile.pk}")
+    assert page.status_code == 200, page.content[-1500:]
+    data = request_data(ee_profile, **{"key-csr_pem": _csr_pem(csr_factory), "key-certificate_format": "pem"})
+    token = _csrf(page.content.decode())
+    r = maker.post(f"/ra/enroll/?profile={ee_profile.pk}", {**data, "csrfmiddlewaretoken": token})
+    assert r.status_code in (200, 302), r.content[-1500:]
+    req = ApprovalRequest.objects.get()
+    assert req.status == ApprovalStatus.WAITING and not EndEntity.objects.exists()
+    checker = operator("checker", [*APPROVE, f"/ca/{root_ca.pk}"])
+    listing = checker.get("/ra/approvals/")
+    assert listing.status_code == 200 and req.username in listing.content.decode()
+    detail = checker.get(f"/ra/approvals/{req.pk}/")
+    html = detail.content.decode()
+    assert detail.status_code == 200 and 'value="approve"' in html, html[-1500:]
+    r = checker.post(f"/ra/approvals/{req.pk}/decide/", {"decision": "approve", "comment": "seen at the RA",
+                                                         "csrfmiddlewaretoken": _csrf(html)})
+    assert r.status_code == 302
+    req.refresh_from_db()
+    assert req.status == ApprovalStatus.APPROVED and req.approvals.get().comment == "seen at the RA"
+    assert EndEntity.objects.get(username=req.username).status == EndEntityStatus.NEW
+    # Decided at the CA by the operator the RA forwarded, carried by the connector.
+    carried = AuditEvent.objects.filter(event_type="PEER_REQUEST_CARRIED", details__kind="portal.page")
+    assert {e.details["requester"].split(" (")[0] for e in carried} >= {"maker", "checker"}
+    assert checker.get("/ra/approvals/999999/").status_code == 404  # the CA's own 404
+    assert not tracebacks.records
+
+
+@DB
+def test_an_end_entity_is_edited_through_the_ra(ra_portal, carrier, operator, entity_factory):
+    op = operator("ra-op", RA_ADMIN_RULES)
+    anna = entity_factory("anna")
+    page = op.get(f"/ra/endentities/{anna.pk}/edit/")
+    assert page.status_code == 200, page.content[-1500:]
+    assert "anna" in page.content.decode()
