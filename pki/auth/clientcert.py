@@ -175,16 +175,25 @@ def roles_matching_subject(ca_id: int, subject: x509.Name) -> list[tuple[int, st
 
     from ..choices import MemberMatch
     from ..db import execute
-    from ..models import Role
+    from ..models import Role, RoleMember
 
     cns = [str(a.value) for a in subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
     if not cns:
         return []
-    if connection.vendor != "postgresql":
-        return list(Role.objects.filter(members__issuer_ca_id=ca_id, members__match_type=MemberMatch.CERTIFICATE_CN,
-                                        members__match_value__in=cns).distinct().values_list("pk", "name"))
     with connection.cursor() as cur:
-        execute(cur, "member_match", *member_match_query(ca_id, subject))
+        if connection.vendor != "postgresql":
+            # The same statement with an IN list, as plain SQL: on SQLite this runs inside the write transaction
+            # (the database's one write lock), where the ORM's query building cost ~1 ms per certificate.
+            q = connection.ops.quote_name
+            member, role = RoleMember._meta, Role._meta
+            col = {f: q(member.get_field(f).column) for f in ("role", "issuer_ca", "match_type", "match_value")}
+            cur.execute(f"SELECT DISTINCT r.{q(role.pk.column)}, r.{q(role.get_field('name').column)} "  # noqa: S608
+                        f"FROM {q(member.db_table)} m JOIN {q(role.db_table)} r ON r.{q(role.pk.column)} = "
+                        f"m.{col['role']} WHERE m.{col['issuer_ca']} = %s AND m.{col['match_type']} = %s AND "
+                        f"m.{col['match_value']} IN ({', '.join(['%s'] * len(cns))})",
+                        [ca_id, MemberMatch.CERTIFICATE_CN.value, *cns])
+        else:
+            execute(cur, "member_match", *member_match_query(ca_id, subject))
         return [tuple(row) for row in cur.fetchall()]
 
 

@@ -172,3 +172,29 @@ def test_an_approval_is_no_way_around_the_role_member_check(admin_member, ee_pro
     # Anyone else's request still waits for its approval.
     assert _enroll(ra, csr_factory, "printer-18", "printer18").status_code == 202
     assert ApprovalRequest.objects.filter(username="printer18", status="WAITING").count() == 1
+
+
+@pytest.mark.parametrize("vendor", ["postgresql", "sqlite"])  # sqlite: the plain IN-list statement (run here)
+@pytest.mark.parametrize(("subject_cns", "expected"), [
+    ([ADMIN_CN], {"Super Administrator Role"}),
+    (["someone-else"], set()),
+    (["someone-else", ADMIN_CN], {"Super Administrator Role"}),  # any of the subject's CNs
+    ([], set()),
+])
+def test_roles_matching_subject_on_either_database(admin_member, root_ca, sub_ca, monkeypatch, vendor,
+                                                   subject_cns, expected):
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+    from django.db import connection
+
+    from pki.auth.clientcert import roles_matching_subject
+
+    if vendor == "postgresql" and connection.vendor != "postgresql":
+        pytest.skip("the PostgreSQL statement needs PostgreSQL")
+    RoleMember.objects.create(role=admin_member, match_type=MemberMatch.CERTIFICATE_SERIAL, match_value=ADMIN_CN,
+                              issuer_ca=root_ca)  # a serial member with the same value: not a CN match
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn) for cn in subject_cns]
+                        + [x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Test")])
+    monkeypatch.setattr(connection, "vendor", vendor)
+    assert {name for _, name in roles_matching_subject(root_ca.pk, subject)} == expected
+    assert roles_matching_subject(sub_ca.pk, subject) == []  # the members name TestRoot
