@@ -78,14 +78,15 @@ RA_LOCAL_REST_ROUTES = frozenset({
     "api-configdump-status", "api-configdump-zip", "api-configdump", "api-configdump-type", "api-configdump-setting",
     "api-system-service-run", "api-ssh", "api-etsi",
 })
-REST_METHODS = frozenset({"GET", "POST", "PUT", "DELETE"})
+#: HEAD is answered by the view's GET (as Django does here), its body left out of the carried answer.
+REST_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE"})
 MAX_BODY = 1024 * 1024
 #: The largest REST answer carried back (bytes, before base64): the RA takes the connector's answers as JSON bodies
 #: of Django's default upload limit (2.5 MB), and one answer too large for it would be lost with the others posted
 #: beside it. A larger answer (a big CA's latest CRL) is refused here with a clear 502 instead.
 MAX_ANSWER_BODY = 1024 * 1024
-#: Headers of the CA's answer that the RA repeats (Content-Type goes separately).
-KEPT_HEADERS = ("Retry-After", "Content-Disposition", "Location", "WWW-Authenticate")
+#: Headers of the CA's answer that the RA repeats (Content-Type goes separately): ``Allow`` says a 405's methods.
+KEPT_HEADERS = ("Retry-After", "Content-Disposition", "Location", "WWW-Authenticate", "Allow")
 
 
 def answer_of(response: HttpResponse, actor: str = "") -> dict[str, Any]:
@@ -232,6 +233,9 @@ def run_rest(payload: dict[str, Any]) -> dict[str, Any]:
     request.resolver_match = match
     response = _call(match, request)
     answer = answer_of(response, actor_name(request, response))
+    if method == "HEAD":  # the GET's status and headers, its length, no body (as a HEAD at this node answers)
+        answer["headers"]["Content-Length"] = str(len(base64.b64decode(answer["body"])))
+        answer["body"] = ""
     size = len(answer["body"]) * 3 // 4
     if size > MAX_ANSWER_BODY:
         logger.warning("Carried %s %s: the answer (%d bytes) is too large to carry back to the RA", method,

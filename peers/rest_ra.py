@@ -26,7 +26,7 @@ from pki.auth import throttle
 from pki.auth.clientcert import forwarded_certificate
 
 from . import queue
-from .carried_http import MAX_BODY, presented_identity, rest_route_at_ra
+from .carried_http import KEPT_HEADERS, MAX_BODY, presented_identity, rest_route_at_ra
 from .choices import WorkKind, WorkStatus
 from .models import PeerWorkItem
 
@@ -90,10 +90,13 @@ def reply(result: dict[str, Any]) -> HttpResponse:
         return _json_error(502, "The CA's answer could not be read.")
     response = HttpResponse(body, status=status, content_type=str(result.get("content_type") or "text/plain")[:255])
     headers = result.get("headers") if isinstance(result.get("headers"), dict) else {}
-    for name in ("Retry-After", "Content-Disposition", "Location", "WWW-Authenticate"):
+    for name in KEPT_HEADERS:
         value = headers.get(name)
         if isinstance(value, str) and "\n" not in value and "\r" not in value:
             response[name] = value[:1024]
+    length = headers.get("Content-Length")  # a carried HEAD: the length of the body it leaves out
+    if not body and isinstance(length, str) and length.isdigit() and len(length) <= 12:
+        response["Content-Length"] = length
     return response
 
 

@@ -184,3 +184,49 @@ def test_an_end_entity_is_edited_through_the_ra(ra_portal, carrier, operator, en
     page = op.get(f"/ra/endentities/{anna.pk}/edit/")
     assert page.status_code == 200, page.content[-1500:]
     assert "anna" in page.content.decode()
+
+
+# -- two REST details through an RA: a 405's Allow header, HEAD -----------------------------------------------------
+
+@pytest.fixture
+def rest_carrier(actor, connector_binding, peer_role, peer_ca):
+    peer_role(peer_ca, connector_binding.certificate.certificate, {"/peer/carry/rest": True})
+    connector = peers.add_connector(actor, name="dmz-ra", url="https://127.0.0.1:9", binding="ra-link")
+    with carrying(connector, forget=True):
+        yield connector
+
+
+def _at_ra_and_ca(settings, call):
+    """``call()`` at the RA (carried; one database plays both nodes), then straight at the CA."""
+    at_ra = call()
+    settings.PKI_NODE_ROLE = "ca"
+    try:
+        return at_ra, call()
+    finally:
+        settings.PKI_NODE_ROLE = "ra"
+
+
+@DB
+def test_a_carried_405_keeps_allow_and_head_answers_as_at_the_ca(ra_node, settings, rest_carrier, root_ca,
+                                                                 tracebacks):
+    from urllib.parse import quote
+
+    from tests.pki.test_api_auth import V1, make_client
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    ra_node.PKI_PEER_REQUEST_TIMEOUT = 20
+    client = make_client("apiadmin", ["/"])
+    dn = quote(root_ca.subject_dn, safe="")
+    for method, path in [("delete", f"{V1}/ca"), ("get", f"{V1}/certificate/pkcs10enroll")]:
+        at_ra, at_ca = _at_ra_and_ca(settings, lambda: getattr(client, method)(path))
+        assert at_ca.status_code == 405 and at_ca["Allow"], (method, path)
+        assert (at_ra.status_code, at_ra.get("Allow")) == (405, at_ca["Allow"]), (method, path, at_ra.content)
+        assert at_ra.json() == at_ca.json()
+    for path in [f"{V1}/ca", f"{V1}/ca/{dn}/certificate/download", f"{V1}/ca/{quote('CN=None', safe='')}/getLatestCrl"]:
+        at_ra, at_ca = _at_ra_and_ca(settings, lambda: client.head(path))
+        assert at_ra.status_code == at_ca.status_code != 400, (path, at_ra.content)
+        assert at_ra.content == at_ca.content == b""
+        for name in ("Content-Type", "Content-Length", "Content-Disposition"):
+            assert at_ra.get(name) == at_ca.get(name), (path, name)
+        assert int(at_ra["Content-Length"]) == len(client.get(path).content) > 0
+    assert not tracebacks.records
