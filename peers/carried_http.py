@@ -331,21 +331,26 @@ def portal_page(text: str, status: int) -> dict[str, Any]:
 
 def _portal_login(request: WSGIRequest, login: Any, connector_pk: int | None) -> dict[str, Any]:
     """A carried RA portal login, checked here (:mod:`peers.portal_sessions`): the new session's key for the RA,
-    or the refusal (401 wrong name or password, 429 throttled, 403 must change the password first)."""
+    or the refusal (401 wrong name or password, 429 throttled, 403 must change the password first: ``must_change``
+    tells the RA to ask for a new one, which it carries with the next login; 400 a new password not accepted)."""
     from . import portal_sessions
 
     login = login if isinstance(login, dict) else {}
     if connector_pk is None:
         return portal_page("A login is carried by a peer connector only.", 400)
-    key, user, reason = portal_sessions.login(request, login.get("username"), login.get("password"), connector_pk)
+    key, user, reason = portal_sessions.login(request, login.get("username"), login.get("password"), connector_pk,
+                                              login.get("new_password"))
     if key is None:
         if reason.startswith("throttled:"):
             answer = portal_page("Too many failed logins: try again later.", 429)
             answer["headers"] = {"Retry-After": reason.partition(":")[2]}
             return answer
         if reason == "must-change":
-            return portal_page("This account has a one-time password: change it at the CA before you log in "
-                               "at an RA.", 403)
+            return {**portal_page("This account has a one-time password: choose your own password to go on.", 403),
+                    "must_change": True}
+        if reason.startswith("new-password:"):
+            return {**portal_page(reason.partition(":")[2] or "The new password is not accepted.", 400),
+                    "must_change": True}
         return portal_page("Wrong user name or password.", 401)
     body = json.dumps({"session": key, "username": user.get_username()}).encode()
     return {"status": 200, "content_type": "application/json", "body": base64.b64encode(body).decode(),

@@ -197,6 +197,8 @@ def portal_login(request: HttpRequest) -> HttpResponse:
                 response["Retry-After"] = RETRY_AFTER
                 return response
             answer = done.result or {}
+            if answer.get("must_change"):  # a one-time password: the operator chooses their own first
+                return _ask_new_password(request, form.cleaned_data["username"])
             session = _login_answer(answer)
             if session is not None:
                 request.session.cycle_key()  # no session fixation: a new key for the logged-in session
@@ -260,3 +262,70 @@ def portal_logout(request: HttpRequest, view_func) -> HttpResponse:
     else:
         messages.info(request, "Logged out.")
     return HttpResponseRedirect(LOGIN_PATH)
+
+
+#: This RA's session key naming the user whose login the CA refused for a one-time password: {"username"}.
+MUST_CHANGE = "pki_ra_portal_must_change"
+PASSWORD_PATH = "/ra/login/password/"
+
+
+def _ask_new_password(request: HttpRequest, username: str) -> HttpResponse:
+    """The CA refused a login for a one-time password: on to the page that carries the login with a new one. Only
+    the user name is kept here (no password); the page asks for the one-time password again."""
+    request.session[MUST_CHANGE] = {"username": username[:150]}
+    return HttpResponseRedirect(f"{PASSWORD_PATH}?{urlencode({'next': _next_url(request)})}")
+
+
+def portal_password_change(request: HttpRequest) -> HttpResponse:
+    """``/ra/login/password/`` on an RA node: a user whose password at the CA is a one-time password (set by an
+    administrator) chooses their own and is logged in. The RA carries one login with the one-time password and the
+    new one; the CA checks the login as any other (throttling, lockout, audit), replaces the password by its own
+    rules (its password validators, the USER_PASSWORD_CHANGE audit event) and answers with a session record."""
+    from pki.forms.users import PasswordChangeForm
+
+    if not is_ra():
+        return HttpResponseRedirect("/account/password/")
+    pending = request.session.get(MUST_CHANGE)
+    if not isinstance(pending, dict) or not isinstance(pending.get("username"), str) or not pending["username"]:
+        return HttpResponseRedirect(LOGIN_PATH)
+    form = PasswordChangeForm(request.POST if request.method == "POST" else None)
+    status, retry = (400 if form.is_bound and not form.is_valid() else 200), ""
+    if request.method == "POST" and form.is_valid():
+        address = throttle.client_address(request)
+        try:  # as at the login: an address the CA keeps refusing is refused here first, unqueued
+            throttle.check((throttle.ADDRESS, address))
+        except throttle.Throttled as exc:
+            form.add_error(None, exc.message)
+            status, retry = 429, str(exc.retry_after)
+        else:
+            data = form.cleaned_data
+            identity = {"login": {"username": pending["username"], "password": data["old_password"],
+                                  "new_password": data["new_password1"]}}
+            done = _carry_credential(request, identity, {})
+            if done is None:
+                response = _page(request, "The CA is not answering",
+                                 "The CA did not answer in time: your password may have been changed. Log in "
+                                 "again in a moment, with the new password if the old one is refused.", 503,
+                                 retry=LOGIN_PATH)
+                response["Retry-After"] = RETRY_AFTER
+                return response
+            answer = done.result or {}
+            session = _login_answer(answer)
+            if session is not None:
+                request.session.cycle_key()  # no session fixation: a new key for the logged-in session
+                request.session.pop(MUST_CHANGE, None)
+                request.session[PORTAL_SESSION] = session
+                rotate_token(request)
+                logger.info("RA portal login of %s from %s with a new password", session["username"], address)
+                messages.success(request, "Password changed.")
+                return HttpResponseRedirect(_next_url(request))
+            status = int(answer.get("status") or 502) if str(answer.get("status", "")).isdigit() else 502
+            if status == 401:
+                throttle.record_failure(throttle.ADDRESS, address, ip=address)
+            retry = str((answer.get("headers") or {}).get("Retry-After") or "")[:16]
+            form.add_error(None, _refusal_text(answer))
+    response = render(request, "peers/portal_password.html", {
+        "form": form, "username": pending["username"], "next": _next_url(request)}, status=status)
+    if retry.isdigit():
+        response["Retry-After"] = retry
+    return response

@@ -50,13 +50,23 @@ def _store(key: str | None = None):
     return import_module(settings.SESSION_ENGINE).SessionStore(session_key=key)
 
 
-def login(request, username: Any, password: Any, connector_pk: int) -> tuple[str | None, Any, str]:
+def login(request, username: Any, password: Any, connector_pk: int,
+          new_password: Any = None) -> tuple[str | None, Any, str]:
     """Check a carried login with this CA's own login form. Returns ``(session key, user, "")`` or
-    ``(None, None, reason)``; the reason is ``"throttled:<seconds>"`` when the form refused it unchecked."""
+    ``(None, None, reason)``; the reason is ``"throttled:<seconds>"`` when the form refused it unchecked.
+
+    A user holding a one-time password is refused (``"must-change"``) unless the login brings ``new_password``:
+    then the one-time password is replaced by this CA's own rules (:func:`pki.services.users.change_own_password`:
+    Django's password validators, audited) before the session is made; ``"new-password:<why>"`` when it is not
+    accepted."""
     from pki.auth import password_change
+    from pki.errors import ValidationError
+    from pki.services.users import change_own_password
     from pki.views.auth import ThrottledAuthenticationForm
 
     if not isinstance(username, str) or not isinstance(password, str) or len(username) > 150 or len(password) > 4096:
+        return None, None, "unreadable"
+    if new_password is not None and (not isinstance(new_password, str) or len(new_password) > 4096):
         return None, None, "unreadable"
     form = ThrottledAuthenticationForm(request, data={"username": username, "password": password})
     if not form.is_valid():
@@ -65,7 +75,13 @@ def login(request, username: Any, password: Any, connector_pk: int) -> tuple[str
         return None, None, "invalid"
     user = form.get_user()
     if password_change.must_change(user):
-        return None, None, "must-change"
+        if new_password is None:
+            return None, None, "must-change"
+        try:
+            change_own_password(user, password, new_password)
+        except ValidationError as exc:
+            return None, None, f"new-password:{exc.message}"
+        logger.info("RA portal login of %s: the one-time password replaced", user.get_username())
     store = _store()
     store[USER] = str(user.pk)
     store[HASH] = user.get_session_auth_hash()

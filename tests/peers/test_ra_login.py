@@ -6,6 +6,7 @@ own admin pages."""
 
 from __future__ import annotations
 
+import base64
 import re
 
 import pytest
@@ -270,13 +271,72 @@ def test_the_cas_throttling_applies_to_carried_logins(connector, operator_accoun
 
 
 @pytest.mark.django_db
-def test_a_one_time_password_must_be_changed_at_the_ca_first(connector, operator_account):
+@pytest.mark.parametrize(("new_password", "status", "text"), [
+    (None, 403, "choose your own password"),  # no session with the one-time password alone
+    ("short", 400, "too short"),  # the CA's password validators
+    ("password123", 400, "too common"),
+    (PASSWORD, 400, "different from the current one"),
+    (["not", "text"], 401, ""),  # unreadable: refused, nothing changed
+])
+def test_a_one_time_password_is_replaced_by_the_cas_rules_or_no_session(connector, operator_account, new_password,
+                                                                        status, text):
     from pki.models import LocalAccount
 
     user = operator_account()
     LocalAccount.objects.create(user=user, must_change_password=True)
-    answer = _carried_login(connector.pk)
-    assert answer["status"] == 403 and _ca_records() == []
+    answer = run_portal({"method": "POST", "path": "/ra/login/", "body": "", "identity": {"login": {
+        "username": "rita", "password": PASSWORD, **({} if new_password is None else {"new_password": new_password})}}},
+        connector.pk)
+    assert answer["status"] == status and text in base64.b64decode(answer["body"]).decode()
+    assert bool(answer.get("must_change")) is (status != 401)
+    assert _ca_records() == [] and LocalAccount.objects.get(user=user).must_change_password
+    user.refresh_from_db()
+    assert user.check_password(PASSWORD)
+
+
+@DB
+def test_a_one_time_password_is_changed_as_part_of_the_login_at_the_ra(ra_portal, carrier, operator_account,
+                                                                       entity_factory, tracebacks):
+    from pki.models import LocalAccount
+
+    user = operator_account()
+    LocalAccount.objects.create(user=user, must_change_password=True)
+    entity_factory("anna")
+    op = Client(enforce_csrf_checks=True)
+    r = _login(op, next_url="/ra/endentities/")
+    assert r.status_code == 302 and r["Location"] == "/ra/login/password/?next=%2Fra%2Fendentities%2F", r.content
+    page = op.get(r["Location"])
+    html = page.content.decode()
+    assert page.status_code == 200 and "rita" in html and 'name="new_password1"' in html
+
+    def change(old: str, new: str, again: str | None = None):
+        return op.post("/ra/login/password/", {"old_password": old, "new_password1": new,
+                                               "new_password2": new if again is None else again,
+                                               "next": "/ra/endentities/", "csrfmiddlewaretoken": _csrf(html)})
+
+    queued = PeerWorkItem.objects.count()
+    r = change(PASSWORD, "Fresh-Pass-0815", "Other-Pass-0815")  # checked at the RA: nothing carried
+    assert r.status_code == 400 and "differ" in r.content.decode() and PeerWorkItem.objects.count() == queued
+    r = change(PASSWORD, "short")  # the CA's validators, shown at the RA
+    assert r.status_code == 400 and "too short" in r.content.decode(), r.content[-1500:]
+    r = change("not-the-one-time-password", "Fresh-Pass-0815")
+    assert r.status_code == 401 and "Wrong user name or password" in r.content.decode()
+    assert LocalAccount.objects.get(user=user).must_change_password and _ca_records() == []
+    r = change(PASSWORD, "Fresh-Pass-0815")
+    assert r.status_code == 302 and r["Location"] == "/ra/endentities/", r.content[-1500:]
+    user.refresh_from_db()
+    assert user.check_password("Fresh-Pass-0815") and not LocalAccount.objects.get(user=user).must_change_password
+    assert AuditEvent.objects.filter(event_type="USER_PASSWORD_CHANGE", actor="rita", outcome="SUCCESS").count() == 1
+    assert AuditEvent.objects.filter(event_type="LOGIN", actor="rita", outcome="SUCCESS").count() == 1
+    (record,) = _ca_records()
+    assert op.session[PORTAL_SESSION] == {"key": record.session_key, "username": "rita"}
+    page = op.get("/ra/endentities/?text=ann")
+    assert page.status_code == 200 and "CN=anna" in page.content.decode() and "Password changed." in \
+        page.content.decode()
+    assert PASSWORD not in _queue_text() and "Fresh-Pass-0815" not in _queue_text()
+    assert op.get("/ra/login/password/").status_code == 302  # nothing pending any more
+    assert _carried_login(carrier.pk)["status"] == 401  # the one-time password is gone
+    assert not tracebacks.records
 
 
 @pytest.mark.django_db
