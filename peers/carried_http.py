@@ -128,6 +128,8 @@ def presented_identity(identity: Any) -> str:
     login = identity.get("login")
     if isinstance(login, dict):  # a carried RA portal login: the name it claims (the password never shown)
         return f"RA portal login of {str(login.get('username', ''))[:150]!r}"
+    if isinstance(identity.get("oidc"), dict):  # a step of an RA portal OIDC login (its code is a credential)
+        return f"RA portal OIDC login ({str(identity['oidc'].get('action', ''))[:16]})"
     if identity.get("session"):  # the CA's answer names the user; the key itself is a credential
         return "RA portal session"
     scheme = str(identity.get("authorization", "")).strip().partition(" ")[0][:16]
@@ -363,7 +365,6 @@ def run_portal(payload: dict[str, Any], connector_pk: int | None = None) -> dict
     made through the connector ``connector_pk``; or run a carried login or logout of such a session."""
     from importlib import import_module
 
-    from pki.auth.access import actor_for_user
     from pki.auth.clientcert import ClientCertificateRefused, authenticate_request
 
     from . import portal_sessions
@@ -371,10 +372,12 @@ def run_portal(payload: dict[str, Any], connector_pk: int | None = None) -> dict
     method, path = str(payload.get("method", "")).upper(), payload.get("path")
     identity = payload.get("identity") if isinstance(payload.get("identity"), dict) else {}
     body = decode_body(payload)
-    if "login" in identity or payload.get("logout") is True:
+    if "login" in identity or "oidc" in identity or payload.get("logout") is True:
         if body is None:
             return portal_page("The carried request could not be read.", 400)
         request = build_request({**payload, "method": "POST", "path": "/ra/login/", "query": ""}, b"", None)
+        if "oidc" in identity:  # an OpenID Connect login's step (peers.portal_sessions)
+            return portal_sessions.run_oidc(request, identity["oidc"], connector_pk)
         if "login" in identity:
             return _portal_login(request, identity["login"], connector_pk)
         ended = portal_sessions.logout(request, identity.get("session"), connector_pk)
@@ -399,11 +402,10 @@ def run_portal(payload: dict[str, Any], connector_pk: int | None = None) -> dict
     request.session = import_module(settings.SESSION_ENGINE).SessionStore()  # not saved: state stays on the RA
     if session_key:
         try:
-            user = portal_sessions.user_of(session_key, connector_pk)
+            user, actor = portal_sessions.caller_of(session_key, connector_pk)  # a local or an OAuth user
         except portal_sessions.SessionEnded as exc:
             return {**portal_page(f"Your session at the CA has ended ({exc}): log in again.", 403),
                     "session_ended": True}
-        actor = actor_for_user(user)
     else:
         try:
             user = authenticate_request(request)

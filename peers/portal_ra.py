@@ -17,12 +17,21 @@ the password is in the RA's database only inside the login's work item until the
 (the pages' "Log out" button, which posts to ``/logout/``) ends the record at the CA and the session here; when the CA
 ended the record (user disabled, deleted, password changed, idle), the next page sends the operator to log in.
 The portal session gives nothing on the RA's own admin pages: it is not a login here.
+
+The login page also lists the CA's trusted OAuth providers that allow a browser login (the RA asks the CA for them
+through the queue and keeps the list for a minute in the shared cache). Choosing one carries the choice to the CA,
+which builds the authorization request (state, nonce, PKCE) with this RA's login page as the callback URL and
+keeps the attempt, bound to the connector; the RA keeps the state in the operator's session and sends the browser
+to the provider. The provider sends it back to ``/ra/login/?code=...&state=...``: a state this browser did not
+start is refused here, unqueued; otherwise the code and state are carried to the CA, which redeems the code,
+verifies the ID token and answers with a session record as for a password login (:mod:`peers.portal_sessions`).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 import json
 import logging
 from typing import Any
@@ -31,6 +40,7 @@ from urllib.parse import urlencode
 from django import forms
 from django.conf import settings
 from django.contrib import messages
+from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.middleware.csrf import CsrfViewMiddleware, get_token, rotate_token
 from django.shortcuts import render
@@ -47,6 +57,11 @@ from .rest_ra import RETRY_AFTER, caller_identity, carry_and_wait, is_ra, reply
 logger = logging.getLogger("peers")
 #: This RA's session key holding the operator's RA portal session at the CA: {"key", "username"}.
 PORTAL_SESSION = "pki_ra_portal_session"
+#: This RA's session key holding an OIDC login this browser started: {"state", "next"}.
+OIDC_PENDING = "pki_ra_portal_oidc"
+#: The shared cache's entry for the CA's login providers ({"providers": [...], "answered": bool}).
+PROVIDERS_CACHE_KEY = "pki:ra-portal:oidc-providers"
+PROVIDERS_SECONDS, PROVIDERS_UNANSWERED_SECONDS, PROVIDERS_WAIT = 60, 15, 3.0
 LOGIN_PATH = "/ra/login/"
 
 
@@ -134,12 +149,14 @@ def portal_session(request: HttpRequest) -> dict[str, str] | None:
     return None
 
 
-def _carry_credential(request: HttpRequest, identity: dict[str, Any], extra: dict[str, Any]) -> PeerWorkItem | None:
+def _carry_credential(request: HttpRequest, identity: dict[str, Any], extra: dict[str, Any],
+                      timeout: float | None = None) -> PeerWorkItem | None:
     """Carry a login or logout and wait for the answer. Unlike a page, the credential (a password, a session key)
     is taken out of the RA's work item as soon as the wait ends, also from an item a connector still holds (its
     run, if the lease runs out, is then refused as unreadable), and the answer's body (the new session's key) once
     read here."""
-    timeout = float(getattr(settings, "PKI_PEER_REQUEST_TIMEOUT", 30))
+    if timeout is None:
+        timeout = float(getattr(settings, "PKI_PEER_REQUEST_TIMEOUT", 30))
     payload = {"method": "POST", "path": LOGIN_PATH, "query": "", "body": "", "messages": [], **extra,
                "identity": identity, "client_address": throttle.client_address(request)}
     item = queue.submit(WorkKind.PORTAL_PAGE, payload, presented_identity(identity), timeout)
@@ -175,6 +192,10 @@ def portal_login(request: HttpRequest) -> HttpResponse:
     """``/ra/login/`` on an RA node: log in to the RA portal with the user name and password held by the CA."""
     if not is_ra():
         return HttpResponseRedirect(f"{settings.LOGIN_URL}?{urlencode({'next': '/ra/'})}")
+    if request.method == "GET" and "state" in request.GET:
+        return _oidc_callback(request)
+    if request.method == "POST" and "provider" in request.POST:
+        return _oidc_start(request)
     if portal_session(request) is not None and request.method == "GET":
         return HttpResponseRedirect(_next_url(request))
     form = PortalLoginForm(request.POST if request.method == "POST" else None)
@@ -211,11 +232,107 @@ def portal_login(request: HttpRequest) -> HttpResponse:
                 throttle.record_failure(throttle.ADDRESS, address, ip=address)
             retry = str((answer.get("headers") or {}).get("Retry-After") or "")[:16]
             form.add_error(None, _refusal_text(answer))
-    response = render(request, "peers/portal_login.html", {"form": form, "next": _next_url(request)},
-                      status=status)
+    return _login_page(request, form, status, retry)
+
+
+def _login_page(request: HttpRequest, form: PortalLoginForm, status: int = 200, retry: str = "",
+                error: str = "") -> HttpResponse:
+    providers, answered = _oidc_providers(request)
+    response = render(request, "peers/portal_login.html", {
+        "form": form, "next": _next_url(request), "providers": providers, "providers_answered": answered,
+        "error": error,
+    }, status=status)
     if retry.isdigit():
         response["Retry-After"] = retry
     return response
+
+
+def _logged_in(request: HttpRequest, session: dict[str, str]) -> None:
+    request.session.cycle_key()  # no session fixation: a new key for the logged-in session
+    request.session[PORTAL_SESSION] = session
+    rotate_token(request)
+
+
+def _json_body(answer: dict[str, Any]) -> dict[str, Any] | None:
+    if answer.get("status") != 200 or not str(answer.get("content_type", "")).startswith("application/json"):
+        return None
+    try:
+        data = json.loads(base64.b64decode(str(answer.get("body", "")), validate=True))
+    except (binascii.Error, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _oidc_providers(request: HttpRequest) -> tuple[list[dict[str, Any]], bool]:
+    """The CA's providers for a browser login (``[{"id", "label"}]``) and whether the CA answered: from the shared
+    cache, else asked of the CA (a short wait: the password form must not wait long for them)."""
+    cached = cache.get(PROVIDERS_CACHE_KEY)
+    if isinstance(cached, dict):
+        return cached.get("providers") or [], bool(cached.get("answered"))
+    wait = min(float(getattr(settings, "PKI_PEER_REQUEST_TIMEOUT", 30)), PROVIDERS_WAIT)
+    done = _carry_credential(request, {"oidc": {"action": "providers"}}, {}, timeout=wait)
+    data = _json_body(done.result or {}) if done is not None else None
+    providers = []
+    for entry in (data or {}).get("providers") or []:
+        if isinstance(entry, dict) and isinstance(entry.get("id"), int) and isinstance(entry.get("label"), str):
+            providers.append({"id": entry["id"], "label": entry["label"][:200]})
+    answered = data is not None
+    cache.set(PROVIDERS_CACHE_KEY, {"providers": providers, "answered": answered},
+              PROVIDERS_SECONDS if answered else PROVIDERS_UNANSWERED_SECONDS)
+    return providers, answered
+
+
+def _ca_not_answering(request: HttpRequest) -> HttpResponse:
+    response = _page(request, "The CA is not answering",
+                     "The CA did not answer in time. Try to log in again in a moment.", 503, retry=LOGIN_PATH)
+    response["Retry-After"] = RETRY_AFTER
+    return response
+
+
+def _oidc_start(request: HttpRequest) -> HttpResponse:
+    """The operator chose a provider: the CA builds the authorization request; the browser goes to the provider."""
+    try:
+        provider = int(request.POST.get("provider", ""))
+    except ValueError:
+        provider = 0
+    if provider <= 0:
+        return _page(request, "Unknown provider", "Choose one of the listed providers.", 400)
+    step = {"action": "start", "provider": provider, "redirect_uri": request.build_absolute_uri(LOGIN_PATH)}
+    done = _carry_credential(request, {"oidc": step}, {})
+    if done is None:
+        return _ca_not_answering(request)
+    data = _json_body(done.result or {})
+    url, state = (data or {}).get("authorization_url"), (data or {}).get("state")
+    if not isinstance(url, str) or not url.startswith(("https://", "http://")) or not isinstance(state, str):
+        return _login_page(request, PortalLoginForm(), 400, error=_refusal_text(done.result or {}))
+    request.session[OIDC_PENDING] = {"state": state, "next": _next_url(request)}
+    return HttpResponseRedirect(url)
+
+
+def _oidc_callback(request: HttpRequest) -> HttpResponse:
+    """The provider sent the browser back: carry the code and state to the CA, which answers with a session."""
+    pending = request.session.pop(OIDC_PENDING, None)
+    state = request.GET.get("state", "")
+    if not isinstance(pending, dict) or not state or not hmac.compare_digest(str(pending.get("state", "")), state):
+        # Login CSRF: a reply for an attempt another browser started (an attacker's own code) logs nobody in here.
+        logger.warning("RA portal OIDC reply with a state this browser did not start, from %s",
+                       throttle.client_address(request))
+        return _login_page(request, PortalLoginForm(), 400, error="This reply of the provider belongs to no login "
+                           "started in this browser: log in again.")
+    step = {"action": "finish", "state": state, "code": request.GET.get("code", "")[:4096],
+            "error": request.GET.get("error", "")[:64]}
+    done = _carry_credential(request, {"oidc": step}, {})
+    if done is None:
+        return _ca_not_answering(request)
+    session = _login_answer(done.result or {})
+    if session is None:
+        status = str((done.result or {}).get("status", ""))
+        code = int(status) if status.isdigit() and 400 <= int(status) < 600 else 502
+        return _login_page(request, PortalLoginForm(), code, error=_refusal_text(done.result or {}))
+    _logged_in(request, session)
+    logger.info("RA portal OIDC login of %s from %s", session["username"], throttle.client_address(request))
+    next_url = pending.get("next")
+    return HttpResponseRedirect(next_url if isinstance(next_url, str) and next_url.startswith("/ra/") else "/ra/")
 
 
 def _login_answer(answer: dict[str, Any]) -> dict[str, str] | None:

@@ -95,6 +95,11 @@ class ProviderOIDCBackend(OIDCAuthenticationBackend):
         row = getattr(request, PROVIDER_ATTR, None) if request is not None else None
         if row is None or "nonce" not in kwargs:
             return None  # not an OIDC callback (a password login, say)
+        self.configure(row)
+        return super().authenticate(request, **kwargs)
+
+    def configure(self, row) -> None:
+        """Use the endpoints and client of the provider ``row`` (also for a login an RA carried here)."""
         self.provider_row = row
         self.provider = ProviderConfig.from_model(row)
         self.OIDC_OP_TOKEN_ENDPOINT = row.token_endpoint
@@ -102,7 +107,6 @@ class ProviderOIDCBackend(OIDCAuthenticationBackend):
         self.OIDC_OP_JWKS_ENDPOINT = row.jwks_uri
         self.OIDC_RP_CLIENT_ID = row.client_id
         self.OIDC_RP_CLIENT_SECRET = row.get_client_secret()
-        return super().authenticate(request, **kwargs)
 
     def verify_token(self, token, **kwargs):
         """The ID token, verified against the provider's cached JWKS with our client ID as audience."""
