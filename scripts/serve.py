@@ -1,7 +1,7 @@
 """The server of ``make run``: nginx on HOST:PORT in front of gunicorn on a loopback port only nginx knows.
 
     .venv/bin/python scripts/serve.py [--host 127.0.0.1] [--port 8000] [--tls-port PORT+443] [--workers 2]
-                                      [--threads 4] [--ocsp-workers 0] [--ocsp-threads 2] [--no-scheduler]
+                                      [--threads 4] [--ocsp-workers 0] [--ocsp-threads 4] [--no-scheduler]
 
 nginx (deploy/nginx/pki-run.conf) holds slow clients, reads whole request bodies with a timeout and bounds
 request lines; gunicorn (settings in pki/gunicorn_conf.py) gets complete requests only, so a few clients that
@@ -9,10 +9,11 @@ announce a body and send nothing no longer hold its threads. nginx's files (conf
 bodies) go to ``--run-dir`` (var/run). Without an nginx binary the script serves with gunicorn alone, says
 loudly what that leaves open, and caps request lines at gunicorn's largest finite limit.
 
-OCSP: gunicorn answers it by default. ``--ocsp-workers N`` has nginx send the responder's paths (``/ocsp``,
-``/ejbca/publicweb/status/ocsp``) to processes of their own, protocols/ocsp/wsgi.py under granian (N processes of
-``--ocsp-threads`` threads, on another loopback port): the same view and middleware, without gunicorn and Django's
-request handler. Measured, not (yet) faster with the real responder: benchmarks/README.md.
+OCSP: gunicorn answers it by default, through protocols.ocsp.endpoint ahead of Django's handler (pki/wsgi.py).
+``--ocsp-workers N`` has nginx send the responder's paths (``/ocsp``, ``/ejbca/publicweb/status/ocsp``) to N
+processes of their own, protocols/ocsp/wsgi.py under granian (``--ocsp-threads`` threads each, one loopback port
+each, taken in turn by nginx): the same endpoint, without gunicorn. Measured: less CPU per answer, but fewer answers
+per second on the shared machine it was measured on (benchmarks/README.md, "OCSP responder, fourth round").
 
 HTTPS: when ``init`` wrote var/tls/ (a server certificate from ManagementCA and the local CAs' certificates), nginx
 also listens with TLS on ``--tls-port`` (default PORT+443: 8443 beside 8000; 0 turns it off) and asks for an
@@ -40,6 +41,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,9 +58,10 @@ TLS_FILES = ("server.pem", "server.key", "client-ca.pem")
 PROXY_SECRET_PLACEHOLDER = "PKI_PROXY_SECRET_VALUE"
 OCSP_PLACEHOLDER = "server 127.0.0.1:8002;"
 # The OCSP responder's own processes (--ocsp-workers, --ocsp-threads): off by default. With the real responder
-# they were not faster than gunicorn on a loaded machine (benchmarks/README.md, "OCSP responder, third round"),
-# though granian alone costs a quarter of gunicorn per request; 2 x 2 is the shape measured.
-OCSP_WORKERS, OCSP_THREADS = 0, 2
+# they took ~20% less server CPU per answer than gunicorn but answered fewer per second on a loaded machine
+# (benchmarks/README.md, "OCSP responder, fourth round"); 4 threads each was the cheapest shape measured (2 x 1,
+# 2 x 2, 2 x 4, 3 x 1, 3 x 2, 4 x 1, 4 x 2, 2 x 8).
+OCSP_WORKERS, OCSP_THREADS = 0, 4
 TEMP_KINDS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 
 WARNING = """
@@ -107,15 +110,17 @@ def _address(host: str, port: int) -> str:
 
 
 def render_nginx(run_dir: Path, host: str, port: int, upstream_port: int, *, tls_port: int = 0,
-                 tls_dir: Path | None = None, proxy_secret: str = "", ocsp_port: int = 0) -> Path:
+                 tls_dir: Path | None = None, proxy_secret: str = "", ocsp_ports: Sequence[int] = ()) -> Path:
     """pki-run.conf with this run's addresses, inside a main nginx.conf whose files all live in ``run_dir``.
     The HTTPS server is kept only with a ``tls_port`` and the ``tls_dir`` holding init's files; it sends
     ``proxy_secret`` to gunicorn (the rendered site file is readable by its owner only). The OCSP paths go to
-    the responder process on ``ocsp_port``, or without one to gunicorn, which answers them too."""
+    the responder processes on ``ocsp_ports`` (nginx takes them in turn), or without any to gunicorn, which
+    answers them too."""
     site = SITE_CONF.read_text()
+    ocsp_servers = "\n    ".join(f"server 127.0.0.1:{p};" for p in (ocsp_ports or [upstream_port]))
     replacements = [(LISTEN_PLACEHOLDER, f"listen {_address(host, port)};"),
                     (UPSTREAM_PLACEHOLDER, f"server 127.0.0.1:{upstream_port};"),
-                    (OCSP_PLACEHOLDER, f"server 127.0.0.1:{ocsp_port or upstream_port};")]
+                    (OCSP_PLACEHOLDER, ocsp_servers)]
     start, end = site.find(TLS_BEGIN), site.find(TLS_END)
     if start < 0 or end < start:
         raise SystemExit(f"serve.py: {SITE_CONF} no longer has its {TLS_BEGIN} ... {TLS_END} block")
@@ -171,11 +176,13 @@ def gunicorn_argv(bind: str, workers: int, threads: int, *, exposed: bool,
     return argv
 
 
-def ocsp_argv(port: int, workers: int, threads: int) -> list[str]:
-    """The OCSP responder's own server (protocols/ocsp/wsgi.py): granian on a loopback port only nginx is told,
-    ``workers`` processes of ``threads`` threads. Its access log is nginx's, as gunicorn's is."""
+def ocsp_argv(port: int, threads: int) -> list[str]:
+    """One OCSP responder process (protocols/ocsp/wsgi.py): granian with one worker of ``threads`` threads on a
+    loopback port only nginx is told. One port per process, not one granian of N workers: those share one
+    listening socket, and nginx's few kept connections to it all landed on one worker (measured: one process did
+    ~95% of the answers while the other idled). nginx takes the ports in turn. Its access log is nginx's."""
     return [str(BIN / "granian"), "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(port),
-            "--workers", str(workers), "--blocking-threads", str(threads), "--no-ws", "--log-level", "warning",
+            "--workers", "1", "--blocking-threads", str(threads), "--no-ws", "--log-level", "warning",
             "--respawn-failed-workers", "protocols.ocsp.wsgi:application"]
 
 
@@ -314,9 +321,9 @@ def main(argv: list[str] | None = None) -> int:
                   "another)", file=sys.stderr, flush=True)
             tls_port = 0
         proxy_secret = secrets.token_urlsafe(32)
-        ocsp_port = free_loopback_port() if args.ocsp_workers else 0
+        ocsp_ports = [free_loopback_port() for _ in range(max(args.ocsp_workers, 0))]
         config = render_nginx(run_dir, args.host, args.port, upstream.getsockname()[1], tls_port=tls_port,
-                              tls_dir=tls_dir, proxy_secret=proxy_secret, ocsp_port=ocsp_port)
+                              tls_dir=tls_dir, proxy_secret=proxy_secret, ocsp_ports=ocsp_ports)
         # nginx is the only peer and appends the client's address to X-Forwarded-For: believe it from nginx
         # alone, so login and Basic throttling count per client, not one budget for everyone.
         env = {**os.environ, "PKI_TRUSTED_PROXIES": os.environ.get("PKI_TRUSTED_PROXIES") or "127.0.0.1"}
@@ -325,19 +332,18 @@ def main(argv: list[str] | None = None) -> int:
             # loopback port only nginx is told), whatever PKI_TRUSTED_PROXIES the environment had.
             env.update(PKI_BEHIND_TLS_PROXY="1", PKI_TRUSTED_PROXIES="127.0.0.1", PKI_SECURE_COOKIES="0",
                        PKI_PROXY_SECRET=proxy_secret)
-        responder = None
-        if ocsp_port:
-            # OCSP in a process of its own, past gunicorn and Django's handler (protocols/ocsp/wsgi.py); the
-            # same environment as gunicorn.
-            responder = subprocess.Popen(ocsp_argv(ocsp_port, args.ocsp_workers, args.ocsp_threads), cwd=ROOT,
-                                         env=env, start_new_session=True)
-            processes.append(responder)
+        responders = []
+        for ocsp_port in ocsp_ports:
+            # OCSP in processes of their own, past gunicorn (protocols/ocsp/wsgi.py); the same environment.
+            responders.append((ocsp_port, subprocess.Popen(ocsp_argv(ocsp_port, args.ocsp_threads), cwd=ROOT,
+                                                            env=env, start_new_session=True)))
+            processes.append(responders[-1][1])
         processes.append(subprocess.Popen(
             gunicorn_argv(f"fd://{upstream.fileno()}", args.workers, args.threads, exposed=False,
                           control_socket=control_socket),
             cwd=ROOT, env=env, pass_fds=(upstream.fileno(),)))
         upstream.close()
-        if responder is not None and not wait_for_responder(ocsp_port, responder):
+        if not all(wait_for_responder(ocsp_port, responder) for ocsp_port, responder in responders):
             print("serve.py: the OCSP responder did not start; stopping", file=sys.stderr, flush=True)
             _stop(processes)
             return 1

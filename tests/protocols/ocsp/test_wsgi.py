@@ -169,3 +169,28 @@ def test_settings_that_look_at_the_request_leave_the_endpoint_to_django(setting)
         assert _lean("post", "/ocsp", endpoint.route(django), **kw)[0] == 204
     status, body, _ = _lean("post", "/ocsp", endpoint.route(django), **kw)
     assert status == 200 and asn1_ocsp.OCSPResponse.load(body)["response_status"].native == "unauthorized"
+
+
+# --- serve.py --ocsp-workers N: one granian process per port, nginx takes them in turn -------------------------
+
+
+def test_nginx_takes_each_responder_process_in_turn(tmp_path):
+    """granian's workers of one process share its listening socket, and nginx's kept connections all landed on
+    one of them: so one process (``--workers 1``) per port, each port a server of nginx's OCSP upstream."""
+    import re
+    import subprocess
+
+    from tests.deploy.test_serving import serve
+
+    nginx = serve.nginx_binary()
+    assert nginx, "nginx is not installed: scripts/install-test-deps.sh installs it"
+    config = serve.render_nginx(tmp_path, "127.0.0.1", 8000, 8001, ocsp_ports=[8002, 8003])
+    site = (tmp_path / "pki-run.conf").read_text()
+    upstream = re.search(r"upstream pki_ocsp \{(.*?)\}", site, re.DOTALL)[1]
+    assert re.findall(r"server (\S+);", upstream) == ["127.0.0.1:8002", "127.0.0.1:8003"]
+    out = subprocess.run([nginx, "-t", "-p", str(tmp_path), "-c", str(config), "-e", "stderr"], capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode == 0 and "[emerg]" not in out.stderr, out.stderr
+    argv = serve.ocsp_argv(8002, 4)
+    assert argv[argv.index("--workers") + 1] == "1" and argv[argv.index("--port") + 1] == "8002"
+    assert argv[-1] == "protocols.ocsp.wsgi:application"
