@@ -4,7 +4,8 @@ measurement day (crl_build.py had rotted on a new NOT NULL column).
 
 The scripts run against the test PostgreSQL server (DATABASE_URL, as ``make test`` sets it), each in databases
 of its own named with this run's suffix, copied from one database migrated once for the whole run
-(PKI_BENCH_TEMPLATE, benchmarks/_setup.py): migrating 15 databases would cost more than running the scripts.
+(PKI_BENCH_TEMPLATE, benchmarks/_setup.py; the suite's template, tests/support/templatedb.py): migrating 15
+databases would cost more than running the scripts.
 They run a few at a time (most of a smoke run is waiting: interpreter and Django start-up, servers coming up),
 the slowest first, and each script's test then reads its own result.
 """
@@ -19,7 +20,6 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -70,24 +70,19 @@ def _admin(database_url: str):
 # worker, and a module fixture is torn down at each switch, so the whole smoke run went twice (~3 min each).
 @pytest.fixture(scope="session")
 def bench_env(tmp_path_factory):
-    """The environment of the scripts: this run's database suffix and a migrated template database."""
+    """The environment of the scripts: this run's database suffix and a migrated template database (the suite's
+    own, tests.support.templatedb: built once per PostgreSQL server and set of migrations, not once per run)."""
+    from tests.support.templatedb import migrated_template
+
     server = os.environ.get("DATABASE_URL", "")
     if not server.startswith("postgres"):
         raise AssertionError("DATABASE_URL must name the PostgreSQL server (make test sets it)")
     suffix = f"_smoke{secrets.token_hex(3)}"
-    template = f"pki_bench_template{suffix}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "PKI_TEST_", "REDIS_URL"))}
-    env.update({"PKI_BENCH_DB_SUFFIX": suffix, "PKI_BENCH_TEMPLATE": template, "LOG_LEVEL": "WARNING",
+    env.update({"PKI_BENCH_DB_SUFFIX": suffix, "PKI_BENCH_TEMPLATE": migrated_template(), "LOG_LEVEL": "WARNING",
                 "PYTHONUNBUFFERED": "1", "TMPDIR": str(tmp_path_factory.mktemp("bench"))})
     conn = _admin(server)
-    with conn.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{template}"')
     try:
-        migrate = subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, capture_output=True, text=True,
-            timeout=300, env={**env, "DATABASE_URL": urlsplit(server)._replace(path=f"/{template}").geturl(),
-                              "PKI_MASTER_KEY": env.get("PKI_MASTER_KEY", "benchmark-master-key")})
-        assert migrate.returncode == 0, migrate.stdout + migrate.stderr
         yield env
     finally:
         with conn.cursor() as cur:
