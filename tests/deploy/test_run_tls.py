@@ -1,9 +1,10 @@
 """``make run``'s HTTPS listener with client certificates, and an EJBCA-style REST client that holds only the
 ``superadmin.p12`` ``init`` printed the password of (issue 14).
 
-A fresh PostgreSQL database of its own, ``manage.py migrate`` and ``init`` as the Makefile runs them, then
-``scripts/serve.py`` with the Makefile's arguments (nginx in front of gunicorn). The client is curl with the P12
-converted by openssl, as an operator would do it: no OAuth provider, no Basic credentials, nothing configured by hand.
+A PostgreSQL database of its own (a copy of the suite's migrated one), ``manage.py migrate`` and ``init`` as the
+Makefile runs them, then ``scripts/serve.py`` with the Makefile's arguments (nginx in front of gunicorn). The client
+is curl with the P12 converted by openssl, as an operator would do it: no OAuth provider, no Basic credentials,
+nothing configured by hand.
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ class MakeRunTls(LiveScepServer):
     """The database and process handling of LiveScepServer; migrate + init + serve.py as ``make run`` does."""
 
     def start(self) -> MakeRunTls:
-        self._sql(f'CREATE DATABASE "{self.db_name}"')
+        # A copy of the suite's migrated template; `make run` still runs migrate (nothing left to do) and init.
+        self.create_database()
         self.manage("migrate", "--noinput", "-v0")
         self.init_output = self.manage("init")
         self.var = Path(self.env["PKI_VAR_DIR"])
