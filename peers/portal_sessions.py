@@ -331,14 +331,21 @@ def run_oidc(request, step: Any, connector_pk: int | None) -> dict[str, Any]:
     """One carried OIDC login step (``{"action": "providers" | "start" | "finish", ...}``) as the RA's answer."""
     import json
 
+    from django.utils.html import escape
+
     from pki.auth import refusals
     from pki.auth.oidc import AUDIT_EVENT
 
-    from .carried_http import portal_page
+    def answer(status: int, content_type: str, body: bytes, actor: str = "") -> dict[str, Any]:
+        return {"status": status, "content_type": content_type, "body": base64.b64encode(body).decode(),
+                "headers": {}, "actor": actor, "messages": []}
 
     def json_answer(data: dict[str, Any], actor: str = "") -> dict[str, Any]:
-        return {"status": 200, "content_type": "application/json", "headers": {}, "actor": actor, "messages": [],
-                "body": base64.b64encode(json.dumps(data).encode()).decode()}
+        return answer(200, "application/json", json.dumps(data).encode(), actor)
+
+    def portal_page(text: str, status: int) -> dict[str, Any]:  # as carried_http.portal_page (no import circle)
+        return answer(status, "text/html; charset=utf-8", f"<!doctype html><title>RA</title><p>{escape(text)}</p>"
+                      .encode())
 
     step = step if isinstance(step, dict) else {}
     if connector_pk is None:
