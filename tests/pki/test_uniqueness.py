@@ -213,6 +213,26 @@ def test_concurrent_issuance_for_two_users_lets_exactly_one_through(ca_factory, 
     assert Certificate.objects.filter(ca=ca, is_ca=False).count() == 1
 
 
+def test_the_holders_query_never_reads_every_certificate_of_the_ca(root_ca):
+    """The plan PostgreSQL keeps for the prepared query (a generic one, made before the table has statistics) looks
+    the DN and key up by their own indexes; with the CA in the WHERE clause it ANDed an index on ca_id in, reading an
+    entry for every certificate of the CA on every issuance."""
+    import re
+
+    from pki.uniqueness import _holders_statement
+
+    _, sql, params = _holders_statement([(root_ca.pk, "CN=Plan")], [(root_ca.pk, "ab" * 32)])
+    numbered = iter(range(1, len(params) + 1))
+    with connection.cursor() as cur:
+        cur.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        cur.execute(f"PREPARE test_holders AS {re.sub('%s', lambda _: f'${next(numbered)}', sql)}")
+        cur.execute(f"EXPLAIN EXECUTE test_holders({', '.join(['%s'] * len(params))})", params)
+        plan = "\n".join(row[0] for row in cur.fetchall())
+        cur.execute("DEALLOCATE test_holders")
+    assert "subject_dn" in plan and "public_key_sha256" in plan, plan
+    assert "ca_id" not in " ".join(line for line in plan.splitlines() if "Cond" in line), plan
+
+
 # --- admin UI and CLI -------------------------------------------------------------------------------------
 
 @pytest.fixture
