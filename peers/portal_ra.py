@@ -395,14 +395,16 @@ def _ask_new_password(request: HttpRequest, username: str) -> HttpResponse:
 
 def portal_password_change(request: HttpRequest) -> HttpResponse:
     """``/ra/login/password/`` on an RA node: a user whose password at the CA is a one-time password (set by an
-    administrator) chooses their own and is logged in. The RA carries one login with the one-time password and the
-    new one; the CA checks the login as any other (throttling, lockout, audit), replaces the password by its own
-    rules (its password validators, the USER_PASSWORD_CHANGE audit event) and answers with a session record."""
+    administrator) chooses their own and is logged in; an operator logged in with their password changes it. The RA
+    carries one login with the current password and the new one; the CA checks the login as any other (throttling,
+    lockout, audit), replaces the password by its own rules (its password validators, the USER_PASSWORD_CHANGE
+    audit event) and answers with a new session record (the new password ends the user's other sessions there).
+    On a CA node: the own account's password page."""
     from pki.forms.users import PasswordChangeForm
 
     if not is_ra():
         return HttpResponseRedirect("/account/password/")
-    pending = request.session.get(MUST_CHANGE)
+    pending = request.session.get(MUST_CHANGE) or portal_session(request)
     if not isinstance(pending, dict) or not isinstance(pending.get("username"), str) or not pending["username"]:
         return HttpResponseRedirect(LOGIN_PATH)
     form = PasswordChangeForm(request.POST if request.method == "POST" else None)
@@ -442,7 +444,8 @@ def portal_password_change(request: HttpRequest) -> HttpResponse:
             retry = str((answer.get("headers") or {}).get("Retry-After") or "")[:16]
             form.add_error(None, _refusal_text(answer))
     response = render(request, "peers/portal_password.html", {
-        "form": form, "username": pending["username"], "next": _next_url(request)}, status=status)
+        "form": form, "username": pending["username"], "next": _next_url(request),
+        "one_time": MUST_CHANGE in request.session}, status=status)
     if retry.isdigit():
         response["Retry-After"] = retry
     return response

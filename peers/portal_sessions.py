@@ -75,10 +75,11 @@ def login(request, username: Any, password: Any, connector_pk: int,
     """Check a carried login with this CA's own login form. Returns ``(session key, user, "")`` or
     ``(None, None, reason)``; the reason is ``"throttled:<seconds>"`` when the form refused it unchecked.
 
-    A user holding a one-time password is refused (``"must-change"``) unless the login brings ``new_password``:
-    then the one-time password is replaced by this CA's own rules (:func:`pki.services.users.change_own_password`:
-    Django's password validators, audited) before the session is made; ``"new-password:<why>"`` when it is not
-    accepted."""
+    A login that brings ``new_password`` replaces the password by this CA's own rules
+    (:func:`pki.services.users.change_own_password`: Django's password validators, audited) before the session is
+    made (``"new-password:<why>"`` when it is not accepted): how an operator at an RA changes their password, and
+    must, when it is a one-time password (without ``new_password`` such a login is refused: ``"must-change"``). The
+    new password changes the session auth hash, so the user's other RA portal sessions end at their next page."""
     from pki.auth import password_change
     from pki.errors import ValidationError
     from pki.services.users import change_own_password
@@ -94,14 +95,14 @@ def login(request, username: Any, password: Any, connector_pk: int,
             return None, None, f"throttled:{form.throttled.retry_after}"
         return None, None, "invalid"
     user = form.get_user()
-    if password_change.must_change(user):
-        if new_password is None:
-            return None, None, "must-change"
+    if new_password is None and password_change.must_change(user):
+        return None, None, "must-change"
+    if new_password is not None:
         try:
             change_own_password(user, password, new_password)
         except ValidationError as exc:
             return None, None, f"new-password:{exc.message}"
-        logger.info("RA portal login of %s: the one-time password replaced", user.get_username())
+        logger.info("RA portal login of %s with a new password", user.get_username())
     store = _store()
     store[USER] = str(user.pk)
     store[HASH] = user.get_session_auth_hash()

@@ -336,8 +336,39 @@ def test_a_one_time_password_is_changed_as_part_of_the_login_at_the_ra(ra_portal
     assert page.status_code == 200 and "CN=anna" in page.content.decode() and "Password changed." in \
         page.content.decode()
     assert PASSWORD not in _queue_text() and "Fresh-Pass-0815" not in _queue_text()
-    assert op.get("/ra/login/password/").status_code == 302  # nothing pending any more
+    assert "Change your password" in op.get("/ra/login/password/").content.decode()  # no longer a one-time one
+    assert Client().get("/ra/login/password/")["Location"] == "/ra/login/"  # neither pending nor logged in
     assert _carried_login(carrier.pk)["status"] == 401  # the one-time password is gone
+    assert not tracebacks.records
+
+
+@DB
+def test_a_logged_in_operator_changes_their_password_at_the_ra(ra_portal, carrier, operator_account, tracebacks):
+    user = operator_account()
+    op = Client(enforce_csrf_checks=True)
+    assert _login(op).status_code == 302
+    (old,) = _ca_records()
+    home = op.get("/ra/").content.decode()
+    assert 'href="/ra/login/password/"' in home  # the CA's page links to the RA's change page
+    page = op.get("/ra/login/password/")
+    html = page.content.decode()
+    assert page.status_code == 200 and "Change your password" in html
+
+    def change(current: str, new: str):
+        return op.post("/ra/login/password/", {"old_password": current, "new_password1": new, "new_password2": new,
+                                               "csrfmiddlewaretoken": _csrf(html)})
+
+    r = change("not-my-password", "Fresh-Pass-0815")
+    assert r.status_code == 401 and op.session[PORTAL_SESSION]["key"] == old.session_key
+    r = change(PASSWORD, "Fresh-Pass-0815")
+    assert r.status_code == 302 and r["Location"] == "/ra/", r.content[-1500:]
+    user.refresh_from_db()
+    assert user.check_password("Fresh-Pass-0815")
+    assert AuditEvent.objects.filter(event_type="USER_PASSWORD_CHANGE", actor="rita", outcome="SUCCESS").count() == 1
+    new_key = op.session[PORTAL_SESSION]["key"]
+    assert new_key != old.session_key and op.get("/ra/").status_code == 200
+    assert _page(old.session_key, carrier.pk)["status"] == 403  # the old session ended with the old password
+    assert PASSWORD not in _queue_text() and "Fresh-Pass-0815" not in _queue_text()
     assert not tracebacks.records
 
 
