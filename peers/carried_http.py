@@ -280,7 +280,7 @@ PORTAL_ROUTES = frozenset({
 #: neither carried nor answered from the RA's database (which holds no end entities, certificates or approvals)
 #: until it is named here or in :data:`PORTAL_ROUTES`.
 RA_LOCAL_PORTAL_ROUTES = frozenset({"ra-portal-login", "ra-portal-password"})
-PORTAL_METHODS = frozenset({"GET", "POST"})
+PORTAL_METHODS = frozenset({"GET", "HEAD", "POST"})  # HEAD: the GET's status and headers, no body
 
 
 def portal_route_at_ra(path: str, url_name: str | None) -> str:
@@ -419,5 +419,8 @@ def run_portal(payload: dict[str, Any], connector_pk: int | None = None) -> dict
     request._messages = storage = CarriedMessages.storage(request, payload.get("messages"))
     response = _call(match, request)
     result = answer_of(response, actor.name)
+    if method == "HEAD":
+        result["headers"]["Content-Length"] = str(len(base64.b64decode(result["body"])))
+        result["body"] = ""
     result["messages"] = CarriedMessages.outgoing(storage)
     return result

@@ -178,6 +178,14 @@ def test_approval_requests_are_listed_viewed_and_decided_through_the_ra(ra_porta
 
 
 @DB
+def test_head_on_a_portal_page_answers_as_the_get_without_a_body(ra_portal, carrier, operator):
+    op = operator("ra-op", RA_ADMIN_RULES)
+    head, get = op.head("/ra/"), op.get("/ra/")
+    assert head.status_code == get.status_code == 200 and head.content == b""
+    assert head["Content-Type"] == get["Content-Type"] and int(head["Content-Length"]) == len(get.content)
+
+
+@DB
 def test_an_end_entity_is_edited_through_the_ra(ra_portal, carrier, operator, entity_factory):
     op = operator("ra-op", RA_ADMIN_RULES)
     anna = entity_factory("anna")
