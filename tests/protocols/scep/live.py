@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -177,6 +178,11 @@ class LiveScepServer:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=15)
+        # DROP DATABASE makes PostgreSQL checkpoint (seconds on a busy machine): in a thread of its own, so the next
+        # test need not wait; not a daemon, so the interpreter waits for it before it exits.
+        threading.Thread(target=self._drop_database, name=f"drop {self.db_name}").start()
+
+    def _drop_database(self) -> None:
         with contextlib.suppress(Exception):
             self._sql(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
 
