@@ -221,13 +221,17 @@ def ra_input(alias: ScepAlias, responder: Responder, info: m.CsrInfo, username: 
 def register_and_issue(alias: ScepAlias, data: EndEntityInput, profile,
                        csr: bytes | x509.CertificateSigningRequest, approval=None):
     """Create (or edit back to NEW) the end entity and issue to it, in one transaction; an approved request
-    that this issuance fulfils is marked with the certificate."""
+    that this issuance fulfils is marked with the certificate.
+
+    Inside a caller's transaction this opens no savepoint (two statements, two round trips on PostgreSQL, per
+    enrollment): a refusal after the first write dooms that transaction, and the caller rolls all of it back,
+    its refusal's audit events kept by :func:`pki.audit.failures_outlive_rollback` (see ``pkioperation``)."""
     actor = scep_actor(alias)
     # One audit event (CERT_CREATION, with the end entity's creation or edit in it) at the end: the chain head
     # is then locked for one statement and the commit, not through the whole issuance.
     # Approval was decided before (none needed, or ``approval`` is the approved request).
     checked = core_approvals.executing(approval) if approval is not None else core_approvals.checked()
-    with transaction.atomic(), audit.combined("CERT_CREATION"), checked:
+    with transaction.atomic(savepoint=False), audit.combined("CERT_CREATION"), checked:
         try:  # usually a new device: its row is written once, as the enrollment leaves it
             issued = ee_services.add_and_enroll_with_ra(actor, data, profile=profile, csr=csr, interface=INTERFACE)
         except ee_services.EndEntityExists:  # the database said the name is taken; nothing was written

@@ -150,22 +150,35 @@ def _pkcs_req(alias: ScepAlias, responder: Responder, message: m.PkiMessage, con
     # transaction: on SQLite it holds the database's only write lock, which every other enrollment waits for.
     enroll = enrollment.prepare(alias, responder, message, content)
     refused: m.ScepFailure | None = None
-    with transaction.atomic():
-        claim = transactions.claim(alias, message.transaction_id, message.sender_nonce, *identity)
-        if claim.answer_id is not None:
-            logger.info("SCEP %s: transaction %s sent again: the certificate issued to it", alias.name,
-                        message.transaction_id)
-            return transactions.answer(claim)
+    doomed: m.ScepFailure | None = None
+    # A refusal's audit events are written even when its transaction rolls back (below).
+    with audit.failures_outlive_rollback():
         try:
-            cert = enroll().certificate
+            with transaction.atomic():
+                claim = transactions.claim(alias, message.transaction_id, message.sender_nonce, *identity)
+                if claim.answer_id is not None:
+                    logger.info("SCEP %s: transaction %s sent again: the certificate issued to it", alias.name,
+                                message.transaction_id)
+                    return transactions.answer(claim)
+                try:
+                    cert = enroll().certificate
+                except m.ScepFailure as failure:
+                    if transaction.get_rollback():
+                        # Refused after the enrollment wrote without a savepoint of its own (RA mode): the whole
+                        # transaction rolls back, the claim and the nonce with it.
+                        doomed = failure
+                        raise
+                    # Committed, not rolled back: a wrong enrollment code's count stays (and the nonce is spent).
+                    refused = failure
+                    if claim.new:
+                        transactions.release(claim.pk)
+                else:
+                    if cert is not None:  # a new request in an existing transaction: its answer from now on
+                        transactions.record(claim.pk, cert, None if claim.new else identity[1])
         except m.ScepFailure as failure:
-            # Committed, not rolled back: the refusal's audit event and a wrong enrollment code's count stay.
-            refused = failure
-            if claim.new:
-                transactions.release(claim.pk)
-        else:
-            if cert is not None:  # a new request in an existing transaction: its answer from now on
-                transactions.record(claim.pk, cert, None if claim.new else identity[1])
+            if failure is doomed:  # the message was processed: a replay of it is still one
+                transactions.spend_nonce(message.sender_nonce)
+            raise
     if refused is not None:
         raise refused
     return cert

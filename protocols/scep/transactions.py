@@ -157,6 +157,14 @@ def claim(alias: ScepAlias, transaction_id: str, sender_nonce: bytes, request_ke
     return Claim(row.pk, False, row.certificate_id if row.request_digest == request_digest else None)
 
 
+def spend_nonce(sender_nonce: bytes) -> None:
+    """Record ``sender_nonce`` as seen (a statement of its own), for a request whose refusal rolled back the
+    :func:`claim` that recorded it."""
+    now = timezone.now()
+    with connection.cursor() as cur:
+        _fresh_nonce(cur, hashlib.sha256(sender_nonce).digest(), now)
+
+
 def locked(alias: ScepAlias, transaction_id: str) -> ScepTransaction | None:
     """The transaction's row, locked until the caller's transaction ends (None when there is none)."""
     return (ScepTransaction.objects.select_for_update(of=("self",)).select_related("certificate")

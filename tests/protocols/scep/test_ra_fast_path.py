@@ -92,6 +92,9 @@ def test_a_new_device_costs_one_alias_statement_and_one_end_entity_write(scep, s
         assert scep.enroll(make_csr(key, "CN=fast8", "s3cret"), key, scep_ca.certificate).status \
             == PkiStatus.SUCCESS
     sql = _statements(queries)
+    # Savepoints: the enrollment's transaction (one here, as the test's transaction holds it) and issuance's
+    # store; creating the end entity opens none (a refusal after it rolls the whole transaction back).
+    assert len([q for q in queries.captured_queries if q["sql"].startswith("SAVEPOINT")]) <= 2
     # The alias, its CAs, profiles, approval rules and the CA token's version: one prepared statement.
     alias_reads = [s for s in sql if "scep_scepalias" in s or "pki_scep_alias_stamp" in s]
     assert len(alias_reads) == 1 and alias_reads[0].startswith("EXECUTE pki_scep_alias_stamp_") \

@@ -15,7 +15,7 @@ from django.db import connection
 from django.test import Client
 
 from endentities.models import EndEntity
-from pki.models import Certificate
+from pki.models import AuditEvent, Certificate
 from pki.models.approvals import ApprovalRequest
 from protocols.scep import approvals
 from protocols.scep.messages import FailInfo, PkiStatus
@@ -141,6 +141,26 @@ def test_transaction_id_of_another_key_is_refused(scep, scep_ca, ra):
     assert (stolen.status, stolen.fail_info) == (PkiStatus.FAILURE, FailInfo.BAD_REQUEST)
     assert stolen.certificates == []
     assert Certificate.objects.filter(username="device7").count() == 1
+
+
+def test_a_refusal_after_the_end_entity_was_written_leaves_nothing_and_spends_the_nonce(scep, scep_ca, ra):
+    """RA mode writes the end entity without a savepoint of its own: issuance refusing after that write (here the
+    CA's unique public keys: another device's key) rolls the enrollment's whole transaction back. Nothing of the
+    device stays, the refusal is audited, and the same message sent again is a replay, refused before enrolling."""
+    key, signer, csr = _parties(71, "device8", "s3cret")
+    assert scep.enroll(csr, key, scep_ca.certificate, signer_cert=signer).status == PkiStatus.SUCCESS
+    message = scep_client.build_pkcs_req(make_csr(key, "CN=device9,O=Test,C=SE", "s3cret"), signer, key,
+                                         scep_ca.certificate, transaction_id="DEVICE9")
+    refused = _reply(scep.post(message.data), key, signer, scep_ca.certificate)
+    assert (refused.status, refused.fail_info) == (PkiStatus.FAILURE, FailInfo.BAD_REQUEST)
+    assert not EndEntity.objects.filter(username="device9").exists()
+    assert not Certificate.objects.filter(username="device9").exists()
+    assert not ScepTransaction.objects.filter(transaction_id=message.transaction_id).exists()
+    audited = AuditEvent.objects.filter(event_type="SCEP_ENROLLMENT", outcome="FAILURE", object_id="device9")
+    assert audited.count() == 1
+    again = _reply(scep.post(message.data), key, signer, scep_ca.certificate)
+    assert (again.status, again.fail_info) == (PkiStatus.FAILURE, FailInfo.BAD_REQUEST)
+    assert audited.count() == 1  # refused as a replay, not enrolled and refused again
 
 
 def test_resent_pkcsreq_after_approval_and_poll_gets_the_certificate(scep, scep_ca, ra, actor):
