@@ -1,6 +1,8 @@
 """The RA portal on an RA node (``PKI_NODE_ROLE=ra``): the pages of :data:`peers.carried_http.PORTAL_ROUTES`
-(Make New Request with a CSR or a server-generated keystore, Use Username, search, view, revoke, download) are
-carried to the CA and answered by the CA's own portal views, as the operator's client certificate.
+(Make New Request with a CSR or a server-generated keystore, Use Username, end entities and certificates: search,
+view, edit, revoke, download; approval requests) are carried to the CA and answered by the CA's own portal views,
+as the operator (client certificate or a login below). Any other ``/ra/`` page but the RA's own login pages is
+refused here with a page that says so: nothing of the portal is answered from this RA's database.
 
 The RA checks what it can check: the CSRF token (the CA renders its forms with this RA's CSRF secret, so the next
 POST passes here) and a client certificate its TLS proxy verified. The CA authenticates the certificate by its own
