@@ -61,6 +61,10 @@ INSTALLED_APPS = [
     "peers",
 ]
 
+# WSGI applications that answer their own paths before Django's handler (pki/wsgi.py wraps Django in each, in order):
+# the OCSP responder's two paths (protocols/ocsp/endpoint.py; any other path goes on to Django).
+PKI_WSGI_ROUTES = ["protocols.ocsp.endpoint.route"]
+
 MIDDLEWARE = [
     # First, so it wraps every other entry: a lost or unreachable database answers 503 + Retry-After, and a
     # request that failed before doing anything is run once more on a new connection (pki/dbhealth.py).
