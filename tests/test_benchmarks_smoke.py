@@ -87,8 +87,20 @@ def bench_env(tmp_path_factory):
     finally:
         with conn.cursor() as cur:
             cur.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", [f"%{suffix}"])
-            for (name,) in cur.fetchall():
-                cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            names = [name for (name,) in cur.fetchall()]
+        conn.close()
+        # At once, each on its own connection: every DROP DATABASE waits for a checkpoint, and drops waiting
+        # together share one (one after the other, the ~15 of a run took 41 s on a busy machine).
+        with ThreadPoolExecutor(max_workers=max(len(names), 1)) as pool:
+            list(pool.map(lambda name: _drop(server, name), names))
+
+
+def _drop(server: str, name: str) -> None:
+    conn = _admin(server)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
         conn.close()
 
 
