@@ -57,6 +57,22 @@ def _failed(connector: PeerConnector, exc: PeerError) -> None:
     logger.warning("Peer connector %s: %s", connector.name, exc.text)
 
 
+def still_usable(connector: PeerConnector) -> bool:
+    """Whether a connected session may go on with the credentials it connected with: the connector still enabled,
+    its authentication key binding the same, active, with the same certificate, which is still valid (not revoked,
+    not expired). Checked once a second while connected, so a binding disabled or revoked, or a certificate renewed,
+    ends the session within a second (the next session connects with what is current, or is refused)."""
+    from keybindings.choices import BindingStatus, CertificateState
+
+    current = (PeerConnector.objects.select_related("binding__certificate")
+               .filter(pk=connector.pk, enabled=True, binding_id=connector.binding_id).first())
+    if current is None:
+        return False
+    binding = current.binding
+    return (binding.status == BindingStatus.ACTIVE and binding.certificate_id == connector.binding.certificate_id
+            and binding.certificate_state() == CertificateState.VALID)
+
+
 def scep_push_payload() -> dict[str, Any]:
     """The CA's SCEP aliases and its answers to their read-only operations (what an RA serves by itself)."""
     from protocols.scep.models import ScepAlias
@@ -146,7 +162,7 @@ class ConnectorRunner:
                     while not self.stop.is_set():
                         # Once a second, not per lease: under load a lease comes back at once for each new item.
                         if time.monotonic() - checked >= 1.0:
-                            if not PeerConnector.objects.filter(pk=connector.pk, enabled=True).exists():
+                            if not still_usable(connector):
                                 return
                             _update(connector.pk, last_contact=timezone.now(), state=ConnectorState.CONNECTED)
                             checked = time.monotonic()
@@ -189,7 +205,7 @@ class ConnectorRunner:
 
         def alive() -> bool:
             _update(connector.pk, last_contact=timezone.now())
-            return PeerConnector.objects.filter(pk=connector.pk, enabled=True).exists()
+            return still_usable(connector)
 
         StatusPusher(client, connector, role).run(self.stop, alive)
 

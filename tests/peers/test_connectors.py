@@ -156,3 +156,29 @@ def test_peer_systems_page(actor, connector_binding):
     assert admin.post(f"/system/peers/{c.pk}/delete/").status_code == 302
     assert not PeerConnector.objects.exists()
     assert ui_client("nobody", ["/ca"]).get("/system/peers/").status_code == 403
+
+
+@pytest.mark.parametrize("change", ["none", "connector disabled", "binding disabled", "certificate revoked",
+                                    "certificate renewed", "another binding"])
+def test_a_connected_session_goes_on_only_with_the_credentials_it_connected_with(actor, connector_binding, change,
+                                                                                 soft_token_factory):
+    """The connector's session checks this once a second while connected (peers.connector): a binding disabled or
+    revoked at the CA ends the session at once instead of at the next reconnect."""
+    from peers.connector import still_usable
+    from pki.revocation import revoke
+
+    connected = services.add_connector(actor, name="dmz-ra", url=URL, binding="ra-link")
+    connected = PeerConnector.objects.select_related("binding__certificate").get(pk=connected.pk)
+    if change == "connector disabled":
+        services.edit_connector(actor, connected, enabled=False)
+    elif change == "binding disabled":
+        kb.set_status(actor, connector_binding, "DISABLED")
+    elif change == "certificate revoked":
+        revoke(actor, connector_binding.certificate, 1)
+    elif change == "certificate renewed":
+        kb.renew(actor, connector_binding)
+    elif change == "another binding":
+        other = kb.create_binding(actor, name="other-link", binding_type="AuthenticationKeyBinding",
+                                  crypto_token=soft_token_factory("Other"), key_spec="P-256")
+        PeerConnector.objects.filter(pk=connected.pk).update(binding=other)
+    assert still_usable(connected) is (change == "none")
