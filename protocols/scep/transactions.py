@@ -113,7 +113,8 @@ def _claim_sql() -> str:
 
 
 def _fresh_nonce(cur, digest: bytes, now: dt.datetime) -> bool:
-    """Other databases than PostgreSQL (no INSERT in WITH): the nonce statement alone."""
+    """The nonce statement alone: on other databases than PostgreSQL (no INSERT in WITH), and for
+    :func:`spend_nonce`."""
     nonces, _ = _tables()
     cur.execute(
         f"INSERT INTO {nonces} (digest, created_at) VALUES (%s, %s) ON CONFLICT (digest) "  # noqa: S608
