@@ -275,11 +275,11 @@ PORTAL_ROUTES = frozenset({
     "ra-cert-search", "ra-cert-detail", "ra-cert-revoke", "ra-cert-bulk-revoke", "ra-cert-download",
     "ra-approval-list", "ra-approval-detail", "ra-approval-decide",
 })
-#: RA portal pages an RA answers itself: its login with the CA's password (:mod:`peers.portal_ra`) and the change
-#: of a one-time password that login may ask for. Any other ``/ra/`` page is refused at an RA: a page added later is
-#: neither carried nor answered from the RA's database (which holds no end entities, certificates or approvals)
-#: until it is named here or in :data:`PORTAL_ROUTES`.
-RA_LOCAL_PORTAL_ROUTES = frozenset({"ra-portal-login", "ra-portal-password"})
+#: RA portal pages an RA answers itself: its login with the CA's password (:mod:`peers.portal_ra`), the password
+#: change carried as a login, and the CA certificates and CRLs the CA pushed here (public). Any other ``/ra/`` page
+#: is refused at an RA: a page added later is neither carried nor answered from the RA's database (which holds no
+#: end entities, certificates or approvals) until it is named here or in :data:`PORTAL_ROUTES`.
+RA_LOCAL_PORTAL_ROUTES = frozenset({"ra-portal-login", "ra-portal-password", "ra-ca-downloads"})
 PORTAL_METHODS = frozenset({"GET", "HEAD", "POST"})  # HEAD: the GET's status and headers, no body
 
 

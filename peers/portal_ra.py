@@ -47,6 +47,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.middleware.csrf import CsrfViewMiddleware, get_token, rotate_token
 from django.shortcuts import render
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_safe
 
 from pki.auth import throttle
 
@@ -451,3 +452,20 @@ def portal_password_change(request: HttpRequest) -> HttpResponse:
     if retry.isdigit():
         response["Retry-After"] = retry
     return response
+
+
+@require_safe
+def ca_downloads(request: HttpRequest) -> HttpResponse:
+    """``/ra/cas/``: the CA certificates and CRLs (EJBCA RA's "CA Certificates and CRLs"), linked to their public
+    download URLs (``/ca/<name>.crt``, ``/crl/<name>.crl``), which anyone may fetch. On an RA node it is the RA's
+    own page: the CA certificates and CRLs there are the ones the CA pushed (an RA serves them at those URLs also
+    while the CA is unreachable), so nothing is carried; on a CA node, this CA's own."""
+    from pki.models import CRL, CertificateAuthority
+
+    from .models import PushedCrl
+
+    cas = list(CertificateAuthority.objects.exclude(certificate_der=None).order_by("name"))
+    crls = PushedCrl.objects if is_ra() else CRL.objects
+    with_crl = set(crls.filter(ca__in=cas, is_delta=False).values_list("ca_id", flat=True))
+    rows = [{"name": ca.name, "subject": ca.subject_dn, "crl": ca.pk in with_crl} for ca in cas]
+    return render(request, "peers/portal_cas.html", {"cas": rows})

@@ -21,6 +21,7 @@ urlpatterns = [
     path(f"{API}/<str:key>/test", api.TestView.as_view(), name="api-peer-test"),
     path("ra/login/", portal_ra.portal_login, name="ra-portal-login"),  # RA node: log in with the CA's password
     path("ra/login/password/", portal_ra.portal_password_change, name="ra-portal-password"),  # a one-time password
+    path("ra/cas/", portal_ra.ca_downloads, name="ra-ca-downloads"),  # CA certificates and CRLs (public)
     path("system/peers/", views.peer_list, name="peer-list"),
     path("system/peers/new/", views.peer_create, name="peer-create"),
     path("system/peers/<int:pk>/edit/", views.peer_edit, name="peer-edit"),

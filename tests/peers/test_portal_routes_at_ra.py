@@ -105,6 +105,33 @@ def test_a_portal_page_nobody_decided_is_refused_at_the_ra(ra_node, monkeypatch)
     assert not PeerWorkItem.objects.exists()
 
 
+@pytest.mark.django_db
+def test_the_ca_certificates_and_crls_page_at_an_ra_lists_what_the_ca_pushed(ra_node, root_ca, actor):
+    """The RA's own page: the CA certificates and CRLs the CA pushed, linked to the RA's public URLs for them."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from peers.models import PushedCrl
+    from pki.crl import create_crl
+
+    crl = create_crl(actor, root_ca)
+    client = Client()  # public, as /ca/<name>.crt and /crl/<name>.crl are
+    page = client.get("/ra/cas/").content.decode()
+    assert "TestRoot" in page and "/ca/TestRoot.crt?format=pem" in page and "/crl/TestRoot.crl" not in page
+    ra_node.PKI_NODE_ROLE = "ca"  # at the CA: its own CRLs
+    assert "/crl/TestRoot.crl" in client.get("/ra/cas/").content.decode()
+    ra_node.PKI_NODE_ROLE = "ra"
+    PushedCrl.objects.create(ca=root_ca, crl_number=crl.crl_number, this_update=crl.this_update,
+                             next_update=crl.next_update, der=bytes(crl.der))
+    page = client.get("/ra/cas/").content.decode()
+    assert "/crl/TestRoot.crl" in page and not PeerWorkItem.objects.exists()
+    cert = client.get("/ca/TestRoot.crt?format=pem")
+    assert x509.load_pem_x509_certificate(cert.content).public_bytes(Encoding.DER) == bytes(root_ca.certificate_der)
+    pushed = client.get("/crl/TestRoot.crl")
+    assert pushed.status_code == 200 and pushed.content == bytes(crl.der)
+    assert client.post("/ra/cas/").status_code == 405
+
+
 # -- carried end to end ------------------------------------------------------------------------------------------
 
 APPROVE = ["/ra_functionality/approve_end_entity"]

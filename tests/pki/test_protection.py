@@ -28,6 +28,7 @@ PUBLIC: list[tuple[str, str]] = [
     (r"^login/$", "the login page"),
     (r"^ra/login/(password/)?$", "an RA node's portal login with the password held by the CA, and the change of a "
      "one-time password as part of it (on a CA node: to the login page and the password change page)"),
+    (r"^ra/cas/$", "the RA portal's list of CA certificates and CRLs, which are public at /ca/ and /crl/"),
     (r"^logout/$", "logging out (POST) ends whatever session there is"),
     (r"^(oidc|auth/oidc|login/oidc|oauth)/", "OpenID Connect login start and callback (state/nonce checked there)"),
     (r"^crl/", "CRL distribution points (RFC 5280: relying parties fetch them without credentials)"),
