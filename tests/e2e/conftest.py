@@ -15,6 +15,17 @@ CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-q
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
+@pytest.fixture(autouse=True)
+def _pooled_rsa_keys():
+    """Each browser test runs ``init`` (bootstrap.run) on its flushed database: ManagementCA's RSA-3072 key and the
+    admin credentials' RSA-2048 come from the per-process pool (tests/support/keypool.py; keys stay distinct within
+    a test) instead of a fresh prime search each time, as the CLI tests' ``init`` does."""
+    from tests.support.keypool import pooled_rsa_keys
+
+    with pooled_rsa_keys():
+        yield
+
+
 @pytest.fixture(scope="session")
 def browser():
     from playwright.sync_api import sync_playwright
