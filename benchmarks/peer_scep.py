@@ -9,6 +9,11 @@ concurrent keep-alive clients; every reply is decrypted and checked (SUCCESS, th
 key). Prints enrollments/s and p50/p99 for each path, the ratio and the p50 the RA adds (target: >= 0.80 and
 <= 15 ms).
 
+An RA sits in a DMZ on a machine of its own; here both nodes share one. By default the CA side (its gunicorn for
+the direct path, its connector for the carried one) is pinned to one core and the RA node's gunicorn to another,
+so the RA's own work does not take the CA's CPU (what two machines give); ``--shared-cores`` leaves every process
+on every core, where the ratio also counts the RA's CPU against the CA's.
+
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/x .venv/bin/python benchmarks/peer_scep.py [-n 200] [-c 8]
     ... benchmarks/peer_scep.py --smoke     # CI: a few enrollments, checks that it runs and prints its figures
 """
@@ -130,6 +135,26 @@ def _groups(pair: PeerPair, direct: subprocess.Popen) -> dict[str, object]:
             "RA db": backends(pair.ra.db_name), "clients+TLS": "self"}
 
 
+def _pin(session: subprocess.Popen | None, cores: set[int]) -> int:
+    """Every thread of every process in ``session``'s process group on ``cores`` (sched_setaffinity acts on one
+    thread: gunicorn's workers and the connector have started theirs already); returns the threads pinned."""
+    if session is None:
+        return 0
+    pinned = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[3]) != session.pid:
+                continue
+            for task in (entry / "task").iterdir():
+                os.sched_setaffinity(int(task.name), cores)
+                pinned += 1
+        except (OSError, ValueError):
+            continue  # a thread or process that ended meanwhile
+    return pinned
+
+
 def _cpu(groups: dict[str, object]) -> dict[str, float]:
     return {name: (time.process_time() if match == "self" else _cpu_of(match)) for name, match in groups.items()}
 
@@ -164,6 +189,9 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=200, help="enrollments per path")
     parser.add_argument("-c", type=int, default=8, help="concurrent clients")
     parser.add_argument("--smoke", action="store_true", help="a few enrollments (CI)")
+    parser.add_argument("--shared-cores", action="store_true",
+                        help="leave every process on every core (default: the CA side on one core, the RA's "
+                             "gunicorn on another, as an RA in a DMZ runs on a machine of its own)")
     args = parser.parse_args()
     n, c = (4, 2) if args.smoke else (args.n, args.c)
     tmp = Path(tempfile.mkdtemp(prefix="peer-scep-"))
@@ -187,6 +215,17 @@ def main() -> None:
                 time.sleep(0.2)
         ca = x509.load_pem_x509_certificate((pair.out / "ca.pem").read_bytes())
         ra_url = pair.scep_url("ra-devices")
+        cores = sorted(os.sched_getaffinity(0))
+        if args.shared_cores or len(cores) < 2:
+            placement = f"every process on any of {len(cores)} core(s)"
+        else:
+            # The CA's work runs in its direct gunicorn or, carried, in its connector: both on one core; the RA
+            # node's gunicorn on another. The clients, the RA's TLS listener (a thread here) and PostgreSQL stay
+            # on both, for both paths alike.
+            ca_core, ra_core = {cores[0]}, {cores[1]}
+            threads = _pin(direct, ca_core) + _pin(pair.connector, ca_core) + _pin(pair.gunicorn, ra_core)
+            placement = (f"CA side (its gunicorn, its connector) on core {cores[0]}, the RA's gunicorn on core "
+                         f"{cores[1]} ({threads} threads pinned); clients, TLS listener and PostgreSQL on any")
         # Warm both paths (connections, caches) with a few enrollments of their own.
         for url, tag in ((direct_url, "warm-direct"), (ra_url, "warm-ra")):
             reqs, bodies = _messages(2, ca, tag)
@@ -207,7 +246,7 @@ def main() -> None:
             results[name] = (n / seconds, statistics.median(latencies))
             used = cpu_used[name] = {g: (after[g] - before[g]) * 1000 / n for g in groups}
             cpu_rows.append((name, *(f"{used[g]:.1f}" for g in groups), f"{sum(used.values()):.1f}"))
-        print(f"SCEP enrollments (RA mode, RSA-2048), load average {load()}")
+        print(f"SCEP enrollments (RA mode, RSA-2048), load average {load()}; {placement}")
         print(table(rows, ("path", "n", "clients", "enrolls/s", "p50 ms", "p99 ms")))
         (direct_rate, direct_p50), (ra_rate, ra_p50) = results["straight at the CA"], results["through the RA"]
         print(f"ratio RA / direct: {ra_rate / direct_rate:.2f} (target >= 0.80); "
