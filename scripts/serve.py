@@ -1,7 +1,7 @@
 """The server of ``make run``: nginx on HOST:PORT in front of gunicorn on a loopback port only nginx knows.
 
     .venv/bin/python scripts/serve.py [--host 127.0.0.1] [--port 8000] [--tls-port PORT+443] [--workers 2]
-                                      [--threads 4] [--ocsp-workers 0] [--ocsp-threads 4] [--no-scheduler]
+                                      [--threads 4] [--ocsp-workers 2] [--ocsp-threads 4] [--no-scheduler]
 
 nginx (deploy/nginx/pki-run.conf) holds slow clients, reads whole request bodies with a timeout and bounds
 request lines; gunicorn (settings in pki/gunicorn_conf.py) gets complete requests only, so a few clients that
@@ -9,11 +9,11 @@ announce a body and send nothing no longer hold its threads. nginx's files (conf
 bodies) go to ``--run-dir`` (var/run). Without an nginx binary the script serves with gunicorn alone, says
 loudly what that leaves open, and caps request lines at gunicorn's largest finite limit.
 
-OCSP: gunicorn answers it by default, through protocols.ocsp.endpoint ahead of Django's handler (pki/wsgi.py).
-``--ocsp-workers N`` has nginx send the responder's paths (``/ocsp``, ``/ejbca/publicweb/status/ocsp``) to N
-processes of their own, protocols/ocsp/wsgi.py under granian (``--ocsp-threads`` threads each, one loopback port
-each, taken in turn by nginx): the same endpoint, without gunicorn. Measured: less CPU per answer, but fewer answers
-per second on the shared machine it was measured on (benchmarks/README.md, "OCSP responder, fourth round").
+OCSP: nginx sends the responder's paths (``/ocsp``, ``/ejbca/publicweb/status/ocsp``) to ``--ocsp-workers``
+processes of their own (default 2), protocols/ocsp/wsgi.py under granian (``--ocsp-threads`` threads each, one
+loopback port each, taken in turn by nginx): the same endpoint (protocols.ocsp.endpoint) that gunicorn's application
+runs ahead of Django's handler (pki/wsgi.py), without gunicorn; twice gunicorn's answers per second on a quiet
+machine (benchmarks/README.md, "OCSP responder, fifth round"). ``--ocsp-workers 0`` leaves OCSP to gunicorn.
 
 HTTPS: when ``init`` wrote var/tls/ (a server certificate from ManagementCA and the local CAs' certificates), nginx
 also listens with TLS on ``--tls-port`` (default PORT+443: 8443 beside 8000; 0 turns it off) and asks for an
@@ -57,11 +57,11 @@ TLS_BEGIN, TLS_END = "# BEGIN HTTPS", "# END HTTPS"
 TLS_FILES = ("server.pem", "server.key", "client-ca.pem")
 PROXY_SECRET_PLACEHOLDER = "PKI_PROXY_SECRET_VALUE"
 OCSP_PLACEHOLDER = "server 127.0.0.1:8002;"
-# The OCSP responder's own processes (--ocsp-workers, --ocsp-threads): off by default. With the real responder
-# they took ~20% less server CPU per answer than gunicorn but answered fewer per second on a loaded machine
-# (benchmarks/README.md, "OCSP responder, fourth round"); 4 threads each was the cheapest shape measured (2 x 1,
-# 2 x 2, 2 x 4, 3 x 1, 3 x 2, 4 x 1, 4 x 2, 2 x 8).
-OCSP_WORKERS, OCSP_THREADS = 0, 4
+# The OCSP responder's own processes (--ocsp-workers, --ocsp-threads; 0 workers: gunicorn answers OCSP too). On a
+# quiet machine they answered 2,503/s against gunicorn's 1,181/s (p50 2.9 against 6.6 ms; benchmarks/ocsp.py,
+# benchmarks/README.md "OCSP responder, fifth round"), with ~40% less server CPU per answer; loaded, the two were
+# level. 4 threads each was the cheapest shape measured (2 x 1, 2 x 2, 2 x 4, 3 x 1, 3 x 2, 4 x 1, 4 x 2, 2 x 8).
+OCSP_WORKERS, OCSP_THREADS = 2, 4
 TEMP_KINDS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 
 WARNING = """
