@@ -340,13 +340,8 @@ def _oidc_callback(request: HttpRequest) -> HttpResponse:
 
 def _login_answer(answer: dict[str, Any]) -> dict[str, str] | None:
     """The session the CA made for a carried login (``{"key", "username"}``), or None when it refused."""
-    if answer.get("status") != 200 or not str(answer.get("content_type", "")).startswith("application/json"):
-        return None
-    try:
-        data = json.loads(base64.b64decode(str(answer.get("body", "")), validate=True))
-    except (binascii.Error, ValueError):
-        return None
-    if not isinstance(data, dict) or not isinstance(data.get("session"), str) or not data["session"]:
+    data = _json_body(answer)
+    if data is None or not isinstance(data.get("session"), str) or not data["session"]:
         return None
     return {"key": data["session"][:64], "username": str(data.get("username", ""))[:150]}
 

@@ -146,3 +146,50 @@ def carrying(connector, *, forget: bool = False) -> Iterator[None]:
     finally:
         stop.set()
         thread.join(10)
+
+
+# --- the RA portal at an RA node, carried to the CA in this process -----------------------------------------------
+
+
+@pytest.fixture
+def ra_portal(ra_node):
+    """This process as an RA node whose portal waits up to 20 s for the CA's answer."""
+    ra_node.PKI_PEER_REQUEST_TIMEOUT = 20
+    return ra_node
+
+
+@pytest.fixture
+def portal_carrier(actor, connector_binding, peer_role, peer_ca):
+    """The CA's connector (allowed to carry portal pages) looping in a thread: lease, carry, answer."""
+    from peers import services as peers
+
+    peer_role(peer_ca, connector_binding.certificate.certificate, {"/peer/carry/portal": True})
+    connector = peers.add_connector(actor, name="dmz-ra", url="https://127.0.0.1:9", binding="ra-link")
+    with carrying(connector):
+        yield connector
+
+
+@pytest.fixture
+def cert_operator(actor, peer_ca, csr_factory, peer_role) -> Callable:
+    """An RA operator's browser at the RA: ``cert_operator(cn, rules)``, a client certificate the CA issued, in a
+    role with ``rules`` on the CA."""
+    from django.test import Client
+
+    from pki.issuance import IssuanceRequest, issue
+    from pki.models import CertificateProfile
+
+    def make(cn: str, rules: list[str]):
+        csr, _ = csr_factory(f"CN={cn},O=Test")
+        cert = issue(IssuanceRequest(ca=peer_ca, actor=actor, profile=CertificateProfile.objects.get(name="ENDUSER"),
+                                     csr=csr, username=cn)).row.certificate
+        peer_role(peer_ca, cert, dict.fromkeys(rules, True))
+        return Client(enforce_csrf_checks=True, **cert_headers(cert))
+
+    return make
+
+
+def csrf_token(html: str) -> str:
+    """The CSRF token of the first form on a page."""
+    import re
+
+    return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)

@@ -24,7 +24,7 @@ from pki.services import approvals
 from tests.endentities import entities_support
 from tests.endentities.test_ra_portal_enroll import RA_ADMIN_RULES, _csr_pem, request_data
 
-from .conftest import carrying, cert_headers, foreign_cert
+from .conftest import carrying, cert_headers, csrf_token, foreign_cert
 
 ee_profile = entities_support.ee_profile
 ee_profile_factory = entities_support.ee_profile_factory
@@ -137,62 +137,28 @@ def test_the_ca_certificates_and_crls_page_at_an_ra_lists_what_the_ca_pushed(ra_
 APPROVE = ["/ra_functionality/approve_end_entity"]
 
 
-@pytest.fixture
-def carrier(actor, connector_binding, peer_role, peer_ca):
-    peer_role(peer_ca, connector_binding.certificate.certificate, {"/peer/carry/portal": True})
-    connector = peers.add_connector(actor, name="dmz-ra", url="https://127.0.0.1:9", binding="ra-link")
-    with carrying(connector):
-        yield connector
-
-
-@pytest.fixture
-def operator(actor, peer_ca, csr_factory, peer_role):
-    """An RA operator's browser at the RA: a client certificate the CA issued, in a role with ``rules`` there."""
-    from pki.issuance import IssuanceRequest, issue
-    from pki.models import CertificateProfile
-
-    def make(cn: str, rules: list[str]):
-        csr, _ = csr_factory(f"CN={cn},O=Test")
-        cert = issue(IssuanceRequest(ca=peer_ca, actor=actor, profile=CertificateProfile.objects.get(name="ENDUSER"),
-                                     csr=csr, username=cn)).row.certificate
-        peer_role(peer_ca, cert, dict.fromkeys(rules, True))
-        return Client(enforce_csrf_checks=True, **cert_headers(cert))
-
-    return make
-
-
-@pytest.fixture
-def ra_portal(ra_node):
-    ra_node.PKI_PEER_REQUEST_TIMEOUT = 20
-    return ra_node
-
-
-def _csrf(html: str) -> str:
-    return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)
-
-
 @DB
-def test_approval_requests_are_listed_viewed_and_decided_through_the_ra(ra_portal, carrier, operator, actor,
+def test_approval_requests_are_listed_viewed_and_decided_through_the_ra(ra_portal, portal_carrier, cert_operator, actor,
                                                                        ee_profile, root_ca, csr_factory, tracebacks):
     profile = approvals.save_profile(actor, name="One", approvals_required=1, request_expiration=3600)
     approvals.set_approval(actor, ApprovalAction.ADD_EDIT_END_ENTITY, profile, ca=root_ca)
-    maker = operator("maker", [*RA_ADMIN_RULES, f"/ca/{root_ca.pk}"])
+    maker = cert_operator("maker", [*RA_ADMIN_RULES, f"/ca/{root_ca.pk}"])
     page = maker.get(f"/ra/enroll/?profile={ee_profile.pk}")
     assert page.status_code == 200, page.content[-1500:]
     data = request_data(ee_profile, **{"key-csr_pem": _csr_pem(csr_factory), "key-certificate_format": "pem"})
-    token = _csrf(page.content.decode())
+    token = csrf_token(page.content.decode())
     r = maker.post(f"/ra/enroll/?profile={ee_profile.pk}", {**data, "csrfmiddlewaretoken": token})
     assert r.status_code in (200, 302), r.content[-1500:]
     req = ApprovalRequest.objects.get()
     assert req.status == ApprovalStatus.WAITING and not EndEntity.objects.exists()
-    checker = operator("checker", [*APPROVE, f"/ca/{root_ca.pk}"])
+    checker = cert_operator("checker", [*APPROVE, f"/ca/{root_ca.pk}"])
     listing = checker.get("/ra/approvals/")
     assert listing.status_code == 200 and req.username in listing.content.decode()
     detail = checker.get(f"/ra/approvals/{req.pk}/")
     html = detail.content.decode()
     assert detail.status_code == 200 and 'value="approve"' in html, html[-1500:]
     r = checker.post(f"/ra/approvals/{req.pk}/decide/", {"decision": "approve", "comment": "seen at the RA",
-                                                         "csrfmiddlewaretoken": _csrf(html)})
+                                                         "csrfmiddlewaretoken": csrf_token(html)})
     assert r.status_code == 302
     req.refresh_from_db()
     assert req.status == ApprovalStatus.APPROVED and req.approvals.get().comment == "seen at the RA"
@@ -205,16 +171,16 @@ def test_approval_requests_are_listed_viewed_and_decided_through_the_ra(ra_porta
 
 
 @DB
-def test_head_on_a_portal_page_answers_as_the_get_without_a_body(ra_portal, carrier, operator):
-    op = operator("ra-op", RA_ADMIN_RULES)
+def test_head_on_a_portal_page_answers_as_the_get_without_a_body(ra_portal, portal_carrier, cert_operator):
+    op = cert_operator("ra-op", RA_ADMIN_RULES)
     head, get = op.head("/ra/"), op.get("/ra/")
     assert head.status_code == get.status_code == 200 and head.content == b""
     assert head["Content-Type"] == get["Content-Type"] and int(head["Content-Length"]) == len(get.content)
 
 
 @DB
-def test_an_end_entity_is_edited_through_the_ra(ra_portal, carrier, operator, entity_factory, tracebacks):
-    op = operator("ra-op", RA_ADMIN_RULES)
+def test_an_end_entity_is_edited_through_the_ra(ra_portal, portal_carrier, cert_operator, entity_factory, tracebacks):
+    op = cert_operator("ra-op", RA_ADMIN_RULES)
     anna = entity_factory("anna", subject_dn="CN=anna,O=Test,C=SE")
     page = op.get(f"/ra/endentities/{anna.pk}/edit/")
     assert page.status_code == 200 and 'value="anna"' in page.content.decode(), page.content[-1500:]
@@ -225,7 +191,7 @@ def test_an_end_entity_is_edited_through_the_ra(ra_portal, carrier, operator, en
         ra_portal.PKI_NODE_ROLE = "ra"
     data = {k: v for k, v in initial.items() if v is not None}
     r = op.post(f"/ra/endentities/{anna.pk}/edit/", {**data, "dn_0": "anna-renamed",
-                                                     "csrfmiddlewaretoken": _csrf(page.content.decode())})
+                                                     "csrfmiddlewaretoken": csrf_token(page.content.decode())})
     assert r.status_code == 302, r.content.decode()[-2000:]
     assert "CN=anna-renamed" in EndEntity.objects.get(pk=anna.pk).subject_dn
     carried = AuditEvent.objects.filter(event_type="PEER_REQUEST_CARRIED", details__kind="portal.page")

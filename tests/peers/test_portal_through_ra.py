@@ -5,21 +5,18 @@ refusals are pages, not errors; a CA that does not answer gives a page that says
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from cryptography.hazmat.primitives.serialization import pkcs12
 from django.test import Client
 
 from endentities.choices import EndEntityStatus
 from endentities.models import EndEntity
-from peers import services as peers
 from peers.models import PeerWorkItem
 from pki.models import AuditEvent, Certificate
 from tests.endentities import entities_support
 from tests.endentities.test_ra_portal_enroll import RA_ADMIN_RULES, _csr_pem, request_data
 
-from .conftest import carrying, cert_headers
+from .conftest import csrf_token
 
 ee_profile = entities_support.ee_profile
 ee_profile_factory = entities_support.ee_profile_factory
@@ -37,49 +34,15 @@ def web_profile(ee_profile_factory, root_ca):
         available_token_types=[1, 2, 4], default_token_type=1, password_required=True)
 
 
-@pytest.fixture
-def carrier(actor, connector_binding, peer_role, peer_ca):
-    """The CA's connector (allowed to carry portal pages) looping in a thread: lease, carry, answer."""
-    peer_role(peer_ca, connector_binding.certificate.certificate, {"/peer/carry/portal": True})
-    connector = peers.add_connector(actor, name="dmz-ra", url="https://127.0.0.1:9", binding="ra-link")
-    with carrying(connector):
-        yield connector
-
-
-@pytest.fixture
-def operator(actor, peer_ca, csr_factory, peer_role):
-    """Make an operator: a client certificate the CA issued, member of a role with ``rules`` on the CA."""
-    from pki.issuance import IssuanceRequest, issue
-    from pki.models import CertificateProfile
-
-    def make(cn: str, rules: list[str]):
-        csr, _ = csr_factory(f"CN={cn},O=Test")
-        cert = issue(IssuanceRequest(ca=peer_ca, actor=actor, profile=CertificateProfile.objects.get(name="ENDUSER"),
-                                     csr=csr, username=cn)).row.certificate
-        peer_role(peer_ca, cert, dict.fromkeys(rules, True))
-        return Client(enforce_csrf_checks=True, **cert_headers(cert))
-
-    return make
-
-
-@pytest.fixture
-def ra_portal(ra_node):
-    ra_node.PKI_PEER_REQUEST_TIMEOUT = 20
-    return ra_node
-
-
-def _csrf(html: str) -> str:
-    return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)
-
-
 @DB
-def test_make_new_request_with_a_csr_and_the_message_on_the_next_page(ra_portal, carrier, operator, web_profile,
-                                                                      csr_factory, tracebacks):
-    op = operator("ra-op", RA_ADMIN_RULES)
+def test_make_new_request_with_a_csr_and_the_message_on_the_next_page(ra_portal, portal_carrier, cert_operator,
+                                                                      web_profile, csr_factory, tracebacks):
+    op = cert_operator("ra-op", RA_ADMIN_RULES)
     page = op.get(f"/ra/enroll/?profile={web_profile.pk}")
     assert page.status_code == 200 and 'name="key-csr_pem"' in page.content.decode()
     data = request_data(web_profile, **{"key-csr_pem": _csr_pem(csr_factory), "key-certificate_format": "der"})
-    r = op.post(f"/ra/enroll/?profile={web_profile.pk}", {**data, "csrfmiddlewaretoken": _csrf(page.content.decode())})
+    token = csrf_token(page.content.decode())
+    r = op.post(f"/ra/enroll/?profile={web_profile.pk}", {**data, "csrfmiddlewaretoken": token})
     assert r.status_code == 302, r.content.decode()[-2000:]
     cert = Certificate.objects.get(username="web1")
     assert r["Location"] == f"/ra/certificates/{cert.pk}/?format=der"
@@ -94,9 +57,9 @@ def test_make_new_request_with_a_csr_and_the_message_on_the_next_page(ra_portal,
 
 
 @DB
-def test_make_new_request_with_a_keystore_generated_on_the_ca(ra_portal, carrier, operator, web_profile):
-    op = operator("ra-op", RA_ADMIN_RULES)
-    token = _csrf(op.get(f"/ra/enroll/?profile={web_profile.pk}").content.decode())
+def test_make_new_request_with_a_keystore_generated_on_the_ca(ra_portal, portal_carrier, cert_operator, web_profile):
+    op = cert_operator("ra-op", RA_ADMIN_RULES)
+    token = csrf_token(op.get(f"/ra/enroll/?profile={web_profile.pk}").content.decode())
     r = op.post(f"/ra/enroll/?profile={web_profile.pk}",
                 {**request_data(web_profile, **{"key-token_type": "2", "key-key_algorithm": "P-256"}),
                  "csrfmiddlewaretoken": token})
@@ -108,8 +71,8 @@ def test_make_new_request_with_a_keystore_generated_on_the_ca(ra_portal, carrier
 
 
 @DB
-def test_search_and_revoke(ra_portal, carrier, operator, entity_factory):
-    op = operator("ra-op", RA_ADMIN_RULES)
+def test_search_and_revoke(ra_portal, portal_carrier, cert_operator, entity_factory):
+    op = cert_operator("ra-op", RA_ADMIN_RULES)
     anna = entity_factory("anna")
     entity_factory("otto")
     found = op.get("/ra/endentities/?text=ann")
@@ -117,22 +80,22 @@ def test_search_and_revoke(ra_portal, carrier, operator, entity_factory):
     html = found.content.decode()
     assert "CN=anna" in html and "CN=otto" not in html
     detail = op.get(f"/ra/endentities/{anna.pk}/").content.decode()
-    r = op.post(f"/ra/endentities/{anna.pk}/revoke/", {"reason": "4", "csrfmiddlewaretoken": _csrf(detail)})
+    r = op.post(f"/ra/endentities/{anna.pk}/revoke/", {"reason": "4", "csrfmiddlewaretoken": csrf_token(detail)})
     assert r.status_code == 302
     anna.refresh_from_db()
     assert anna.status == EndEntityStatus.REVOKED
 
 
 @DB
-def test_an_operator_without_the_right_sees_the_cas_refusal(ra_portal, carrier, operator, web_profile):
-    op = operator("viewer", ["/ra_functionality/view_end_entity"])
+def test_an_operator_without_the_right_sees_the_cas_refusal(ra_portal, portal_carrier, cert_operator, web_profile):
+    op = cert_operator("viewer", ["/ra_functionality/view_end_entity"])
     r = op.get(f"/ra/enroll/?profile={web_profile.pk}")
     assert r.status_code == 403 and "/ra_functionality/create_end_entity" in r.content.decode()
 
 
 @pytest.mark.django_db
-def test_a_post_without_the_ras_csrf_token_is_refused_at_the_ra(ra_portal, operator, web_profile):
-    op = operator("ra-op", RA_ADMIN_RULES)
+def test_a_post_without_the_ras_csrf_token_is_refused_at_the_ra(ra_portal, cert_operator, web_profile):
+    op = cert_operator("ra-op", RA_ADMIN_RULES)
     r = op.post(f"/ra/enroll/?profile={web_profile.pk}", request_data(web_profile))
     assert r.status_code == 403 and not PeerWorkItem.objects.exists()
 
@@ -151,9 +114,9 @@ def test_no_certificate_no_carrying(ra_portal, web_profile):
     ("get", "Try again in a moment"),
     ("post", "search for it before you send it again"),
 ])
-def test_a_ca_that_does_not_answer_gives_a_clear_page(ra_node, operator, web_profile, method, message):
+def test_a_ca_that_does_not_answer_gives_a_clear_page(ra_node, cert_operator, web_profile, method, message):
     ra_node.PKI_PEER_REQUEST_TIMEOUT = 0.3
-    op = operator("ra-op", RA_ADMIN_RULES)
+    op = cert_operator("ra-op", RA_ADMIN_RULES)
     op = Client(**{k: v for k, v in op.defaults.items()})  # this test is about the CA, not CSRF
     r = getattr(op, method)(f"/ra/enroll/?profile={web_profile.pk}", *([request_data(web_profile)] if
                                                                        method == "post" else []))

@@ -7,7 +7,6 @@ own admin pages."""
 from __future__ import annotations
 
 import base64
-import re
 
 import pytest
 from cryptography import x509
@@ -25,7 +24,7 @@ from pki.models import AuditEvent
 from tests.endentities import entities_support
 from tests.endentities.test_ra_portal_enroll import RA_ADMIN_RULES
 
-from .conftest import carrying, cert_headers
+from .conftest import carrying, cert_headers, csrf_token
 
 entity_factory = entities_support.entity_factory
 ee_profile = entities_support.ee_profile
@@ -63,21 +62,11 @@ def operator_account(actor):
     return make
 
 
-@pytest.fixture
-def ra_portal(ra_node):
-    ra_node.PKI_PEER_REQUEST_TIMEOUT = 20
-    return ra_node
-
-
-def _csrf(html: str) -> str:
-    return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)
-
-
 def _login(client: Client, username: str = "rita", password: str = PASSWORD, next_url: str = ""):
     page = client.get("/ra/login/" + (f"?next={next_url}" if next_url else ""))
     assert page.status_code == 200, page.content[-500:]
     return client.post("/ra/login/", {"username": username, "password": password, "next": next_url,
-                                      "csrfmiddlewaretoken": _csrf(page.content.decode())})
+                                      "csrfmiddlewaretoken": csrf_token(page.content.decode())})
 
 
 def _ca_records() -> list[Session]:
@@ -118,7 +107,7 @@ def test_login_use_the_pages_as_that_user_and_log_out_on_both_sides(ra_portal, c
     assert ra_admin.get("/ra/login/").status_code == 200
     # The pages' "Log out" button ends the record at the CA and the session here.
     detail = op.get("/ra/").content.decode()
-    r = op.post("/logout/", {"csrfmiddlewaretoken": _csrf(detail)})
+    r = op.post("/logout/", {"csrfmiddlewaretoken": csrf_token(detail)})
     assert r.status_code == 302 and r["Location"] == "/ra/login/"
     assert _ca_records() == [] and PORTAL_SESSION not in op.session
     assert AuditEvent.objects.filter(event_type="LOGOUT", actor="rita").count() == 1
@@ -154,7 +143,7 @@ def test_a_revoke_through_a_password_session(ra_portal, carrier, operator_accoun
     op = Client(enforce_csrf_checks=True)
     _login(op)
     detail = op.get(f"/ra/endentities/{anna.pk}/").content.decode()
-    r = op.post(f"/ra/endentities/{anna.pk}/revoke/", {"reason": "4", "csrfmiddlewaretoken": _csrf(detail)})
+    r = op.post(f"/ra/endentities/{anna.pk}/revoke/", {"reason": "4", "csrfmiddlewaretoken": csrf_token(detail)})
     assert r.status_code == 302
     anna.refresh_from_db()
     assert anna.status == EndEntityStatus.REVOKED
@@ -314,7 +303,7 @@ def test_a_one_time_password_is_changed_as_part_of_the_login_at_the_ra(ra_portal
     def change(old: str, new: str, again: str | None = None):
         return op.post("/ra/login/password/", {"old_password": old, "new_password1": new,
                                                "new_password2": new if again is None else again,
-                                               "next": "/ra/endentities/", "csrfmiddlewaretoken": _csrf(html)})
+                                               "next": "/ra/endentities/", "csrfmiddlewaretoken": csrf_token(html)})
 
     queued = PeerWorkItem.objects.count()
     r = change(PASSWORD, "Fresh-Pass-0815", "Other-Pass-0815")  # checked at the RA: nothing carried
@@ -356,7 +345,7 @@ def test_a_logged_in_operator_changes_their_password_at_the_ra(ra_portal, carrie
 
     def change(current: str, new: str):
         return op.post("/ra/login/password/", {"old_password": current, "new_password1": new, "new_password2": new,
-                                               "csrfmiddlewaretoken": _csrf(html)})
+                                               "csrfmiddlewaretoken": csrf_token(html)})
 
     r = change("not-my-password", "Fresh-Pass-0815")
     assert r.status_code == 401 and op.session[PORTAL_SESSION]["key"] == old.session_key

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -35,7 +34,7 @@ from tests.endentities.test_ra_portal_enroll import RA_ADMIN_RULES
 from tests.pki.test_oauth_oidc import sign_in
 from tests.support.oidc_op.op import new_rsa_key, start_op
 
-from .conftest import carrying
+from .conftest import carrying, csrf_token
 
 entity_factory = entities_support.entity_factory
 ee_profile = entities_support.ee_profile
@@ -97,16 +96,6 @@ def carrier(connector):
         yield connector
 
 
-@pytest.fixture
-def ra_portal(ra_node):
-    ra_node.PKI_PEER_REQUEST_TIMEOUT = 20
-    return ra_node
-
-
-def _csrf(html: str) -> str:
-    return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)
-
-
 def _query(url: str) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
 
@@ -116,7 +105,7 @@ def _start(client: Client, provider, next_url: str = "/ra/") -> str:
     page = client.get(f"/ra/login/?next={next_url}")
     assert page.status_code == 200 and f"Log in with {provider.label}" in page.content.decode()
     r = client.post("/ra/login/", {"provider": provider.pk, "next": next_url,
-                                   "csrfmiddlewaretoken": _csrf(page.content.decode())})
+                                   "csrfmiddlewaretoken": csrf_token(page.content.decode())})
     assert r.status_code == 302, r.content[-500:]
     return r["Location"]
 
@@ -180,7 +169,7 @@ def test_login_with_a_provider_runs_the_pages_as_the_oauth_user(ra_portal, carri
     queue_text = repr(list(PeerWorkItem.objects.values_list("payload", "result")))
     assert _query(back)["code"] not in queue_text and browser.session[PORTAL_SESSION]["key"] not in queue_text
     # Log out: the record ends at the CA.
-    r = browser.post("/logout/", {"csrfmiddlewaretoken": _csrf(page.content.decode())})
+    r = browser.post("/logout/", {"csrfmiddlewaretoken": csrf_token(page.content.decode())})
     assert r.status_code == 302 and _ca_records() == []
     assert not tracebacks.records
 
