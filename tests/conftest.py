@@ -22,6 +22,18 @@ os.environ["PROMETHEUS_MULTIPROC_DIR"] = __import__("tempfile").mkdtemp(
     prefix=f"pki-test-metrics-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-")
 
 
+def worker_redis_url() -> str:
+    """PKI_TEST_REDIS_URL with a database of this pytest-xdist worker's own (gw0: the URL's, gw1: the one below, ...):
+    tests that share counters through Redis clear it (FLUSHDB) and time its keys, and the other worker's tests would
+    otherwise clear or hold the same keys at the same moment."""
+    from urllib.parse import urlsplit
+
+    url = urlsplit(os.environ.get("PKI_TEST_REDIS_URL", "redis://127.0.0.1:6379/1"))
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    base = int(url.path.strip("/") or 0)
+    return url._replace(path=f"/{(base - int(worker or 0)) % 16}").geturl()
+
+
 def pytest_configure(config):
     from django.conf import settings
 

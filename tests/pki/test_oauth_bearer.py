@@ -21,6 +21,7 @@ from pki.auth.oauth import clear_memos
 from pki.choices import MemberMatch
 from pki.models import AccessRule, AuditEvent, Role, RoleMember
 from pki.services import oauth as oauth_services
+from tests.conftest import worker_redis_url
 from tests.support.oidc_op.op import new_rsa_key, start_op
 
 V1 = "/ejbca/ejbca-rest-api/v1"
@@ -277,12 +278,11 @@ def test_jwks_cached_not_fetched_per_request(providers, op1, clients):
 
 def test_jwks_shared_through_redis(providers, op1, clients, settings):
     """With Redis as the cache, a second process finds the keys the first one fetched."""
-    import os
 
     from django.core.cache import cache
 
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                                   "LOCATION": os.environ.get("PKI_TEST_REDIS_URL", "redis://127.0.0.1:6379/1")}}
+                                   "LOCATION": worker_redis_url()}}
     cache.clear()
     token = op1.client_token(clients["admin"], resource=API_AUDIENCE)
     before = op1.stats()["jwks_requests"]

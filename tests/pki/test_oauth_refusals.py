@@ -9,7 +9,6 @@ crypto token the caller may not see exactly like a missing one.
 from __future__ import annotations
 
 import logging
-import os
 import time
 
 import pytest
@@ -17,6 +16,7 @@ from django.core.cache import cache
 
 from pki.auth import refusals
 from pki.models import AccessRule, AuditEvent, Role
+from tests.conftest import worker_redis_url
 from tests.pki.test_oauth_bearer import (  # noqa: F401 - fixtures
     API_AUDIENCE,
     UNIFORM_BODY,
@@ -35,7 +35,7 @@ from tests.pki.test_oauth_bearer import (  # noqa: F401 - fixtures
 from tests.support.oidc_op.op import new_rsa_key
 
 REDIS = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                     "LOCATION": os.environ.get("PKI_TEST_REDIS_URL", "redis://127.0.0.1:6379/1")}}
+                     "LOCATION": worker_redis_url()}}
 
 
 def failures():
