@@ -73,6 +73,7 @@ def test_profile_editor_and_make_new_request(live_server, page, admin_login, ope
     page.goto(live_server.url + "/ra/")
     page.click("summary:has-text('Enroll')")
     page.click("text=Make New Request")
+    page.wait_for_load_state()  # the profile select's change handler is attached by the page's script
     page.select_option("#id_profile", label="E2E Web")  # the page loads the profile's form
     page.wait_for_selector("#id_dn_0")
     assert "Web servers of the e2e shop" in page.inner_text("#profile-description")
