@@ -12,6 +12,7 @@ the slowest first, and each script's test then reads its own result.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -118,13 +119,22 @@ def _run(env: dict[str, str], script: str) -> tuple[int, str, str, float]:
 
 
 @pytest.fixture(scope="session")
-def smoke_runs(request, bench_env) -> dict[str, tuple[int, str, str, float]]:
-    """Each selected script's (exit status, stdout, stderr, seconds), run AT_ONCE at a time."""
+def smoke_runs(request, tmp_path_factory) -> dict[str, tuple[int, str, str, float]]:
+    """Each selected script's (exit status, stdout, stderr, seconds), run AT_ONCE at a time, once per test process.
+
+    Kept in a file of the process's temporary directory: pytest-xdist tears session fixtures down when a worker's
+    queue runs dry between its items (the last fresh-clone run set this up twice, 90 + 86 s), and a second set-up
+    reads the first one's results instead of running every script again."""
+    store = tmp_path_factory.getbasetemp() / "benchmark-smoke-runs.json"
+    if store.exists():
+        return json.loads(store.read_text())
     wanted = {item.callspec.params["script"] for item in request.session.items
               if getattr(item, "callspec", None) and item.originalname == "test_benchmark_runs_in_smoke_mode"}
     order = sorted(wanted, key=lambda s: SLOWEST.index(s) if s in SLOWEST else len(SLOWEST))
+    env_fixture = request.getfixturevalue("bench_env")
     with ThreadPoolExecutor(max_workers=AT_ONCE) as pool:
-        results = dict(zip(order, pool.map(lambda script: _run(bench_env, script), order), strict=True))
+        results = dict(zip(order, pool.map(lambda script: _run(env_fixture, script), order), strict=True))
+    store.write_text(json.dumps(results))
     return results
 
 
