@@ -122,9 +122,10 @@ def _run(env: dict[str, str], script: str) -> tuple[int, str, str, float]:
 def smoke_runs(request, tmp_path_factory) -> dict[str, tuple[int, str, str, float]]:
     """Each selected script's (exit status, stdout, stderr, seconds), run AT_ONCE at a time, once per test process.
 
-    Kept in a file of the process's temporary directory: pytest-xdist tears session fixtures down when a worker's
-    queue runs dry between its items (the last fresh-clone run set this up twice, 90 + 86 s), and a second set-up
-    reads the first one's results instead of running every script again."""
+    The results are kept in a file of the process's temporary directory, so a second set-up of this fixture in the
+    same process reads them instead of running every script again. (Across processes it does not help: with pytest
+    9, xdist's ``loadgroup`` no longer keeps an ``xdist_group`` on one worker, and each worker that gets one of these
+    tests runs the set, 90 s each in the last fresh-clone runs.)"""
     store = tmp_path_factory.getbasetemp() / "benchmark-smoke-runs.json"
     if store.exists():
         return json.loads(store.read_text())
