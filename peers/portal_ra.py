@@ -225,16 +225,10 @@ def portal_login(request: HttpRequest) -> HttpResponse:
                 return _ask_new_password(request, form.cleaned_data["username"])
             session = _login_answer(answer)
             if session is not None:
-                request.session.cycle_key()  # no session fixation: a new key for the logged-in session
-                request.session[PORTAL_SESSION] = session
-                rotate_token(request)
+                _logged_in(request, session)
                 logger.info("RA portal login of %s from %s", session["username"], address)
                 return HttpResponseRedirect(_next_url(request))
-            status = int(answer.get("status") or 502) if str(answer.get("status", "")).isdigit() else 502
-            if status == 401:
-                throttle.record_failure(throttle.ADDRESS, address, ip=address)
-            retry = str((answer.get("headers") or {}).get("Retry-After") or "")[:16]
-            form.add_error(None, _refusal_text(answer))
+            status, retry = _refused(form, answer, address)
     return _login_page(request, form, status, retry)
 
 
@@ -254,6 +248,16 @@ def _logged_in(request: HttpRequest, session: dict[str, str]) -> None:
     request.session.cycle_key()  # no session fixation: a new key for the logged-in session
     request.session[PORTAL_SESSION] = session
     rotate_token(request)
+
+
+def _refused(form, answer: dict[str, Any], address: str) -> tuple[int, str]:
+    """A carried login the CA refused: its status and Retry-After for the page, its reason on the form, and a wrong
+    password counted against the caller's address here too."""
+    status = int(answer.get("status") or 502) if str(answer.get("status", "")).isdigit() else 502
+    if status == 401:
+        throttle.record_failure(throttle.ADDRESS, address, ip=address)
+    form.add_error(None, _refusal_text(answer))
+    return status, str((answer.get("headers") or {}).get("Retry-After") or "")[:16]
 
 
 def _json_body(answer: dict[str, Any]) -> dict[str, Any] | None:
@@ -429,18 +433,12 @@ def portal_password_change(request: HttpRequest) -> HttpResponse:
             answer = done.result or {}
             session = _login_answer(answer)
             if session is not None:
-                request.session.cycle_key()  # no session fixation: a new key for the logged-in session
                 request.session.pop(MUST_CHANGE, None)
-                request.session[PORTAL_SESSION] = session
-                rotate_token(request)
+                _logged_in(request, session)
                 logger.info("RA portal login of %s from %s with a new password", session["username"], address)
                 messages.success(request, "Password changed.")
                 return HttpResponseRedirect(_next_url(request))
-            status = int(answer.get("status") or 502) if str(answer.get("status", "")).isdigit() else 502
-            if status == 401:
-                throttle.record_failure(throttle.ADDRESS, address, ip=address)
-            retry = str((answer.get("headers") or {}).get("Retry-After") or "")[:16]
-            form.add_error(None, _refusal_text(answer))
+            status, retry = _refused(form, answer, address)
     response = render(request, "peers/portal_password.html", {
         "form": form, "username": pending["username"], "next": _next_url(request),
         "one_time": MUST_CHANGE in request.session}, status=status)
