@@ -470,6 +470,17 @@ class PeerNodes:
         path = self.tmp / f"{which}.log"
         return path.read_text(errors="replace")[-6000:] if path.exists() else ""
 
+    def until(self, what, timeout: float = 60, why: str = "timed out"):
+        """``what()``'s first true result, looked at every 50 ms; after ``timeout`` seconds an AssertionError with
+        ``why`` and the connector's and the VA's logs."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            result = what()
+            if result:
+                return result
+            time.sleep(0.05)
+        raise AssertionError(f"{why}\n{self.logs('connector')}\n{self.logs('va')}")
+
     def close(self) -> None:
         # The processes stop side by side (each stop waits for its process), the databases go in the background.
         stops = [self.stop_connector] + [w.close for w in (self.ra_web, self.va_web) if w is not None]

@@ -37,22 +37,12 @@ def _enroll(nodes: PeerNodes, workdir, cn: str) -> str:
     return serial
 
 
-def _until(what, timeout: float, why: str, nodes: PeerNodes):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        result = what()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"{why}\n{nodes.logs('connector')}\n{nodes.logs('va')}")
-
-
 def test_enrolled_through_the_ra_revoked_at_the_ca_revoked_at_the_va(nodes, tmp_path):
     serial = _enroll(nodes, tmp_path, "device3")
     cert = tmp_path / "device3" / "client.pem"
     # The connector pushed the new certificate to the VA as it was issued: the VA knows it (not "unknown").
-    _until(lambda: nodes.va.query("SELECT 1 FROM pki_certificate WHERE serial = %s", (serial,)), 30,
-           "the VA never got the certificate", nodes)
+    nodes.until(lambda: nodes.va.query("SELECT 1 FROM pki_certificate WHERE serial = %s", (serial,)), 30,
+                "the VA never got the certificate")
     assert ": good" in openssl_ocsp(nodes, cert)
     nodes.ca.manage("ca", "revokecert", "--caname", "ScepCA", "--serial", serial, "--reason", "keyCompromise")
     revoked_at_ca = time.monotonic()  # committed: the command has returned
@@ -61,13 +51,13 @@ def test_enrolled_through_the_ra_revoked_at_the_ca_revoked_at_the_va(nodes, tmp_
         text = openssl_ocsp(nodes, cert)
         return text if ": revoked" in text else None
 
-    text = _until(revoked, 30, "the VA never said revoked", nodes)
+    text = nodes.until(revoked, 30, "the VA never said revoked")
     seconds = time.monotonic() - revoked_at_ca
     print(f"three nodes: openssl ocsp at the VA says revoked {seconds * 1000:.0f} ms after the CA's revocation")
     assert seconds < 5 and "Reason: keyCompromise" in text
     # The same connector process pushed the revocation to the RA too, and holds no certificate or key there.
-    _until(lambda: nodes.ra.query("SELECT status FROM peers_pushedrevocation WHERE serial = %s", (serial,)), 30,
-           "the RA never got the revocation", nodes)
+    nodes.until(lambda: nodes.ra.query("SELECT status FROM peers_pushedrevocation WHERE serial = %s", (serial,)), 30,
+                "the RA never got the revocation")
     assert nodes.ra.query("SELECT count(*) FROM pki_certificate") == [(0,)]
     assert nodes.va.query("SELECT count(*) FROM cryptotokens_cryptotoken") == [(1,)]  # its OCSP binding's only
 
@@ -81,6 +71,6 @@ def test_the_ra_answers_and_enrolls_while_the_va_is_down(nodes, tmp_path):
             (nodes.out / "ca.pem").read_bytes())
     _enroll(nodes, tmp_path, "device4")
     # The push of that new certificate found the VA gone: that connector is failing, the RA's is not.
-    _until(lambda: nodes.ca.query("SELECT 1 FROM peers_peerconnector WHERE name = 'va' AND state <> 'connected'"),
-           30, "the VA's connector never noticed", nodes)
+    nodes.until(lambda: nodes.ca.query("SELECT 1 FROM peers_peerconnector WHERE name = 'va' AND state <> 'connected'"),
+                30, "the VA's connector never noticed")
     assert nodes.ca.query("SELECT state FROM peers_peerconnector WHERE name = 'dmz-ra'") == [("connected",)]

@@ -61,16 +61,6 @@ def pair(tmp_path_factory):
         yield p
 
 
-def _wait(pair: PeerNodes, what, timeout: float = 60):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        result = what()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"timed out\n{pair.logs('connector')}\n{pair.logs('va')}")
-
-
 def _ocsp_status(pair: PeerNodes, cert_file: str) -> ocsp.OCSPCertStatus:
     """The VA's answer for a certificate (Python: the polling loop; openssl checks the answers below)."""
     cert = x509.load_pem_x509_certificate((pair.out / cert_file).read_bytes())
@@ -87,7 +77,7 @@ def _ocsp_status(pair: PeerNodes, cert_file: str) -> ocsp.OCSPCertStatus:
 
 def test_the_va_answers_ocsp_with_its_own_binding_from_the_resynchronisation(pair):
     serial = ids(pair)["subscriber"]
-    _wait(pair, lambda: pair.va.query("SELECT 1 FROM pki_certificate WHERE serial = %s", (serial,)))
+    pair.until(lambda: pair.va.query("SELECT 1 FROM pki_certificate WHERE serial = %s", (serial,)))
     assert ": good" in openssl_ocsp(pair, pair.out / "subscriber.pem")
     # Signed by the VA's own OCSP key: the responder certificate in the answer is the VA binding's.
     cert = x509.load_pem_x509_certificate((pair.out / "subscriber.pem").read_bytes())
@@ -107,7 +97,7 @@ def test_the_va_answers_ocsp_with_its_own_binding_from_the_resynchronisation(pai
 
 
 def test_the_va_serves_the_cas_crl(pair):
-    _wait(pair, lambda: pair.va.query("SELECT 1 FROM peers_pushedcrl"))
+    pair.until(lambda: pair.va.query("SELECT 1 FROM peers_pushedcrl"))
     with urllib.request.urlopen(pair.va_base + "/crl/ScepCA.crl", timeout=10) as reply:
         crl = x509.load_der_x509_crl(reply.read())
     issuer = x509.load_pem_x509_certificate((pair.out / "ca.pem").read_bytes())
@@ -118,11 +108,11 @@ def test_the_va_serves_the_cas_crl(pair):
 
 def test_a_revocation_at_the_ca_is_in_the_vas_answer_within_seconds(pair):
     # Known and good at the VA first (this test may run before the one that waits for the resynchronisation).
-    _wait(pair, lambda: _ocsp_status(pair, "subscriber.pem") == ocsp.OCSPCertStatus.GOOD, timeout=30)
+    pair.until(lambda: _ocsp_status(pair, "subscriber.pem") == ocsp.OCSPCertStatus.GOOD, timeout=30)
     serial = ids(pair)["subscriber"]
     out = pair.ca.manage("ca", "revokecert", "--caname", "ScepCA", "--serial", serial, "--reason", "keyCompromise")
     committed = time.monotonic()  # the revocation is committed when the command has returned
-    _wait(pair, lambda: _ocsp_status(pair, "subscriber.pem") == ocsp.OCSPCertStatus.REVOKED, timeout=30)
+    pair.until(lambda: _ocsp_status(pair, "subscriber.pem") == ocsp.OCSPCertStatus.REVOKED, timeout=30)
     seconds = time.monotonic() - committed
     print(f"VA OCSP says revoked {seconds * 1000:.0f} ms after the CA's revocation returned ({out.stdout.strip()})")
     assert seconds < 5
@@ -133,11 +123,11 @@ def test_a_revocation_at_the_ca_is_in_the_vas_answer_within_seconds(pair):
 def test_a_new_certificate_then_its_hold_and_reactivation_reach_the_va(pair):
     # Issued after the connect: pushed as it is issued (the VA would answer unknown otherwise).
     pair.ca.manage("shell", "-c", ISSUE_LATE % {"out": str(pair.out)})
-    _wait(pair, lambda: _ocsp_status(pair, "late.pem") == ocsp.OCSPCertStatus.GOOD, timeout=30)
+    pair.until(lambda: _ocsp_status(pair, "late.pem") == ocsp.OCSPCertStatus.GOOD, timeout=30)
     serial = format(x509.load_pem_x509_certificate((pair.out / "late.pem").read_bytes()).serial_number, "x")
     pair.ca.manage("shell", "-c", HOLD % {"serial": serial, "hold": True})
-    _wait(pair, lambda: _ocsp_status(pair, "late.pem") == ocsp.OCSPCertStatus.REVOKED, timeout=30)
+    pair.until(lambda: _ocsp_status(pair, "late.pem") == ocsp.OCSPCertStatus.REVOKED, timeout=30)
     assert "certificateHold" in openssl_ocsp(pair, pair.out / "late.pem")
     pair.ca.manage("shell", "-c", HOLD % {"serial": serial, "hold": False})
-    _wait(pair, lambda: _ocsp_status(pair, "late.pem") == ocsp.OCSPCertStatus.GOOD, timeout=30)
+    pair.until(lambda: _ocsp_status(pair, "late.pem") == ocsp.OCSPCertStatus.GOOD, timeout=30)
     assert ": good" in openssl_ocsp(pair, pair.out / "late.pem")
