@@ -14,6 +14,7 @@ Waiting uses ``LISTEN``/``NOTIFY`` on PostgreSQL (no polling delay), and short s
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import select
 import time
@@ -26,8 +27,10 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from pki.db import execute, execute_in_one, insert_statement, inserted
+
 from .choices import WorkStatus
-from .models import PeerWorkItem
+from .models import IncomingPeer, PeerWorkItem
 
 logger = logging.getLogger("peers")
 
@@ -49,51 +52,67 @@ def _notify(channel: str, payload: str = "") -> None:
             cur.execute("SELECT pg_notify(%s, %s)", [channel, payload])
 
 
+def _listening() -> bool:
+    """Whether waiting here can sleep on ``LISTEN`` (PostgreSQL, outside a transaction: a notification is
+    delivered between transactions only)."""
+    return connection.vendor == "postgresql" and not connection.in_atomic_block
+
+
 def submit(kind: str, payload: dict[str, Any], requester: str, timeout: float) -> PeerWorkItem:
     """Store a work item for the CA; the requester waits up to ``timeout`` seconds for its answer."""
-    with transaction.atomic():
-        item = PeerWorkItem.objects.create(
-            kind=kind, payload=payload, requester=requester[:255], idempotency_key=uuid.uuid4().hex,
-            deadline=timezone.now() + dt.timedelta(seconds=timeout))
-        _notify(WORK_CHANNEL)  # delivered at commit
+    item = PeerWorkItem(kind=kind, payload=payload, requester=requester[:255], idempotency_key=uuid.uuid4().hex,
+                        deadline=timezone.now() + dt.timedelta(seconds=timeout))
+    if not _listening():
+        with transaction.atomic():
+            item.save()
+            _notify(WORK_CHANNEL)  # delivered at commit
+        return item
+    purpose, sql, params = insert_statement([item])
+    with connection.cursor() as cur:
+        # One round trip: the wake-up for waiting leases and the INSERT, one implicit transaction (the
+        # notification is delivered when the row is committed, never before).
+        execute_in_one(cur, [("peers_wake", "SELECT pg_notify(%s, '')", [WORK_CHANNEL]), (purpose, sql, params)])
+        inserted([item], cur.fetchall())
     return item
 
 
-def wait(channel: str, ready: Callable[[], Any], timeout: float, *, payload: str | None = None,
-         look_first: bool = True) -> Any:
-    """Call ``ready()`` until it returns something true or ``timeout`` passes; between calls sleep until a
-    ``NOTIFY`` on ``channel`` (PostgreSQL) or a short while. Returns the last answer of ``ready()``.
-
-    With ``payload``, only a notification carrying that payload (or none) calls ``ready()`` again: every requester
-    at the RA listens on one channel, and without it each answer would wake them all into a query. Without
-    ``look_first`` the first look comes after ``LISTEN`` (for what cannot be ready yet: one query less)."""
+def _look_listening(channel: str, statement: Callable[[], tuple[str, str, list]], timeout: float, *,
+                    wanted: str | None = None, look_first: bool = True) -> list[tuple]:
+    """PostgreSQL: run ``statement()`` ((purpose, sql, params) as for :func:`pki.db.execute_in_one`) until it returns
+    rows or ``timeout`` passes, sleeping between looks until a ``NOTIFY`` on ``channel``. ``LISTEN`` and ``UNLISTEN``
+    travel with a look (one round trip each, no round trip of their own); with ``wanted``, only a notification with
+    that payload (or none) wakes into a look; five seconds without any notification look anyway (one missed, or a
+    lost connection)."""
     end = time.monotonic() + timeout
-    can_listen = connection.vendor == "postgresql" and not connection.in_atomic_block
+    listen, unlisten = ("", f"LISTEN {channel}", []), ("", f"UNLISTEN {channel}", [])
     listening = False
-    look = look_first or not can_listen
-    result = None
+    rows: list[tuple] = []
     try:
-        while True:
-            if look:
-                result = ready()
-            remaining = end - time.monotonic()
-            if result or remaining <= 0:
-                return result
-            if can_listen:
+        with connection.cursor() as cur:
+            def look(*before) -> list[tuple]:
+                execute_in_one(cur, [*before, statement()])
+                return cur.fetchall()
+
+            if look_first:
+                rows = look()
+            while not rows and time.monotonic() < end:
                 if not listening:
-                    with connection.cursor() as cur:
-                        cur.execute(f"LISTEN {channel}")
-                    listening, look = True, True
-                    continue  # look (once more): the change may have come before LISTEN
+                    # Look once more with LISTEN: what came before it is seen now, what comes after wakes us.
+                    listening, rows = True, look(listen)
+                    continue
                 raw = connection.connection
                 if not raw.notifies:
-                    select.select([raw], [], [], min(remaining, 5.0))
+                    select.select([raw], [], [], max(0.0, min(end - time.monotonic(), 5.0)))
                 raw.poll()
-                # Nothing heard within 5 s: look anyway (a lost connection, a missed notification).
-                look = not raw.notifies or payload is None or any(n.payload in (payload, "") for n in raw.notifies)
+                heard = {n.payload for n in raw.notifies}
                 raw.notifies.clear()
-            else:
-                time.sleep(min(remaining, 0.05))
+                if heard and wanted is not None and not heard & {wanted, ""}:
+                    continue  # another requester's answer
+                if heard:  # most likely ready now: stop listening in the same round trip
+                    listening, rows = False, look(unlisten)
+                elif time.monotonic() < end:
+                    rows = look()
+        return rows
     finally:
         if listening and connection.connection is not None:
             try:
@@ -104,6 +123,31 @@ def wait(channel: str, ready: Callable[[], Any], timeout: float, *, payload: str
                 logger.debug("UNLISTEN %s failed", channel, exc_info=True)
 
 
+def wait(channel: str, ready: Callable[[], Any], timeout: float, *, look_first: bool = True) -> Any:
+    """Where :func:`_look_listening` cannot be used (SQLite, or inside a transaction): call ``ready()`` every 50 ms
+    until it returns something true or ``timeout`` passes; returns its last answer."""
+    end = time.monotonic() + timeout
+    result = ready() if look_first else None
+    while not result and time.monotonic() < end:
+        time.sleep(max(0.0, min(end - time.monotonic(), 0.05)))
+        result = ready()
+    return result
+
+
+# The requester's look for its answer: every column but the payload (the request it sent stays in the database).
+_ANSWERED_COLUMNS = ("id", "kind", "idempotency_key", "requester", "status", "created_at", "deadline", "lease_until",
+                     "leased_by", "attempts", "result", "answered_by", "completed_at")
+_ANSWERED_SQL = (f"SELECT {', '.join(_ANSWERED_COLUMNS)} FROM peers_peerworkitem "  # noqa: S608 - constant names
+                 f"WHERE id = %s AND status = '{WorkStatus.DONE}'")
+
+
+def _answered_item(row: tuple) -> PeerWorkItem:
+    values = dict(zip(_ANSWERED_COLUMNS, row, strict=True))
+    if isinstance(values["result"], str):  # Django reads jsonb as text and parses it in the field
+        values["result"] = json.loads(values["result"])
+    return PeerWorkItem.from_db(connection.alias, list(_ANSWERED_COLUMNS), list(values.values()))
+
+
 def wait_for_answer(item: PeerWorkItem, timeout: float | None = None) -> PeerWorkItem | None:
     """The answered item, or None when its deadline passed first. An item nobody leased by then is marked
     EXPIRED (never handed out later); one a connector holds keeps going and its answer is still recorded."""
@@ -111,16 +155,52 @@ def wait_for_answer(item: PeerWorkItem, timeout: float | None = None) -> PeerWor
         timeout = max(0.0, (item.deadline - timezone.now()).total_seconds())
 
     def answered():
-        # The requester reads the answer only; the payload (the request it sent) stays in the database.
         return PeerWorkItem.objects.filter(pk=item.pk, status=WorkStatus.DONE).defer("payload").first()
 
-    # Just submitted: one look after LISTEN also sees an answer that came before it.
-    done = wait(DONE_CHANNEL, answered, timeout, payload=str(item.pk), look_first=False)
+    if _listening():
+        # Just submitted: nothing to look at before LISTEN; woken by its own answer only (every requester at the
+        # RA listens on one channel, and each answer's notification carries its item's id).
+        rows = _look_listening(DONE_CHANNEL, lambda: ("peers_answered", _ANSWERED_SQL, [item.pk]), timeout,
+                               wanted=str(item.pk), look_first=False)
+        done = _answered_item(rows[0]) if rows else None
+    else:
+        done = wait(DONE_CHANNEL, answered, timeout, look_first=False)
     if done is None:
         PeerWorkItem.objects.filter(pk=item.pk, status=WorkStatus.WAITING).update(status=WorkStatus.EXPIRED)
         # It may have been answered between the last look and the update.
         done = answered()
     return done
+
+
+# One statement: pick the free items (waiting, or leased by a connector whose lease ran out) under SKIP LOCKED, so
+# several RA processes and connectors never get one item twice at once, and lease them.
+_LEASE_SQL = (
+    "WITH picked AS (SELECT id FROM peers_peerworkitem WHERE deadline > %s AND (status = 'waiting' OR "
+    "(status = 'leased' AND lease_until < %s)) AND (%s::text[] IS NULL OR kind = ANY(%s::text[])) "
+    "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)"
+    ", leased AS (UPDATE peers_peerworkitem AS w SET status = 'leased', lease_until = %s, leased_by = %s,"
+    " attempts = w.attempts + 1 FROM picked WHERE w.id = picked.id"
+    " RETURNING w.id, w.idempotency_key, w.kind, w.payload, w.requester, w.attempts, w.lease_until)"
+    # The incoming peer's counter, in the same statement.
+    ", counted AS (UPDATE peers_incomingpeer SET requests_leased = requests_leased + (SELECT count(*) FROM leased)"
+    " WHERE id = %s AND EXISTS (SELECT 1 FROM leased))"
+    " SELECT * FROM leased")
+
+
+def _lease_statement(peer: str, limit: int, kinds: list[str] | None, peer_id: int | None
+                     ) -> tuple[str, str, list]:
+    now = timezone.now()
+    until = now + dt.timedelta(seconds=lease_seconds())
+    return ("peers_lease", _LEASE_SQL, [now, now, kinds, kinds, limit, until, peer[:255], peer_id])
+
+
+def _leased_items(rows: list[tuple], peer: str) -> list[PeerWorkItem]:
+    items = []
+    for pk, key, kind, payload, requester, attempts, until in sorted(rows):
+        items.append(PeerWorkItem(pk=pk, idempotency_key=key, kind=kind, requester=requester, attempts=attempts,
+                                  payload=json.loads(payload) if isinstance(payload, str) else payload,
+                                  status=WorkStatus.LEASED, lease_until=until, leased_by=peer[:255]))
+    return items
 
 
 def _lease_once(peer: str, limit: int, kinds: list[str] | None) -> list[PeerWorkItem]:
@@ -142,24 +222,42 @@ def _lease_once(peer: str, limit: int, kinds: list[str] | None) -> list[PeerWork
     return items
 
 
-def lease(peer: str, *, limit: int = 8, wait_seconds: float = 0.0, kinds: list[str] | None = None
-          ) -> list[PeerWorkItem]:
-    """Up to ``limit`` waiting items for the connector ``peer``, waiting up to ``wait_seconds`` for one."""
+def _count(peer_id: int | None, *, leased: int = 0, answers: int = 0) -> None:
+    """Add to an incoming peer's counters where the statement itself could not (one UPDATE)."""
+    if peer_id is not None and (leased or answers):
+        IncomingPeer.objects.filter(pk=peer_id).update(requests_leased=F("requests_leased") + leased,
+                                                       answers=F("answers") + answers)
+
+
+def lease(peer: str, *, limit: int = 8, wait_seconds: float = 0.0, kinds: list[str] | None = None,
+          peer_id: int | None = None) -> list[PeerWorkItem]:
+    """Up to ``limit`` waiting items for the connector ``peer``, waiting up to ``wait_seconds`` for one; counted on
+    the :class:`~peers.models.IncomingPeer` ``peer_id`` when given."""
     limit = max(1, min(int(limit), MAX_LEASE))
-    return wait(WORK_CHANNEL, lambda: _lease_once(peer, limit, kinds), max(0.0, wait_seconds)) or []
+    wait_seconds = max(0.0, wait_seconds)
+    if _listening():
+        rows = _look_listening(WORK_CHANNEL, lambda: _lease_statement(peer, limit, kinds or None, peer_id),
+                               wait_seconds)
+        return _leased_items(rows, peer)
+    items = wait(WORK_CHANNEL, lambda: _lease_once(peer, limit, kinds), wait_seconds) or []
+    _count(peer_id, leased=len(items))
+    return items
 
 
-def answer(peer: str, item_id: int, key: str, result: dict[str, Any]) -> str:
+def answer(peer: str, item_id: int, key: str, result: dict[str, Any], *, peer_id: int | None = None) -> str:
     """Record the CA's answer to an item: ``accepted``, ``duplicate`` (answered before: nothing changes) or
     ``unknown`` (no such item and key)."""
-    return answer_many(peer, [(item_id, key, result)])[0]
+    return answer_many(peer, [(item_id, key, result)], peer_id=peer_id)[0]
 
 
-def answer_many(peer: str, answers: list[tuple[int, str, dict[str, Any]]]) -> list[str]:
+def answer_many(peer: str, answers: list[tuple[int, str, dict[str, Any]]], *, peer_id: int | None = None
+                ) -> list[str]:
     """Record several answers in one transaction (what :func:`answer` says of each, in order), each waking only
-    its own requester. A connector posts the answers that finished while its previous post was on the way."""
+    its own requester, and count those for known items on the incoming peer ``peer_id`` when given. A connector
+    posts the answers that finished while its previous post was on the way."""
+    if connection.vendor == "postgresql":
+        return _answer_all(peer, answers, peer_id)
     outcomes = []
-    done: list[str] = []
     with transaction.atomic():
         for item_id, key, result in answers:
             item = PeerWorkItem.objects.select_for_update().defer("payload", "result").filter(
@@ -178,8 +276,43 @@ def answer_many(peer: str, answers: list[tuple[int, str, dict[str, Any]]]) -> li
             item.completed_at = timezone.now()
             item.save(update_fields=["status", "result", "answered_by", "completed_at"])
             outcomes.append("accepted")
-            done.append(str(item.pk))
-        if done and connection.vendor == "postgresql":
-            with connection.cursor() as cur:  # delivered at commit, one per answered item
-                cur.execute("SELECT pg_notify(%s, id) FROM unnest(%s::text[]) AS id", [DONE_CHANNEL, done])
+        _count(peer_id, answers=sum(o != "unknown" for o in outcomes))
+    return outcomes
+
+
+# PostgreSQL: every answer of a post in one statement. The first answer for an item and key is recorded (the
+# ``status <> 'done'`` condition is re-checked after a concurrent answer's row lock: the second one changes
+# nothing), a carried HTTP request's body is dropped when its requester stopped waiting, and each recorded answer
+# wakes its own requester (the notification is delivered at commit).
+_ANSWER_SQL = (
+    "WITH a AS (SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[]) WITH ORDINALITY AS a(id, key, result, n)),"
+    " first AS (SELECT DISTINCT ON (id, key) id, key, result::jsonb AS result FROM a ORDER BY id, key, n),"
+    " done AS (UPDATE peers_peerworkitem AS w SET status = 'done', answered_by = %s, completed_at = %s,"
+    " result = CASE WHEN w.kind = ANY(%s::text[]) AND w.deadline < %s"
+    " THEN (first.result - 'body' - 'messages') || jsonb_build_object('body_forgotten', true) ELSE first.result END"
+    " FROM first WHERE w.id = first.id AND w.idempotency_key = first.key AND w.status <> 'done'"
+    " RETURNING w.id, w.idempotency_key),"
+    " woken AS (SELECT pg_notify('peers_done', id::text) FROM done),"
+    " known AS (SELECT a.n FROM a WHERE EXISTS (SELECT 1 FROM peers_peerworkitem AS w"
+    " WHERE w.id = a.id AND w.idempotency_key = a.key)),"
+    " counted AS (UPDATE peers_incomingpeer SET answers = answers + (SELECT count(*) FROM known)"
+    " WHERE id = %s AND EXISTS (SELECT 1 FROM known))"
+    " SELECT (a.id, a.key) IN (SELECT * FROM done), a.n IN (SELECT n FROM known), (SELECT count(*) FROM woken)"
+    " FROM a ORDER BY a.n")
+
+
+def _answer_all(peer: str, answers: list[tuple[int, str, dict[str, Any]]], peer_id: int | None) -> list[str]:
+    now = timezone.now()
+    params = [[a[0] for a in answers], [a[1] for a in answers], [json.dumps(a[2]) for a in answers], peer[:255],
+              now, list(LATE_BODY_DROPPED), now, peer_id]
+    with connection.cursor() as cur:
+        execute(cur, "peers_answer", _ANSWER_SQL, params)
+        rows = cur.fetchall()
+    outcomes, seen = [], set()
+    for (item_id, key, _), (recorded, known, _) in zip(answers, rows, strict=True):
+        if (item_id, key) in seen:
+            outcomes.append("duplicate" if known else "unknown")  # twice in one post: the first counts
+            continue
+        seen.add((item_id, key))
+        outcomes.append("accepted" if recorded else "duplicate" if known else "unknown")
     return outcomes

@@ -44,8 +44,9 @@ def execute(cur, purpose: str, sql: str, params: Sequence = ()) -> None:
 
 
 def execute_in_one(cur, statements: Sequence[tuple[str, str, Sequence]]) -> None:
-    """Run several statements ((purpose, sql, params) each, as for :func:`execute`) in order, on PostgreSQL in
-    ONE round trip (one simple-query message); the cursor then holds the last statement's result. Each statement
+    """Run several statements ((purpose, sql, params) each, as for :func:`execute`; an empty purpose sends its
+    statement as text, unprepared) in order, on PostgreSQL in ONE round trip (one simple-query message); the
+    cursor then holds the last statement's result. Each statement
     still takes its own snapshot (READ COMMITTED), so one that follows a lock sees what was committed while the
     lock was waited for. Elsewhere they run one by one."""
     if connection.vendor != "postgresql":
@@ -55,7 +56,7 @@ def execute_in_one(cur, statements: Sequence[tuple[str, str, Sequence]]) -> None
     prepare = getattr(settings, "PKI_DB_PREPARE", True)
     texts, values = [], []
     for purpose, sql, params in statements:
-        if not prepare or "%%" in sql:
+        if not prepare or not purpose or "%%" in sql:  # no purpose: sent as text (LISTEN cannot be prepared)
             texts.append(sql)
         else:
             name = _prepared_name(cur, purpose, sql)
