@@ -103,9 +103,7 @@ def lease(request: HttpRequest, who: incoming.IncomingIdentity) -> JsonResponse:
     kinds = data.get("kinds")
     if kinds is not None and (not isinstance(kinds, list) or not all(k in WorkKind.values for k in kinds)):
         raise BadRequest(f"'kinds' must be a list of {', '.join(WorkKind.values)}.")
-    items = queue.lease(who.actor.name, limit=limit, wait_seconds=wait, kinds=kinds)
-    if items:
-        incoming.count(who.peer, leased=len(items))
+    items = queue.lease(who.actor.name, limit=limit, wait_seconds=wait, kinds=kinds, peer_id=who.peer.pk)
     return JsonResponse({"items": [{"id": i.pk, "key": i.idempotency_key, "kind": i.kind, "payload": i.payload,
                                     "requester": i.requester, "attempt": i.attempts} for i in items]})
 
@@ -130,14 +128,11 @@ def answer(request: HttpRequest, who: incoming.IncomingIdentity) -> JsonResponse
         many = data["answers"]
         if not isinstance(many, list) or not 0 < len(many) <= MAX_ANSWERS:
             raise BadRequest(f"'answers' must be a list of 1 to {MAX_ANSWERS} answers.")
-        outcomes = queue.answer_many(who.actor.name, [_one_answer(a) for a in many])
-        if any(o != "unknown" for o in outcomes):
-            incoming.count(who.peer, answers=sum(o != "unknown" for o in outcomes))
+        outcomes = queue.answer_many(who.actor.name, [_one_answer(a) for a in many], peer_id=who.peer.pk)
         return JsonResponse({"outcomes": outcomes})
-    outcome = queue.answer(who.actor.name, *_one_answer(data))
+    outcome = queue.answer(who.actor.name, *_one_answer(data), peer_id=who.peer.pk)
     if outcome == "unknown":
         return _error(404, "unknown-item", "No such work item.")
-    incoming.count(who.peer, answers=1)
     return JsonResponse({"outcome": outcome})
 
 

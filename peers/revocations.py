@@ -15,14 +15,23 @@ def is_revoked(ca: CertificateAuthority, serial: str) -> bool:
     """Whether the CA said (pushed status, or its latest pushed CRL) that its certificate ``serial`` is revoked or
     on hold: how an RA/VA refuses a revoked connector certificate without waiting for a role change."""
     pushed = PushedRevocation.objects.filter(ca=ca, serial=serial).values_list("status", flat=True).first()
+    local = pushed is None and Certificate.objects.filter(ca=ca, serial=serial).exclude(
+        status=CertificateStatus.ACTIVE).exists()
+    crls = [] if pushed is not None or local else [
+        PushedCrl.objects.filter(ca=ca, is_delta=is_delta).order_by("-crl_number").values_list("pk", flat=True).first()
+        for is_delta in (False, True)]
+    return revoked_by(serial, pushed, local, crls)
+
+
+def revoked_by(serial: str, pushed: str | None, local: bool, crl_ids: list[int | None]) -> bool:
+    """:func:`is_revoked` from what it reads: the pushed status (None: none pushed), whether this node's own record
+    of the certificate says it is not active, and the ids of the CA's latest pushed CRL and delta CRL."""
     if pushed is not None:
         return pushed != CertificateStatus.ACTIVE  # the CA's newest word on it, newer than any CRL
-    if Certificate.objects.filter(ca=ca, serial=serial).exclude(status=CertificateStatus.ACTIVE).exists():
+    if local:
         return True
     number = int(serial, 16)
-    for is_delta in (False, True):
-        pk = PushedCrl.objects.filter(ca=ca, is_delta=is_delta).order_by("-crl_number").values_list(
-            "pk", flat=True).first()
+    for pk in crl_ids:
         crl = _parsed_crl(pk) if pk is not None else None
         if crl is not None and crl.get_revoked_certificate_by_serial_number(number):
             return True

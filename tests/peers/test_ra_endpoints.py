@@ -197,3 +197,70 @@ def test_scep_at_the_ra_refuses_bad_requests_before_carrying(client, ra_node, al
         else client.get(url)
     assert response.status_code == status
     assert not PeerWorkItem.objects.exists()
+
+
+def _push_revocation(ca, cert, role) -> None:
+    from django.utils import timezone
+
+    from peers.models import PushedRevocation
+
+    PushedRevocation.objects.create(ca=ca, serial=format(cert.serial_number, "x"), status="REVOKED",
+                                    changed_at=timezone.now())
+
+
+def _remove_member(ca, cert, role) -> None:
+    role.members.all().delete()
+
+
+def _deny_rule(ca, cert, role) -> None:
+    from pki.models import AccessRule
+
+    AccessRule.objects.filter(role=role, resource="/peer/incoming").update(allowed=False)
+
+
+def _replace_ca_certificate(ca, cert, role) -> None:
+    from pki.models import CertificateAuthority
+
+    # The issuing CA's row changed (here: a new certificate that did not sign the peer's): the whole check again.
+    other = foreign_cert()
+    CertificateAuthority.objects.filter(pk=ca.pk).update(certificate_der=other.public_bytes(
+        __import__("cryptography.hazmat.primitives.serialization", fromlist=["Encoding"]).Encoding.DER))
+
+
+# A connector that was let in before (its certificate is known to the process and re-checked by one statement per
+# call) is refused on its very next call once any of these changes.
+@pytest.mark.parametrize(("change", "code"), [
+    (_push_revocation, "revoked"),
+    (_remove_member, "no-role"),
+    (_deny_rule, "no-rule"),
+    (_replace_ca_certificate, "unknown-ca"),
+])
+def test_a_known_peer_is_refused_on_its_next_call_after_a_change(client, ra_node, peer_ca, make_cert, peer_role,
+                                                                 change, code):
+    cert = make_cert(peer_ca)
+    role = peer_role(peer_ca, cert, {"/peer/incoming": True})
+    for _ in range(2):  # the first call checks it all; the second goes the known certificate's way
+        assert _post(client, "lease", {"wait": 0}, cert).status_code == 200
+    change(peer_ca, cert, role)
+    queue.submit("scep.get", {"alias": "scep"}, "scep:scep", 30)
+    refused = _post(client, "lease", {"wait": 0}, cert)
+    assert (refused.status_code, refused.json()["error_code"]) == (403, code)
+    assert PeerWorkItem.objects.get().status == WorkStatus.WAITING
+    assert AuditEvent.objects.filter(event_type="PEER_INCOMING_REFUSED").exists()
+    # ... and still refused after (nothing of the earlier verdict is kept).
+    assert _post(client, "lease", {"wait": 0}, cert).status_code == 403
+
+
+def test_a_known_peer_takes_one_statement_per_call(client, ra_node, peer_ca, make_cert, peer_role,
+                                                   django_assert_max_num_queries):
+    cert = make_cert(peer_ca)
+    peer_role(peer_ca, cert, {"/peer/incoming": True})
+    item = queue.submit("scep.get", {"alias": "scep"}, "scep:scep", 30)
+    assert _post(client, "lease", {"wait": 0}, cert).status_code == 200
+    # Known now: its re-check (with the contact recorded), and the answer with its counter, one statement each.
+    with django_assert_max_num_queries(2):
+        answered = _post(client, "answer", {"answers": [{"id": item.pk, "key": item.idempotency_key,
+                                                         "result": {"status": 200}}]}, cert)
+    assert answered.json() == {"outcomes": ["accepted"]}
+    peer = IncomingPeer.objects.get()
+    assert (peer.requests_leased, peer.answers) == (1, 1)
