@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import logging
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 from django.db import connection, transaction
@@ -37,7 +37,7 @@ from django.utils import timezone
 from pki import audit
 from pki.auth.access import Actor
 from pki.auth.clientcert import ClientCertificateRefused, actor_for_certificate
-from pki.choices import AuditOutcome
+from pki.db import execute
 
 from .choices import WorkKind, carry_rule
 from .models import CarriedRequest, PeerConnector
@@ -165,35 +165,76 @@ def _requester_for(kind: str, payload: dict[str, Any]) -> str:
     return ""
 
 
-@contextmanager
-def _held(connector: PeerConnector, key: str) -> Iterator[None]:
-    """Hold this (connector, key) for the run: a PostgreSQL session-level advisory lock, which a killed process
-    releases with its connection. A second run of the same key waits here for the first (then reads its answer);
-    after :data:`HOLD_WAIT` seconds it gives up with :class:`Busy`."""
+def _lock_id(connector: PeerConnector, key: str) -> str:
+    return f"peers:{connector.pk}:{key}"
+
+
+# PostgreSQL: take the (connector, key) advisory lock and, only when it was taken, claim the key with a new row, in
+# one round trip; also the row that was there already (its answer, when a run finished before).
+_CLAIM_SQL = (
+    "WITH lock AS (SELECT pg_try_advisory_lock(hashtextextended(%s, 0)) AS got),"
+    " claimed AS (INSERT INTO peers_carriedrequest (connector_id, idempotency_key, kind, requester, claimed_at)"
+    " SELECT %s, %s, %s, %s, %s FROM lock WHERE got ON CONFLICT (connector_id, idempotency_key) DO NOTHING"
+    " RETURNING id),"
+    " earlier AS (SELECT id, result FROM peers_carriedrequest WHERE connector_id = %s AND idempotency_key = %s)"
+    " SELECT got, (SELECT id FROM claimed), (SELECT id FROM earlier), (SELECT result FROM earlier) FROM lock")
+
+
+def _claim(connector: PeerConnector, key: str, kind: str, requester: str) -> tuple[int, dict | None, bool]:
+    """Hold this (connector, key) for the run and claim it: (row id, the answer recorded before or None, whether
+    the row is new). On PostgreSQL a session-level advisory lock, which a killed process releases with its
+    connection, is held on return (released by :func:`_finish` or :func:`_release`): a second run of the same key
+    waits here for the first (then reads its answer); after :data:`HOLD_WAIT` seconds it gives up with
+    :class:`Busy`."""
     if connection.vendor != "postgresql":
-        yield
-        return
-    lock_id = f"peers:{connector.pk}:{key}"
+        row, created = CarriedRequest.objects.get_or_create(
+            connector=connector, idempotency_key=key,
+            defaults={"kind": kind, "requester": requester, "claimed_at": timezone.now()})
+        return row.pk, row.result, created
     end = time.monotonic() + HOLD_WAIT
     with connection.cursor() as cur:
         while True:
-            cur.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [lock_id])
-            if cur.fetchone()[0]:
+            execute(cur, "peers_claim", _CLAIM_SQL, [_lock_id(connector, key), connector.pk, key, kind, requester,
+                                                     timezone.now(), connector.pk, key])
+            got, new_id, earlier_id, earlier = cur.fetchone()
+            if got:
                 break
             if time.monotonic() > end:
                 raise Busy(key)
             time.sleep(0.05)
-    try:
-        yield
-    finally:
+    if isinstance(earlier, str):  # Django reads jsonb as text and parses it in the field
+        earlier = json.loads(earlier)
+    return (new_id, None, True) if new_id is not None else (earlier_id, earlier, False)
+
+
+def _release(connector: PeerConnector, key: str) -> None:
+    if connection.vendor == "postgresql":
         with connection.cursor() as cur:
-            cur.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [lock_id])
+            cur.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [_lock_id(connector, key)])
+
+
+_FINISH_SQL = ("UPDATE peers_carriedrequest SET result = %s::jsonb, finished_at = %s WHERE id = %s"
+               " RETURNING id, pg_advisory_unlock(hashtextextended(%s, 0))")
+
+
+def _finish(connector: PeerConnector, key: str, row_id: int, result: dict[str, Any], details: dict[str, Any]) -> None:
+    """Record the answer and the audit event in one transaction; on PostgreSQL in one statement (the answer's
+    UPDATE goes along with the audit append) that also releases the advisory lock."""
+    entry = audit.Entry(AUDIT_EVENT, f"peer:{connector.name}", "peerconnector", str(connector.pk),
+                        {**details, "status": result.get("status")})
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            audit.record_many_along(("peers_carried", _FINISH_SQL,
+                                     [json.dumps(result), timezone.now(), row_id, _lock_id(connector, key)]), [entry])
+        else:
+            CarriedRequest.objects.filter(pk=row_id).update(result=result, finished_at=timezone.now())
+            audit.record_many([entry])
 
 
 def carry(connector: PeerConnector, item: dict[str, Any], who: Actor | None = None) -> dict[str, Any]:
     """Run one leased work item and return the answer for the RA (``{"status", "content_type", "body"}``).
-    ``who``: the connector's :func:`connector_actor` when the caller has just looked it up (the connector does once
-    per lease, for all the items that lease brought), else it is looked up here.
+    ``who``: the connector's :func:`connector_actor` when the caller has it (the connector looks it up once a
+    second, for all the items it carries meanwhile), else it is looked up here.
 
     Raises :class:`Busy` when the same item is being run elsewhere right now."""
     kind, key = str(item.get("kind", "")), str(item.get("key", ""))[:64]
@@ -216,14 +257,13 @@ def carry(connector: PeerConnector, item: dict[str, Any], who: Actor | None = No
                              object_id=connector.pk, details=details)
         logger.warning("Peer %s: refused to carry %s: %s", connector.name, kind, reason)
         return _refusal(kind, 403, "The CA refused to carry this request.")
-    with _held(connector, key):
-        row, created = CarriedRequest.objects.get_or_create(
-            connector=connector, idempotency_key=key,
-            defaults={"kind": kind, "requester": requester, "claimed_at": timezone.now()})
-        if row.result is not None:
+    row_id, earlier, created = _claim(connector, key, kind, requester)
+    finished = False
+    try:
+        if earlier is not None:
             logger.info("Peer %s: work item %s answered again from the record (key %s)", connector.name,
                         item.get("id"), key)
-            return row.result
+            return earlier
         if not created:
             # A run of this key started and its process died before recording the answer (the lock is free):
             # run it again. What the dead run committed stays; SCEP answers a replayed message by its own rules.
@@ -233,12 +273,12 @@ def carry(connector: PeerConnector, item: dict[str, Any], who: Actor | None = No
         result = runner(payload, connector) if kind == WorkKind.PORTAL_PAGE else runner(payload)
         if result.get("actor"):  # a carried HTTP request: the identity this CA authenticated it as
             details["presented"], details["requester"] = details["requester"], str(result["actor"])[:255]
-        with transaction.atomic():
-            CarriedRequest.objects.filter(pk=row.pk).update(result=result, finished_at=timezone.now())
-            audit.record(AUDIT_EVENT, connector_name, object_type="peerconnector", object_id=connector.pk,
-                         outcome=AuditOutcome.SUCCESS, details={**details, "status": result.get("status")},
-                         in_transaction=True)
-    return result
+        _finish(connector, key, row_id, result, details)
+        finished = True
+        return result
+    finally:
+        if not finished:
+            _release(connector, key)
 
 
 def forget_answer(connector: PeerConnector, item: dict[str, Any]) -> None:

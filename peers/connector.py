@@ -154,6 +154,9 @@ class ConnectorRunner:
             # After the first lease is on its way: the RA is served first when the connector (re)starts.
             pushing = self._start_pusher(connector, client, "ra", delay=0.5)
             pushed = checked = time.monotonic()
+            # The connector's rights (5 queries), looked up with the once-a-second check rather than per lease: a
+            # rule taken away stops the carrying within a second, as a disabled binding does.
+            who = carry.connector_actor(connector)
             answers = _Answers(self, connector, client)
             try:
                 with ThreadPoolExecutor(self.workers, thread_name_prefix=f"peer-{connector.pk}") as pool:
@@ -164,6 +167,7 @@ class ConnectorRunner:
                         if time.monotonic() - checked >= 1.0:
                             if not still_usable(connector):
                                 return
+                            who = carry.connector_actor(connector)
                             _update(connector.pk, last_contact=timezone.now(), state=ConnectorState.CONNECTED)
                             checked = time.monotonic()
                         if time.monotonic() - pushed > PUSH_EVERY:
@@ -181,10 +185,7 @@ class ConnectorRunner:
                         finally:
                             for _ in range(free):
                                 busy.release()
-                        items = leased.get("items", [])
-                        # The connector's rights, looked up once for what this lease brought (5 queries an item).
-                        who = carry.connector_actor(connector) if items else None
-                        for item in items:
+                        for item in leased.get("items", []):
                             busy.acquire()
                             pool.submit(self._carry_one, connector, answers, item, who, busy, freed)
             finally:

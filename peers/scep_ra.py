@@ -79,11 +79,15 @@ def _carry(alias: PushedScepAlias, kind: str, payload: dict, request: HttpReques
 
 def forward_scep(request: HttpRequest, alias_name: str) -> HttpResponse:
     """The RA's answer to one SCEP request (see the module doc)."""
-    alias = PushedScepAlias.objects.filter(name=alias_name[:255]).first() if "\x00" not in alias_name else None
+    operation = request.GET.get("operation")
+    carried = request.method == "POST" or operation == "PKIOperation"
+    aliases = PushedScepAlias.objects.filter(name=alias_name[:255])
+    if carried:  # the pushed answers to the read-only operations (the CA's certificates) are not needed
+        aliases = aliases.only("name", "enabled", "max_body_size")
+    alias = aliases.first() if "\x00" not in alias_name else None
     if alias is None or not alias.enabled:
         return _plain(404, f"No SCEP alias '{alias_name[:64]}'.")
-    operation = request.GET.get("operation")
-    if request.method == "POST" or operation == "PKIOperation":
+    if carried:
         if request.method == "POST" and operation not in (None, "", "PKIOperation"):
             return _plain(400, f"Only PKIOperation may be POSTed, not {operation[:32]}.")
         body = _body(request, alias.max_body_size)
