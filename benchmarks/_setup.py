@@ -72,6 +72,24 @@ def load() -> str:
     return f"{os.getloadavg()[0]:.1f}"
 
 
+def cpu_of(match: Callable[[int, str], bool]) -> float:
+    """CPU seconds (user + system) of the live processes for which ``match(session_id, cmdline)`` is true (Linux
+    /proc). A process that ended is not counted: measure servers whose processes live through the run."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if match(int(fields[3]), cmdline):
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def timed_threads(work: Callable[[int], None], threads: int) -> float:
     """Run ``work(0)`` ... ``work(threads - 1)`` each in its own thread, released together once all are started;
     the seconds from the release to the end of the last one. The first exception of a thread is raised here."""

@@ -11,7 +11,9 @@ IssuingCA signed by ManagementCA, and an RA-mode alias on the ``EMPTY`` end enti
 The load is the same for all: PKCSReq messages built before the clock starts (RSA-2048 client keys, AES-256,
 SHA-256, a new subject each) POSTed by ``-c`` keep-alive clients. Rounds alternate between the servers; each
 server's figure is its median round. Every reply is decrypted and checked, and every enrollment of ours must be
-a certificate, an end entity and a CERT_CREATION audit event in that server's database.
+a certificate, an end entity and a CERT_CREATION audit event in that server's database. Also printed: the CPU
+each server's processes, its PostgreSQL backends and the clients spent per enrollment (medians of the rounds, from
+/proc): the machine is shared, and CPU per enrollment moves less with its load than the rates do.
 
     .venv/bin/python benchmarks/scep_default.py [-n 200] [-c 8] [--rounds 3]
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/x .venv/bin/python benchmarks/scep_default.py   # + postgres
@@ -41,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import scep_enroll as se  # noqa: E402
+from _setup import cpu_of  # noqa: E402
 
 ALIAS = "ra-devices"
 RA_SECRET = se.RA_SECRET
@@ -115,6 +118,19 @@ class Installation:
                 time.sleep(0.3)
         raise SystemExit(f"{self.name}: no answer within 60 s")
 
+    def cpu_groups(self) -> dict[str, object]:
+        """The processes whose CPU an enrollment costs, by ``cpu_of`` match: the Makefile's run line's session
+        (the server: gunicorn; nginx; the rest: serve.py, the scheduler) and this installation's PostgreSQL backends."""
+        sid = self.process.pid if self.process is not None else -1
+        groups: dict[str, object] = {
+            "server": lambda s, cmd: s == sid and "gunicorn" in cmd,
+            "nginx": lambda s, cmd: s == sid and cmd.startswith("nginx"),
+            "other": lambda s, cmd: s == sid and "gunicorn" not in cmd and not cmd.startswith("nginx"),
+        }
+        if self.db_name:
+            groups["database"] = lambda _s, cmd: cmd.startswith("postgres: ") and f" {self.db_name} " in cmd
+        return groups
+
     def counts(self) -> tuple[int, int, int]:
         """(certificates, CERT_CREATION events of the alias, end entities) of the benchmark's subjects."""
         out = self.manage("shell", "-c", (
@@ -134,6 +150,14 @@ class Installation:
             except subprocess.TimeoutExpired:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.process.pid, signal.SIGKILL)
+
+
+CPU_COLUMNS = ("server", "nginx", "other", "database", "clients")
+
+
+def _cpu(groups: dict[str, object]) -> dict[str, float]:
+    """CPU seconds so far of each group; ``clients`` is this process (the clients' threads)."""
+    return {**{name: cpu_of(match) for name, match in groups.items()}, "clients": time.process_time()}
 
 
 def _admin_sql(server_url: str, statement: str) -> None:
@@ -177,7 +201,8 @@ def main() -> None:
             installs.append(default)
             servers.append(("pki make run (SQLite)", default.url, default))
             if pg_server.startswith("postgres"):
-                db = f"pki_scep_default_{secrets.token_hex(4)}"
+                # Named after DATABASE_URL's own database: runs on one server with different URLs never collide.
+                db = f"{urlsplit(pg_server).path.lstrip('/') or 'pki'}_scep_default_{secrets.token_hex(4)}"
                 template = os.environ.get("PKI_BENCH_TEMPLATE", "")  # the smoke run's migrated database
                 _admin_sql(pg_server, f'CREATE DATABASE "{db}"' + (f' TEMPLATE "{template}"' if template else ""))
                 pg_url = urlsplit(pg_server)._replace(path=f"/{db}").geturl()
@@ -188,6 +213,9 @@ def main() -> None:
             proc, mdm_url = se.start_micromdm(tmp / "mdm")
             servers.append(("micromdm scepserver", mdm_url, None))
             rounds: dict[str, list[tuple[float, list[float]]]] = {name: [] for name, _, _ in servers}
+            cpu: dict[str, list[dict[str, float]]] = {name: [] for name, _, _ in servers}
+            depot = str(tmp / "mdm" / "depot")
+            mdm_groups = {"server": lambda _s, cmd: cmd.startswith("scepserver ") and depot in cmd}
             cas = {url: se._ca_cert(url) for _, url, _ in servers}
             for i, (_name, url, _inst) in enumerate(servers):  # warm each server up (imports, caches)
                 se.run(url, se.build(args.warmup, cas[url], keys[:args.warmup], f"w{i}"), args.concurrency)
@@ -195,7 +223,11 @@ def main() -> None:
                 for i, (name, url, _inst) in enumerate(servers):
                     part = keys[args.warmup + r * args.n: args.warmup + (r + 1) * args.n]
                     reqs = se.build(args.n, cas[url], part, f"r{r}s{i}")
+                    groups = _inst.cpu_groups() if _inst is not None else mdm_groups
+                    before = _cpu(groups)
                     seconds, latencies, bodies = se.run(url, reqs, args.concurrency)
+                    after = _cpu(groups)
+                    cpu[name].append({g: (after[g] - before[g]) * 1000 / args.n for g in after})
                     failed = se.check(reqs, bodies, cas[url])
                     if failed and _inst is not None:
                         raise SystemExit(f"{failed} enrollments failed on {name}")
@@ -222,6 +254,13 @@ def main() -> None:
         medians[name] = statistics.median(rates)
         print(f"{name:<{width}}  {medians[name]:9.1f}  {statistics.median(latencies) * 1000:7.1f}  {p99:7.1f}  "
               + " ".join(f"{x:.1f}" for x in rates))
+    print("CPU ms per enrollment (medians of the rounds; server: gunicorn's processes or scepserver; other: serve.py "
+          "and the scheduler; database: PostgreSQL's backends; clients: this process):")
+    print(f"{'server':<{width}}  " + "  ".join(f"{c:>8}" for c in CPU_COLUMNS) + f"  {'total':>8}")
+    for name, _, _ in servers:
+        cols = [statistics.median(r.get(c, 0.0) for r in cpu[name]) for c in CPU_COLUMNS]
+        total = statistics.median(sum(r.values()) for r in cpu[name])
+        print(f"{name:<{width}}  " + "  ".join(f"{x:8.2f}" for x in cols) + f"  {total:8.2f}")
     mdm = medians["micromdm scepserver"]
     for name, _, inst in servers:
         if inst is not None:
