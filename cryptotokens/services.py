@@ -323,10 +323,9 @@ def get_private_key(token: CryptoToken, alias: str) -> PrivateKeyTypes:
     return key
 
 
-_TOKEN_STATE = (
-    "SELECT version, CASE WHEN auto_activate THEN auth_code_encrypted <> '' ELSE activation_secret <> '' END "
-    "FROM cryptotokens_cryptotoken WHERE id = %s"
-)
+#: SQL of a token row (unqualified columns): whether the token is active, as :attr:`CryptoToken.is_active`.
+TOKEN_ACTIVE_SQL = "CASE WHEN auto_activate THEN auth_code_encrypted <> '' ELSE activation_secret <> '' END"
+_TOKEN_STATE = f"SELECT version, {TOKEN_ACTIVE_SQL} FROM cryptotokens_cryptotoken WHERE id = %s"  # noqa: S608
 
 
 def _plain_execute(cur, purpose: str, sql: str, params: Sequence = ()) -> None:
@@ -376,7 +375,7 @@ def tokens_unchanged_sql(versions: set[tuple[int, int]]) -> tuple[str, list]:
     pairs = sorted(versions)
     rows = ", ".join(["(CAST(%s AS bigint), CAST(%s AS bigint))"] * len(pairs))  # PostgreSQL and SQLite
     sql = (f"(SELECT count(*) FROM cryptotokens_cryptotoken WHERE (id, version) IN (VALUES {rows}) AND "  # noqa: S608
-           "CASE WHEN auto_activate THEN auth_code_encrypted <> '' ELSE activation_secret <> '' END) = %s")
+           f"{TOKEN_ACTIVE_SQL}) = %s")
     return sql, [*(v for pair in pairs for v in pair), len(pairs)]
 
 

@@ -19,6 +19,7 @@ frees the lock of a process that dies).
 from __future__ import annotations
 
 import fcntl
+import functools
 import logging
 import os
 
@@ -29,14 +30,34 @@ logger = logging.getLogger("pki.sqlite")
 LOCK_SUFFIX = "-lock"
 
 
+@functools.lru_cache(maxsize=1024)
+def _qmark(query: str) -> str:
+    # Django's cursor rewrites every statement's %s placeholders with a regular expression, each time it runs;
+    # the statements of a request are a few texts that repeat (the same as sqlite3's statement cache keeps).
+    return base.FORMAT_QMARK_REGEX.sub("?", query).replace("%%", "%")
+
+
+class CursorWrapper(base.SQLiteCursorWrapper):
+    """Django's SQLite cursor, its placeholder conversion done once per statement text."""
+
+    def convert_query(self, query, *, param_names=None):
+        if param_names is None:
+            return _qmark(query)
+        return super().convert_query(query, param_names=param_names)
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
-    """SQLite with write transactions queued on ``<NAME>-lock`` (see the module doc)."""
+    """SQLite with write transactions queued on ``<NAME>-lock`` (see the module doc), and Django's cursor with
+    its placeholder conversion cached (:class:`CursorWrapper`)."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._queue_fd: int | None = None
         self._queue_pid = 0  # the process that opened _queue_fd: a forked child opens its own
         self._queue_held = False
+
+    def create_cursor(self, name=None):
+        return self.connection.cursor(factory=CursorWrapper)
 
     def _queue_file(self) -> int | None:
         if self._queue_fd is not None and self._queue_pid == os.getpid():

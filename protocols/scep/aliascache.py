@@ -8,7 +8,13 @@ SCEP message layer's own work. The check is one plain statement that reads each 
 the ids of the profile's available CAs and certificate profiles, and whether the RA CA or certificate profile
 requires approval; any difference, or a disabled or removed
 alias, loads again. So nothing here is state another process needs: an edit in any process is seen by the next
-request everywhere, as with no cache at all. Other databases than PostgreSQL load every time.
+request everywhere, as with no cache at all.
+
+Other databases (SQLite: ``make run``'s default) have no row versions. There the rows themselves are the check:
+the alias query's one row, with every column of the alias and its related rows as the database returns them,
+and a second statement with the profile's available ids, the approval requirement and the version and activation
+of the crypto tokens of the alias's CAs and RA key pair. When both equal what the kept alias was built from, it
+is used again; any difference builds it anew. Building the model instances, not reading the rows, was the cost.
 
 The versions also cover the crypto token rows of the alias's CAs and of its RA key pair: a key handle a request
 obtained through :func:`cryptotokens.services.get_private_key_by_id` (which checked the token's activation) is
@@ -28,6 +34,7 @@ from typing import Any
 
 from django.db import connection
 
+from cryptotokens.services import TOKEN_ACTIVE_SQL
 from pki import db
 from pki.models.approvals import ApprovalAction, ApprovalSetting
 
@@ -128,12 +135,19 @@ class _AliasQuery:
         self.populators = get_related_populators(info, compiler.select, using)
         self.converters = compiler.get_converters([col[0] for col in compiler.select[:compiler.col_count]])
 
-    def load(self, name: str) -> ScepAlias | None:
+    def fetch(self, name: str) -> tuple | None:
+        """The query's row for alias ``name`` as the database returns it (None: no such enabled alias)."""
         params = list(self.params)
         params[self.name_at] = name
         with connection.cursor() as cur:
             cur.execute(self.sql, params)
             row = cur.fetchone()
+        return tuple(row) if row is not None else None
+
+    def load(self, name: str, row: tuple | None = None) -> ScepAlias | None:
+        """The alias built from ``row`` (read now when not given)."""
+        if row is None:
+            row = self.fetch(name)
         if row is None:
             return None
         if self.converters:
@@ -147,54 +161,94 @@ class _AliasQuery:
 _queries: dict[str, _AliasQuery] = {}
 
 
+_extras: str | None = None
+
+
 def _extras_sql() -> str:
-    """Other databases than PostgreSQL: the RA end entity profile's available CA and certificate profile ids and
-    the approval settings of the RA CA and certificate profile, in one statement (PostgreSQL's version statement
-    reads the same)."""
+    """Other databases than PostgreSQL: the alias's RA end entity profile's available CA and certificate profile
+    ids, the approval settings of its RA CA and certificate profile and the (version, activation) of the crypto
+    tokens of its CAs and RA key pair, in one statement whose parameter is the alias name (so it can run before
+    the alias is built). Rows: (kind, id, token state or NULL). PostgreSQL's version statement reads the same."""
+    global _extras
+    if _extras is not None:
+        return _extras
+    from cryptotokens.models import CryptoToken
     from endentities.models import EndEntityProfile
+    from pki.models import CertificateAuthority
 
     q = connection.ops.quote_name
+
+    def column(model, name: str) -> str:
+        return q(model._meta.get_field(name).column)
+
+    alias_table = q(ScepAlias._meta.db_table)
+
+    def of_alias(field: str) -> str:  # the alias's column, read by the alias name
+        return f"(SELECT {column(ScepAlias, field)} FROM {alias_table} WHERE name = %s AND enabled)"  # noqa: S608
+
     parts = []
     for kind, field in (("ca", "available_cas"), ("cp", "available_certificate_profiles")):
         rel = EndEntityProfile._meta.get_field(field)
-        parts.append(f"SELECT '{kind}', {q(rel.m2m_reverse_name())} FROM "  # noqa: S608 - model names
-                     f"{q(rel.remote_field.through._meta.db_table)} WHERE {q(rel.m2m_column_name())} = %s")
-    col = {f: q(ApprovalSetting._meta.get_field(f).column) for f in ("action", "ca", "certificate_profile")}
-    parts.append(f"SELECT 'approval', 1 FROM {q(ApprovalSetting._meta.db_table)} WHERE {col['action']} = "  # noqa: S608
-                 f"'{ADD_EDIT}' AND ({col['ca']} = %s OR {col['certificate_profile']} = %s)")
-    return " UNION ALL ".join(parts)
+        parts.append(f"SELECT '{kind}', {q(rel.m2m_reverse_name())}, NULL FROM "  # noqa: S608 - model names
+                     f"{q(rel.remote_field.through._meta.db_table)} WHERE {q(rel.m2m_column_name())} = "
+                     f"{of_alias('ra_end_entity_profile')}")
+    col = {f: column(ApprovalSetting, f) for f in ("action", "ca", "certificate_profile")}
+    parts.append(f"SELECT 'approval', 1, NULL FROM {q(ApprovalSetting._meta.db_table)} WHERE {col['action']} = "  # noqa: S608
+                 f"'{ADD_EDIT}' AND ({col['ca']} = {of_alias('ra_default_ca')} OR {col['certificate_profile']} = "
+                 f"{of_alias('ra_certificate_profile')})")
+    ca_table, ca_token = q(CertificateAuthority._meta.db_table), column(CertificateAuthority, "crypto_token")
+    parts.append(f"SELECT 'token', t.id, CAST(t.{column(CryptoToken, 'version')} AS text) || '/' || "  # noqa: S608
+                 f"CAST({TOKEN_ACTIVE_SQL} AS text) FROM {q(CryptoToken._meta.db_table)} t WHERE t.id IN "
+                 f"(SELECT {ca_token} FROM {ca_table} WHERE id IN ({of_alias('default_ca')}, "
+                 f"{of_alias('ra_default_ca')})) OR t.id = {of_alias('ra_crypto_token')}")
+    _extras = " UNION ALL ".join(parts)
+    return _extras
+
+
+#: How many times :func:`_extras_sql` takes the alias name.
+_EXTRAS_NAMES = 7
+
+
+def _read_extras(name: str) -> tuple:
+    """The rows of :func:`_extras_sql` for alias ``name``, in a fixed order (compared with a kept alias's)."""
+    with connection.cursor() as cur:
+        cur.execute(_extras_sql(), [name] * _EXTRAS_NAMES)
+        return tuple(sorted(cur.fetchall(), key=lambda row: (row[0], row[1])))
 
 
 def _ids(text: str | None) -> set[int]:
     return {int(x) for x in text.split(",")} if text else set()
 
 
-def _load(name: str, stamp: tuple | None = None) -> ScepAlias | None:
-    """The alias with its related rows, the RA profile's available ids and whether the RA CA or certificate
-    profile requires approval: from PostgreSQL's version row ``stamp``, else read here."""
-    from endentities.extended import remember_available_ids
-
+def _query() -> _AliasQuery:
     query = _queries.get(connection.vendor)
     if query is None:
         query = _queries[connection.vendor] = _AliasQuery(connection.alias)
-    alias = query.load(name)
+    return query
+
+
+def _load(name: str, stamp: tuple | None = None, rows: tuple | None = None) -> ScepAlias | None:
+    """The alias with its related rows, the RA profile's available ids and whether the RA CA or certificate
+    profile requires approval: from PostgreSQL's version row ``stamp``, or from ``rows`` (the alias query's row
+    and :func:`_read_extras`' rows, other databases), else read here."""
+    from endentities.extended import remember_available_ids
+
+    if stamp is None and rows is None:
+        row = _query().fetch(name)
+        rows = (row, _read_extras(name)) if row is not None else None
+        if rows is None:
+            return None
+    alias = _query().load(name, rows[0] if rows is not None else None)
     if alias is None:
         return None
     profile = alias.ra_end_entity_profile
     if stamp is not None:
         cas, cps, required = _ids(stamp[-3]), _ids(stamp[-2]), bool(stamp[-1])
     else:
-        cas, cps, required = set(), set(), False
-        with connection.cursor() as cur:
-            ep = alias.ra_end_entity_profile_id
-            cur.execute(_extras_sql(), [ep, ep, alias.ra_default_ca_id, alias.ra_certificate_profile_id])
-            for kind, value in cur.fetchall():
-                if kind == "ca":
-                    cas.add(value)
-                elif kind == "cp":
-                    cps.add(value)
-                else:
-                    required = True
+        kinds: dict[str, set[int]] = {"ca": set(), "cp": set(), "approval": set(), "token": set()}
+        for kind, value, _state in rows[1]:
+            kinds[kind].add(value)
+        cas, cps, required = kinds["ca"], kinds["cp"], bool(kinds["approval"])
     if profile is not None:
         remember_available_ids(profile, cas, cps)
     # Whether the RA CA or RA certificate profile requires approval (enrollment asks again for any other CA).
@@ -204,9 +258,12 @@ def _load(name: str, stamp: tuple | None = None) -> ScepAlias | None:
 
 def get_alias(name: str) -> ScepAlias | None:
     """The enabled alias ``name`` with its related rows loaded, or None."""
-    if connection.vendor != "postgresql":
-        return _load(name)
-    stamp = _read_stamp(name)
+    rows = None
+    if connection.vendor == "postgresql":
+        stamp = _read_stamp(name)
+    else:  # no row versions: the rows themselves (see the module doc)
+        row = _query().fetch(name)
+        stamp = rows = (row, _read_extras(name)) if row is not None else None
     if stamp is None:
         with _lock:
             _cache.pop(name, None)
@@ -221,7 +278,7 @@ def get_alias(name: str) -> ScepAlias | None:
             if related is not None and related._state.fields_cache:
                 related._state.fields_cache.clear()
         return alias
-    alias = _load(name, stamp)
+    alias = _load(name, None if rows is not None else stamp, rows)
     if alias is None:
         return None
     # The versions cover the token rows of these CAs and of the RA key pair: their keys may be kept with the alias.
@@ -230,7 +287,8 @@ def get_alias(name: str) -> ScepAlias | None:
                               if ca is not None and ca.crypto_token_id is not None}
     if alias.ra_crypto_token_id is not None:
         alias._scep_key_tokens.add(alias.ra_crypto_token_id)
-    # Read after the versions: a change in between makes the next request load again (never a stale hit).
+    # Read after the versions (on other databases: built from the rows compared): a change in between makes the
+    # next request load again (never a stale hit).
     with _lock:
         if len(_cache) >= _MAX:
             _cache.clear()

@@ -47,7 +47,18 @@ def test_second_enrollment_of_the_same_device_records_the_edit(scep, scep_ca, ra
     assert Certificate.objects.filter(username="fast2").count() == 2
 
 
-def test_alias_changes_are_seen_by_the_next_request(scep, scep_ca, ra, actor, client):
+@pytest.fixture(params=["postgresql", "sqlite"])
+def vendor(request, monkeypatch):
+    """The alias cache's check on PostgreSQL (row versions) and on other databases (the rows themselves, as on
+    make run's SQLite; run here on PostgreSQL, with which its statements also work)."""
+    from django.db import connection
+
+    if request.param != connection.vendor:
+        monkeypatch.setattr(connection, "vendor", request.param)
+    return request.param
+
+
+def test_alias_changes_are_seen_by_the_next_request(scep, scep_ca, ra, actor, client, vendor):
     from protocols.scep import approvals, services
 
     key = client_key(63)
@@ -114,7 +125,7 @@ def test_a_new_device_costs_one_alias_statement_and_one_end_entity_write(scep, s
 
 
 def test_a_deactivated_token_is_seen_by_the_next_request(scep, soft_token_factory, ca_factory, alias_factory,
-                                                         actor):
+                                                         actor, vendor):
     from cryptotokens import services as tokens
 
     token = soft_token_factory("ScepManualToken", auto_activate=False)
@@ -133,6 +144,30 @@ def test_a_deactivated_token_is_seen_by_the_next_request(scep, soft_token_factor
     assert not EndEntity.objects.filter(username="fast10").exists()
     tokens.activate(actor, token, "foo123")
     assert scep.enroll(make_csr(key, "CN=fast10", "s3cret"), key, ca.certificate).status == PkiStatus.SUCCESS
+
+
+def test_without_row_versions_an_unchanged_alias_is_used_again(scep, scep_ca, ra, actor, monkeypatch):
+    """On other databases than PostgreSQL (make run's SQLite) the kept alias is used again while its rows read the
+    same: two plain statements, no instances built, no token statement for the responder's key."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from cryptotokens.services import get_private_key_by_id
+    from protocols.scep import aliascache, services
+
+    monkeypatch.setattr(connection, "vendor", "sqlite")
+    first = aliascache.get_alias("scep")
+    key = aliascache.responder_key(first, scep_ca.crypto_token_id, scep_ca.key_alias, get_private_key_by_id)
+    with CaptureQueriesContext(connection) as queries:
+        again = aliascache.get_alias("scep")
+        kept = aliascache.responder_key(again, scep_ca.crypto_token_id, scep_ca.key_alias,
+                                        lambda *a: pytest.fail(f"read again: {a}"))
+    assert again is first and kept is key and len(queries.captured_queries) == 2
+    services.edit_alias(actor, "scep", ra_auth_password="changed")
+    edited = aliascache.get_alias("scep")
+    assert edited is not first and edited.ra_auth_password != first.ra_auth_password
+    services.edit_alias(actor, "scep", enabled=False)
+    assert aliascache.get_alias("scep") is None
 
 
 def test_the_version_statement_is_prepared_again_when_the_session_lost_it(scep, scep_ca, ra):
