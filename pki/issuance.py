@@ -344,7 +344,7 @@ def _issuing_key(ca: CertificateAuthority, alias: str, fresh: bool):
     return key, ((ca.crypto_token_id, hit[1]) if hit is not None and hit[0] is key else None)
 
 
-def _prepare(req: IssuanceRequest):
+def _prepare(req: IssuanceRequest, member_check: bool = True):
     ca = req.ca
     profile = req.profile
     if profile is None:
@@ -373,7 +373,7 @@ def _prepare(req: IssuanceRequest):
         raise ValidationError(str(exc), field="subject_dn") from None
     if len(subject) == 0 and not (req.subject_alt_name or (csr is not None and _has_san(csr))):
         raise ValidationError("A certificate needs a subject DN or a subject alternative name.", field="subject_dn")
-    if not req.self_signed and connection.vendor != "postgresql":
+    if member_check and not req.self_signed and connection.vendor != "postgresql":
         # Issuing a role member's certificate would be joining the role (pki.auth.clientcert). On PostgreSQL the
         # same check is made by _store, its query sent with the uniqueness reads (one round trip for both).
         from .auth.clientcert import require_may_issue_member_certificate
@@ -498,17 +498,59 @@ os.register_at_fork(after_in_child=_reset_group)
 def issue(req: IssuanceRequest) -> IssuedCertificate:
     """Issue a certificate for ``req``; raises a :class:`~pki.errors.PkiError` and stores nothing on refusal."""
     try:
-        return _issue(req)
+        return _store_signed(_sign_request(req))
     except PkiError as exc:
-        audit.record_failure(
-            "CERT_CREATION", req.actor.name, exc.message, object_type="ca", object_id=req.ca.pk,
-            details={"username": req.username, **req.audit_details},
-        )
+        _record_refusal(req, exc)
         raise
 
 
-def _issue(req: IssuanceRequest) -> IssuedCertificate:
-    ca, profile, csr, public_key, subject, key_spec = _prepare(req)
+def _record_refusal(req: IssuanceRequest, exc: PkiError) -> None:
+    audit.record_failure(
+        "CERT_CREATION", req.actor.name, exc.message, object_type="ca", object_id=req.ca.pk,
+        details={"username": req.username, **req.audit_details},
+    )
+
+
+class Presigned:
+    """A request checked, built and signed by :func:`presign` (steps 1-4 of :func:`issue`), not stored."""
+
+    def __init__(self, req: IssuanceRequest, ca: CertificateAuthority, alias: str, key: Any,
+                 token_version: tuple[int, int] | None, build: Callable[[Any, tuple[int, int] | None], _Signed]):
+        self.req, self.ca, self.alias, self.key, self.token_version = req, ca, alias, key, token_version
+        self._build = build
+        self.item = self.sign()
+        self.member_subject: x509.Name | None = None  # the role member check _prepare left to the store
+
+    def sign(self) -> _Signed:
+        """Sign again (a new serial) with the current key."""
+        return self._build(self.key, self.token_version)
+
+
+def presign(req: IssuanceRequest) -> Presigned | None:
+    """Steps 1-4 of :func:`issue` (authorization, validation, building, the CA's signature), which write nothing,
+    for a caller that then stores the result with :func:`issue_presigned` in a transaction that others wait for
+    (SQLite's one write lock): nothing slow runs while it is held. None when the request is refused here: the
+    caller then issues with :func:`issue` as usual, which refuses it again and records the refusal."""
+    try:
+        return _sign_request(req, presigning=True)
+    except PkiError:
+        return None
+
+
+def issue_presigned(signed: Presigned) -> IssuedCertificate:
+    """Steps 5-6 of :func:`issue` for a :func:`presign` result: the uniqueness and token checks, the row, the audit
+    event (the certificate is signed again, with a new serial, where issue would sign again: a serial collision, a
+    token changed since)."""
+    try:
+        return _store_signed(signed)
+    except PkiError as exc:
+        _record_refusal(signed.req, exc)
+        raise
+
+
+def _sign_request(req: IssuanceRequest, presigning: bool = False) -> Presigned:
+    # Presigning, the role member check is left to the storing transaction (a role changed meanwhile counts).
+    ca, profile, csr, public_key, subject, key_spec = _prepare(req, member_check=not presigning)
     sig_alg = signature_algorithm(ca.signature_algorithm)
     if profile.allowed_signature_algorithms and ca.signature_algorithm not in profile.allowed_signature_algorithms:
         raise ValidationError(
@@ -545,7 +587,7 @@ def _issue(req: IssuanceRequest) -> IssuedCertificate:
     key_hash = public_key_sha256(public_key)
     member_subject = subject if not req.self_signed and connection.vendor == "postgresql" else None
 
-    def sign() -> _Signed:
+    def sign(key, token_version: tuple[int, int] | None) -> _Signed:
         builder = x509.CertificateBuilder(
             issuer_name=issuer, subject_name=subject, public_key=public_key, serial_number=new_serial(),
             not_valid_before=not_before, not_valid_after=not_after, extensions=extensions,
@@ -570,9 +612,21 @@ def _issue(req: IssuanceRequest) -> IssuedCertificate:
         )
         return _Signed(req, row, cert, token_version, member_subject=member_subject)
 
+    signed = Presigned(req, ca, alias, key, token_version, sign)
+    if presigning and not req.self_signed and connection.vendor != "postgresql":
+        signed.member_subject = subject
+    return signed
+
+
+def _store_signed(signed: Presigned) -> IssuedCertificate:
+    req, ca = signed.req, signed.ca
     attempt, refreshed = 0, False
+    item = signed.item
+    if signed.member_subject is not None:
+        from .auth.clientcert import require_may_issue_member_certificate
+
+        require_may_issue_member_certificate(req.actor, ca, signed.member_subject)
     while True:
-        item = sign()
         try:
             # A call outside any transaction (autocommit on: the batch's commit is a real one) and with nothing
             # of its own to store joins the next group commit; anything else stores in (a savepoint of) the
@@ -589,14 +643,16 @@ def _issue(req: IssuanceRequest) -> IssuedCertificate:
                 raise CAOfflineError(f"The crypto token of CA '{ca.name}' is changing; try again.") from None
             # Read afresh: an offline token refuses here (CAOfflineError); a changed key signs again.
             logger.info("Token of CA %s changed since its key was opened; signing again", ca.name)
-            key, token_version = _issuing_key(ca, alias, fresh=True)
+            signed.key, signed.token_version = _issuing_key(ca, signed.alias, fresh=True)
             refreshed = True
+            item = signed.sign()
             continue
         except IntegrityError:
             attempt += 1
             if attempt == SERIAL_ATTEMPTS:
                 raise
             logger.warning("Serial collision on CA %s; signing again with a new serial", ca.name)
+            item = signed.sign()
             continue
         return IssuedCertificate(row=item.row, certificate=item.cert)
 

@@ -16,6 +16,8 @@ Enrollment (``enrollment``), all through ``pki.issuance.issue``:
     enroll_with_ra(actor, username, *, csr=None, public_key=None, interface="ra") -> IssuedCertificate
     add_and_enroll_with_ra(actor, data, *, profile=None, csr=None, interface="ra") -> IssuedCertificate
         (both in the caller's transaction, the row written once; EndEntityExists when the username is taken)
+    prepare_add_and_enroll_with_ra(...) -> function: the same in two steps, the checks and the signature now,
+        the writes when the function is called in the caller's transaction
     enroll_keystore(username, password, *, key_alg, key_spec, interface, actor=None, with_ra=False)
         -> EnrolledKeystore (keystore bytes in the token format, the certificate, the chain)
     EnrollmentDenied: wrong username/code or a status that may not enroll (HTTP 403)
@@ -30,6 +32,7 @@ from .enrollment import (
     enroll,
     enroll_keystore,
     enroll_with_ra,
+    prepare_add_and_enroll_with_ra,
     renewal_allowed,
 )
 from .entities import (
@@ -65,6 +68,7 @@ __all__ = [
     "ensure_empty_profile",
     "find_end_entity",
     "get_end_entity_profile",
+    "prepare_add_and_enroll_with_ra",
     "renewal_allowed",
     "revoke_end_entity",
     "search_end_entities",

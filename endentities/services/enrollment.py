@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -43,7 +44,8 @@ from pki.auth.access import Actor
 from pki.choices import CertificateStatus
 from pki.db import update_row
 from pki.errors import ConflictError, PkiError, ValidationError
-from pki.issuance import IssuanceHooks, IssuanceRequest, IssuedCertificate, issue
+from pki.issuance import IssuanceHooks, IssuanceRequest, IssuedCertificate, issue, issue_presigned
+from pki.issuance import presign as presign_issue
 from pki.models import Certificate
 
 from ..choices import ENROLLABLE_STATUSES, EndEntityStatus, TokenType
@@ -389,6 +391,25 @@ def add_and_enroll_with_ra(actor: Actor, data, *, profile: EndEntityProfile | st
     """
     if not transaction.get_connection().in_atomic_block:
         raise transaction.TransactionManagementError("add_and_enroll_with_ra runs inside the caller's transaction.")
+    return _add_and_enroll(actor, data, profile, csr, public_key, interface, presign=False)()
+
+
+def prepare_add_and_enroll_with_ra(actor: Actor, data, *, profile: EndEntityProfile | str | int | None = None,
+                                   csr=None, public_key: CertificatePublicKeyTypes | None = None,
+                                   interface: str = "ra") -> Callable[[], IssuedCertificate]:
+    """:func:`add_and_enroll_with_ra` in two steps: what writes nothing runs now, outside any transaction (the end
+    entity built and checked against its profile and the caller's rights, the certificate built and signed:
+    :func:`pki.issuance.presign`), and the returned function writes, inside the caller's transaction (the end
+    entity's row, its event, the certificate's checks, row and event), with the same outcomes. For a caller whose
+    transaction holds a lock every other writer waits for (SCEP RA mode on SQLite): only the writes hold it.
+
+    Refusals are raised by either step (a refusal of the certificate by the returned function, as
+    :func:`add_and_enroll_with_ra` raises it); the returned function raises ``EndEntityExists`` before writing."""
+    return _add_and_enroll(actor, data, profile, csr, public_key, interface, presign=True)
+
+
+def _add_and_enroll(actor: Actor, data, profile, csr, public_key, interface: str,
+                    presign: bool) -> Callable[[], IssuedCertificate]:
     new = new_end_entity(actor, data, profile=profile)
     ee = new.ee
     authorize = _ra_authorize(actor, ee)
@@ -398,14 +419,23 @@ def add_and_enroll_with_ra(actor: Actor, data, *, profile: EndEntityProfile | st
         raise _refuse_status(ee)
     added = ee.status
     _use_request(ee)
-    if not insert_if_new(ee):
-        raise EndEntityExists(ee.username)
-    record_added(actor, new, status=added)
 
     def stored(req: IssuanceRequest, row: Certificate) -> None:
         _enrolled(req, row, ee, added, interface, actor)
 
-    return issue(_build_request(ee, actor, csr, public_key, None, interface, authorize, on_stored=stored))
+    req = _build_request(ee, actor, csr, public_key, None, interface, authorize, on_stored=stored)
+    # Refused when signing: issue() below refuses it again, in the caller's transaction, and records it.
+    signed = presign_issue(req) if presign else None
+
+    def write() -> IssuedCertificate:
+        if not transaction.get_connection().in_atomic_block:
+            raise transaction.TransactionManagementError("The enrollment runs inside the caller's transaction.")
+        if not insert_if_new(ee):
+            raise EndEntityExists(ee.username)
+        record_added(actor, new, status=added)
+        return issue_presigned(signed) if signed is not None else issue(req)
+
+    return write
 
 
 # --- server-side key generation --------------------------------------------------------------------

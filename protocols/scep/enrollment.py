@@ -38,6 +38,7 @@ from endentities.validation import EndEntityInput
 from pki import audit
 from pki.choices import CertificateStatus
 from pki.errors import PkiError
+from pki.issuance import IssuedCertificate
 from pki.models import Certificate
 from pki.models.approvals import ApprovalStatus
 from pki.services import approvals as core_approvals
@@ -219,9 +220,11 @@ def ra_input(alias: ScepAlias, responder: Responder, info: m.CsrInfo, username: 
 
 
 def register_and_issue(alias: ScepAlias, data: EndEntityInput, profile,
-                       csr: bytes | x509.CertificateSigningRequest, approval=None):
+                       csr: bytes | x509.CertificateSigningRequest, approval=None,
+                       prepared: Callable[[], IssuedCertificate] | None = None):
     """Create (or edit back to NEW) the end entity and issue to it, in one transaction; an approved request
-    that this issuance fulfils is marked with the certificate.
+    that this issuance fulfils is marked with the certificate. ``prepared``: the new end entity's enrollment from
+    :func:`prepare_ra_enrollment` (checked and signed already: it only writes here).
 
     Inside a caller's transaction this opens no savepoint (two statements, two round trips on PostgreSQL, per
     enrollment): a refusal after the first write dooms that transaction, and the caller rolls all of it back,
@@ -233,8 +236,10 @@ def register_and_issue(alias: ScepAlias, data: EndEntityInput, profile,
     checked = core_approvals.executing(approval) if approval is not None else core_approvals.checked()
     with transaction.atomic(savepoint=False), audit.combined("CERT_CREATION"), checked:
         try:  # usually a new device: its row is written once, as the enrollment leaves it
-            issued = ee_services.add_and_enroll_with_ra(actor, data, profile=profile, csr=csr, interface=INTERFACE)
+            issued = prepared() if prepared is not None else ee_services.add_and_enroll_with_ra(
+                actor, data, profile=profile, csr=csr, interface=INTERFACE)
         except ee_services.EndEntityExists:  # the database said the name is taken; nothing was written
+            # (What ``prepared`` signed is dropped: the edited end entity is issued to as it now is.)
             ee = ee_services.edit_end_entity(actor, data.username, data, profile=profile,
                                              status=EndEntityStatus.NEW)
             # The row was just written in this transaction (and so is locked by it): no need to read it again.
@@ -242,6 +247,20 @@ def register_and_issue(alias: ScepAlias, data: EndEntityInput, profile,
         if approval is not None:
             type(approval).objects.filter(pk=approval.pk).update(certificate=issued.row)
         return issued
+
+
+def prepare_ra_enrollment(alias: ScepAlias, data: EndEntityInput, profile,
+                          csr: x509.CertificateSigningRequest) -> Callable[[], IssuedCertificate] | None:
+    """A new device's end entity and certificate checked, built and signed before the enrollment's transaction
+    (:func:`endentities.services.prepare_add_and_enroll_with_ra`), which then only writes: on SQLite that
+    transaction holds the database's one write lock, which every other enrollment waits for. None when refused
+    here: :func:`register_and_issue` then does all of it in the transaction, refusing it there as before."""
+    try:
+        with core_approvals.checked():  # called when no approval is required (see check_ra_mode)
+            return ee_services.prepare_add_and_enroll_with_ra(scep_actor(alias), data, profile=profile, csr=csr,
+                                                              interface=INTERFACE)
+    except PkiError:
+        return None
 
 
 def check_ra_mode(alias: ScepAlias, responder: Responder, message: m.PkiMessage, info: m.CsrInfo,
@@ -265,6 +284,7 @@ def check_ra_mode(alias: ScepAlias, responder: Responder, message: m.PkiMessage,
     required = getattr(alias, "ra_approval_required", None)
     if required is None or responder.ca.pk != alias.ra_default_ca_id:
         required = approvals.required(responder.ca, alias.ra_certificate_profile)
+    prepared = prepare_ra_enrollment(alias, data, profile, info.csr) if not required else None
 
     def enroll() -> Enrolled:
         approval = None
@@ -286,7 +306,7 @@ def check_ra_mode(alias: ScepAlias, responder: Responder, message: m.PkiMessage,
                     return Enrolled(None)
         try:
             # The request as parsed and verified by the message layer: issuance need not parse it again.
-            cert = register_and_issue(alias, data, profile, info.csr, approval).certificate
+            cert = register_and_issue(alias, data, profile, info.csr, approval, prepared).certificate
         except PkiError as exc:
             validator.notify_failure(ctx, exc.message)
             raise _issue_refused(alias, username, exc) from None

@@ -128,11 +128,17 @@ def test_the_command_line_may_issue_it(admin_member, root_ca, csr_factory):
     assert _issue(root_ca, Actor.system_actor("cli"), csr_factory, ADMIN_CN).row.pk
 
 
-def test_scep_ra_mode_cannot_issue_an_administrators_cn(scep_ca, alias_factory, client):  # noqa: F811
+@pytest.mark.parametrize("vendor", ["postgresql", "sqlite"])  # sqlite: the check in the storing transaction
+def test_scep_ra_mode_cannot_issue_an_administrators_cn(scep_ca, alias_factory, client, monkeypatch,  # noqa: F811
+                                                       vendor):
     """Anyone with an RA alias's shared secret enrolls through SCEP; the CN of a member of the alias's CA is refused
     with SCEP's own failure reply (badRequest), audited, nothing stored."""
+    from django.db import connection
+
     from protocols.scep.messages import FailInfo, PkiStatus
     from tests.protocols.scep.server_fixtures import ScepTestClient, client_key, make_csr
+
+    monkeypatch.setattr(connection, "vendor", vendor)
 
     alias_factory("scep", operation_mode="ra", ra_default_ca=scep_ca, ra_auth_password="s3cret",
                   ra_certificate_profile="ENDUSER", ra_end_entity_profile="EMPTY")
@@ -151,6 +157,37 @@ def test_scep_ra_mode_cannot_issue_an_administrators_cn(scep_ca, alias_factory, 
     key = client_key(32)
     assert scep.enroll(make_csr(key, "CN=device-9,O=Test", "s3cret"), key, scep_ca.certificate).status == \
         PkiStatus.SUCCESS
+
+
+@pytest.mark.parametrize("vendor", ["postgresql", "sqlite"])
+def test_a_member_added_after_signing_is_refused_when_storing(scep_ca, monkeypatch, vendor):  # noqa: F811
+    """An enrollment checked and signed before its transaction (SCEP RA mode) is checked against the roles again
+    when stored: a member added in between is no way in either."""
+    from django.db import connection, transaction
+    from django.test.utils import CaptureQueriesContext
+
+    from endentities.services import get_end_entity_profile, prepare_add_and_enroll_with_ra
+    from endentities.validation import EndEntityInput
+    from tests.protocols.scep.server_fixtures import client_key, make_csr
+
+    monkeypatch.setattr(connection, "vendor", vendor)
+    key = client_key(33)
+    csr = make_csr(key, f"CN={ADMIN_CN},O=Elsewhere", "s3cret")
+    actor = Actor.client_proxy("scep:test")
+    data = EndEntityInput(username="late-member", ra_authenticated=True, subject_dn=f"CN={ADMIN_CN},O=Elsewhere",
+                          ca=scep_ca, certificate_profile="ENDUSER", token_type=1)
+    profile = get_end_entity_profile("EMPTY")  # made on first use
+    with CaptureQueriesContext(connection) as signing:
+        write = prepare_add_and_enroll_with_ra(actor, data, profile=profile, csr=csr, interface="scep")
+    assert not [q for q in signing.captured_queries if q["sql"].startswith(("INSERT", "UPDATE"))]
+    supers = Role.objects.create(name="Supers")
+    AccessRule.objects.create(role=supers, resource="/")
+    RoleMember.objects.create(role=supers, match_type=MemberMatch.CERTIFICATE_CN, match_value=ADMIN_CN,
+                              issuer_ca=scep_ca)
+    with pytest.raises(RoleMemberMatchDenied), transaction.atomic():
+        write()
+    assert not Certificate.objects.filter(username="late-member").exists()
+    assert not EndEntity.objects.filter(username="late-member").exists()
 
 
 def test_an_approval_is_no_way_around_the_role_member_check(admin_member, ee_profile, csr_factory, actor, root_ca):

@@ -98,7 +98,9 @@ def _cert_identity(cert: x509.Certificate) -> tuple[bytes, int, bytes | None, by
 
 
 def certificate_der(cert: x509.Certificate) -> bytes:
-    return _cert_identity(cert)[3]
+    # Not through _cert_identity: a CertRep's issued certificate is new every time (parsing it for its issuer and
+    # caching it would be wasted).
+    return cert.public_bytes(Encoding.DER)
 
 
 def issuer_and_serial_der(cert: x509.Certificate) -> bytes:

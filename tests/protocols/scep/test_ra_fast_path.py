@@ -260,6 +260,40 @@ def test_the_challenge_is_checked_before_the_enrollment_transaction(scep, scep_c
     assert not EndEntity.objects.filter(username="early2").exists()
 
 
+def test_the_certificate_is_signed_before_the_enrollment_transaction(scep, scep_ca, ra_alias, monkeypatch):
+    """A new device's certificate is built and signed before the write transaction (on SQLite the database's only
+    write lock, which every other enrollment waits for), which then only writes; a refusal at signing is
+    refused again inside it and recorded once."""
+    from cryptography import x509
+    from django.db import connection
+
+    ra_alias(challenge_validator=f"{__name__}.DepthRecordingValidator")
+    DepthRecordingValidator.depths.clear()
+    signed_at: list[int] = []
+    sign = x509.CertificateBuilder.sign
+
+    def recording_sign(self, *args, **kwargs):
+        cert = sign(self, *args, **kwargs)
+        if cert.issuer == scep_ca.certificate.subject:  # the CA's signature (not the client's self-signed one)
+            signed_at.append(len(connection.atomic_blocks))
+        return cert
+
+    monkeypatch.setattr(x509.CertificateBuilder, "sign", recording_sign)
+    key = client_key(76)
+    assert scep.enroll(make_csr(key, "CN=early3", "s3cret"), key, scep_ca.certificate).status == PkiStatus.SUCCESS
+    depths = DepthRecordingValidator.depths
+    assert signed_at == [depths["validate"]] and depths["validate"] < depths["success"]
+    assert Certificate.objects.filter(username="early3").count() == 1
+    # The CA offline: nothing signed, the enrollment refused in its transaction, one refusal recorded.
+    scep_ca.status = CAStatus.OFFLINE
+    scep_ca.save(update_fields=["status"])
+    before = AuditEvent.objects.filter(event_type="CERT_CREATION", outcome="FAILURE").count()
+    key = client_key(77)
+    assert scep.enroll(make_csr(key, "CN=early4", "s3cret"), key, scep_ca.certificate).status == PkiStatus.FAILURE
+    assert AuditEvent.objects.filter(event_type="CERT_CREATION", outcome="FAILURE").count() == before + 1
+    assert not EndEntity.objects.filter(username="early4").exists() and signed_at == [depths["validate"]]
+
+
 @pytest.mark.parametrize("approval", ["none", "on-ca", "on-profile"])
 def test_an_alias_loaded_without_row_versions_matches_the_orm(scep_ca, ra, actor, approval):
     """The load used where there are no row versions (SQLite: every request) and on every change: the compiled
