@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.environ import child_environ
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ROOT / "benchmarks"
 SCRIPTS = sorted(p.name for p in BENCHMARKS.glob("*.py") if not p.name.startswith("_"))
@@ -82,7 +84,7 @@ def bench_env(tmp_path_factory):
     if not server.startswith("postgres"):
         raise AssertionError("DATABASE_URL must name the PostgreSQL server (make test sets it)")
     suffix = f"_smoke{secrets.token_hex(3)}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "PKI_TEST_", "REDIS_URL"))}
+    env = child_environ()
     env.update({"PKI_BENCH_DB_SUFFIX": suffix, "PKI_BENCH_TEMPLATE": migrated_template(), "LOG_LEVEL": "WARNING",
                 "PYTHONUNBUFFERED": "1", "TMPDIR": str(tmp_path_factory.mktemp("bench"))})
     conn = _admin(server)

@@ -19,6 +19,7 @@ import pytest
 from peers.process import connector_argv, wants_connector
 from tests.deploy.test_serving import ROOT, _makefile_run_line, serve
 from tests.protocols.scep.live import free_port
+from tests.support.environ import child_environ
 from tests.support.served import stop_serve
 
 
@@ -72,9 +73,7 @@ def test_make_run_starts_an_idle_connector_and_stops_it(tmp_path, db):
     from django.conf import settings
 
     assert serve.nginx_binary(), "nginx is not installed: scripts/install-test-deps.sh installs it"
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PYTEST_", "PKI_TEST_", "REDIS_URL", "DJANGO_SETTINGS", "PKI_NODE_ROLE",
-                                "PKI_PEER_CONNECTOR"))}
+    env = child_environ("DJANGO_SETTINGS", "PKI_NODE_ROLE", "PKI_PEER_CONNECTOR")
     # This test run's database, migrated already (make run's own SQLite migration is what test_scheduler's
     # make-run test pays for once).
     test_db = settings.DATABASES["default"]["NAME"]

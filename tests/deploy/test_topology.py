@@ -33,6 +33,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from tests.support.environ import child_environ
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent  # the virtualenv running the tests (.venv/bin under make test)
 CA = "ManagementCA"
@@ -89,7 +91,7 @@ class Topology:
         # else in the broker's database is touched.
         self.queue = f"pki-topology-{secrets.token_hex(4)}"
         self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "PKI_TEST_"))},
+            **child_environ(),
             "DATABASE_URL": urlsplit(server_url)._replace(path=f"/{self.db_name}").geturl(),
             "REDIS_URL": self.redis_url,
             "PKI_MASTER_KEY": f"topology-{secrets.token_urlsafe(32)}",  # one key for every process

@@ -13,6 +13,7 @@ from endentities.services import EnrollmentDenied, enroll
 from endentities.services import enrollment as enrollment_module
 from pki.errors import ConflictError
 from pki.models import Certificate
+from tests.support.environ import child_environ
 
 from .entities_support import *  # noqa: F403  (the shared fixtures)
 
@@ -128,9 +129,8 @@ def test_same_code_through_two_gunicorn_workers(entity_factory, csr_factory, tmp
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     db = connection.settings_dict
-    env = {**os.environ, "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/"
-                                          f"{db['NAME']}", "LOG_LEVEL": "WARNING"}
-    env.pop("REDIS_URL", None)
+    env = {**child_environ(), "LOG_LEVEL": "WARNING",
+           "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"}
     from cryptotokens.secrets import master_key
 
     env["PKI_MASTER_KEY"] = master_key().decode()  # the key this process really uses (it may come from the file)

@@ -26,6 +26,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from tests.protocols.scep.live import BIN, ROOT, SETUP, free_port
+from tests.support.environ import child_environ
 from tests.support.templatedb import create_database
 
 from .tlsproxy import TlsProxy
@@ -215,7 +216,7 @@ class Node:
                        "host": server["HOST"] or None, "port": server["PORT"] or None}
         (tmp / role).mkdir(parents=True, exist_ok=True)
         self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "PKI_TEST_", "REDIS_URL"))},
+            **child_environ(),
             "DATABASE_URL": urlsplit(server_url)._replace(path=f"/{db_name}").geturl(),
             "PKI_MASTER_KEY": f"peers-live-{secrets.token_urlsafe(24)}", "PKI_VAR_DIR": str(tmp / role / "var"),
             "ALLOWED_HOSTS": "127.0.0.1,localhost", "LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1",

@@ -211,3 +211,24 @@ def test_make_run_starts_with_empty_counters(tmp_path):
     assert sorted(p.name for p in chosen.iterdir()) == ["README"]
     default = serve.fresh_metrics_dir({"PKI_VAR_DIR": str(tmp_path / "var")})
     assert default == tmp_path / "var" / "metrics" and default.is_dir()
+
+
+def test_a_server_a_test_starts_leaves_this_processs_counters_alone(tmp_path):
+    """serve.py empties its multiprocess directory at its start, as make run must. A server a test starts gets the
+    environment of tests.support.environ, so it empties a directory of its own, not this test process's, whose
+    counts a later scrape here still adds up. (A make-run test that passed its os.environ on once left the SCEP
+    metrics test after it on the same pytest-xdist worker a delta of 0.)"""
+    from pki.metrics import count_scep_response
+    from tests.deploy.test_serving import serve
+    from tests.support.environ import child_environ
+
+    def counted() -> float:
+        return value(scrape(), "pki_scep_responses_total", alias="probe", status="SUCCESS", fail_info="")
+
+    count_scep_response("probe", "SUCCESS")
+    before = counted()
+    assert before >= 1
+    served = serve.fresh_metrics_dir({**child_environ(), "PKI_VAR_DIR": str(tmp_path / "var")})
+    assert served == tmp_path / "var" / "metrics"
+    count_scep_response("probe", "SUCCESS")
+    assert counted() == before + 1

@@ -4,7 +4,6 @@ no Redis) renewing a 1-minute CRL within its period."""
 
 from __future__ import annotations
 
-import os
 import secrets
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from pki import scheduler
 from pki.crl import latest_crl
 from pki.models import CRL, ScheduledJob
 from tests.protocols.scep.live import free_port
+from tests.support.environ import child_environ
 from tests.support.served import stop_serve
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -196,8 +196,7 @@ def test_make_run_renews_a_one_minute_crl_within_its_period_without_redis(tmp_pa
     from tests.deploy.test_serving import _makefile_run_line, serve
 
     assert serve.nginx_binary(), "nginx is not installed: scripts/install-test-deps.sh installs it"
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PYTEST_", "PKI_TEST_", "REDIS_URL", "DATABASE_URL", "DJANGO_SETTINGS"))}
+    env = child_environ("DATABASE_URL", "DJANGO_SETTINGS")
     env.update({"PKI_VAR_DIR": str(tmp_path / "var"), "PKI_MASTER_KEY": f"run-{secrets.token_urlsafe(24)}",
                 "ALLOWED_HOSTS": "127.0.0.1,localhost", "LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1",
                 # The CRL check runs every minute by default: a 1-minute CRL needs it more often. With a 55 s

@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .environ import child_environ
+
 ROOT = Path(__file__).resolve().parents[2]
 PREFIX = "pki_tpl_"
 _LOCK = 0x706B6974  # pg_advisory_lock key: "pkit"
@@ -92,7 +94,7 @@ def migrated_template() -> str:
 
 
 def _migrate(db_name: str) -> None:
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "PKI_TEST_", "REDIS_URL"))},
+    env = {**child_environ(),
            "DATABASE_URL": urlsplit(_server_url())._replace(path=f"/{db_name}").geturl(),
            "PKI_MASTER_KEY": "template-build-key"}
     for args in (("migrate", "--noinput", "-v0"), ("createcachetable",)):

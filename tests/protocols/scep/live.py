@@ -23,6 +23,8 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from tests.support.environ import child_environ
+
 ROOT = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
 RA_SECRET = "s3cret"
@@ -78,7 +80,7 @@ class LiveScepServer:
         self._admin = {"dbname": "postgres", "user": server["USER"], "password": server["PASSWORD"] or None,
                        "host": server["HOST"] or None, "port": server["PORT"] or None}
         self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "PKI_TEST_", "REDIS_URL"))},
+            **child_environ(),
             "DATABASE_URL": urlsplit(server_url)._replace(path=f"/{self.db_name}").geturl(),
             "PKI_MASTER_KEY": f"scep-live-{secrets.token_urlsafe(24)}",
             "PKI_VAR_DIR": str(tmp / "var"),
