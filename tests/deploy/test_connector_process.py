@@ -67,7 +67,10 @@ def _cpu_seconds(pid: int) -> float:
 
 @pytest.mark.multiprocess
 @pytest.mark.xdist_group("serve")
-def test_make_run_starts_an_idle_connector_and_stops_it(tmp_path, db):
+def test_make_run_starts_an_idle_connector_and_stops_it(tmp_path, transactional_db):
+    # transactional_db: make run's processes commit into this worker's test database (its scheduler's job rows), and
+    # pytest-django empties the tables after a transactional test; a rolled-back `db` test left those rows to the
+    # tests after it (tests/pki/test_scheduler.py's CRL job found its job not due).
     from urllib.parse import urlsplit
 
     from django.conf import settings
