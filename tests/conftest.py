@@ -48,6 +48,21 @@ def pytest_configure(config):
         )
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """Make ``@pytest.mark.xdist_group`` keep its tests on one worker again under ``make test``'s --dist loadgroup.
+
+    pytest-xdist (3.8) marks a grouped test by setting ``item._nodeid = "<node id>@<group>"`` on the worker, and its
+    scheduler reads the group from that suffix; pytest 9.2 takes the node id from ``item._id`` and ignores
+    ``_nodeid``, so every group was split across the workers (each set up the group's live servers). This copies
+    xdist's id where pytest reads it; with a pytest that still reads ``_nodeid`` it changes nothing.
+    tests/test_xdist_groups.py fails when a grouped test's id lacks its group again."""
+    for item in items:
+        grouped = item.__dict__.get("_nodeid")
+        if grouped and grouped != item.nodeid and hasattr(item, "_id"):
+            item._id = type(item._id).parse(grouped)
+
+
 @pytest.fixture(scope="session")
 def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
     """The test database is a copy of a migrated template (tests/support/templatedb.py), not migrated anew by each
