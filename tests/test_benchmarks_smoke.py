@@ -12,7 +12,6 @@ the slowest first, and each script's test then reads its own result.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import secrets
@@ -121,24 +120,14 @@ def _run(env: dict[str, str], script: str) -> tuple[int, str, str, float]:
 
 
 @pytest.fixture(scope="session")
-def smoke_runs(request, tmp_path_factory) -> dict[str, tuple[int, str, str, float]]:
-    """Each selected script's (exit status, stdout, stderr, seconds), run AT_ONCE at a time, once per test process.
-
-    The results are kept in a file of the process's temporary directory, so a second set-up of this fixture in the
-    same process reads them instead of running every script again. (Across processes it does not help: with pytest
-    9, xdist's ``loadgroup`` no longer keeps an ``xdist_group`` on one worker, and each worker that gets one of these
-    tests runs the set, 90 s each in the last fresh-clone runs.)"""
-    store = tmp_path_factory.getbasetemp() / "benchmark-smoke-runs.json"
-    if store.exists():
-        return json.loads(store.read_text())
+def smoke_runs(request, bench_env) -> dict[str, tuple[int, str, str, float]]:
+    """Each selected script's (exit status, stdout, stderr, seconds), run AT_ONCE at a time, once per test process;
+    the tests are one xdist_group, so under make test one worker runs them all (tests/test_xdist_groups.py)."""
     wanted = {item.callspec.params["script"] for item in request.session.items
               if getattr(item, "callspec", None) and item.originalname == "test_benchmark_runs_in_smoke_mode"}
     order = sorted(wanted, key=lambda s: SLOWEST.index(s) if s in SLOWEST else len(SLOWEST))
-    env_fixture = request.getfixturevalue("bench_env")
     with ThreadPoolExecutor(max_workers=AT_ONCE) as pool:
-        results = dict(zip(order, pool.map(lambda script: _run(env_fixture, script), order), strict=True))
-    store.write_text(json.dumps(results))
-    return results
+        return dict(zip(order, pool.map(lambda script: _run(bench_env, script), order), strict=True))
 
 
 def test_every_script_has_a_figure_to_look_for():
