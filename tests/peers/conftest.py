@@ -159,14 +159,20 @@ def ra_portal(ra_node):
 
 
 @pytest.fixture
-def portal_carrier(actor, connector_binding, peer_role, peer_ca):
-    """The CA's connector (allowed to carry portal pages) looping in a thread: lease, carry, answer."""
+def portal_connector(actor, connector_binding, peer_role, peer_ca):
+    """The CA's connector, allowed to carry portal pages (not looping: see ``portal_carrier``)."""
     from peers import services as peers
 
     peer_role(peer_ca, connector_binding.certificate.certificate, {"/peer/carry/portal": True})
-    connector = peers.add_connector(actor, name="dmz-ra", url="https://127.0.0.1:9", binding="ra-link")
-    with carrying(connector):
-        yield connector
+    return peers.add_connector(actor, name="dmz-ra", url="https://127.0.0.1:9", binding="ra-link")
+
+
+@pytest.fixture
+def portal_carrier(portal_connector):
+    """``portal_connector`` looping in a thread: lease, carry, answer; then, as the real loop does once the RA has
+    the answer, the CA drops its body from the record."""
+    with carrying(portal_connector, forget=True):
+        yield portal_connector
 
 
 @pytest.fixture

@@ -24,26 +24,13 @@ from pki.models import AuditEvent
 from tests.endentities import entities_support
 from tests.endentities.test_ra_portal_enroll import RA_ADMIN_RULES
 
-from .conftest import carrying, cert_headers, csrf_token
+from .conftest import cert_headers, csrf_token
 
 entity_factory = entities_support.entity_factory
 ee_profile = entities_support.ee_profile
 ee_profile_factory = entities_support.ee_profile_factory
 DB = pytest.mark.django_db(transaction=True)  # the held page waits on another connection for the carrier's answer
 PASSWORD = "Rita-Pass-4711"
-
-
-@pytest.fixture
-def connector(actor, connector_binding, peer_role, peer_ca):
-    """The CA's connector, allowed to carry portal pages (not looping: see ``carrier``)."""
-    peer_role(peer_ca, connector_binding.certificate.certificate, {"/peer/carry/portal": True})
-    return peers.add_connector(actor, name="dmz-ra", url="https://127.0.0.1:9", binding="ra-link")
-
-
-@pytest.fixture
-def carrier(connector):
-    with carrying(connector, forget=True):  # as the real loop: the CA drops an answer's body once delivered
-        yield connector
 
 
 @pytest.fixture
@@ -78,7 +65,7 @@ def _queue_text() -> str:
 
 
 @DB
-def test_login_use_the_pages_as_that_user_and_log_out_on_both_sides(ra_portal, carrier, operator_account,
+def test_login_use_the_pages_as_that_user_and_log_out_on_both_sides(ra_portal, portal_carrier, operator_account,
                                                                    entity_factory, tracebacks):
     operator_account()
     entity_factory("anna")
@@ -116,7 +103,7 @@ def test_login_use_the_pages_as_that_user_and_log_out_on_both_sides(ra_portal, c
 
 
 @DB
-def test_a_session_key_planted_before_the_login_gets_nothing(ra_portal, carrier, operator_account, settings):
+def test_a_session_key_planted_before_the_login_gets_nothing(ra_portal, portal_carrier, operator_account, settings):
     """Session fixation: the attacker's own RA session key, planted in the victim's browser, is not the one that
     holds the victim's CA session after the login."""
     from importlib import import_module
@@ -137,7 +124,7 @@ def test_a_session_key_planted_before_the_login_gets_nothing(ra_portal, carrier,
 
 
 @DB
-def test_a_revoke_through_a_password_session(ra_portal, carrier, operator_account, entity_factory):
+def test_a_revoke_through_a_password_session(ra_portal, portal_carrier, operator_account, entity_factory):
     operator_account()
     anna = entity_factory("anna")
     op = Client(enforce_csrf_checks=True)
@@ -152,7 +139,7 @@ def test_a_revoke_through_a_password_session(ra_portal, carrier, operator_accoun
 
 @DB
 @pytest.mark.parametrize("change", ["disable", "delete", "password"])
-def test_the_ca_ends_the_session_at_the_next_page(ra_portal, carrier, operator_account, change):
+def test_the_ca_ends_the_session_at_the_next_page(ra_portal, portal_carrier, operator_account, change):
     user = operator_account()
     op = Client(enforce_csrf_checks=True)
     _login(op)
@@ -176,7 +163,7 @@ def test_the_ca_ends_the_session_at_the_next_page(ra_portal, carrier, operator_a
     ("rita", PASSWORD, False),  # a disabled user
     ("nobody", PASSWORD, True),
 ])
-def test_a_refused_login_gives_no_session(ra_portal, carrier, operator_account, username, password, active):
+def test_a_refused_login_gives_no_session(ra_portal, portal_carrier, operator_account, username, password, active):
     user = operator_account()
     User.objects.filter(pk=user.pk).update(is_active=active)
     op = Client(enforce_csrf_checks=True)
@@ -215,28 +202,28 @@ def _key(answer) -> str:
 
 
 @pytest.mark.django_db
-def test_forged_foreign_and_replayed_keys_are_refused_by_the_ca(connector, operator_account, actor):
+def test_forged_foreign_and_replayed_keys_are_refused_by_the_ca(portal_connector, operator_account, actor):
     user = operator_account()
     other_user = operator_account("otto")
-    good = _carried_login(connector.pk)
+    good = _carried_login(portal_connector.pk)
     assert good["status"] == 200 and good["actor"] == "rita"
     key = _key(good)
-    assert _page(key, connector.pk)["status"] == 200
+    assert _page(key, portal_connector.pk)["status"] == 200
     browser = Client()  # a browser session at the CA itself
     browser.force_login(other_user)
     other_connector = peers.add_connector(actor, name="other-ra", url="https://127.0.0.1:8", binding="ra-link")
     for forged, through in [
-        ("0" * 32, connector.pk),  # a made-up key
-        (key[:-1] + ("a" if key[-1] != "a" else "b"), connector.pk),  # one character off
-        (browser.session.session_key, connector.pk),  # a CA browser session's key: not an RA portal session
+        ("0" * 32, portal_connector.pk),  # a made-up key
+        (key[:-1] + ("a" if key[-1] != "a" else "b"), portal_connector.pk),  # one character off
+        (browser.session.session_key, portal_connector.pk),  # a CA browser session's key: not an RA portal session
         (key, other_connector.pk),  # made through another RA's connector
         (key, None),  # not carried by a connector at all
-        ("../" + key, connector.pk),
-        ({"key": key}, connector.pk),
+        ("../" + key, portal_connector.pk),
+        ({"key": key}, portal_connector.pk),
     ]:
         answer = _page(forged, through)
         assert answer["status"] == 403 and answer.get("session_ended"), forged
-    assert _page(key, connector.pk)["status"] == 200  # none of that ended the real one
+    assert _page(key, portal_connector.pk)["status"] == 200  # none of that ended the real one
     # The key at the CA's own door logs nobody in (the record holds no Django login).
     at_ca = Client()
     at_ca.cookies["sessionid"] = key
@@ -244,19 +231,19 @@ def test_forged_foreign_and_replayed_keys_are_refused_by_the_ca(connector, opera
     # A logout through another connector ends nothing; through the right one it does, and the key is dead.
     logout = {"method": "POST", "path": "/ra/login/", "body": "", "identity": {"session": key}, "logout": True}
     run_portal(logout, other_connector.pk)
-    assert _page(key, connector.pk)["status"] == 200
-    run_portal(logout, connector.pk)
-    assert _page(key, connector.pk)["status"] == 403
+    assert _page(key, portal_connector.pk)["status"] == 200
+    run_portal(logout, portal_connector.pk)
+    assert _page(key, portal_connector.pk)["status"] == 403
     assert user.is_active
 
 
 @pytest.mark.django_db
-def test_the_cas_throttling_applies_to_carried_logins(connector, operator_account, settings):
+def test_the_cas_throttling_applies_to_carried_logins(portal_connector, operator_account, settings):
     settings.PKI_AUTH_FAILURE_LIMIT = 3
     operator_account()
-    statuses = [_carried_login(connector.pk, password="wrong")["status"] for _ in range(4)]
+    statuses = [_carried_login(portal_connector.pk, password="wrong")["status"] for _ in range(4)]
     assert statuses[:3] == [401, 401, 401] and statuses[3] == 429
-    locked = _carried_login(connector.pk)  # the right password, while locked out: not even checked
+    locked = _carried_login(portal_connector.pk)  # the right password, while locked out: not even checked
     assert locked["status"] == 429 and int(locked["headers"]["Retry-After"]) > 0
     assert _ca_records() == []
 
@@ -269,15 +256,15 @@ def test_the_cas_throttling_applies_to_carried_logins(connector, operator_accoun
     (PASSWORD, 400, "different from the current one"),
     (["not", "text"], 401, ""),  # unreadable: refused, nothing changed
 ])
-def test_a_one_time_password_is_replaced_by_the_cas_rules_or_no_session(connector, operator_account, new_password,
-                                                                        status, text):
+def test_a_one_time_password_is_replaced_by_the_cas_rules_or_no_session(portal_connector, operator_account,
+                                                                        new_password, status, text):
     from pki.models import LocalAccount
 
     user = operator_account()
     LocalAccount.objects.create(user=user, must_change_password=True)
     answer = run_portal({"method": "POST", "path": "/ra/login/", "body": "", "identity": {"login": {
         "username": "rita", "password": PASSWORD, **({} if new_password is None else {"new_password": new_password})}}},
-        connector.pk)
+        portal_connector.pk)
     assert answer["status"] == status and text in base64.b64decode(answer["body"]).decode()
     assert bool(answer.get("must_change")) is (status != 401)
     assert _ca_records() == [] and LocalAccount.objects.get(user=user).must_change_password
@@ -286,7 +273,7 @@ def test_a_one_time_password_is_replaced_by_the_cas_rules_or_no_session(connecto
 
 
 @DB
-def test_a_one_time_password_is_changed_as_part_of_the_login_at_the_ra(ra_portal, carrier, operator_account,
+def test_a_one_time_password_is_changed_as_part_of_the_login_at_the_ra(ra_portal, portal_carrier, operator_account,
                                                                        entity_factory, tracebacks):
     from pki.models import LocalAccount
 
@@ -327,12 +314,12 @@ def test_a_one_time_password_is_changed_as_part_of_the_login_at_the_ra(ra_portal
     assert PASSWORD not in _queue_text() and "Fresh-Pass-0815" not in _queue_text()
     assert "Change your password" in op.get("/ra/login/password/").content.decode()  # no longer a one-time one
     assert Client().get("/ra/login/password/")["Location"] == "/ra/login/"  # neither pending nor logged in
-    assert _carried_login(carrier.pk)["status"] == 401  # the one-time password is gone
+    assert _carried_login(portal_carrier.pk)["status"] == 401  # the one-time password is gone
     assert not tracebacks.records
 
 
 @DB
-def test_a_logged_in_operator_changes_their_password_at_the_ra(ra_portal, carrier, operator_account, tracebacks):
+def test_a_logged_in_operator_changes_their_password_at_the_ra(ra_portal, portal_carrier, operator_account, tracebacks):
     user = operator_account()
     op = Client(enforce_csrf_checks=True)
     assert _login(op).status_code == 302
@@ -356,7 +343,7 @@ def test_a_logged_in_operator_changes_their_password_at_the_ra(ra_portal, carrie
     assert AuditEvent.objects.filter(event_type="USER_PASSWORD_CHANGE", actor="rita", outcome="SUCCESS").count() == 1
     new_key = op.session[PORTAL_SESSION]["key"]
     assert new_key != old.session_key and op.get("/ra/").status_code == 200
-    assert _page(old.session_key, carrier.pk)["status"] == 403  # the old session ended with the old password
+    assert _page(old.session_key, portal_carrier.pk)["status"] == 403  # the old session ended with the old password
     assert PASSWORD not in _queue_text() and "Fresh-Pass-0815" not in _queue_text()
     assert not tracebacks.records
 

@@ -34,7 +34,7 @@ from tests.endentities.test_ra_portal_enroll import RA_ADMIN_RULES
 from tests.pki.test_oauth_oidc import sign_in
 from tests.support.oidc_op.op import new_rsa_key, start_op
 
-from .conftest import carrying, csrf_token
+from .conftest import csrf_token
 
 entity_factory = entities_support.entity_factory
 ee_profile = entities_support.ee_profile
@@ -84,18 +84,6 @@ def provider(op, actor):
     return row
 
 
-@pytest.fixture
-def connector(actor, connector_binding, peer_role, peer_ca):
-    peer_role(peer_ca, connector_binding.certificate.certificate, {"/peer/carry/portal": True})
-    return peers.add_connector(actor, name="dmz-ra", url="https://127.0.0.1:9", binding="ra-link")
-
-
-@pytest.fixture
-def carrier(connector):
-    with carrying(connector, forget=True):
-        yield connector
-
-
 def _query(url: str) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
 
@@ -137,7 +125,7 @@ def _started(connector_pk, provider) -> tuple[str, str]:
 
 
 @DB
-def test_login_with_a_provider_runs_the_pages_as_the_oauth_user(ra_portal, carrier, provider, op, entity_factory,
+def test_login_with_a_provider_runs_the_pages_as_the_oauth_user(ra_portal, portal_carrier, provider, op, entity_factory,
                                                                 tracebacks):
     entity_factory("anna")
     browser = Client(enforce_csrf_checks=True)
@@ -175,7 +163,7 @@ def test_login_with_a_provider_runs_the_pages_as_the_oauth_user(ra_portal, carri
 
 
 @DB
-def test_a_user_without_a_matching_role_logs_in_but_may_do_nothing(ra_portal, carrier, provider):
+def test_a_user_without_a_matching_role_logs_in_but_may_do_nothing(ra_portal, portal_carrier, provider):
     browser = Client(enforce_csrf_checks=True)
     r = browser.get(_back(sign_in(_start(browser, provider), "bob")))
     assert r.status_code == 302 and PORTAL_SESSION in browser.session
@@ -183,7 +171,7 @@ def test_a_user_without_a_matching_role_logs_in_but_may_do_nothing(ra_portal, ca
 
 
 @DB
-def test_a_state_this_browser_did_not_start_is_refused_at_the_ra(ra_portal, carrier, provider):
+def test_a_state_this_browser_did_not_start_is_refused_at_the_ra(ra_portal, portal_carrier, provider):
     """Login CSRF and replay: the attacker's own callback URL (a code for the attacker's account) sent to a victim,
     and the same callback URL used twice, log nobody in; the RA refuses them without asking the CA."""
     attacker = Client(enforce_csrf_checks=True)
@@ -202,44 +190,44 @@ def test_a_state_this_browser_did_not_start_is_refused_at_the_ra(ra_portal, carr
 
 
 @pytest.mark.django_db
-def test_a_state_works_once_and_only_through_its_connector(connector, provider, actor):
+def test_a_state_works_once_and_only_through_its_connector(portal_connector, provider, actor):
     other = peers.add_connector(actor, name="other-ra", url="https://127.0.0.1:8", binding="ra-link")
-    url, state = _started(connector.pk, provider)
+    url, state = _started(portal_connector.pk, provider)
     code = _query(sign_in(url, "alice"))["code"]
-    for forged, through in [(state, other.pk), ("0" * 32, connector.pk), ("../" + state, connector.pk),
-                            ({"s": state}, connector.pk)]:
+    for forged, through in [(state, other.pk), ("0" * 32, portal_connector.pk), ("../" + state, portal_connector.pk),
+                            ({"s": state}, portal_connector.pk)]:
         answer = _step(through, action="finish", state=forged, code=code)
         assert answer["status"] == 400 and "session" not in answer["body"], forged
     assert _step(None, action="finish", state=state, code=code)["status"] == 400  # no connector at all
-    done = _step(connector.pk, action="finish", state=state, code=code)  # none of that burned the real one
+    done = _step(portal_connector.pk, action="finish", state=state, code=code)  # none of that burned the real one
     assert done["status"] == 200 and done["actor"] == f"oauth-{provider.pk}:alice"
-    assert _step(connector.pk, action="finish", state=state, code=code)["status"] == 400  # replayed
+    assert _step(portal_connector.pk, action="finish", state=state, code=code)["status"] == 400  # replayed
     # The session is bound to the connector too.
     key = _body(done)["session"]
     page = {"method": "GET", "path": "/ra/", "body": "", "identity": {"session": key}}
     assert run_portal(page, other.pk)["status"] == 403
-    assert run_portal(page, connector.pk)["status"] == 200
+    assert run_portal(page, portal_connector.pk)["status"] == 200
     # A pending record is not a session: its key forwarded as one gets nothing.
-    _, pending = _started(connector.pk, provider)
-    assert run_portal({**page, "identity": {"session": pending}}, connector.pk)["status"] == 403
+    _, pending = _started(portal_connector.pk, provider)
+    assert run_portal({**page, "identity": {"session": pending}}, portal_connector.pk)["status"] == 403
 
 
 @pytest.mark.django_db
-def test_a_code_issued_to_another_client_is_refused(connector, provider, op):
+def test_a_code_issued_to_another_client_is_refused(portal_connector, provider, op):
     """A code the same provider issued to another client (with the same callback URL), carried back with the
     state of a login the CA started: the provider refuses to redeem it for the CA's client."""
     from urllib.parse import urlencode
 
     other = op.register(grant_types=["authorization_code"], response_types=["code"], redirect_uris=[CALLBACK],
                         token_endpoint_auth_method="client_secret_basic")
-    _, state = _started(connector.pk, provider)
+    _, state = _started(portal_connector.pk, provider)
     verifier = "v" * 64
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
     other_url = op.url("/auth?" + urlencode({
         "response_type": "code", "client_id": other["client_id"], "redirect_uri": CALLBACK, "scope": "openid",
         "state": "attacker", "nonce": "attacker", "code_challenge": challenge, "code_challenge_method": "S256"}))
     foreign_code = _query(sign_in(other_url, "alice"))["code"]
-    answer = _step(connector.pk, action="finish", state=state, code=foreign_code)
+    answer = _step(portal_connector.pk, action="finish", state=state, code=foreign_code)
     assert answer["status"] == 401 and _ca_records() == []
     assert not User.objects.filter(username__startswith="oauth-").exists()
     event = AuditEvent.objects.get(event_type="OAUTH_LOGIN")
@@ -248,14 +236,14 @@ def test_a_code_issued_to_another_client_is_refused(connector, provider, op):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("case", ["wrong nonce", "wrong audience", "another key", "another issuer"])
-def test_an_id_token_that_fails_the_cas_checks_is_refused(connector, provider, op, monkeypatch, case):
+def test_an_id_token_that_fails_the_cas_checks_is_refused(portal_connector, provider, op, monkeypatch, case):
     """The token endpoint's answer replaced by a token the real provider's key signed (or another key), wrong in
     one way: the CA's own ID token checks refuse it."""
     import time
 
     from pki.auth.oidc import ProviderOIDCBackend
 
-    url, state = _started(connector.pk, provider)
+    url, state = _started(portal_connector.pk, provider)
     nonce = _query(url)["nonce"]
     now = int(time.time())
     claims = {"iss": op.issuer, "sub": "alice", "aud": provider.client_id, "iat": now, "exp": now + 300,
@@ -271,44 +259,45 @@ def test_an_id_token_that_fails_the_cas_checks_is_refused(connector, provider, o
         claims["iss"] = "https://idp.example.invalid"
     token = op.mint(claims, key=key)
     monkeypatch.setattr(ProviderOIDCBackend, "get_token", lambda self, payload: {"id_token": token})
-    answer = _step(connector.pk, action="finish", state=state, code="any")
+    answer = _step(portal_connector.pk, action="finish", state=state, code="any")
     assert answer["status"] == 401 and "ID token was not accepted" in base64.b64decode(answer["body"]).decode()
     assert _ca_records() == [] and not User.objects.filter(username__startswith="oauth-").exists()
     assert AuditEvent.objects.filter(event_type="OAUTH_LOGIN", outcome="FAILURE").exists()
     # The same token with the right values is accepted: the refusal was for the one wrong thing.
-    url, state = _started(connector.pk, provider)
+    url, state = _started(portal_connector.pk, provider)
     good = {**claims, "iss": op.issuer, "aud": provider.client_id, "nonce": _query(url)["nonce"]}
     monkeypatch.setattr(ProviderOIDCBackend, "get_token", lambda self, payload: {"id_token": op.mint(good)})
-    assert _step(connector.pk, action="finish", state=state, code="any")["status"] == 200
+    assert _step(portal_connector.pk, action="finish", state=state, code="any")["status"] == 200
 
 
 @pytest.mark.django_db
-def test_a_provider_the_ca_does_not_trust_is_refused(connector, provider, op):
+def test_a_provider_the_ca_does_not_trust_is_refused(portal_connector, provider, op):
     from pki.auth.access import Actor
 
-    assert _step(connector.pk, action="start", provider=provider.pk + 1000, redirect_uri=CALLBACK)["status"] == 404
+    unknown = provider.pk + 1000
+    assert _step(portal_connector.pk, action="start", provider=unknown, redirect_uri=CALLBACK)["status"] == 404
     for callback in ["https://evil.example/steal", "http://testserver/ra/login/?x=1", "javascript:alert(1)", 7]:
-        assert _step(connector.pk, action="start", provider=provider.pk, redirect_uri=callback)["status"] == 400
+        assert _step(portal_connector.pk, action="start", provider=provider.pk, redirect_uri=callback)["status"] == 400
     # Removed between the start and the provider's answer: the code is never redeemed.
-    url, state = _started(connector.pk, provider)
+    url, state = _started(portal_connector.pk, provider)
     code = _query(sign_in(url, "alice"))["code"]
     oauth_services.delete_provider(Actor.system_actor("test"), provider)
     clear_memos()
-    assert _step(connector.pk, action="finish", state=state, code=code)["status"] == 403
+    assert _step(portal_connector.pk, action="finish", state=state, code=code)["status"] == 403
     assert _ca_records() == []
 
 
 @pytest.mark.django_db
-def test_a_provider_removed_after_the_login_ends_the_session(connector, provider, op):
+def test_a_provider_removed_after_the_login_ends_the_session(portal_connector, provider, op):
     from pki.auth.access import Actor
 
-    url, state = _started(connector.pk, provider)
-    done = _step(connector.pk, action="finish", state=state, code=_query(sign_in(url, "alice"))["code"])
+    url, state = _started(portal_connector.pk, provider)
+    done = _step(portal_connector.pk, action="finish", state=state, code=_query(sign_in(url, "alice"))["code"])
     page = {"method": "GET", "path": "/ra/", "body": "", "identity": {"session": _body(done)["session"]}}
-    assert run_portal(page, connector.pk)["status"] == 200
+    assert run_portal(page, portal_connector.pk)["status"] == 200
     oauth_services.delete_provider(Actor.system_actor("test"), provider)
     clear_memos()
-    ended = run_portal(page, connector.pk)
+    ended = run_portal(page, portal_connector.pk)
     assert ended["status"] == 403 and ended["session_ended"] and _ca_records() == []
 
 
@@ -323,14 +312,14 @@ def test_the_password_login_stays_when_the_ca_does_not_list_providers(ra_node):
 
 
 @pytest.mark.django_db
-def test_two_finishes_of_one_state_at_once_take_it_once(connector, provider, monkeypatch):
+def test_two_finishes_of_one_state_at_once_take_it_once(portal_connector, provider, monkeypatch):
     """Two carried finishes of the same state read the pending record before either deleted it (two connector
     processes, say): the database's DELETE decides, and only one goes on to the provider."""
-    _, state = _started(connector.pk, provider)
+    _, state = _started(portal_connector.pk, provider)
     stale = portal_sessions._pending_store(state)
     assert portal_sessions.PENDING in stale  # read now, as the second finish would have
-    assert portal_sessions._take_pending(state, connector.pk)["provider"] == provider.pk
+    assert portal_sessions._take_pending(state, portal_connector.pk)["provider"] == provider.pk
     monkeypatch.setattr(portal_sessions, "_pending_store", lambda key=None: stale)
     with pytest.raises(portal_sessions.OidcRefused) as refused:
-        portal_sessions._take_pending(state, connector.pk)
+        portal_sessions._take_pending(state, portal_connector.pk)
     assert refused.value.code == "state already used"
