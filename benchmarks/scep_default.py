@@ -90,6 +90,11 @@ class Installation:
         return out.stdout
 
     def start(self) -> Installation:
+        self.set_up()
+        return self.serve()
+
+    def set_up(self) -> None:
+        """The README's commands: migrate, init, an RSA-2048 IssuingCA, the RA-mode alias."""
         self.var.mkdir(parents=True)
         self.manage("migrate", "--noinput", "-v0")
         self.manage("init")
@@ -98,6 +103,9 @@ class Installation:
         props = self.tmp / "scep.properties"
         props.write_text(PROPERTIES)
         self.manage("config", "scep", "uploadfile", "--alias", ALIAS, "--file", str(props))
+
+    def serve(self) -> Installation:
+        """The Makefile's run line, until the alias answers GetCACaps."""
         port = se.free_port()
         run_dir = Path(tempfile.mkdtemp(prefix="pki-bench-serve-"))
         run_dir.chmod(0o755)  # nginx's workers (nobody, as root) must traverse it
