@@ -168,7 +168,8 @@ class ConnectorRunner:
                             if not still_usable(connector):
                                 return
                             who = carry.connector_actor(connector)
-                            _update(connector.pk, last_contact=timezone.now(), state=ConnectorState.CONNECTED)
+                            _update(connector.pk, last_contact=timezone.now(), state=ConnectorState.CONNECTED,
+                                    **answers.carried_since())
                             checked = time.monotonic()
                         if time.monotonic() - pushed > PUSH_EVERY:
                             client.call("POST", "push/scep", scep_push_payload())
@@ -276,6 +277,7 @@ class _Answers:
     def __init__(self, runner: ConnectorRunner, connector: PeerConnector, client: PeerClient):
         self.runner, self.connector, self.client = runner, connector, client
         self.pending: SimpleQueue[tuple[dict, dict] | None] = SimpleQueue()
+        self._carried, self._counting = 0, threading.Lock()
         self.thread = threading.Thread(target=self._run, name=f"peer-answers-{connector.pk}", daemon=True)
         self.thread.start()
 
@@ -283,9 +285,22 @@ class _Answers:
         self.pending.put((item, result))
 
     def close(self) -> None:
-        """Post what is left, then end the thread."""
+        """Post what is left, end the thread, and count what it carried."""
         self.pending.put(None)
         self.thread.join(timeout=30)
+        counted = self.carried_since()
+        if counted:
+            try:
+                _update(self.connector.pk, **counted)
+            except DatabaseError:
+                logger.exception("Peer connector %s: counting carried requests failed", self.connector.name)
+
+    def carried_since(self) -> dict[str, Any]:
+        """The requests the RA accepted answers for since the last call, as an update of the connector's counter
+        (the session's once-a-second update records them: no statement of its own per answer post)."""
+        with self._counting:
+            carried, self._carried = self._carried, 0
+        return {"requests_carried": F("requests_carried") + carried} if carried else {}
 
     def _run(self) -> None:
         try:
@@ -324,12 +339,12 @@ class _Answers:
                     _failed(self.connector, exc)
                     return
                 self.runner.stop.wait(0.2 * (attempt + 1))
+        with self._counting:
+            self._carried += sum(o != "unknown" for o in outcomes)
         try:
             for (item, _), outcome in zip(batch, outcomes, strict=False):
                 if outcome != "unknown":
                     carry.forget_answer(self.connector, item)  # the RA has it: no keystore or personal data here
-            carried = sum(o != "unknown" for o in outcomes)
-            _update(self.connector.pk, requests_carried=F("requests_carried") + carried, last_contact=timezone.now())
         except DatabaseError:
             logger.exception("Peer connector %s: recording answers failed", self.connector.name)
             close_old_connections()
