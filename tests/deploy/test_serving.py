@@ -352,3 +352,13 @@ def test_a_get_of_the_max_body_size_reaches_scep_and_longer_lines_are_refused(se
     assert status == 400 and b"SCEP" in body, (status, body[:200])
     status, _ = _get(served, f"{SCEP_PATH}?operation=PKIOperation&message={'A' * (300 * 1024)}")
     assert status == 414
+
+
+@pytest.mark.parametrize(("role", "threads"), [(None, 4), ("ca", 4), ("va", 4), ("ra", 16), (" RA ", 16)])
+def test_an_ra_node_gets_threads_for_the_requests_it_holds(role, threads):
+    """make run's gunicorn threads per worker: an RA holds each carried request's thread until the CA answers, so
+    eight devices at once must not take every thread the connector's answers need."""
+    env = {} if role is None else {"PKI_NODE_ROLE": role}
+    assert serve.default_threads(env) == threads
+    if role == "ra":
+        assert serve.default_threads(env) * 2 > 8 + 2  # 2 workers: 8 waiting requests, a lease and an answer
