@@ -1,9 +1,10 @@
 """SCEP enrollments through an RA node next to the same load straight at the CA, in the same run.
 
-Two real nodes on loopback (tests/peers/live.py): the CA node (RSA-2048 CA on a soft token, its own PostgreSQL
-database) and the RA node (its own database, gunicorn 2 workers x 8 threads behind the mTLS listener); the CA's
-connector process (`manage.py peer run`) carries the RA's work. For the direct figure the CA node also gets a
-gunicorn of its own (2 workers x 4 threads, as `make run`). Both paths get the same load: RA-mode PKCSReq messages
+Two real nodes on loopback (tests/peers/live.py sets them up): the CA node (RSA-2048 CA on a soft token, its own
+PostgreSQL database) and the RA node (its own database), each served as `make run` serves it (scripts/serve.py:
+nginx in front of gunicorn with the node role's defaults; the RA's HTTPS listener verifies the connector's client
+certificate); the CA's connector process (`manage.py peer run`, as `make run` starts it) carries the RA's work.
+Both paths get the same load: RA-mode PKCSReq messages
 (shared secret, RSA-2048 client keys, a new subject each) built before the clock starts, POSTed by ``-c``
 concurrent keep-alive clients; every reply is decrypted and checked (SUCCESS, the certificate is for the request's
 key). Prints enrollments/s and p50/p99 for each path, the ratio and the p50 the RA adds (target: >= 0.80 and
@@ -43,7 +44,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
 from protocols.scep.messages import PkiStatus  # noqa: E402
 from protocols.scep.messages import client as scep_client  # noqa: E402
 from tests.peers.live import Node, PeerPair  # noqa: E402
-from tests.protocols.scep.live import BIN, RA_SECRET, free_port  # noqa: E402
+from tests.protocols.scep.live import RA_SECRET, free_port  # noqa: E402
 from tests.protocols.scep.server_fixtures import make_csr, self_signed  # noqa: E402
 
 
@@ -75,6 +76,49 @@ def _pair(tmp: Path) -> PeerPair:
                      "LOG_LEVEL": "WARNING"}
         setattr(pair, attr, bench)
     return pair
+
+
+def _serve(node: Node, tmp: Path, name: str, port: int, tls_port: int = 0, tls: dict[str, Path] | None = None
+           ) -> subprocess.Popen:
+    """``node`` served as `make run` serves it: scripts/serve.py (nginx + gunicorn, the role's default pool), its
+    HTTPS listener on ``tls_port`` with ``tls`` (server.pem, server.key, client-ca.pem). No OCSP responder
+    processes and no scheduler: neither takes part in a SCEP enrollment."""
+    var = tmp / f"{name}-var"
+    (var / "tls").mkdir(parents=True)
+    for target, source in (tls or {}).items():
+        (var / "tls" / target).write_bytes(source.read_bytes())
+    run_dir = Path(tempfile.mkdtemp(prefix=f"peer-scep-{name}-"))
+    run_dir.chmod(0o755)  # nginx's workers (nobody, when run as root) keep their temporary files here
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "serve.py"), "--port", str(port), "--tls-port", str(tls_port),
+         "--ocsp-workers", "0", "--no-scheduler", "--run-dir", str(run_dir)],
+        cwd=ROOT, env={**node.env, "PKI_VAR_DIR": str(var), "PKI_PEER_CONNECTOR": "0"},
+        stdout=(tmp / f"{name}-serve.log").open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _stop_serve(proc: subprocess.Popen | None) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+def _ready(url: str, proc: subprocess.Popen, log: Path) -> None:
+    for _ in range(300):
+        if proc.poll() is not None:
+            raise SystemExit(f"serve.py exited:\n{log.read_text(errors='replace')[-3000:]}")
+        try:
+            urllib.request.urlopen(url + "?operation=GetCACaps", timeout=5).close()
+            return
+        except urllib.error.HTTPError:
+            return  # serving (an RA knows its aliases once the connector has pushed them)
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.2)
+    raise SystemExit(f"{url} did not answer:\n{log.read_text(errors='replace')[-3000:]}")
 
 
 def _messages(n: int, ca: x509.Certificate, tag: str) -> tuple[list, list[bytes]]:
@@ -121,18 +165,18 @@ def _cpu_of(match) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def _groups(pair: PeerPair, direct: subprocess.Popen) -> dict[str, object]:
-    """The processes whose CPU is counted per enrollment: each server process group by its session, this process
-    (the clients and the RA's TLS listener, which is a thread here) and each node's PostgreSQL backends."""
+def _groups(pair: PeerPair, direct: subprocess.Popen, ra_web: subprocess.Popen) -> dict[str, object]:
+    """The processes whose CPU is counted per enrollment: each server process group by its session (serve.py with
+    its nginx and gunicorn; the connector), this process (the clients) and each node's PostgreSQL backends."""
     def session(proc):
         return lambda sid, _cmd: proc is not None and sid == proc.pid
 
     def backends(db):
         return lambda _sid, cmd: cmd.startswith("postgres: ") and f" {db} " in cmd
 
-    return {"CA web (direct)": session(direct), "RA web": session(pair.gunicorn),
+    return {"CA web (direct)": session(direct), "RA web": session(ra_web),
             "connector": session(pair.connector), "CA db": backends(pair.ca.db_name),
-            "RA db": backends(pair.ra.db_name), "clients+TLS": "self"}
+            "RA db": backends(pair.ra.db_name), "clients": "self"}
 
 
 def _pin(session: subprocess.Popen | None, cores: set[int]) -> int:
@@ -197,42 +241,42 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="peer-scep-"))
     pair = _pair(tmp)
     direct: subprocess.Popen | None = None
+    ra_web: subprocess.Popen | None = None
     try:
         pair.start()
+        # The tests' RA web side (gunicorn behind a Python mTLS listener) gives way to the RA as make run serves it,
+        # on the same ports: plain HTTP for devices, HTTPS with the connector's client certificate.
+        web = pair.ra_web
+        web.close()
+        ra_web = _serve(pair.ra, tmp, "ra", web.port, web.listener_port, {
+            "server.pem": pair.out / "ra-server.pem", "server.key": pair.out / "ra-server.key",
+            "client-ca.pem": pair.out / "ca.pem"})
+        ra_url = pair.scep_url("ra-devices")
+        _ready(ra_url, ra_web, tmp / "ra-serve.log")
         pair.start_connector(lease_wait=20, workers=max(c, 2))
         pair.wait_connected()
         port = free_port()
-        direct = subprocess.Popen(
-            [str(BIN / "gunicorn"), "pki.wsgi", "-c", "python:pki.gunicorn_conf", "--bind", f"127.0.0.1:{port}",
-             "--workers", "2", "--threads", "4"], cwd=ROOT, env=pair.ca.env, stdout=(tmp / "ca.log").open("w"),
-            stderr=subprocess.STDOUT, start_new_session=True)
+        direct = _serve(pair.ca, tmp, "ca", port)
         direct_url = f"http://127.0.0.1:{port}/ejbca/publicweb/apply/scep/ra-devices/pkiclient.exe"
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(direct_url + "?operation=GetCACaps", timeout=5).close()
-                break
-            except (urllib.error.URLError, OSError):
-                time.sleep(0.2)
+        _ready(direct_url, direct, tmp / "ca-serve.log")
         ca = x509.load_pem_x509_certificate((pair.out / "ca.pem").read_bytes())
-        ra_url = pair.scep_url("ra-devices")
         cores = sorted(os.sched_getaffinity(0))
         if args.shared_cores or len(cores) < 2:
             placement = f"every process on any of {len(cores)} core(s)"
         else:
             # The CA's work runs in its direct gunicorn or, carried, in its connector: both on one core; the RA
-            # node's gunicorn on another. The clients, the RA's TLS listener (a thread here) and PostgreSQL stay
-            # on both, for both paths alike.
+            # node's on another. The clients and PostgreSQL stay on both, for both paths alike.
             ca_core, ra_core = {cores[0]}, {cores[1]}
-            threads = _pin(direct, ca_core) + _pin(pair.connector, ca_core) + _pin(pair.gunicorn, ra_core)
-            placement = (f"CA side (its gunicorn, its connector) on core {cores[0]}, the RA's gunicorn on core "
-                         f"{cores[1]} ({threads} threads pinned); clients, TLS listener and PostgreSQL on any")
+            threads = _pin(direct, ca_core) + _pin(pair.connector, ca_core) + _pin(ra_web, ra_core)
+            placement = (f"CA side (its nginx and gunicorn, its connector) on core {cores[0]}, the RA's nginx and "
+                         f"gunicorn on core {cores[1]} ({threads} threads pinned); clients and PostgreSQL on any")
         # Warm both paths (connections, caches) with a few enrollments of their own.
         for url, tag in ((direct_url, "warm-direct"), (ra_url, "warm-ra")):
             reqs, bodies = _messages(2, ca, tag)
             _check(reqs, post_all(url, bodies, "application/x-pki-message", 2)[2], ca)
         rows = []
         results = {}
-        groups = _groups(pair, direct)
+        groups = _groups(pair, direct, ra_web)
         cpu_rows = []
         cpu_used: dict[str, dict[str, float]] = {}
         for name, url in (("straight at the CA", direct_url), ("through the RA", ra_url)):
@@ -262,15 +306,10 @@ def main() -> None:
         _breakdown(pair)
     finally:
         try:
-            if direct is not None and direct.poll() is None:
-                os.killpg(direct.pid, signal.SIGINT)
-                try:
-                    direct.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    os.killpg(direct.pid, signal.SIGKILL)
-                    direct.wait(timeout=10)
+            _stop_serve(direct)
+            _stop_serve(ra_web)
         finally:
-            pair.close()  # the connector, the RA's gunicorn and listener, both databases
+            pair.close()  # the connector, both databases
 
 
 if __name__ == "__main__":
