@@ -318,7 +318,7 @@ def test_https_refuses_a_client_certificate_from_an_unknown_ca(proxy):
 
 
 @pytest.mark.parametrize(("scheme", "path", "allowed"), [
-    ("https", "/certificates/issue/", 1024 * 1024),
+    ("https", "/certificates/issue/", 3 * 1024 * 1024),  # a CA connector's answer posts on an RA (pki.conf)
     ("http", "/ejbca/publicweb/apply/scep/pkiclient.exe?operation=PKIOperation", 128 * 1024),
 ])
 def test_request_bodies_are_limited(proxy, scheme, path, allowed):

@@ -407,6 +407,7 @@ def test_large_answers_are_posted_in_posts_the_ra_takes(settings, actor, connect
     poster = connector._Answers.__new__(connector._Answers)  # the poster, its thread started once all are queued
     poster.runner, poster.connector, poster.client = runner, row, ra
     poster.pending = connector.SimpleQueue()
+    poster._carried, poster._counting = 0, threading.Lock()
     for n in range(6):
         body = big if n in (1, 3) else base64.b64encode(b"{}").decode()
         poster.put({"id": n, "key": f"k{n}", "kind": "rest.call"}, {"status": 200, "body": body})
