@@ -52,7 +52,7 @@ def main() -> None:
 
     from cryptotokens import services as token_services
     from cryptotokens.models import CryptoToken
-    from pki import issuance
+    from pki import issuance, issuance_store
     from pki.auth.access import Actor
     from pki.issuance import IssuanceRequest, issue
     from pki.models import CertificateProfile
@@ -114,14 +114,14 @@ def main() -> None:
     # Certificates per storing transaction: one thread stores one at a time; concurrent threads' certificates
     # share a group commit (pki.group_commit.GroupCommit).
     stored = {"transactions": 0, "certificates": 0}
-    plain_store = issuance._store
+    plain_store = issuance_store.store
 
     def counting_store(items):
         stored["transactions"] += 1
         stored["certificates"] += len(items)
         return plain_store(items)
 
-    issuance._store = counting_store
+    issuance_store.store = counting_store
     if args.no_group_commit:
         issuance._group.submit = lambda item: False
 

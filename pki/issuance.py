@@ -14,7 +14,6 @@ import functools
 import logging
 import os
 import secrets
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -25,23 +24,22 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import NameOID
 from django.db import IntegrityError, connection, transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
 from cryptotokens.backends.base import key_spec_of
 from cryptotokens.errors import CryptoTokenError
-from cryptotokens.services import cached_private_key, get_private_key_by_id, tokens_unchanged_sql
+from cryptotokens.services import cached_private_key, get_private_key_by_id
 
-from . import audit
+from . import audit, issuance_store
 from .auth.access import Actor
 from .choices import CAStatus
-from .db import ConditionFailed, insert_rows, insert_statement, inserted
 from .errors import CAOfflineError, PkiError, ValidationError, as_pki_error
 from .group_commit import GroupCommit
+from .issuance_store import Signed, TokenChanged
 from .models import Certificate, CertificateAuthority, CertificateProfile
-from .uniqueness import Candidate, public_key_sha256, refusals_and
+from .uniqueness import public_key_sha256
 from .x509.algorithms import signature_algorithm
 from .x509.altnames import AltNameError, format_altnames, parse_altnames
 from .x509.dn import DNError, format_csr_subject, format_dn, parse_dn
@@ -325,16 +323,12 @@ def _signing_key(ca: CertificateAuthority, alias: str):
         raise as_pki_error(exc) from None
 
 
-class _TokenChanged(Exception):
-    """The CA's token was deactivated or changed (by any process) after this process opened the key that signed:
-    the certificate is discarded and signed again with the key read afresh (which refuses an offline token)."""
-
-
 def _issuing_key(ca: CertificateAuthority, alias: str, fresh: bool):
     """The signing key and the token version to confirm when storing. The key opened before in this process is
     used without a round trip of its own; its token's state is read by the INSERT that stores the certificate
-    (``_store``), so a deactivation or key change anywhere still stops issuance everywhere: what was signed
-    meanwhile is discarded, never stored or returned. ``fresh``: read the state first, as other signers do."""
+    (:func:`pki.issuance_store.store`), so a deactivation or key change anywhere still stops issuance everywhere:
+    what was signed meanwhile is discarded, never stored or returned. ``fresh``: read the state first, as other
+    signers do."""
     if not fresh and ca.crypto_token_id is not None:
         hit = cached_private_key(ca.crypto_token_id, alias)
         if hit is not None:
@@ -375,7 +369,7 @@ def _prepare(req: IssuanceRequest, member_check: bool = True):
         raise ValidationError("A certificate needs a subject DN or a subject alternative name.", field="subject_dn")
     if member_check and not req.self_signed and connection.vendor != "postgresql":
         # Issuing a role member's certificate would be joining the role (pki.auth.clientcert). On PostgreSQL the
-        # same check is made by _store, its query sent with the uniqueness reads (one round trip for both).
+        # same check is made by issuance_store.store, its query sent with the uniqueness reads (one round trip).
         from .auth.clientcert import require_may_issue_member_certificate
 
         require_may_issue_member_certificate(req.actor, req.ca, subject)
@@ -397,99 +391,21 @@ def _has_san(csr: x509.CertificateSigningRequest) -> bool:
         return False
 
 
-@dataclass
-class _Signed:
-    """A signed certificate and its row, on its way to the database."""
-
-    req: IssuanceRequest
-    row: Certificate
-    cert: x509.Certificate
-    token: tuple[int, int] | None = None  # (token id, version) of the signing key, confirmed by the INSERT
-    member_subject: x509.Name | None = None  # role member check made by _store (PostgreSQL) for this subject
-    refusal: PkiError | None = None
-    # Group commit: the waiting caller's wake-up, whether it leads the next batch, and what storing gave.
-    wake: threading.Event | None = None
-    leads: bool = False
-    outcome: bool | BaseException | None = None
-
-
-def _member_checks(items: list[_Signed]) -> tuple[list[tuple[str, list]], Callable[[list[tuple]], list]]:
-    """The role member check of each item (see ``_prepare``) as queries for :func:`pki.uniqueness.refusals_and`
-    and the function that turns their rows into each item's refusal or None."""
-    from .auth.clientcert import member_match_query, member_refusal
-
-    queries = []
-    for n, item in enumerate(items):
-        if item.member_subject is not None and item.member_subject.get_attributes_for_oid(NameOID.COMMON_NAME):
-            sql, params = member_match_query(item.req.ca.pk, item.member_subject)
-            # Rows tagged with the item's index: ('role', index, role name, role id).
-            queries.append((f"SELECT 'role', CAST(%s AS bigint), m.name, CAST(m.id AS text) FROM ({sql}) AS m",  # noqa: S608
-                            [n, *params]))
-
-    def refused(rows: list[tuple]) -> list:
-        roles: dict[int, list[tuple[int, str]]] = {}
-        for _, n, name, role_id in rows:
-            roles.setdefault(int(n), []).append((int(role_id), name))
-        return [member_refusal(item.req.actor, item.req.ca, roles[n]) if n in roles else None
-                for n, item in enumerate(items)]
-
-    return queries, refused
-
-
-def _store(items: list[_Signed]) -> None:
-    """Inside a transaction: the role member and CA uniqueness checks, the rows, the layer above's ``on_stored``
-    hooks and one CERT_CREATION event per certificate, for every item not refused (``item.refusal``)."""
-    also, first = _member_checks(items)
-    found = refusals_and(also, [Candidate(i.req.ca, i.req.username, i.row.subject_dn, i.row.public_key_sha256)
-                                for i in items], first)
-    accepted = []
-    for item, refusal in zip(items, found, strict=True):
-        item.refusal = refusal
-        if refusal is None:
-            accepted.append(item)
-    if not accepted:
-        return
-    versions = {i.token for i in accepted if i.token is not None}
-    condition = tokens_unchanged_sql(versions) if versions else None
-    rows = [i.row for i in accepted]
-    # Held instead when the caller combines its events (audit.combined), as enrollment does.
-    entries = [audit.Entry("CERT_CREATION", i.req.actor.name, "certificate", i.row.serial, _audit_details(i))
-               for i in accepted]
-    try:
-        if any(i.req.hooks.on_stored for i in accepted):
-            insert_rows(rows, condition=condition)
-            for item in accepted:
-                if item.req.hooks.on_stored:
-                    item.req.hooks.on_stored(item.req, item.row)
-            audit.record_many(entries)
-        else:  # the INSERT and the audit append in one round trip
-            inserted(rows, audit.record_many_along(insert_statement(rows, condition=condition), entries),
-                     condition=condition)
-    except ConditionFailed:
-        raise _TokenChanged() from None
-
-
-def _audit_details(item: _Signed) -> dict[str, Any]:
-    req = item.req
-    return {"ca": req.ca.name, "subject": audit.REDACTED if req.redact_subject else item.row.subject_dn,
-            "profile": req.profile.name, "username": req.username, **req.audit_details}
-
-
-def _store_alone(item: _Signed) -> None:
+def _store_alone(item: Signed) -> None:
     with transaction.atomic():
-        _store([item])
+        issuance_store.store([item])
         if item.refusal is not None:
             raise item.refusal
         transaction.on_commit(lambda row=item.row: certificate_issued.send(sender=Certificate, certificate=row))
 
 
-_group = GroupCommit(lambda batch: _store(batch))  # looked up per call (tests wrap _store)
+_group = GroupCommit(lambda batch: issuance_store.store(batch))  # looked up per call (tests wrap it)
 
 
 def _reset_group() -> None:
     global _group
     # A forked child must not inherit a condition held by a thread of its parent.
-    _group = GroupCommit(lambda batch: _store(batch))
+    _group = GroupCommit(lambda batch: issuance_store.store(batch))
 
 
 os.register_at_fork(after_in_child=_reset_group)
@@ -515,13 +431,13 @@ class Presigned:
     """A request checked, built and signed by :func:`presign` (steps 1-4 of :func:`issue`), not stored."""
 
     def __init__(self, req: IssuanceRequest, ca: CertificateAuthority, alias: str, key: Any,
-                 token_version: tuple[int, int] | None, build: Callable[[Any, tuple[int, int] | None], _Signed]):
+                 token_version: tuple[int, int] | None, build: Callable[[Any, tuple[int, int] | None], Signed]):
         self.req, self.ca, self.alias, self.key, self.token_version = req, ca, alias, key, token_version
         self._build = build
         self.item = self.sign()
         self.member_subject: x509.Name | None = None  # the role member check _prepare left to the store
 
-    def sign(self) -> _Signed:
+    def sign(self) -> Signed:
         """Sign again (a new serial) with the current key."""
         return self._build(self.key, self.token_version)
 
@@ -587,7 +503,7 @@ def _sign_request(req: IssuanceRequest, presigning: bool = False) -> Presigned:
     key_hash = public_key_sha256(public_key)
     member_subject = subject if not req.self_signed and connection.vendor == "postgresql" else None
 
-    def sign(key, token_version: tuple[int, int] | None) -> _Signed:
+    def sign(key, token_version: tuple[int, int] | None) -> Signed:
         builder = x509.CertificateBuilder(
             issuer_name=issuer, subject_name=subject, public_key=public_key, serial_number=new_serial(),
             not_valid_before=not_before, not_valid_after=not_after, extensions=extensions,
@@ -610,7 +526,7 @@ def _sign_request(req: IssuanceRequest, presigning: bool = False) -> Presigned:
             username=req.username, certificate_profile=profile, key_algorithm=key_spec,
             is_ca=profile.is_ca, public_key_sha256=key_hash, end_entity_profile_id=req.end_entity_profile_id,
         )
-        return _Signed(req, row, cert, token_version, member_subject=member_subject)
+        return Signed(req, row, cert, token_version, member_subject=member_subject)
 
     signed = Presigned(req, ca, alias, key, token_version, sign)
     if presigning and not req.self_signed and connection.vendor != "postgresql":
@@ -638,7 +554,7 @@ def _store_signed(signed: Presigned) -> IssuedCertificate:
                 raise item.refusal
             else:
                 certificate_issued.send(sender=Certificate, certificate=item.row)
-        except _TokenChanged:
+        except TokenChanged:
             if refreshed:  # changed again right after it was read: not a state to sign in
                 raise CAOfflineError(f"The crypto token of CA '{ca.name}' is changing; try again.") from None
             # Read afresh: an offline token refuses here (CAOfflineError); a changed key signs again.

@@ -12,7 +12,7 @@ import time
 import pytest
 from django.db import connection, transaction
 
-from pki import audit, issuance
+from pki import audit, issuance, issuance_store
 from pki.audit import verify_chain
 from pki.errors import ValidationError
 from pki.issuance import IssuanceRequest, issue
@@ -29,7 +29,7 @@ def watch_batches(monkeypatch):
 
     def watch() -> list[int]:
         sizes: list[int] = []
-        plain = issuance._store
+        plain = issuance_store.store
 
         def store(items):
             if not sizes:
@@ -37,7 +37,7 @@ def watch_batches(monkeypatch):
             sizes.append(len(items))
             return plain(items)
 
-        monkeypatch.setattr(issuance, "_store", store)
+        monkeypatch.setattr(issuance_store, "store", store)
         return sizes
 
     return watch
