@@ -55,3 +55,65 @@ def test_turned_off_sends_the_plain_text(settings):
 def test_names_differ_by_text():
     assert db.statement_name("x", "SELECT 1") != db.statement_name("x", "SELECT 2")
     assert db.statement_name("x", "SELECT 1") == db.statement_name("x", "SELECT 1")
+
+
+# (value, the prepared statement's type): each value comes back unchanged through an EXECUTE whose arguments
+# pki.db writes as literals itself (quotes, backslashes and SQL in strings stay data; the rest goes to psycopg2).
+LITERALS = [
+    ("plain", "text"),
+    ("it's", "text"),
+    ("'; DROP TABLE pki_certificate; --", "text"),
+    ("back\\slash \\' and \\\\ two", "text"),
+    ("E'\\x41'", "text"),
+    ("100% %s %%", "text"),
+    ("Grüße, 東京, 🙂", "text"),
+    ("", "text"),
+    (0, "bigint"),
+    (-42, "bigint"),
+    (2**62, "bigint"),
+    (True, "boolean"),
+    (False, "boolean"),
+    (None, "text"),
+    (bytes(range(256)), "bytea"),
+    (b"", "bytea"),
+    (["a'b", "c\\d"], "text[]"),
+    (1.5, "double precision"),
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("value", "sql_type"), LITERALS, ids=[f"{t}-{i}" for i, (_, t) in enumerate(LITERALS)])
+def test_values_written_as_literals_come_back_unchanged(value, sql_type):
+    with connection.cursor() as cur:
+        db.execute(cur, "test_literal", f"SELECT CAST(%s AS {sql_type})", [value])
+        got = cur.fetchone()[0]
+    assert (bytes(got) if isinstance(got, memoryview) else got) == value
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("standard_conforming", ["on", "off"])
+def test_backslashes_and_bytes_read_the_same_whatever_the_string_setting(standard_conforming):
+    with connection.cursor() as cur:
+        cur.execute(f"SET LOCAL standard_conforming_strings = {standard_conforming}")
+        db.execute(cur, "test_literal_pair", "SELECT CAST(%s AS text), CAST(%s AS bytea)", ["a\\'b\\", b"\\x00'"])
+        text, data = cur.fetchone()
+    assert (text, bytes(data)) == ("a\\'b\\", b"\\x00'")
+
+
+@pytest.mark.django_db
+def test_datetimes_and_text_enums_are_sent_as_their_values():
+    from datetime import UTC, datetime
+
+    from pki.choices import CertificateStatus
+
+    when = datetime(2031, 2, 3, 4, 5, 6, 789, tzinfo=UTC)
+    with connection.cursor() as cur:
+        db.execute(cur, "test_literal_dt", "SELECT CAST(%s AS timestamptz), CAST(%s AS text)",
+                   [when, CertificateStatus.REVOKED])
+        assert cur.fetchone() == (when, CertificateStatus.REVOKED.value)
+
+
+@pytest.mark.django_db
+def test_a_nul_in_a_string_is_refused_as_psycopg2_refuses_it():
+    with connection.cursor() as cur, pytest.raises(ValueError, match="NUL"):
+        db.execute(cur, "test_literal", "SELECT CAST(%s AS text)", ["a\x00b"])
