@@ -147,9 +147,15 @@ def changed_fields(before: dict[str, Any], after: dict[str, Any]) -> dict[str, d
 
 
 
+_PLAIN = (str, int, bool, type(None))
+
+
 def _json_safe(details: dict[str, Any]) -> tuple[dict[str, Any], str]:
-    # Round-trip through JSON so the stored value (jsonb) and the MAC input are the same thing.
+    # Round-trip through JSON so the stored value (jsonb) and the MAC input are the same thing. Details of text,
+    # integers, booleans and None under text keys (an issuance's) come back from JSON as they are: a copy will do.
     text = json.dumps(details, default=str)
+    if all(type(k) is str and type(v) in _PLAIN for k, v in details.items()):
+        return dict(details), text
     return json.loads(text), text
 
 
@@ -167,11 +173,12 @@ def _head_or_create(cur, lock_sql: str, params: list | None = None):
 _Event = tuple[tuple[str, str, str, str, str], dict[str, Any], str]
 
 
-def _chain(prev_seq: int, prev_mac: str, events: list[_Event]) -> tuple[list[tuple[int, datetime, str]], list]:
+def _chain(prev_seq: int, prev_mac: str, events: list[_Event], vendor: str = "postgresql",
+           ) -> tuple[list[tuple[int, datetime, str]], list]:
     """Sequence numbers, timestamps and MACs of ``events`` appended after (prev_seq, prev_mac), and the
-    statement parameters of their rows."""
+    statement parameters of their rows (for the database ``vendor``: an aware datetime is PostgreSQL's value)."""
     ts = timezone.now()
-    db_ts = connection.ops.adapt_datetimefield_value(ts)
+    db_ts = ts if vendor == "postgresql" else connection.ops.adapt_datetimefield_value(ts)
     chained, params = [], []
     seq, mac = prev_seq, prev_mac
     for fields, details, details_json in events:
@@ -184,7 +191,7 @@ def _chain(prev_seq: int, prev_mac: str, events: list[_Event]) -> tuple[list[tup
 
 def _append_generic(cur, events: list[_Event]):
     last_seq, prev_mac = _head_or_create(cur, _ADVANCE_HEAD, [len(events)])  # locks the head until commit
-    chained, params = _chain(last_seq - len(events), prev_mac, events)
+    chained, params = _chain(last_seq - len(events), prev_mac, events, cur.db.vendor)
     values = ", ".join([_EVENT_VALUES] * len(events))
     cur.execute(f"INSERT INTO pki_auditevent {_EVENT_COLUMNS} VALUES {values}", params)  # noqa: S608
     cur.execute(_SET_HEAD_MAC, [chained[-1][2], head_mac(chained[-1][0], chained[-1][2])])
@@ -434,19 +441,20 @@ def _hold(batch: _Held, fields: tuple[str, str, str, str, str], details: dict[st
 
 def _write(events: list[_Event], in_transaction: bool, along: Statement | None = None,
            ) -> tuple[list[tuple[int, datetime, str]], list[tuple]]:
+    conn = transaction.get_connection()  # once: each use of the module's proxy is a thread-local look-up
     # The caller's transaction, if any (its outermost atomic block): the head lock taken here lasts as long.
-    outer = connection.atomic_blocks[0] if connection.in_atomic_block else None
+    outer = conn.atomic_blocks[0] if conn.in_atomic_block else None
     # Inside the caller's transaction no savepoint is needed: the caller's rollback undoes this too.
     # Plain SQL: this runs on every state change, and the ORM's per-object cost showed in issuance figures.
-    with transaction.atomic(savepoint=not in_transaction), connection.cursor() as cur:
-        if connection.vendor == "postgresql":
+    with transaction.atomic(savepoint=not in_transaction), conn.cursor() as cur:
+        if conn.vendor == "postgresql":
             # Appended before in this same transaction: the head is held already. (A block object reused
             # by a decorator can make this wrongly true, which only costs pipelining: the plain way of
             # appending is always right.)
-            holds_head = outer is not None and getattr(connection, "audit_head_holder", None) is outer
+            holds_head = outer is not None and getattr(conn, "audit_head_holder", None) is outer
             chained, rows = _append_postgresql(cur, events, holds_head, along)
             if outer is not None:
-                connection.audit_head_holder = outer
+                conn.audit_head_holder = outer
         else:
             rows = _run_along(cur, along)
             chained = _append_generic(cur, events)

@@ -8,7 +8,6 @@ creation event, anchors recorded outside the database). :mod:`pki.audit` re-expo
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import re
@@ -38,14 +37,13 @@ def _canonical(seq: int, ts: datetime, event_type: str, actor: str, object_type:
 
 
 def _mac(prev_mac: str, payload: bytes) -> str:
-    return hmac.new(derive_subkey(b"audit-chain"), prev_mac.encode() + payload, hashlib.sha256).hexdigest()
+    return hmac.digest(derive_subkey(b"audit-chain"), prev_mac.encode() + payload, "sha256").hex()
 
 
 def head_mac(sequence: int, last_mac: str) -> str:
     """The chain head row's own MAC over (sequence, last event's MAC), under a sub-key of its own so that no
     event MAC can pass for a head MAC. Without it, pointing the head at an earlier event would hide a cut tail."""
-    return hmac.new(derive_subkey(b"audit-chain-head"), f"{sequence}:{last_mac}".encode(),
-                    hashlib.sha256).hexdigest()
+    return hmac.digest(derive_subkey(b"audit-chain-head"), f"{sequence}:{last_mac}".encode(), "sha256").hex()
 
 
 @dataclass

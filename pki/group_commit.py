@@ -42,10 +42,10 @@ class GroupCommit:
     def submit(self, item: Any) -> bool:
         """Store ``item`` with the next batch. True: committed (``item.refusal`` tells whether it was refused);
         False: the batch failed, store it alone. Raises what storing it raised when it was alone."""
-        item.wake = threading.Event()
         with self.lock:
             follow = self.leading
             if follow:
+                item.wake = threading.Event()  # only a follower waits (a leader alone needs none)
                 self.queue.append(item)
             else:
                 self.leading = True

@@ -11,6 +11,7 @@ A failure at any step leaves nothing behind but a FAILURE audit event.
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import os
 import secrets
@@ -20,7 +21,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -35,6 +35,7 @@ from cryptotokens.services import cached_private_key, get_private_key_by_id
 from . import audit, issuance_store
 from .auth.access import Actor
 from .choices import CAStatus
+from .db import new_row
 from .errors import CAOfflineError, PkiError, ValidationError, as_pki_error
 from .group_commit import GroupCommit
 from .issuance_store import Signed, TokenChanged
@@ -501,11 +502,13 @@ def _sign_request(req: IssuanceRequest, presigning: bool = False) -> Presigned:
             san = format_altnames(ext.value)
 
     key_hash = public_key_sha256(public_key)
-    member_subject = subject if not req.self_signed and connection.vendor == "postgresql" else None
+    conn = transaction.get_connection()  # once: each use of the module's proxy is a thread-local look-up
+    member_subject = subject if not req.self_signed and conn.vendor == "postgresql" else None
 
     def sign(key, token_version: tuple[int, int] | None) -> Signed:
+        serial = new_serial()
         builder = x509.CertificateBuilder(
-            issuer_name=issuer, subject_name=subject, public_key=public_key, serial_number=new_serial(),
+            issuer_name=issuer, subject_name=subject, public_key=public_key, serial_number=serial,
             not_valid_before=not_before, not_valid_after=not_after, extensions=extensions,
         )
         try:
@@ -519,23 +522,24 @@ def _sign_request(req: IssuanceRequest, presigning: bool = False) -> Presigned:
         if explicit_ec:
             der = resign_with_explicit_key(der, lambda tbs: sig_alg.sign(key, tbs))
             cert = x509.load_der_x509_certificate(der)
-        row = Certificate(
-            ca=ca, serial=format(cert.serial_number, "x"), fingerprint_sha256=cert.fingerprint(hashes.SHA256()).hex(),
-            subject_dn=subject_dn, issuer_dn=issuer_dn, subject_alt_name=san,
-            not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc, der=der,
-            username=req.username, certificate_profile=profile, key_algorithm=key_spec,
-            is_ca=profile.is_ca, public_key_sha256=key_hash, end_entity_profile_id=req.end_entity_profile_id,
-        )
+        row = new_row(Certificate, {
+            "serial": format(serial, "x"), "fingerprint_sha256": hashlib.sha256(der).hexdigest(),
+            "subject_dn": subject_dn, "issuer_dn": issuer_dn, "subject_alt_name": san,
+            "not_before": cert.not_valid_before_utc, "not_after": cert.not_valid_after_utc, "der": der,
+            "username": req.username, "key_algorithm": key_spec, "is_ca": profile.is_ca,
+            "public_key_sha256": key_hash, "end_entity_profile_id": req.end_entity_profile_id,
+        }, {"ca": ca, "certificate_profile": profile})
         return Signed(req, row, cert, token_version, member_subject=member_subject)
 
     signed = Presigned(req, ca, alias, key, token_version, sign)
-    if presigning and not req.self_signed and connection.vendor != "postgresql":
+    if presigning and not req.self_signed and conn.vendor != "postgresql":
         signed.member_subject = subject
     return signed
 
 
 def _store_signed(signed: Presigned) -> IssuedCertificate:
     req, ca = signed.req, signed.ca
+    conn = transaction.get_connection()  # once: each use of the module's proxy is a thread-local look-up
     attempt, refreshed = 0, False
     item = signed.item
     if signed.member_subject is not None:
@@ -547,7 +551,7 @@ def _store_signed(signed: Presigned) -> IssuedCertificate:
             # A call outside any transaction (autocommit on: the batch's commit is a real one) and with nothing
             # of its own to store joins the next group commit; anything else stores in (a savepoint of) the
             # caller's transaction.
-            if (req.hooks.on_stored is not None or connection.in_atomic_block or not connection.get_autocommit()
+            if (req.hooks.on_stored is not None or conn.in_atomic_block or not conn.get_autocommit()
                     or not _group.submit(item)):
                 _store_alone(item)
             elif item.refusal is not None:

@@ -19,6 +19,7 @@ follows the check in the same transaction, so the check and the insert cannot in
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from collections.abc import Callable
@@ -26,7 +27,7 @@ from typing import NamedTuple
 
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from django.db import connection
+from django.db import connection, transaction
 
 from . import db
 from .errors import PkiError, ValidationError
@@ -103,23 +104,25 @@ def refusals_and(also: list[tuple[str, list]], candidates: list[Candidate],
     # lock has to be a statement of its own: a READ COMMITTED statement sees the rows committed before it
     # started, not before a lock it waited for; the query after it starts once the locks are held.
     holders: dict[tuple[int, str, str], set[str]] = {}
+    conn = transaction.get_connection()  # once: each use of the module's proxy is a thread-local look-up
+    postgresql = conn.vendor == "postgresql"
     dns = [(c.ca.pk, c.subject_dn) for c, (_, check_dn, _) in zip(candidates, plans, strict=True) if check_dn]
     keys = [(c.ca.pk, c.public_key_hash) for c, (check_key, _, _) in zip(candidates, plans, strict=True)
             if check_key]
-    statements = _lock_statements(locks)
+    statements = _lock_statements(locks) if postgresql else []  # SQLite: one writer at a time, no locks
     query = _holders_statement(dns, keys) if dns or keys else None
-    if also and connection.vendor == "postgresql":
+    if also and postgresql:
         sql, params = " UNION ALL ".join(f"({q})" for q, _ in also), [v for _, p in also for v in p]
         query = (f"{query[0]}_and", f"({query[1]}) UNION ALL {sql}", [*query[2], *params]) if query else \
             ("unique_also", sql, params)
     if query is not None:
         statements.append(query)
     rows: list[tuple] = []
-    with connection.cursor() as cur:
+    with conn.cursor() as cur:
         db.execute_in_one(cur, statements)
         if query is not None:
             rows = cur.fetchall()
-        if also and connection.vendor != "postgresql":
+        if also and not postgresql:
             for sql, params in also:
                 cur.execute(sql, params)
                 rows += cur.fetchall()
@@ -193,20 +196,25 @@ def _holders_statement(dns: list[tuple[int, str]], keys: list[tuple[int, str]]) 
     Plain SQL over the model's own table and column names: the ORM spent more time building this UNION
     than PostgreSQL spent answering it, and issuance runs it for every certificate.
     """
+    dn_values, key_values = sorted({value for _, value in dns}), sorted({value for _, value in keys})
+    return "unique_holders", _holders_sql(len(dn_values), len(key_values)), [*dn_values, *key_values]
+
+
+@functools.lru_cache(maxsize=64)
+def _holders_sql(dn_count: int, key_count: int) -> str:
+    """The text of :func:`_holders_statement` for so many DNs and keys (built once per shape, not per call)."""
     quote = connection.ops.quote_name
     meta = Certificate._meta
     table = quote(meta.db_table)
     ca_col, user_col = quote(meta.get_field("ca").column), quote(meta.get_field("username").column)
-    selects, params = [], []
-    for kind, column, pairs in (("dn", "subject_dn", dns), ("key", "public_key_sha256", keys)):
-        values = sorted({value for _, value in pairs})
-        if values:
+    selects = []
+    for kind, column, count in (("dn", "subject_dn", dn_count), ("key", "public_key_sha256", key_count)):
+        if count:
             col = quote(meta.get_field(column).column)
             # kind is one of the two constants above; the values are parameters.
             selects.append(f"SELECT '{kind}', {ca_col}, {col}, {user_col} FROM {table} "  # noqa: S608
-                           f"WHERE {col} IN ({', '.join(['%s'] * len(values))})")
-            params += values
-    return "unique_holders", " UNION ".join(selects), params
+                           f"WHERE {col} IN ({', '.join(['%s'] * count)})")
+    return " UNION ".join(selects)
 
 
 def _listed(users: set[str]) -> str:
@@ -224,13 +232,13 @@ def lock_id(ca_id: int, kind: str, value: str) -> int:
 
 
 def _lock_statements(values: list[tuple[int, str, str]]) -> list[tuple[str, str, list]]:
-    """The statement (for :func:`pki.db.execute_in_one`; none but on PostgreSQL) that takes the advisory locks of
+    """The statement (for :func:`pki.db.execute_in_one`; PostgreSQL only) that takes the advisory locks of
     ``values`` ((CA id, kind, value) each) until the end of the transaction.
 
     Locks are taken in ascending key order in one statement, so two transactions never wait on each other
     in a cycle.
     """
-    if connection.vendor != "postgresql" or not values:
+    if not values:
         return []
     keys = sorted({lock_id(ca_id, kind, value) for ca_id, kind, value in values})
     select = ", ".join(["pg_advisory_xact_lock(%s)"] * len(keys))

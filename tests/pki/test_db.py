@@ -117,3 +117,29 @@ def test_datetimes_and_text_enums_are_sent_as_their_values():
 def test_a_nul_in_a_string_is_refused_as_psycopg2_refuses_it():
     with connection.cursor() as cur, pytest.raises(ValueError, match="NUL"):
         db.execute(cur, "test_literal", "SELECT CAST(%s AS text)", ["a\x00b"])
+
+
+@pytest.mark.django_db
+def test_new_row_is_the_instance_init_makes_and_stores_the_same(root_ca):
+    from datetime import UTC, datetime
+
+    from pki.models import Certificate, CertificateProfile
+
+    profile = CertificateProfile.objects.get(name="ENDUSER")
+    when = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
+    values = {"serial": "abc1", "fingerprint_sha256": "f" * 64, "subject_dn": "CN=Row", "issuer_dn": "CN=CA",
+              "not_before": when, "not_after": when, "der": b"\x30\x00", "username": "u", "public_key_sha256": "e" * 64}
+    made = db.new_row(Certificate, values, {"ca": root_ca, "certificate_profile": profile})
+    init = Certificate(**values, ca=root_ca, certificate_profile=profile)
+    fields = [f.attname for f in Certificate._meta.concrete_fields]
+    assert [getattr(made, f) for f in fields] == [getattr(init, f) for f in fields]
+    assert made._state.adding and made._state.db is None
+    with CaptureQueriesContext(connection) as queries:
+        assert made.ca is root_ca and made.certificate_profile is profile
+    assert not queries.captured_queries
+    db.insert_rows([made])
+    stored = Certificate.objects.get(pk=made.pk)
+    stored.der = bytes(stored.der)  # read back as a memoryview
+    assert [getattr(stored, f) for f in fields if f not in ("id", "created_at", "updated_at")] == \
+        [getattr(init, f) for f in fields if f not in ("id", "created_at", "updated_at")]
+    assert stored.created_at == made.created_at and stored.status == "ACTIVE"
