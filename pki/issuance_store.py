@@ -9,6 +9,7 @@ readable: the pipeline decides and signs, this module writes.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,9 +58,7 @@ def member_checks(items: list[Signed]) -> tuple[list[tuple[str, list]], Callable
     for n, item in enumerate(items):
         if item.member_subject is not None and item.member_subject.get_attributes_for_oid(NameOID.COMMON_NAME):
             sql, params = member_match_query(item.req.ca.pk, item.member_subject)
-            # Rows tagged with the item's index: ('role', index, role name, role id).
-            queries.append((f"SELECT 'role', CAST(%s AS bigint), m.name, CAST(m.id AS text) FROM ({sql}) AS m",  # noqa: S608
-                            [n, *params]))
+            queries.append((_tagged(sql), [n, *params]))
 
     def refused(rows: list[tuple]) -> list:
         roles: dict[int, list[tuple[int, str]]] = {}
@@ -69,6 +68,12 @@ def member_checks(items: list[Signed]) -> tuple[list[tuple[str, list]], Callable
                 for n, item in enumerate(items)]
 
     return queries, refused
+
+
+@functools.lru_cache(maxsize=16)  # one text (so one statement name, found without a digest) per query
+def _tagged(sql: str) -> str:
+    """The member query ``sql`` with its rows tagged by the item's index: ('role', index, role name, role id)."""
+    return f"SELECT 'role', CAST(%s AS bigint), m.name, CAST(m.id AS text) FROM ({sql}) AS m"  # noqa: S608
 
 
 def store(items: list[Signed]) -> None:

@@ -112,9 +112,9 @@ def refusals_and(also: list[tuple[str, list]], candidates: list[Candidate],
     statements = _lock_statements(locks) if postgresql else []  # SQLite: one writer at a time, no locks
     query = _holders_statement(dns, keys) if dns or keys else None
     if also and postgresql:
-        sql, params = " UNION ALL ".join(f"({q})" for q, _ in also), [v for _, p in also for v in p]
-        query = (f"{query[0]}_and", f"({query[1]}) UNION ALL {sql}", [*query[2], *params]) if query else \
-            ("unique_also", sql, params)
+        sql = _union_all((query[1],) if query else (), tuple(q for q, _ in also))
+        params = [v for _, p in also for v in p]
+        query = (f"{query[0]}_and", sql, [*query[2], *params]) if query else ("unique_also", sql, params)
     if query is not None:
         statements.append(query)
     rows: list[tuple] = []
@@ -215,6 +215,12 @@ def _holders_sql(dn_count: int, key_count: int) -> str:
             selects.append(f"SELECT '{kind}', {ca_col}, {col}, {user_col} FROM {table} "  # noqa: S608
                            f"WHERE {col} IN ({', '.join(['%s'] * count)})")
     return " UNION ".join(selects)
+
+
+@functools.lru_cache(maxsize=256)  # the same texts for every certificate: one text object, its digest cached
+def _union_all(holders: tuple[str, ...], also: tuple[str, ...]) -> str:
+    """The holders query (if any) and the caller's queries as one UNION ALL."""
+    return " UNION ALL ".join(f"({q})" for q in (*holders, *also))
 
 
 def _listed(users: set[str]) -> str:

@@ -5,6 +5,7 @@ type them: ``397 days``, ``1 year 6 months``, ``12 hours``."""
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -46,21 +47,9 @@ def parse_absolute(text: str) -> datetime | None:
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
-def parse_validity(expr: str, start: datetime) -> datetime:
-    """The end time for ``expr`` counted from ``start``."""
-    text = (expr or "").strip()
-    if not text:
-        raise ValidityError("Validity is empty")
-    days = parse_decimal(text)
-    if days is not None:
-        if days <= 0:
-            raise ValidityError("Validity must be positive")
-        return start + timedelta(days=days)
-    absolute = parse_absolute(text) if re.match(r"^\d{4}-\d{2}-\d{2}", text) else None
-    if absolute is not None:
-        if absolute <= start:
-            raise ValidityError(f"Validity end {text} is not after the start")
-        return absolute
+@functools.lru_cache(maxsize=256)  # a profile's validity is read for every certificate it issues
+def _relative(text: str, expr: str) -> tuple[int, timedelta]:
+    """Months and the rest of a unit expression (``1y 6mo``, ``397 days``)."""
     pos = 0
     total_months = 0
     delta = timedelta()
@@ -84,6 +73,25 @@ def parse_validity(expr: str, start: datetime) -> datetime:
             delta += timedelta(seconds=n)
     if pos != len(compact) or pos == 0:
         raise ValidityError(f"Cannot read validity '{expr}': use days or units y mo d h m s, e.g. '1y 6mo'")
+    return total_months, delta
+
+
+def parse_validity(expr: str, start: datetime) -> datetime:
+    """The end time for ``expr`` counted from ``start``."""
+    text = (expr or "").strip()
+    if not text:
+        raise ValidityError("Validity is empty")
+    days = parse_decimal(text)
+    if days is not None:
+        if days <= 0:
+            raise ValidityError("Validity must be positive")
+        return start + timedelta(days=days)
+    absolute = parse_absolute(text) if re.match(r"^\d{4}-\d{2}-\d{2}", text) else None
+    if absolute is not None:
+        if absolute <= start:
+            raise ValidityError(f"Validity end {text} is not after the start")
+        return absolute
+    total_months, delta = _relative(text, expr)
     end = add_months(start, total_months) + delta
     if end <= start:
         raise ValidityError("Validity must be positive")
