@@ -400,8 +400,10 @@ def prepare_add_and_enroll_with_ra(actor: Actor, data, *, profile: EndEntityProf
     """:func:`add_and_enroll_with_ra` in two steps: what writes nothing runs now, outside any transaction (the end
     entity built and checked against its profile and the caller's rights, the certificate built and signed:
     :func:`pki.issuance.presign`), and the returned function writes, inside the caller's transaction (the end
-    entity's row, its event, the certificate's checks, row and event), with the same outcomes. For a caller whose
-    transaction holds a lock every other writer waits for (SCEP RA mode on SQLite): only the writes hold it.
+    entity's row, its event, the certificate's checks, row and event), with the same outcomes, except that a serial
+    collision or a token changed since the signature is refused (try again) instead of signed again: the store
+    opens no savepoint, as any refusal rolls the caller's transaction back. For a caller whose transaction holds a
+    lock every other writer waits for (SCEP RA mode on SQLite): only the writes hold it.
 
     Refusals are raised by either step (a refusal of the certificate by the returned function, as
     :func:`add_and_enroll_with_ra` raises it); the returned function raises ``EndEntityExists`` before writing."""
@@ -433,7 +435,8 @@ def _add_and_enroll(actor: Actor, data, profile, csr, public_key, interface: str
         if not insert_if_new(ee):
             raise EndEntityExists(ee.username)
         record_added(actor, new, status=added)
-        return issue_presigned(signed) if signed is not None else issue(req)
+        # A refusal rolls the caller's whole transaction back (the row above with it): no savepoint of its own.
+        return issue_presigned(signed, doomed_by_refusal=True) if signed is not None else issue(req)
 
     return write
 

@@ -103,9 +103,9 @@ def test_a_new_device_costs_one_alias_statement_and_one_end_entity_write(scep, s
         assert scep.enroll(make_csr(key, "CN=fast8", "s3cret"), key, scep_ca.certificate).status \
             == PkiStatus.SUCCESS
     sql = _statements(queries)
-    # Savepoints: the enrollment's transaction (one here, as the test's transaction holds it) and issuance's
-    # store; creating the end entity opens none (a refusal after it rolls the whole transaction back).
-    assert len([q for q in queries.captured_queries if q["sql"].startswith("SAVEPOINT")]) <= 2
+    # Savepoints: the enrollment's transaction (one here, as the test's transaction holds it) only; creating the
+    # end entity and storing the certificate open none (a refusal after them rolls the whole transaction back).
+    assert len([q for q in queries.captured_queries if q["sql"].startswith("SAVEPOINT")]) == 1
     # The alias, its CAs, profiles, approval rules and the CA token's version: one prepared statement.
     alias_reads = [s for s in sql if "scep_scepalias" in s or "pki_scep_alias_stamp" in s]
     assert len(alias_reads) == 1 and alias_reads[0].startswith("EXECUTE pki_scep_alias_stamp_") \
@@ -292,6 +292,36 @@ def test_the_certificate_is_signed_before_the_enrollment_transaction(scep, scep_
     assert scep.enroll(make_csr(key, "CN=early4", "s3cret"), key, scep_ca.certificate).status == PkiStatus.FAILURE
     assert AuditEvent.objects.filter(event_type="CERT_CREATION", outcome="FAILURE").count() == before + 1
     assert not EndEntity.objects.filter(username="early4").exists() and signed_at == [depths["validate"]]
+
+
+def test_a_token_deactivated_after_signing_refuses_the_enrollment(scep, soft_token_factory, ca_factory,
+                                                                   alias_factory, actor, monkeypatch):
+    """The certificate signed before the enrollment's transaction is not stored when the CA's token was deactivated
+    in between (the store confirms the token's state): the whole enrollment is refused and rolled back."""
+    from cryptotokens import services as tokens
+    from protocols.scep import transactions
+
+    token = soft_token_factory("ScepLateToken", auto_activate=False)
+    tokens.activate(actor, token, "foo123")
+    ca = ca_factory("ScepLateCA", key_spec="RSA2048", token=token)
+    alias_factory("scep", operation_mode="ra", ra_default_ca=ca, ra_auth_password="s3cret",
+                  ra_certificate_profile="ENDUSER", ra_end_entity_profile="EMPTY")
+    key = client_key(78)
+    assert scep.enroll(make_csr(key, "CN=late1", "s3cret"), key, ca.certificate).status == PkiStatus.SUCCESS
+    claim = transactions.claim
+
+    def deactivating_claim(*args, **kwargs):  # between the signature and the store
+        tokens.deactivate(actor, token)
+        return claim(*args, **kwargs)
+
+    monkeypatch.setattr(transactions, "claim", deactivating_claim)
+    key = client_key(79)
+    assert scep.enroll(make_csr(key, "CN=late2", "s3cret"), key, ca.certificate).status == PkiStatus.FAILURE
+    assert not Certificate.objects.filter(username="late2").exists()
+    assert not EndEntity.objects.filter(username="late2").exists()
+    refusal = AuditEvent.objects.filter(event_type="CERT_CREATION", outcome="FAILURE",
+                                        details__username="late2").latest("sequence")
+    assert "changed while issuing" in refusal.details["reason"]
 
 
 @pytest.mark.parametrize("approval", ["none", "on-ca", "on-profile"])
