@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("PKI_MASTER_KEY", "benchmark-master-key")
 
-from _setup import TEMPLATE_ENV, database_name, load, post_all, table  # noqa: E402
+from _setup import TEMPLATE_ENV, cpu_of, database_name, load, post_all, table  # noqa: E402
 from cryptography import x509  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
 
@@ -148,23 +148,6 @@ def _figures(name: str, n: int, c: int, seconds: float, latencies: list[float]) 
     return (name, n, c, f"{n / seconds:,.1f}", f"{statistics.median(ordered) * 1000:.1f}", f"{p99 * 1000:.1f}")
 
 
-def _cpu_of(match) -> float:
-    """CPU seconds (user + system) of the live processes for which ``match(session_id, cmdline)`` is true."""
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if match(int(fields[3]), cmdline):
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
-
-
 def _groups(pair: PeerPair, direct: subprocess.Popen, ra_web: subprocess.Popen) -> dict[str, object]:
     """The processes whose CPU is counted per enrollment: each server process group by its session (serve.py with
     its nginx and gunicorn; the connector), this process (the clients) and each node's PostgreSQL backends."""
@@ -200,7 +183,7 @@ def _pin(session: subprocess.Popen | None, cores: set[int]) -> int:
 
 
 def _cpu(groups: dict[str, object]) -> dict[str, float]:
-    return {name: (time.process_time() if match == "self" else _cpu_of(match)) for name, match in groups.items()}
+    return {name: (time.process_time() if match == "self" else cpu_of(match)) for name, match in groups.items()}
 
 
 def _breakdown(pair: PeerPair) -> None:
