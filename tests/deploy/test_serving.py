@@ -120,7 +120,8 @@ def test_nginx_bounds_request_lines_and_slow_clients(conf, index):
     assert _directive(block, "proxy_request_buffering") in (None, "on")  # nginx's default is on
 
 
-@pytest.mark.parametrize(("conf", "index"), [("pki.conf", 1), ("pki-run.conf", 1)], ids=["pki.conf:443", "pki-run.conf"])
+@pytest.mark.parametrize(("conf", "index"), [("pki.conf", 1), ("pki-run.conf", 1)],
+                         ids=["pki.conf:443", "pki-run.conf"])
 def test_the_https_listener_takes_a_connectors_largest_answer_post(conf, index, settings):
     """On an RA or VA node a CA connector posts up to MAX_POST_BODIES of answers at once (plus JSON around them);
     nginx must let through what Django itself accepts, or such a post would get nginx's 413 on every retry."""
