@@ -236,7 +236,7 @@ def main() -> None:
             "client-ca.pem": pair.out / "ca.pem"})
         ra_url = pair.scep_url("ra-devices")
         _ready(ra_url, ra_web, tmp / "ra-serve.log")
-        pair.start_connector(lease_wait=20, workers=max(c, 2))
+        pair.start_connector(lease_wait=20, workers=None)  # `peer run`'s own number of workers, as make run starts it
         pair.wait_connected()
         port = free_port()
         direct = _serve(pair.ca, tmp, "ca", port)

@@ -30,7 +30,9 @@ logger = logging.getLogger("peers")
 LEASE_WAIT = 20.0
 PUSH_EVERY = 60.0
 MAX_BACKOFF = 60.0
-WORKERS = 4
+# Requests carried at once per connector: as many as devices an RA holds at once in the usual case (its gunicorn
+# holds each carried request's thread), so they are not queued at the RA while the CA has CPU to spare.
+WORKERS = 8
 ANSWER_ATTEMPTS = 3
 MAX_ANSWERS = 64  # per post: what the RA takes (peers.ra_views.MAX_ANSWERS)
 # Bytes of answer bodies per post: the RA reads a post within Django's upload limit (2.5 MB by default) and refuses

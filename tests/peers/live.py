@@ -437,12 +437,14 @@ class PeerNodes:
             (self.out / SETUP_FAILED).touch()
             raise
 
-    def start_connector(self, lease_wait: float = 1, workers: int = 4) -> None:
+    def start_connector(self, lease_wait: float = 1, workers: int | None = 4) -> None:
         """``manage.py peer run``. A lease is answered as soon as work arrives (the RA's NOTIFY), so a short
-        ``lease_wait`` costs no latency; it bounds how long a stop waits for the lease in flight."""
+        ``lease_wait`` costs no latency; it bounds how long a stop waits for the lease in flight. ``workers``:
+        None leaves the command's default."""
         log = (self.tmp / "connector.log").open("a")
+        pool = [] if workers is None else ["--workers", str(workers)]
         self.connector = subprocess.Popen(
-            [sys.executable, "manage.py", "peer", "run", "--lease-wait", str(lease_wait), "--workers", str(workers)],
+            [sys.executable, "manage.py", "peer", "run", "--lease-wait", str(lease_wait), *pool],
             cwd=ROOT, env=self.ca.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def wait_connected(self, timeout: float = 60) -> None:
