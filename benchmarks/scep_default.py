@@ -45,6 +45,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import scep_enroll as se  # noqa: E402
 from _setup import cpu_of  # noqa: E402
 
+from protocols.scep.messages import ScepError, parse_pki_message  # noqa: E402
+
 ALIAS = "ra-devices"
 RA_SECRET = se.RA_SECRET
 PROPERTIES = f"""\
@@ -183,6 +185,14 @@ def _admin_sql(server_url: str, statement: str) -> None:
         conn.close()
 
 
+def _readable(body: bytes, ca) -> bool:
+    try:
+        parse_pki_message(body, signer_certificates=[ca], max_size=1 << 24)
+    except ScepError:
+        return False
+    return True
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", type=int, default=200, help="enrollments per server and round (default 200)")
@@ -236,7 +246,12 @@ def main() -> None:
                     seconds, latencies, bodies = se.run(url, reqs, args.concurrency)
                     after = _cpu(groups)
                     cpu[name].append({g: (after[g] - before[g]) * 1000 / args.n for g in after})
-                    failed = se.check(reqs, bodies, cas[url])
+                    try:
+                        failed = se.check(reqs, bodies, cas[url])
+                    except ScepError as exc:  # which server sent an unreadable reply, and how it ended
+                        bad = next((b for b in bodies if not _readable(b, cas[url])), b"")
+                        raise SystemExit(f"{name}: an unreadable CertRep ({exc}); {len(bad)} bytes, ending "
+                                         f"{bad[-64:].hex()}") from exc
                     if failed and _inst is not None:
                         raise SystemExit(f"{failed} enrollments failed on {name}")
                     rounds[name].append(((len(latencies) - failed) / seconds, latencies))
