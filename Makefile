@@ -25,7 +25,7 @@ run: $(VENV)/.installed
 	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) manage.py init
 	@echo "Serving on http://$(HOST):$(PORT)/ and https://$(HOST):$$(($(PORT) + 443))/ (client certificate: var/superadmin.p12)  (Ctrl-C to stop)"
-	$(PY) scripts/serve.py --host $(HOST) --port $(PORT) --workers 2 --threads 4
+	$(PY) scripts/serve.py --host $(HOST) --port $(PORT) --workers 2
 
 ## make test: install what the tests need (Debian packages too), start PostgreSQL/Redis if needed, run everything
 ## (bytecode is written even where PYTHONDONTWRITEBYTECODE is set: each worker and each of the suite's many

@@ -363,3 +363,4 @@ def test_an_ra_node_gets_threads_for_the_requests_it_holds(role, threads):
     assert serve.default_threads(env) == threads
     if role == "ra":
         assert serve.default_threads(env) * 2 > 8 + 2  # 2 workers: 8 waiting requests, a lease and an answer
+    assert "--threads" not in _makefile_run_line()  # make run leaves the number to the node's role
