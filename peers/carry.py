@@ -224,8 +224,11 @@ def _finish(connector: PeerConnector, key: str, row_id: int, result: dict[str, A
                         {**details, "status": result.get("status")})
     with transaction.atomic():
         if connection.vendor == "postgresql":
-            audit.record_many_along(("peers_carried", _FINISH_SQL,
-                                     [json.dumps(result), timezone.now(), row_id, _lock_id(connector, key)]), [entry])
+            rows = audit.record_many_along(("peers_carried", _FINISH_SQL,
+                                            [json.dumps(result), timezone.now(), row_id, _lock_id(connector, key)]),
+                                           [entry])
+            if not rows:  # no claim row to record on (removed meanwhile): the lock is still this session's
+                _release(connector, key)
         else:
             CarriedRequest.objects.filter(pk=row_id).update(result=result, finished_at=timezone.now())
             audit.record_many([entry])
