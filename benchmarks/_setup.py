@@ -75,19 +75,11 @@ def load() -> str:
 def cpu_of(match: Callable[[int, str], bool]) -> float:
     """CPU seconds (user + system) of the live processes for which ``match(session_id, cmdline)`` is true (Linux
     /proc). A process that ended is not counted: measure servers whose processes live through the run."""
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if match(int(fields[3]), cmdline):
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+    from tests.support.procs import processes
+
+    ticks = sum(int(fields[11]) + int(fields[12]) for _, fields, cmdline in processes()
+                if match(int(fields[3]), cmdline))
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def timed_threads(work: Callable[[int], None], threads: int) -> float:

@@ -20,6 +20,7 @@ from peers.process import connector_argv, wants_connector
 from tests.deploy.test_serving import ROOT, _makefile_run_line, serve
 from tests.protocols.scep.live import free_port
 from tests.support.environ import child_environ
+from tests.support.procs import processes
 from tests.support.served import stop_serve
 
 
@@ -46,18 +47,7 @@ def test_the_connector_argv_is_manage_py_peer_run():
 
 
 def _children(pid: int) -> dict[int, str]:
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            found[int(entry.name)] = cmdline
-    return found
+    return {child: cmdline for child, fields, cmdline in processes() if int(fields[1]) == pid}
 
 
 def _cpu_seconds(pid: int) -> float:
