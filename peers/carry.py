@@ -37,7 +37,7 @@ from django.utils import timezone
 from pki import audit
 from pki.auth.access import Actor
 from pki.auth.clientcert import ClientCertificateRefused, actor_for_certificate
-from pki.db import execute
+from pki.db import execute, json_value
 
 from .choices import WorkKind, carry_rule
 from .models import CarriedRequest, PeerConnector
@@ -202,9 +202,7 @@ def _claim(connector: PeerConnector, key: str, kind: str, requester: str) -> tup
             if time.monotonic() > end:
                 raise Busy(key)
             time.sleep(0.05)
-    if isinstance(earlier, str):  # Django reads jsonb as text and parses it in the field
-        earlier = json.loads(earlier)
-    return (new_id, None, True) if new_id is not None else (earlier_id, earlier, False)
+    return (new_id, None, True) if new_id is not None else (earlier_id, json_value(earlier), False)
 
 
 def _release(connector: PeerConnector, key: str) -> None:

@@ -13,8 +13,8 @@ a short reason.
 
 from __future__ import annotations
 
-import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -29,7 +29,7 @@ from pki.auth import refusals
 from pki.auth.access import Actor, rules_for_roles
 from pki.auth.clientcert import forwarded_certificate
 from pki.choices import CertificateStatus, MemberMatch
-from pki.db import execute
+from pki.db import execute, json_value
 from pki.models import CertificateAuthority, RoleMember
 
 from .choices import INCOMING_RULE
@@ -73,6 +73,15 @@ def _refuse_expired(cert: x509.Certificate) -> None:
         raise PeerRefused(403, "expired", "The client certificate is expired or not yet valid.")
 
 
+def _refuse_unmatched(has_role: bool, revoked: Callable[[], bool]) -> None:
+    """No role member matches, or the CA pushed the certificate's revocation (status or CRL: refused before any
+    role change), in that order."""
+    if not has_role:
+        raise PeerRefused(403, "no-role", "The client certificate matches no role member here.")
+    if revoked():
+        raise PeerRefused(403, "revoked", "The client certificate is revoked (as the CA pushed it here).")
+
+
 def _actor(name: str, role_rules: dict[str, list[tuple[str, bool]]]) -> Actor:
     actor = Actor(name=name, kind="certificate", role_rules=role_rules)
     if not actor.is_allowed(INCOMING_RULE):
@@ -99,10 +108,7 @@ def _check(cert: x509.Certificate) -> tuple[Actor, CertificateAuthority]:
     # One query for both ways a member names a certificate.
     role_ids = set(RoleMember.objects.filter(_member_match(serial, cns), issuer_ca=ca).values_list("role_id",
                                                                                                   flat=True))
-    if not role_ids:
-        raise PeerRefused(403, "no-role", "The client certificate matches no role member here.")
-    if is_revoked(ca, serial):  # the CA pushed its revocation (status or CRL): refused before any role change
-        raise PeerRefused(403, "revoked", "The client certificate is revoked (as the CA pushed it here).")
+    _refuse_unmatched(bool(role_ids), lambda: is_revoked(ca, serial))
     return _actor(_name(cert, cns, serial, ca), rules_for_roles(sorted(role_ids))), ca
 
 
@@ -156,12 +162,9 @@ def _recheck(known: _Known) -> Actor | None:
         version, touched, rules, has_role, pushed, local, crl, delta = cur.fetchone()
     if version != known.ca_version or not touched:
         return None
-    if not has_role:
-        raise PeerRefused(403, "no-role", "The client certificate matches no role member here.")
-    if revoked_by(serial, pushed, local, [crl, delta]):
-        raise PeerRefused(403, "revoked", "The client certificate is revoked (as the CA pushed it here).")
+    _refuse_unmatched(has_role, lambda: revoked_by(serial, pushed, local, [crl, delta]))
     role_rules: dict[str, list[tuple[str, bool]]] = {}
-    for role, resource, allowed in json.loads(rules) if isinstance(rules, str) else rules or []:
+    for role, resource, allowed in json_value(rules) or []:
         role_rules.setdefault(role, []).append((resource, allowed))
     return _actor(known.name, role_rules)
 

@@ -27,7 +27,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from pki.db import execute, execute_in_one, insert_statement, inserted
+from pki.db import execute, execute_in_one, insert_statement, inserted, json_value
 
 from .choices import WorkStatus
 from .models import IncomingPeer, PeerWorkItem
@@ -123,7 +123,7 @@ def _look_listening(channel: str, statement: Callable[[], tuple[str, str, list]]
                 logger.debug("UNLISTEN %s failed", channel, exc_info=True)
 
 
-def wait(channel: str, ready: Callable[[], Any], timeout: float, *, look_first: bool = True) -> Any:
+def _poll(ready: Callable[[], Any], timeout: float, *, look_first: bool = True) -> Any:
     """Where :func:`_look_listening` cannot be used (SQLite, or inside a transaction): call ``ready()`` every 50 ms
     until it returns something true or ``timeout`` passes; returns its last answer."""
     end = time.monotonic() + timeout
@@ -143,8 +143,7 @@ _ANSWERED_SQL = (f"SELECT {', '.join(_ANSWERED_COLUMNS)} FROM peers_peerworkitem
 
 def _answered_item(row: tuple) -> PeerWorkItem:
     values = dict(zip(_ANSWERED_COLUMNS, row, strict=True))
-    if isinstance(values["result"], str):  # Django reads jsonb as text and parses it in the field
-        values["result"] = json.loads(values["result"])
+    values["result"] = json_value(values["result"])
     return PeerWorkItem.from_db(connection.alias, list(_ANSWERED_COLUMNS), list(values.values()))
 
 
@@ -164,7 +163,7 @@ def wait_for_answer(item: PeerWorkItem, timeout: float | None = None) -> PeerWor
                                wanted=str(item.pk), look_first=False)
         done = _answered_item(rows[0]) if rows else None
     else:
-        done = wait(DONE_CHANNEL, answered, timeout, look_first=False)
+        done = _poll(answered, timeout, look_first=False)
     if done is None:
         PeerWorkItem.objects.filter(pk=item.pk, status=WorkStatus.WAITING).update(status=WorkStatus.EXPIRED)
         # It may have been answered between the last look and the update.
@@ -198,7 +197,7 @@ def _leased_items(rows: list[tuple], peer: str) -> list[PeerWorkItem]:
     items = []
     for pk, key, kind, payload, requester, attempts, until in sorted(rows):
         items.append(PeerWorkItem(pk=pk, idempotency_key=key, kind=kind, requester=requester, attempts=attempts,
-                                  payload=json.loads(payload) if isinstance(payload, str) else payload,
+                                  payload=json_value(payload),
                                   status=WorkStatus.LEASED, lease_until=until, leased_by=peer[:255]))
     return items
 
@@ -239,7 +238,7 @@ def lease(peer: str, *, limit: int = 8, wait_seconds: float = 0.0, kinds: list[s
         rows = _look_listening(WORK_CHANNEL, lambda: _lease_statement(peer, limit, kinds or None, peer_id),
                                wait_seconds)
         return _leased_items(rows, peer)
-    items = wait(WORK_CHANNEL, lambda: _lease_once(peer, limit, kinds), wait_seconds) or []
+    items = _poll(lambda: _lease_once(peer, limit, kinds), wait_seconds) or []
     _count(peer_id, leased=len(items))
     return items
 

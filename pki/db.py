@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import re
 import weakref
 from collections.abc import Sequence
@@ -113,6 +114,12 @@ def sql_literal(value, raw=None) -> str:
     if raw is not None and hasattr(adapted, "prepare"):
         adapted.prepare(raw)
     return adapted.getquoted().decode(encodings[raw.encoding] if raw is not None else "utf-8")
+
+
+def json_value(value: Any) -> Any:
+    """A json or jsonb column read through a raw cursor: Django's PostgreSQL backend has psycopg2 hand jsonb over as
+    text (its JSONField parses it), while json arrives parsed."""
+    return json.loads(value) if isinstance(value, str | bytes) else value
 
 
 def _prepared_name(cur, raw, purpose: str, sql: str) -> str:
