@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
+import shutil
 import statistics
 import subprocess
 import sys
@@ -46,6 +46,7 @@ from protocols.scep.messages import client as scep_client  # noqa: E402
 from tests.peers.live import Node, PeerPair  # noqa: E402
 from tests.protocols.scep.live import RA_SECRET, free_port  # noqa: E402
 from tests.protocols.scep.server_fixtures import make_csr, self_signed  # noqa: E402
+from tests.support.served import stop_serve  # noqa: E402
 
 
 class BenchNode(Node):
@@ -89,22 +90,21 @@ def _serve(node: Node, tmp: Path, name: str, port: int, tls_port: int = 0, tls: 
         (var / "tls" / target).write_bytes(source.read_bytes())
     run_dir = Path(tempfile.mkdtemp(prefix=f"peer-scep-{name}-"))
     run_dir.chmod(0o755)  # nginx's workers (nobody, when run as root) keep their temporary files here
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         [sys.executable, str(ROOT / "scripts" / "serve.py"), "--port", str(port), "--tls-port", str(tls_port),
          "--ocsp-workers", "0", "--no-scheduler", "--run-dir", str(run_dir)],
         cwd=ROOT, env={**node.env, "PKI_VAR_DIR": str(var), "PKI_PEER_CONNECTOR": "0"},
         stdout=(tmp / f"{name}-serve.log").open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    _RUN_DIRS[proc.pid] = run_dir
+    return proc
+
+
+_RUN_DIRS: dict[int, Path] = {}  # each serve.py process's run directory, removed when it is stopped
 
 
 def _stop_serve(proc: subprocess.Popen | None) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
+    if proc is not None:
+        stop_serve(proc, _RUN_DIRS.pop(proc.pid))
 
 
 def _ready(url: str, proc: subprocess.Popen, log: Path) -> None:
@@ -225,6 +225,7 @@ def main() -> None:
     pair = _pair(tmp)
     direct: subprocess.Popen | None = None
     ra_web: subprocess.Popen | None = None
+    done = False
     try:
         pair.start()
         # The tests' RA web side (gunicorn behind a Python mTLS listener) gives way to the RA as make run serves it,
@@ -287,12 +288,17 @@ def main() -> None:
         print(f"CA-side CPU per enrollment: {ca_direct:.1f} ms direct, {ca_carried:.1f} ms carried from the RA "
               f"(ratio with the RA on its own machine and the CA's CPU the limit: {bound})")
         _breakdown(pair)
+        done = True
     finally:
         try:
-            _stop_serve(direct)
-            _stop_serve(ra_web)
+            try:
+                _stop_serve(direct)
+            finally:
+                _stop_serve(ra_web)
         finally:
             pair.close()  # the connector, both databases
+            if done:  # the nodes' logs stay for a run that failed
+                shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
