@@ -219,12 +219,12 @@ def _deny_rule(ca, cert, role) -> None:
 
 
 def _replace_ca_certificate(ca, cert, role) -> None:
+    from cryptography.hazmat.primitives.serialization import Encoding
+
     from pki.models import CertificateAuthority
 
     # The issuing CA's row changed (here: a new certificate that did not sign the peer's): the whole check again.
-    other = foreign_cert()
-    CertificateAuthority.objects.filter(pk=ca.pk).update(certificate_der=other.public_bytes(
-        __import__("cryptography.hazmat.primitives.serialization", fromlist=["Encoding"]).Encoding.DER))
+    CertificateAuthority.objects.filter(pk=ca.pk).update(certificate_der=foreign_cert().public_bytes(Encoding.DER))
 
 
 # A connector that was let in before (its certificate is known to the process and re-checked by one statement per
