@@ -8,7 +8,8 @@
   answers it from its record of what it carried instead of running it twice.
 * :func:`answer` accepts the first answer for an item and key; a repeated answer changes nothing.
 
-Waiting uses ``LISTEN``/``NOTIFY`` on PostgreSQL (no polling delay), and short sleeps elsewhere (SQLite).
+Waiting uses ``LISTEN``/``NOTIFY`` on PostgreSQL (no polling delay; a requester through its process's one listener,
+:mod:`peers.waiting`), and short sleeps elsewhere (SQLite).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from django.utils import timezone
 
 from pki.db import execute, execute_in_one, insert_statement, inserted, json_value
 
+from . import waiting
 from .choices import WorkStatus
 from .models import IncomingPeer, PeerWorkItem
 
@@ -40,7 +42,7 @@ def lease_seconds() -> float:
     return float(getattr(settings, "PKI_PEER_LEASE_SECONDS", 20))
 
 WORK_CHANNEL = "peers_work"
-DONE_CHANNEL = "peers_done"
+DONE_CHANNEL = waiting.CHANNEL
 MAX_LEASE = 32
 #: Carried HTTP requests: an answer that comes after its requester's deadline is kept without its body.
 LATE_BODY_DROPPED = ("rest.call", "portal.page")
@@ -68,6 +70,7 @@ def submit(kind: str, payload: dict[str, Any], requester: str, timeout: float) -
             _notify(WORK_CHANNEL)  # delivered at commit
         return item
     purpose, sql, params = insert_statement([item])
+    item.submitted_at = time.monotonic()  # no answer can be recorded before this (peers.waiting.wait)
     with connection.cursor() as cur:
         # One round trip: the wake-up for waiting leases and the INSERT, one implicit transaction (the
         # notification is delivered when the row is committed, never before).
@@ -76,13 +79,12 @@ def submit(kind: str, payload: dict[str, Any], requester: str, timeout: float) -
     return item
 
 
-def _look_listening(channel: str, statement: Callable[[], tuple[str, str, list]], timeout: float, *,
-                    wanted: str | None = None, look_first: bool = True) -> list[tuple]:
+def _look_listening(channel: str, statement: Callable[[], tuple[str, str, list]], timeout: float) -> list[tuple]:
     """PostgreSQL: run ``statement()`` ((purpose, sql, params) as for :func:`pki.db.execute_in_one`) until it returns
     rows or ``timeout`` passes, sleeping between looks until a ``NOTIFY`` on ``channel``. ``LISTEN`` and ``UNLISTEN``
-    travel with a look (one round trip each, no round trip of their own); with ``wanted``, only a notification with
-    that payload (or none) wakes into a look; five seconds without any notification look anyway (one missed, or a
-    lost connection)."""
+    travel with a look (one round trip each, no round trip of their own); five seconds without any notification
+    look anyway (one missed, or a lost connection). (A connector's waiting lease; the RA's requesters wait through
+    peers.waiting's one listener per process.)"""
     end = time.monotonic() + timeout
     listen, unlisten = ("", f"LISTEN {channel}", []), ("", f"UNLISTEN {channel}", [])
     listening = False
@@ -93,8 +95,7 @@ def _look_listening(channel: str, statement: Callable[[], tuple[str, str, list]]
                 execute_in_one(cur, [*before, statement()])
                 return cur.fetchall()
 
-            if look_first:
-                rows = look()
+            rows = look()
             while not rows and time.monotonic() < end:
                 if not listening:
                     # Look once more with LISTEN: what came before it is seen now, what comes after wakes us.
@@ -104,10 +105,8 @@ def _look_listening(channel: str, statement: Callable[[], tuple[str, str, list]]
                 if not raw.notifies:
                     select.select([raw], [], [], max(0.0, min(end - time.monotonic(), 5.0)))
                 raw.poll()
-                heard = {n.payload for n in raw.notifies}
+                heard = bool(raw.notifies)
                 raw.notifies.clear()
-                if heard and wanted is not None and not heard & {wanted, ""}:
-                    continue  # another requester's answer
                 if heard:  # most likely ready now: stop listening in the same round trip
                     listening, rows = False, look(unlisten)
                 elif time.monotonic() < end:
@@ -157,10 +156,13 @@ def wait_for_answer(item: PeerWorkItem, timeout: float | None = None) -> PeerWor
         return PeerWorkItem.objects.filter(pk=item.pk, status=WorkStatus.DONE).defer("payload").first()
 
     if _listening():
-        # Just submitted: nothing to look at before LISTEN; woken by its own answer only (every requester at the
-        # RA listens on one channel, and each answer's notification carries its item's id).
-        rows = _look_listening(DONE_CHANNEL, lambda: ("peers_answered", _ANSWERED_SQL, [item.pk]), timeout,
-                               wanted=str(item.pk), look_first=False)
+        # Woken by its own answer only, through the process's one listener (peers.waiting).
+        def look() -> list[tuple]:
+            with connection.cursor() as cur:
+                execute(cur, "peers_answered", _ANSWERED_SQL, [item.pk])
+                return cur.fetchall()
+
+        rows = waiting.wait(str(item.pk), look, timeout, looked_at=getattr(item, "submitted_at", float("-inf")))
         done = _answered_item(rows[0]) if rows else None
     else:
         done = _poll(answered, timeout, look_first=False)
@@ -291,7 +293,7 @@ _ANSWER_SQL = (
     " THEN (first.result - 'body' - 'messages') || jsonb_build_object('body_forgotten', true) ELSE first.result END"
     " FROM first WHERE w.id = first.id AND w.idempotency_key = first.key AND w.status <> 'done'"
     " RETURNING w.id, w.idempotency_key),"
-    " woken AS (SELECT pg_notify('peers_done', id::text) FROM done),"
+    " woken AS (SELECT pg_notify('peers_done', id::text) FROM done),"  # DONE_CHANNEL
     " known AS (SELECT a.n FROM a WHERE EXISTS (SELECT 1 FROM peers_peerworkitem AS w"
     " WHERE w.id = a.id AND w.idempotency_key = a.key)),"
     " counted AS (UPDATE peers_incomingpeer SET answers = answers + (SELECT count(*) FROM known)"

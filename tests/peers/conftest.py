@@ -199,3 +199,13 @@ def csrf_token(html: str) -> str:
     import re
 
     return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _stop_answer_listener():
+    """The RA's answer listener (peers.waiting) holds a connection of its own to the test database: closed after
+    each module, so the database can be dropped at the end."""
+    yield
+    from peers import waiting
+
+    waiting.listener.stop()

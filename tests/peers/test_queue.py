@@ -11,9 +11,10 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from peers import queue
+from peers import queue, waiting
 from peers.choices import WorkStatus
 from peers.models import PeerWorkItem
+from pki.db import statement_name
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -111,7 +112,8 @@ def test_answers_posted_together_are_each_recorded_once():
 
 
 def test_a_requester_is_woken_by_its_own_answer_only():
-    """Every requester listens on one channel: others' answers must not wake each of them into a query."""
+    """The process's one listener wakes a requester for its own answer only: others' answers must not wake it into
+    a query, and its own connection neither LISTENs nor UNLISTENs."""
     mine, *others = (queue.submit("scep.pkioperation", {}, "scep:scep", 20) for _ in range(6))
     statements: list[str] = []
 
@@ -129,5 +131,107 @@ def test_a_requester_is_woken_by_its_own_answer_only():
     assert out["value"].result["body"] == "QQ=="
     # Once (the session's first use): the prepared-statement registry's look-up and the PREPARE.
     statements = [s for s in statements if not s.startswith(("PREPARE", "SELECT name FROM pg_prepared_statements"))]
-    # LISTEN with a look, then UNLISTEN with the look its own answer woke: none for the five other answers.
-    assert [s.split(";")[0] for s in statements] == ["LISTEN peers_done", "UNLISTEN peers_done"], statements
+    # One look, the one its own answer woke: none for the five other answers.
+    look = f"EXECUTE {statement_name('peers_answered', queue._ANSWERED_SQL)}"
+    assert [s.split("(")[0] for s in statements] == [look], statements
+
+
+@pytest.fixture
+def fresh_listener(monkeypatch):
+    """A listener of the test's own in place of the process's (stopped at the end, before the database goes)."""
+    waiting.listener.stop()  # the process's, from earlier tests: its connection would count below
+    mine = waiting.Listener()
+    monkeypatch.setattr(waiting, "listener", mine)
+    yield mine
+    mine.stop()
+
+
+def _answer_soon(item, delay: float = 0.3) -> threading.Thread:
+    thread = threading.Thread(target=lambda: (time.sleep(delay), queue.answer(
+        "connector-a", item.pk, item.idempotency_key, {"status": 200}), connection.close()))
+    thread.start()
+    return thread
+
+
+def test_many_requesters_share_one_listening_connection(fresh_listener):
+    items = [queue.submit("scep.pkioperation", {}, "scep:scep", 20) for _ in range(6)]
+    waiters = [_in_thread(queue.wait_for_answer, item) for item in items]
+    time.sleep(0.3)
+    with connection.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query = %s",
+                    ["LISTEN peers_done"])
+        listening = cur.fetchone()[0]
+    for item in items:
+        queue.answer("connector-a", item.pk, item.idempotency_key, {"status": 200})
+    for thread, out in waiters:
+        thread.join(10)
+        assert out["value"].status == WorkStatus.DONE
+    assert listening == 1  # the listener's connection; six waiting requesters, none of them listening
+
+
+def test_an_answer_notified_before_its_requester_registered_still_wakes_it(fresh_listener):
+    item = queue.submit("scep.pkioperation", {}, "scep:scep", 20)
+    fresh_listener._wake({str(item.pk)})  # as if its notification came between submit and wait
+    looks: list[float] = []
+
+    def look() -> list[tuple]:
+        looks.append(time.monotonic())
+        return [("answered",)] if len(looks) == 1 else []
+
+    fresh_listener._since = time.monotonic() - 1  # listening since before the submit: covered
+    fresh_listener._thread = threading.current_thread()  # no thread of its own for this test
+    start = time.monotonic()
+    assert waiting.wait(str(item.pk), look, 10, looked_at=time.monotonic()) == [("answered",)]
+    assert looks and looks[0] - start < 0.5  # at once, not after the five-second look
+
+
+def test_requesters_still_get_their_answer_while_the_listener_cannot_connect(monkeypatch):
+    def refuse():
+        raise OSError("connection refused")
+
+    down = waiting.Listener(connect=refuse)
+    monkeypatch.setattr(waiting, "listener", down)
+    item = queue.submit("scep.pkioperation", {}, "scep:scep", 20)
+    answering = _answer_soon(item)
+    start = time.monotonic()
+    try:
+        done = queue.wait_for_answer(item)
+    finally:
+        down.stop()
+    answering.join(10)
+    assert done.status == WorkStatus.DONE
+    assert time.monotonic() - start < 2  # looked every 50 ms, not every five seconds
+
+
+def test_a_listener_back_after_a_loss_covers_its_waiters_again(fresh_listener):
+    item = queue.submit("scep.pkioperation", {}, "scep:scep", 20)
+    thread, out = _in_thread(queue.wait_for_answer, item)
+    deadline = time.monotonic() + 5
+    while not fresh_listener.listening and time.monotonic() < deadline:
+        time.sleep(0.02)
+    with connection.cursor() as cur:  # the listener's connection is lost
+        cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND query = 'LISTEN peers_done'")
+    time.sleep(0.5)  # it comes back (backoff 0.1 s) with a new LISTEN
+    assert fresh_listener.listening
+    start = time.monotonic()
+    queue.answer("connector-a", item.pk, item.idempotency_key, {"status": 200})
+    thread.join(10)
+    assert out["value"].status == WorkStatus.DONE
+    assert time.monotonic() - start < 1  # woken by the new LISTEN's notification
+
+
+def test_an_idle_listener_closes_its_connection(fresh_listener, monkeypatch):
+    monkeypatch.setattr(waiting, "IDLE_CLOSE", 0.2)
+    item = queue.submit("scep.pkioperation", {}, "scep:scep", 20)
+    _answer_soon(item, 0.1).join(10)
+    assert queue.wait_for_answer(item).status == WorkStatus.DONE
+    deadline = time.monotonic() + 5
+    while fresh_listener._thread is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert fresh_listener._thread is None and not fresh_listener.listening
+    # The next requester starts it again.
+    again = queue.submit("scep.pkioperation", {}, "scep:scep", 20)
+    answering = _answer_soon(again)
+    assert queue.wait_for_answer(again).status == WorkStatus.DONE
+    answering.join(10)
