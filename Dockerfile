@@ -42,4 +42,4 @@ EXPOSE 8000
 ENTRYPOINT ["pki-entrypoint"]
 # Request limits in pki/gunicorn_conf.py; run it behind deploy/nginx/pki.conf, never published directly.
 CMD ["gunicorn", "pki.wsgi", "-c", "python:pki.gunicorn_conf", "--bind", "0.0.0.0:8000", "--workers", "3", \
-     "--threads", "4", "--worker-tmp-dir", "/dev/shm", "--access-logfile", "-"]
+     "--worker-tmp-dir", "/dev/shm", "--access-logfile", "-"]

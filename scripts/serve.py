@@ -41,7 +41,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -262,20 +262,6 @@ def fresh_metrics_dir(environ: dict[str, str] | None = None) -> Path:
     return path
 
 
-THREADS = 4
-# An RA node holds every request it carries to the CA (a device's SCEP enrollment, a REST call) open in a gunicorn
-# thread until the CA's answer comes, and the CA connector's lease and answer calls need threads of their own: with
-# make run's 2 x 4, eight devices enrolling at once would hold all eight, and the answers that free them would queue
-# behind them until the requests time out. The threads mostly wait (on PostgreSQL NOTIFY), so an RA gets 4x more.
-RA_THREADS = 16
-
-
-def default_threads(environ: Mapping[str, str] | None = None) -> int:
-    """Threads per gunicorn worker for this node's role (PKI_NODE_ROLE)."""
-    env = os.environ if environ is None else environ
-    return RA_THREADS if (env.get("PKI_NODE_ROLE") or "ca").strip().lower() == "ra" else THREADS
-
-
 def main(argv: list[str] | None = None) -> int:
     """Start nginx and gunicorn (or gunicorn alone without nginx) and wait until either ends."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -285,8 +271,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="HTTPS listener with client certificates (default PORT+443; 0: none)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None,
-                        help=f"threads per gunicorn worker (default {THREADS}; {RA_THREADS} on an RA node, where each "
-                             "request carried to the CA holds its thread until the CA answers)")
+                        help="threads per gunicorn worker (default: pki/gunicorn_conf.py's for the node's role, 4; "
+                             "16 on an RA node, where each request carried to the CA holds its thread until the CA "
+                             "answers)")
     parser.add_argument("--ocsp-workers", type=int, default=OCSP_WORKERS,
                         help="processes of an OCSP responder of its own behind nginx (0: gunicorn answers)")
     parser.add_argument("--ocsp-threads", type=int, default=OCSP_THREADS)
@@ -294,8 +281,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-scheduler", action="store_true",
                         help="Do not run the periodic jobs here (Celery beat or another host runs them)")
     args = parser.parse_args(argv)
-    args.threads = args.threads or default_threads()
     sys.path.insert(0, str(ROOT))
+    from pki.gunicorn_conf import default_threads
+
+    args.threads = args.threads or default_threads()
 
     nginx = nginx_binary()
     processes: list[subprocess.Popen] = []

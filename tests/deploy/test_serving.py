@@ -13,6 +13,7 @@ import base64
 import http.client
 import importlib.util
 import json
+import os
 import re
 import shlex
 import shutil
@@ -360,7 +361,25 @@ def test_an_ra_node_gets_threads_for_the_requests_it_holds(role, threads):
     """make run's gunicorn threads per worker: an RA holds each carried request's thread until the CA answers, so
     eight devices at once must not take every thread the connector's answers need."""
     env = {} if role is None else {"PKI_NODE_ROLE": role}
-    assert serve.default_threads(env) == threads
+    assert gunicorn_conf.default_threads(env) == threads
     if role == "ra":
-        assert serve.default_threads(env) * 2 > 8 + 2  # 2 workers: 8 waiting requests, a lease and an answer
+        assert gunicorn_conf.default_threads(env) * 2 > 8 + 2  # 2 workers: 8 waiting requests, a lease and an answer
     assert "--threads" not in _makefile_run_line()  # make run leaves the number to the node's role
+
+
+@pytest.mark.parametrize("path", ["docker-compose.yml", "Dockerfile", "deploy/systemd/pki-web.service"])
+def test_every_launcher_leaves_gunicorn_threads_to_the_node_role(path):
+    """compose, the image and the systemd unit load pki.gunicorn_conf, whose ``threads`` follows PKI_NODE_ROLE: a
+    ``--threads`` on their command line would give an RA node a CA's 4 (the README's RA set-up sets only the role)."""
+    text = (ROOT / path).read_text()
+    assert "pki.gunicorn_conf" in text and "--threads" not in text
+
+
+@pytest.mark.parametrize(("role", "threads"), [("ra", 16), ("ca", 4)])
+def test_gunicorn_reads_the_role_s_threads_from_the_shared_settings(role, threads):
+    probe = ("import sys; from gunicorn.app.wsgiapp import WSGIApplication; "
+             "sys.argv = ['gunicorn', 'pki.wsgi', '-c', 'python:pki.gunicorn_conf', '--workers', '3']; "
+             "print(WSGIApplication('').cfg.threads)")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env={**os.environ, "PKI_NODE_ROLE": role},
+                         capture_output=True, text=True, check=True, timeout=60).stdout
+    assert out.split() == [str(threads)]
