@@ -8,7 +8,7 @@ import json
 import pytest
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from peers import queue
+from peers import queue, scep_ra
 from peers.choices import WorkStatus
 from peers.models import IncomingPeer, PeerWorkItem
 from pki.models import AuditEvent
@@ -180,6 +180,25 @@ def test_carried_scep_request_without_a_ca_gets_503_retry_after(client, ra_node,
     item = PeerWorkItem.objects.get()
     assert (item.kind, item.status, item.requester) == ("scep.pkioperation", WorkStatus.EXPIRED, "scep:scep")
     assert _post(client, "lease", {"wait": 0}, allowed).json()["items"] == []
+
+
+def test_a_carried_request_reads_its_alias_in_one_statement_without_the_pushed_answers(client, ra_node, allowed,
+                                                                                       settings):
+    from django.db import connection
+
+    from pki.db import statement_name
+
+    _post(client, "push/scep", PUSH, allowed)
+    settings.PKI_PEER_REQUEST_TIMEOUT = 0.1
+    statements: list[str] = []
+    with connection.execute_wrapper(lambda execute, sql, *args: statements.append(sql) or execute(sql, *args)):
+        response = client.post("/scep/scep/pkiclient.exe?operation=PKIOperation", data=b"\x30\x03\x02\x01\x00",
+                               content_type="application/x-pki-message")
+    assert response.status_code == 503  # no CA here
+    alias_reads = [s for s in statements if "pushedscepalias" in s or "scep_alias" in s]
+    assert [s.split("(")[0] for s in alias_reads] == [
+        f"EXECUTE {statement_name('peers_scep_alias', scep_ra._CARRIED_ALIAS_SQL)}"], alias_reads
+    assert "responses" not in scep_ra._CARRIED_ALIAS_SQL  # the CA's certificates are not read for a carried request
 
 
 @pytest.mark.parametrize(("method", "query", "body", "status"), [
