@@ -195,7 +195,9 @@ def test_a_carried_request_reads_its_alias_in_one_statement_without_the_pushed_a
         response = client.post("/scep/scep/pkiclient.exe?operation=PKIOperation", data=b"\x30\x03\x02\x01\x00",
                                content_type="application/x-pki-message")
     assert response.status_code == 503  # no CA here
-    alias_reads = [s for s in statements if "pushedscepalias" in s or "scep_alias" in s]
+    # (Once a session, the statement's PREPARE goes first.)
+    alias_reads = [s for s in statements if ("pushedscepalias" in s or "scep_alias" in s)
+                   and not s.startswith("PREPARE")]
     assert [s.split("(")[0] for s in alias_reads] == [
         f"EXECUTE {statement_name('peers_scep_alias', scep_ra._CARRIED_ALIAS_SQL)}"], alias_reads
     assert "responses" not in scep_ra._CARRIED_ALIAS_SQL  # the CA's certificates are not read for a carried request
