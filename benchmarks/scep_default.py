@@ -27,7 +27,6 @@ import contextlib
 import os
 import secrets
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -46,6 +45,7 @@ import scep_enroll as se  # noqa: E402
 from _setup import cpu_of  # noqa: E402
 
 from protocols.scep.messages import ScepError, parse_pki_message  # noqa: E402
+from tests.support.served import stop_serve  # noqa: E402
 
 ALIAS = "ra-devices"
 RA_SECRET = se.RA_SECRET
@@ -82,6 +82,7 @@ class Installation:
         if database_url:
             self.env["DATABASE_URL"] = database_url
         self.process: subprocess.Popen | None = None
+        self.run_dir: Path | None = None
         self.url = ""
 
     def manage(self, *args: str) -> str:
@@ -109,7 +110,7 @@ class Installation:
     def serve(self) -> Installation:
         """The Makefile's run line, until the alias answers GetCACaps."""
         port = se.free_port()
-        run_dir = Path(tempfile.mkdtemp(prefix="pki-bench-serve-"))
+        self.run_dir = run_dir = Path(tempfile.mkdtemp(prefix="pki-bench-serve-"))
         run_dir.chmod(0o755)  # nginx's workers (nobody, as root) must traverse it
         values = {"$(PY)": sys.executable, "$(HOST)": "127.0.0.1", "$(PORT)": str(port)}
         argv = [*(values.get(a, a) for a in makefile_run_line()), "--run-dir", str(run_dir), "--tls-port", "0"]
@@ -152,14 +153,10 @@ class Installation:
         return a, b, c
 
     def close(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
+        """Stop the run line (serve.py stops what it started) and remove its run directory (one was left in /tmp
+        per run)."""
+        if self.process is not None and self.run_dir is not None:
+            stop_serve(self.process, self.run_dir)
 
 
 CPU_COLUMNS = ("server", "nginx", "other", "database", "clients")

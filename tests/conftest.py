@@ -6,9 +6,12 @@ unless PKI_TEST_ALLOW_SQLITE=1, so a missing database fails loudly instead of te
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import shutil
 import subprocess
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,8 +21,9 @@ os.environ.setdefault("PKI_MASTER_KEY", "test-master-key-not-for-production")
 # Each test process counts its own Prometheus samples (pki.metrics): not those of other runs on this machine, nor
 # those of the other pytest-xdist worker, which runs SCEP and OCSP tests at the same time (a directory inherited
 # from the controller would mix their counts).
-os.environ["PROMETHEUS_MULTIPROC_DIR"] = __import__("tempfile").mkdtemp(
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(
     prefix=f"pki-test-metrics-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-")
+atexit.register(shutil.rmtree, os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)  # one per run left in /tmp
 
 
 def worker_redis_url() -> str:
