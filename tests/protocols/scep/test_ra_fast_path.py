@@ -124,17 +124,26 @@ def test_a_new_device_costs_one_alias_statement_and_one_end_entity_write(scep, s
     assert (ee.status, ee.request_counter, ee.failed_login_count) == (40, 0, 0)
 
 
+def _ra_alias_on_a_manual_token(name, scep, soft_token_factory, ca_factory, alias_factory, actor, key, subject):
+    """An RSA CA on a token activated by hand (``<name>Token``, PIN foo123), the RA-mode alias ``scep`` on it, and
+    one enrollment through it that succeeds: (token, ca)."""
+    from cryptotokens import services as tokens
+
+    token = soft_token_factory(f"{name}Token", auto_activate=False)
+    tokens.activate(actor, token, "foo123")
+    ca = ca_factory(f"{name}CA", key_spec="RSA2048", token=token)
+    alias_factory("scep", operation_mode="ra", ra_default_ca=ca, ra_auth_password="s3cret",
+                  ra_certificate_profile="ENDUSER", ra_end_entity_profile="EMPTY")
+    assert scep.enroll(make_csr(key, subject, "s3cret"), key, ca.certificate).status == PkiStatus.SUCCESS
+    return token, ca
+
+
 def test_a_deactivated_token_is_seen_by_the_next_request(scep, soft_token_factory, ca_factory, alias_factory,
                                                          actor, vendor):
     from cryptotokens import services as tokens
 
-    token = soft_token_factory("ScepManualToken", auto_activate=False)
-    tokens.activate(actor, token, "foo123")
-    ca = ca_factory("ScepManualCA", key_spec="RSA2048", token=token)
-    alias_factory("scep", operation_mode="ra", ra_default_ca=ca, ra_auth_password="s3cret",
-                  ra_certificate_profile="ENDUSER", ra_end_entity_profile="EMPTY")
-    key = client_key(69)
-    assert scep.enroll(make_csr(key, "CN=fast9", "s3cret"), key, ca.certificate).status == PkiStatus.SUCCESS
+    token, ca = _ra_alias_on_a_manual_token("ScepManual", scep, soft_token_factory, ca_factory, alias_factory,
+                                            actor, client_key(69), "CN=fast9")
     tokens.deactivate(actor, token)
     key = client_key(70)
     request = scep_client.build_pkcs_req(make_csr(key, "CN=fast10", "s3cret"), self_signed(key, "c"), key,
@@ -301,13 +310,8 @@ def test_a_token_deactivated_after_signing_refuses_the_enrollment(scep, soft_tok
     from cryptotokens import services as tokens
     from protocols.scep import transactions
 
-    token = soft_token_factory("ScepLateToken", auto_activate=False)
-    tokens.activate(actor, token, "foo123")
-    ca = ca_factory("ScepLateCA", key_spec="RSA2048", token=token)
-    alias_factory("scep", operation_mode="ra", ra_default_ca=ca, ra_auth_password="s3cret",
-                  ra_certificate_profile="ENDUSER", ra_end_entity_profile="EMPTY")
-    key = client_key(78)
-    assert scep.enroll(make_csr(key, "CN=late1", "s3cret"), key, ca.certificate).status == PkiStatus.SUCCESS
+    token, ca = _ra_alias_on_a_manual_token("ScepLate", scep, soft_token_factory, ca_factory, alias_factory, actor,
+                                            client_key(78), "CN=late1")
     claim = transactions.claim
 
     def deactivating_claim(*args, **kwargs):  # between the signature and the store
