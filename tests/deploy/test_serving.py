@@ -196,6 +196,31 @@ def test_without_nginx_gunicorn_keeps_finite_limits():
     assert "--limit-request-field_size" in cfg.settings["limit_request_field_size"].cli
 
 
+def test_a_connection_made_before_gunicorn_runs_has_no_nagle_delay():
+    """nginx may connect while gunicorn is still starting (the connection waits in the accept queue, and nginx keeps
+    it alive afterwards): it takes its options from the socket serve.py hands over, so TCP_NODELAY must be set there,
+    or each response gunicorn writes in two parts on it waits 40 ms for nginx's delayed acknowledgement."""
+    listener = serve.upstream_socket()
+    early = socket.create_connection(listener.getsockname())
+    try:
+        accepted, _ = listener.accept()  # what gunicorn accepts later
+        with accepted:
+            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+            # And it shows: the body written after the headers arrives at once, not after a delayed ACK.
+            accepted.sendall(b"H" * 310)
+            early.recv(310)
+            start = time.monotonic()
+            accepted.sendall(b"B" * 3437)
+            early.settimeout(5)
+            got = 0
+            while got < 3437:
+                got += len(early.recv(65536))
+            assert time.monotonic() - start < 0.02
+    finally:
+        early.close()
+        listener.close()
+
+
 def test_nginx_accepts_the_run_configuration(tmp_path):
     nginx = serve.nginx_binary()
     assert nginx, "nginx is not installed: scripts/install-test-deps.sh installs the Debian package nginx"
