@@ -206,16 +206,23 @@ def test_a_connection_made_before_gunicorn_runs_has_no_nagle_delay():
         accepted, _ = listener.accept()  # what gunicorn accepts later
         with accepted:
             assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
-            # And it shows: the body written after the headers arrives at once, not after a delayed ACK.
-            accepted.sendall(b"H" * 310)
-            early.recv(310)
-            start = time.monotonic()
-            accepted.sendall(b"B" * 3437)
+            # And it shows: as nginx sees it (a request, then gunicorn's headers and body in two writes), the body
+            # arrives with the headers, not after nginx's delayed ACK (43-44 ms from the second exchange on, measured
+            # with the option off; a new connection's first segments are acknowledged at once). The median of the
+            # later exchanges keeps a busy machine's scheduling out of it.
             early.settimeout(5)
-            got = 0
-            while got < 3437:
-                got += len(early.recv(65536))
-            assert time.monotonic() - start < 0.02
+            took = []
+            for _ in range(20):
+                early.sendall(b"R" * 1447)
+                accepted.recv(65536)
+                accepted.sendall(b"H" * 310)
+                accepted.sendall(b"B" * 3437)
+                got = len(early.recv(65536))
+                start = time.monotonic()
+                while got < 310 + 3437:
+                    got += len(early.recv(65536))
+                took.append(time.monotonic() - start)
+            assert sorted(took[4:])[8] < 0.02, took
     finally:
         early.close()
         listener.close()
