@@ -254,9 +254,9 @@ def main() -> None:
             threads = _pin(direct, ca_core) + _pin(pair.connector, ca_core) + _pin(ra_web, ra_core)
             placement = (f"CA side (its nginx and gunicorn, its connector) on core {cores[0]}, the RA's nginx and "
                          f"gunicorn on core {cores[1]} ({threads} threads pinned); clients and PostgreSQL on any")
-        # Warm both paths (connections, caches, each gunicorn worker's first use of the CA's key) with enrollments
-        # of their own, as many at once as the measured load: with two at a time, one worker of the CA's two could
-        # meet its first enrollments in the measured run (0.5-0.9 s each, its first four requests: p99 of 300).
+        # Warm both paths (connections, caches, each gunicorn worker's first enrollments) with enrollments of their
+        # own, as many at once as the measured load: with two at a time, one worker of the CA's two could meet its
+        # first enrollments in the measured run (0.5-0.9 s each, its first four requests: p99 of 300).
         for url, tag in ((direct_url, "warm-direct"), (ra_url, "warm-ra")):
             reqs, bodies = _messages(2 * c, ca, tag)
             _check(reqs, post_all(url, bodies, "application/x-pki-message", c)[2], ca)
