@@ -11,7 +11,17 @@ Who may do what:
 
 Each carried request is audited on the CA as ``PEER_REQUEST_CARRIED`` with both identities (actor: the
 connector; details: the requester, the RA's work item and the answer's status), beside the events the
-operation itself writes as the requester (``scep:<alias>``).
+operation itself writes as the requester (``scep:<alias>``). Those name the carrying connector and the RA's work
+item too (``carried_by``, ``ra_work_item``, ``ra_requester`` in their details), so each change a carried request
+made is on record with both identities in the transaction that made it.
+
+When the answer goes: a SCEP answer (a CertRep, encrypted to the device; the read-only operations' answers) is
+handed to the connector's poster as soon as the operation ends (``answer_ready``), while the answer's record and
+the ``PEER_REQUEST_CARRIED`` event are written: the device does not wait for them. A process killed in between
+leaves the request answered at the RA, its certificate and the operation's own events (with both identities) on
+record at the CA, and its claim row without an answer (never needed: an answered item is not handed out again).
+A carried REST call's or portal page's answer goes only after its record: it may hold a keystore generated here,
+whose body is dropped from the record once the RA has it (:func:`forget_answer`).
 
 Once: a :class:`~peers.models.CarriedRequest` row per (connector, idempotency key) holds the answer after the
 run, and a PostgreSQL advisory lock on the key is held during it. The same item leased again (a lease ran out
@@ -165,6 +175,12 @@ def _requester_for(kind: str, payload: dict[str, Any]) -> str:
     return ""
 
 
+def _work_item(item: dict[str, Any]) -> int | str:
+    """The RA's id of a work item, as the RA sent it (an integer), for the audit details."""
+    value = item.get("id")
+    return value if isinstance(value, int) and not isinstance(value, bool) else str(value or "")[:32]
+
+
 def _lock_id(connector: PeerConnector, key: str) -> str:
     return f"peers:{connector.pk}:{key}"
 
@@ -232,10 +248,17 @@ def _finish(connector: PeerConnector, key: str, row_id: int, result: dict[str, A
             audit.record_many([entry])
 
 
-def carry(connector: PeerConnector, item: dict[str, Any], who: Actor | None = None) -> dict[str, Any]:
+#: The kinds whose answer may go to the RA before its record is written (see the module doc).
+ANSWERED_BEFORE_RECORD = frozenset({WorkKind.SCEP_PKIOPERATION, WorkKind.SCEP_GET})
+
+
+def carry(connector: PeerConnector, item: dict[str, Any], who: Actor | None = None,
+          answer_ready: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Run one leased work item and return the answer for the RA (``{"status", "content_type", "body"}``).
     ``who``: the connector's :func:`connector_actor` when the caller has it (the connector looks it up once a
-    second, for all the items it carries meanwhile), else it is looked up here.
+    second, for all the items it carries meanwhile), else it is looked up here. ``answer_ready``: called with
+    the answer of a run of a kind in :data:`ANSWERED_BEFORE_RECORD` as soon as the run ends, before the answer is
+    recorded (the caller posts it meanwhile); not called for other kinds, refusals or answers from the record.
 
     Raises :class:`Busy` when the same item is being run elsewhere right now."""
     kind, key = str(item.get("kind", "")), str(item.get("key", ""))[:64]
@@ -243,7 +266,7 @@ def carry(connector: PeerConnector, item: dict[str, Any], who: Actor | None = No
     requester = _requester_for(kind, payload)
     connector_name = f"peer:{connector.name}"
     details = {"kind": kind, "requester": requester, "ra_requester": str(item.get("requester", ""))[:255],
-               "work_item": item.get("id"), "idempotency_key": key,
+               "work_item": _work_item(item), "idempotency_key": key,
                "client_address": str(payload.get("client_address", ""))[:64]}
     runner = RUNNERS.get(kind)
     if runner is None or not key:
@@ -271,7 +294,12 @@ def carry(connector: PeerConnector, item: dict[str, Any], who: Actor | None = No
             logger.warning("Peer %s: work item %s (key %s) is run again after an unfinished run", connector.name,
                            item.get("id"), key)
             details["rerun"] = True
-        result = runner(payload, connector) if kind == WorkKind.PORTAL_PAGE else runner(payload)
+        # The operation's own events name the connector and the RA's work item (in its own transaction).
+        with audit.on_behalf({"carried_by": connector_name, "ra_work_item": _work_item(item),
+                              "ra_requester": details["ra_requester"]}):
+            result = runner(payload, connector) if kind == WorkKind.PORTAL_PAGE else runner(payload)
+        if answer_ready is not None and kind in ANSWERED_BEFORE_RECORD:
+            answer_ready(result)
         if result.get("actor"):  # a carried HTTP request: the identity this CA authenticated it as
             details["presented"], details["requester"] = details["requester"], str(result["actor"])[:255]
         _finish(connector, key, row_id, result, details)

@@ -161,7 +161,9 @@ class ConnectorRunner:
             who = carry.connector_actor(connector)
             answers = _Answers(self, connector, client)
             try:
-                with ThreadPoolExecutor(self.workers, thread_name_prefix=f"peer-{connector.pk}") as pool:
+                # Twice the workers: a worker whose answer went before its record (peers.carry) frees its place
+                # for the next item while its thread still writes that record.
+                with ThreadPoolExecutor(2 * self.workers, thread_name_prefix=f"peer-{connector.pk}") as pool:
                     busy = threading.Semaphore(self.workers)
                     freed = threading.Event()
                     while not self.stop.is_set():
@@ -250,6 +252,19 @@ class ConnectorRunner:
 
     def _carry_one(self, connector: PeerConnector, answers: _Answers, item: dict, who: Actor | None,
                    busy: threading.Semaphore, freed: threading.Event) -> None:
+        posted = False
+
+        def free() -> None:  # once: when the answer is on its way, or at the end
+            nonlocal posted
+            if not posted:
+                posted = True
+                busy.release()
+                freed.set()
+
+        def answer_ready(result: dict) -> None:  # a SCEP answer, before its record is written (peers.carry)
+            answers.put(item, result)
+            free()
+
         try:
             # A connection past its age or broken is replaced; at most once a second per thread, as each look costs
             # a round trip to the database (its health check) before the item's first query.
@@ -257,16 +272,16 @@ class ConnectorRunner:
                 close_old_connections()
                 self._looked.at = time.monotonic()
             try:
-                result = carry.carry(connector, item, who)
+                result = carry.carry(connector, item, who, answer_ready)
             except carry.Busy:
                 return  # another process runs it; the lease runs out and it comes back with the answer stored
-            answers.put(item, result)
+            if not posted:
+                answers.put(item, result)
         except Exception:
             self._looked.at = 0.0  # the next item looks at the connection first
             logger.exception("Peer connector %s: work item %s failed", connector.name, item.get("id"))
         finally:
-            busy.release()
-            freed.set()
+            free()
 
 
 class _Answers:

@@ -150,9 +150,28 @@ def changed_fields(before: dict[str, Any], after: dict[str, Any]) -> dict[str, d
 _PLAIN = (str, int, bool, type(None))
 
 
+_on_behalf = threading.local()
+
+
+@contextmanager
+def on_behalf(context: dict[str, str | int]) -> Iterator[None]:
+    """Every event written on this thread inside this block gets ``context``'s keys in its details (where it
+    has no such key itself). A CA running a request carried from an RA names the connector and the RA's work
+    item this way in each event the operation writes, in the operation's own transaction (peers.carry)."""
+    outer = getattr(_on_behalf, "context", None)
+    _on_behalf.context = {**(outer or {}), **context}
+    try:
+        yield
+    finally:
+        _on_behalf.context = outer
+
+
 def _json_safe(details: dict[str, Any]) -> tuple[dict[str, Any], str]:
     # Round-trip through JSON so the stored value (jsonb) and the MAC input are the same thing. Details of text,
     # integers, booleans and None under text keys (an issuance's) come back from JSON as they are: a copy will do.
+    context = getattr(_on_behalf, "context", None)
+    if context:
+        details = {**context, **details}
     text = json.dumps(details, default=str)
     if all(type(k) is str and type(v) in _PLAIN for k, v in details.items()):
         return dict(details), text

@@ -16,6 +16,7 @@ from peers import carry, queue
 from peers import services as peers
 from peers.connector import scep_push_payload
 from peers.models import CarriedRequest
+from pki import audit
 from pki.models import AuditEvent, Certificate
 from protocols.scep.messages import client as scep_client
 from tests.protocols.scep.server_fixtures import *  # noqa: F403
@@ -88,6 +89,51 @@ def test_pkioperation_is_run_once_per_idempotency_key(connector, may_carry, ra, 
         "peer:dmz-ra", "scep:scep", "192.0.2.7", 200)
     # The issuance itself is the requester's, as if it had come in locally.
     assert AuditEvent.objects.filter(event_type="CERT_CREATION", actor="scep:scep").count() == 1
+
+
+@pytest.mark.django_db
+def test_a_scep_answer_goes_before_its_record_and_the_issuance_names_both_identities(connector, may_carry, ra,
+                                                                                    scep_ca):
+    """The device does not wait for the answer's record: the connector gets the CertRep when the operation ends.
+    What the operation changed is on record by then, in its own transaction, with the connector and the RA's item."""
+    request, key, signer = _pkcs_req(scep_ca, cn="router3")
+    item = _item("scep.pkioperation", {"alias": "scep", "message": base64.b64encode(request.data).decode()},
+                 key="k3", item_id=41)
+    seen: dict = {}
+
+    def answer_ready(result):
+        seen["answer"] = result
+        seen["recorded"] = CarriedRequest.objects.get(idempotency_key="k3").result
+        seen["carried_events"] = AuditEvent.objects.filter(event_type="PEER_REQUEST_CARRIED").count()
+        seen["issuance"] = AuditEvent.objects.get(event_type="CERT_CREATION", actor="scep:scep")
+
+    result = carry.carry(connector, item, answer_ready=answer_ready)
+    assert seen["answer"] == result and result["status"] == 200
+    assert (seen["recorded"], seen["carried_events"]) == (None, 0)  # the record is written after the hand-over
+    issuance = seen["issuance"]
+    assert (issuance.actor, issuance.details["carried_by"], issuance.details["ra_work_item"],
+            issuance.details["ra_requester"]) == ("scep:scep", "peer:dmz-ra", 41, "scep:scep")
+    assert issuance.object_id and Certificate.objects.filter(username="router3").count() == 1
+    # ... and then the record and the carried event (the audit chain verifies with both).
+    assert CarriedRequest.objects.get(idempotency_key="k3").result == result
+    assert AuditEvent.objects.get(event_type="PEER_REQUEST_CARRIED").details["work_item"] == 41
+    assert audit.verify_chain().ok
+
+
+@pytest.mark.django_db
+def test_a_refused_carried_enrollment_names_both_identities_too(connector, may_carry, ra, scep_ca):
+    request, _, _ = _pkcs_req(scep_ca, cn="router4", challenge="wrong")
+    handed: list = []
+    item = _item("scep.pkioperation", {"alias": "scep", "message": base64.b64encode(request.data).decode()},
+                 key="k4", item_id=42)
+    assert carry.carry(connector, item, answer_ready=handed.append)["status"] == 200  # a FAILURE CertRep
+    (refusal,) = AuditEvent.objects.filter(outcome="FAILURE")
+    assert (refusal.actor, refusal.details["carried_by"], refusal.details["ra_work_item"]) == (
+        "scep:scep", "peer:dmz-ra", 42)
+    assert len(handed) == 1 and not Certificate.objects.filter(username="router4").exists()
+    # Events outside a carried run are not marked.
+    audit.record("TEST_EVENT", "someone")
+    assert "carried_by" not in AuditEvent.objects.get(event_type="TEST_EVENT").details
 
 
 @pytest.mark.django_db(transaction=True)

@@ -182,3 +182,42 @@ def test_a_connected_session_goes_on_only_with_the_credentials_it_connected_with
                                   crypto_token=soft_token_factory("Other"), key_spec="P-256")
         PeerConnector.objects.filter(pk=connected.pk).update(binding=other)
     assert still_usable(connected) is (change == "none")
+
+
+@pytest.mark.parametrize("early", [True, False])
+def test_a_worker_frees_its_place_when_the_answer_is_on_its_way(monkeypatch, early):
+    """A SCEP answer goes to the poster before its record is written (peers.carry): the connector then leases the
+    next item while that record is still being written, and the place is given back once, not twice."""
+    import threading
+
+    from peers import carry, connector
+
+    recording, recorded = threading.Event(), threading.Event()
+
+    def fake_carry(conn, item, who, answer_ready):
+        result = {"status": 200, "content_type": "application/x-pki-message", "body": ""}
+        if early:
+            answer_ready(result)
+        recording.set()
+        assert recorded.wait(5)  # the answer's record, still being written
+        return result
+
+    class Poster:
+        def __init__(self):
+            self.put_items = []
+
+        def put(self, item, result):
+            self.put_items.append(item["id"])
+
+    monkeypatch.setattr(carry, "carry", fake_carry)
+    runner = connector.ConnectorRunner(1, threading.Event())
+    busy, freed, poster = threading.Semaphore(0), threading.Event(), Poster()
+    worker = threading.Thread(target=runner._carry_one,
+                              args=(PeerConnector(pk=1, name="x"), poster, {"id": 5}, None, busy, freed))
+    worker.start()
+    assert recording.wait(5)
+    assert freed.is_set() is early and poster.put_items == ([5] if early else [])
+    recorded.set()
+    worker.join(5)
+    assert poster.put_items == [5] and freed.is_set()
+    assert busy.acquire(blocking=False) and not busy.acquire(blocking=False)  # given back exactly once

@@ -215,6 +215,26 @@ def test_a_connector_without_the_rest_rule_may_not_carry(ra_node, actor, connect
     assert AuditEvent.objects.get(event_type="PEER_REQUEST_CARRIED").outcome == "FAILURE"
 
 
+@pytest.mark.django_db
+def test_a_carried_rest_answer_goes_only_after_its_record(ra_node, connector, entity_factory):
+    """Unlike a SCEP answer, a REST answer (it may hold a keystore, dropped from the record once the RA has it) is
+    handed over only when recorded; what the call changed names the connector and the RA's item."""
+    entity_factory("alice")
+    make_client("apiadmin", ["/"])
+    body = json.dumps(_enroll_body("alice", "alice")).encode()
+    payload = {"method": "POST", "path": f"{V1}/certificate/pkcs10enroll", "query": "",
+               "content_type": "application/json", "body": base64.b64encode(body).decode(),
+               "identity": {"authorization": "Basic " + base64.b64encode(b"apiadmin:pw-apiadmin").decode()}}
+    handed: list = []
+    result = carry.carry(connector, {"id": 7, "key": "k7", "kind": "rest.call", "payload": payload},
+                         answer_ready=handed.append)
+    assert result["status"] == 201 and handed == []
+    assert CarriedRequest.objects.get(idempotency_key="k7").result == result
+    assert Certificate.objects.filter(username="alice").count() == 1
+    (event,) = AuditEvent.objects.filter(event_type="CERT_CREATION", details__carried_by="peer:dmz-ra")
+    assert (event.actor, event.details["ra_work_item"]) == ("apiadmin", 7)
+
+
 @DB
 def test_a_lease_handed_out_again_is_answered_from_the_record(ra_node, connector, entity_factory):
     """The connector died after the run, before the RA got the answer: the item comes back with the same key and
