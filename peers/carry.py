@@ -295,7 +295,7 @@ def carry(connector: PeerConnector, item: dict[str, Any], who: Actor | None = No
                            item.get("id"), key)
             details["rerun"] = True
         # The operation's own events name the connector and the RA's work item (in its own transaction).
-        with audit.on_behalf({"carried_by": connector_name, "ra_work_item": _work_item(item),
+        with audit.on_behalf({"carried_by": connector_name, "ra_work_item": details["work_item"],
                               "ra_requester": details["ra_requester"]}):
             result = runner(payload, connector) if kind == WorkKind.PORTAL_PAGE else runner(payload)
         if answer_ready is not None and kind in ANSWERED_BEFORE_RECORD:
