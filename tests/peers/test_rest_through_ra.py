@@ -197,16 +197,21 @@ def test_a_requester_without_the_right_is_refused_on_the_ca(ra_node, carrier, en
     assert (event.details["requester"], event.details["status"]) == ("viewer", 403)
 
 
+def _carried_enroll_by_apiadmin(username: str) -> dict:
+    """A carried REST call's payload as the RA queues it: pkcs10enroll by ``apiadmin`` with HTTP Basic."""
+    body = json.dumps(_enroll_body(username, username)).encode()
+    return {"method": "POST", "path": f"{V1}/certificate/pkcs10enroll", "query": "",
+            "content_type": "application/json", "body": base64.b64encode(body).decode(),
+            "identity": {"authorization": "Basic " + base64.b64encode(b"apiadmin:pw-apiadmin").decode()}}
+
+
 @pytest.mark.django_db
 def test_a_connector_without_the_rest_rule_may_not_carry(ra_node, actor, connector_binding, peer_role, peer_ca,
                                                          entity_factory):
     peer_role(peer_ca, connector_binding.certificate.certificate, {"/peer/carry/scep": True})
     connector = peers.add_connector(actor, name="scep-only", url="https://127.0.0.1:9", binding="ra-link")
     entity_factory("alice")
-    body = json.dumps(_enroll_body("alice", "alice")).encode()
-    payload = {"method": "POST", "path": f"{V1}/certificate/pkcs10enroll", "query": "",
-               "content_type": "application/json", "body": base64.b64encode(body).decode(),
-               "identity": {"authorization": "Basic " + base64.b64encode(b"apiadmin:pw-apiadmin").decode()}}
+    payload = _carried_enroll_by_apiadmin("alice")
     make_client("apiadmin", ["/"])
     result = carry.carry(connector, {"id": 1, "key": "k1", "kind": "rest.call", "payload": payload})
     assert result["status"] == 403
@@ -221,10 +226,7 @@ def test_a_carried_rest_answer_goes_only_after_its_record(ra_node, connector, en
     handed over only when recorded; what the call changed names the connector and the RA's item."""
     entity_factory("alice")
     make_client("apiadmin", ["/"])
-    body = json.dumps(_enroll_body("alice", "alice")).encode()
-    payload = {"method": "POST", "path": f"{V1}/certificate/pkcs10enroll", "query": "",
-               "content_type": "application/json", "body": base64.b64encode(body).decode(),
-               "identity": {"authorization": "Basic " + base64.b64encode(b"apiadmin:pw-apiadmin").decode()}}
+    payload = _carried_enroll_by_apiadmin("alice")
     handed: list = []
     result = carry.carry(connector, {"id": 7, "key": "k7", "kind": "rest.call", "payload": payload},
                          answer_ready=handed.append)
