@@ -134,6 +134,9 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's, with a health check that needs no round trip while the session was told nothing (pki/postgresql).
+    DATABASES["default"]["ENGINE"] = "pki.postgresql"
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Several threads (runserver, eager Celery) share the file: wait instead of failing on a lock.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
