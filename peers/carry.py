@@ -47,10 +47,11 @@ from django.utils import timezone
 from pki import audit
 from pki.auth.access import Actor
 from pki.auth.clientcert import ClientCertificateRefused, actor_for_certificate
-from pki.db import execute, json_value
+from pki.db import execute_in_one, json_value
 
 from .choices import WorkKind, carry_rule
 from .models import CarriedRequest, PeerConnector
+from .queue import no_flush
 
 logger = logging.getLogger("peers")
 HOLD_WAIT = 30.0
@@ -210,8 +211,11 @@ def _claim(connector: PeerConnector, key: str, kind: str, requester: str) -> tup
     end = time.monotonic() + HOLD_WAIT
     with connection.cursor() as cur:
         while True:
-            execute(cur, "peers_claim", _CLAIM_SQL, [_lock_id(connector, key), connector.pk, key, kind, requester,
-                                                     timezone.now(), connector.pk, key])
+            # Committed without waiting for the WAL flush: a claim lost to a crash of the CA's database is run
+            # again when its lease runs out, as one that crashed before its claim; the run's own commit, which
+            # is flushed, flushes the claim with it.
+            execute_in_one(cur, [*no_flush(), ("peers_claim", _CLAIM_SQL, [
+                _lock_id(connector, key), connector.pk, key, kind, requester, timezone.now(), connector.pk, key])])
             got, new_id, earlier_id, earlier = cur.fetchone()
             if got:
                 break

@@ -10,6 +10,13 @@
 
 Waiting uses ``LISTEN``/``NOTIFY`` on PostgreSQL (no polling delay; a requester through its process's one listener,
 :mod:`peers.waiting`), and short sleeps elsewhere (SQLite).
+
+Durability: on PostgreSQL the queue's own statements (submit, lease, answer) commit without waiting for the WAL
+flush (``synchronous_commit`` off for their transaction only). A ``NOTIFY`` is delivered after its commit, flush
+included, so each flush lay on a carried request's way twice (the wake-up of the lease, the requester's answer).
+What an operating-system crash of the RA's database could lose is the last fraction of a second of queue changes,
+whose requests are lost with that crash anyway: the devices and clients held open on the RA get no answer and send
+again, and the CA keeps its own records of what it carried (the CA's issuance commits stay synchronous).
 """
 
 from __future__ import annotations
@@ -44,6 +51,14 @@ def lease_seconds() -> float:
 WORK_CHANNEL = "peers_work"
 DONE_CHANNEL = waiting.CHANNEL
 MAX_LEASE = 32
+#: Sent along with the queue's own statements, in their implicit transaction: see the module doc on durability.
+NO_FLUSH = ("peers_no_flush", "SELECT set_config('synchronous_commit', 'off', true)", [])
+
+
+def no_flush() -> list[tuple[str, str, list]]:
+    """:data:`NO_FLUSH` for a statement that is its own transaction; nothing inside a caller's transaction (whose
+    commit keeps the caller's durability)."""
+    return [] if connection.in_atomic_block else [NO_FLUSH]
 #: Carried HTTP requests: an answer that comes after its requester's deadline is kept without its body.
 LATE_BODY_DROPPED = ("rest.call", "portal.page")
 
@@ -74,12 +89,14 @@ def submit(kind: str, payload: dict[str, Any], requester: str, timeout: float) -
     with connection.cursor() as cur:
         # One round trip: the wake-up for waiting leases and the INSERT, one implicit transaction (the
         # notification is delivered when the row is committed, never before).
-        execute_in_one(cur, [("peers_wake", "SELECT pg_notify(%s, '')", [WORK_CHANNEL]), (purpose, sql, params)])
+        execute_in_one(cur, [NO_FLUSH, ("peers_wake", "SELECT pg_notify(%s, '')", [WORK_CHANNEL]),
+                             (purpose, sql, params)])
         inserted([item], cur.fetchall())
     return item
 
 
-def _look_listening(channel: str, statement: Callable[[], tuple[str, str, list]], timeout: float) -> list[tuple]:
+def _look_listening(channel: str, statement: Callable[[], tuple[str, str, list]], timeout: float,
+                    before: list[tuple[str, str, list]] = ()) -> list[tuple]:
     """PostgreSQL: run ``statement()`` ((purpose, sql, params) as for :func:`pki.db.execute_in_one`) until it returns
     rows or ``timeout`` passes, sleeping between looks until a ``NOTIFY`` on ``channel``. ``LISTEN`` and ``UNLISTEN``
     travel with a look (one round trip each, no round trip of their own); five seconds without any notification
@@ -91,8 +108,8 @@ def _look_listening(channel: str, statement: Callable[[], tuple[str, str, list]]
     rows: list[tuple] = []
     try:
         with connection.cursor() as cur:
-            def look(*before) -> list[tuple]:
-                execute_in_one(cur, [*before, statement()])
+            def look(*extra) -> list[tuple]:
+                execute_in_one(cur, [*extra, *before, statement()])
                 return cur.fetchall()
 
             rows = look()
@@ -238,7 +255,7 @@ def lease(peer: str, *, limit: int = 8, wait_seconds: float = 0.0, kinds: list[s
     wait_seconds = max(0.0, wait_seconds)
     if _listening():
         rows = _look_listening(WORK_CHANNEL, lambda: _lease_statement(peer, limit, kinds or None, peer_id),
-                               wait_seconds)
+                               wait_seconds, before=[NO_FLUSH])
         return _leased_items(rows, peer)
     items = _poll(lambda: _lease_once(peer, limit, kinds), wait_seconds) or []
     _count(peer_id, leased=len(items))
@@ -307,7 +324,7 @@ def _answer_all(peer: str, answers: list[tuple[int, str, dict[str, Any]]], peer_
     params = [[a[0] for a in answers], [a[1] for a in answers], [json.dumps(a[2]) for a in answers], peer[:255],
               now, list(LATE_BODY_DROPPED), now, peer_id]
     with connection.cursor() as cur:
-        execute(cur, "peers_answer", _ANSWER_SQL, params)
+        execute_in_one(cur, [*no_flush(), ("peers_answer", _ANSWER_SQL, params)])
         rows = cur.fetchall()
     outcomes, seen = [], set()
     for (item_id, key, _), (recorded, known, _) in zip(answers, rows, strict=True):

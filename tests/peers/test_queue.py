@@ -8,7 +8,7 @@ import threading
 import time
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from peers import queue, waiting
@@ -246,3 +246,26 @@ def test_an_idle_listener_closes_its_connection(fresh_listener, monkeypatch):
     answering = _answer_soon(again)
     assert queue.wait_for_answer(again).status == WorkStatus.DONE
     answering.join(10)
+
+
+def test_the_queue_statements_commit_without_waiting_for_the_flush():
+    """submit, lease and answer turn synchronous_commit off for their own implicit transaction (peers.queue's
+    durability note); inside a caller's transaction the caller's durability stays."""
+    no_flush = f"EXECUTE {statement_name('peers_no_flush', queue.NO_FLUSH[1])}"
+    sent: list[str] = []
+    with connection.execute_wrapper(lambda execute, sql, *args: sent.append(sql) or execute(sql, *args)):
+        item = queue.submit("scep.pkioperation", {}, "scep:scep", 20)
+        (leased,) = queue.lease("connector-a", limit=1)
+        assert queue.answer("connector-a", leased.pk, leased.idempotency_key, {"status": 200}) == "accepted"
+    kinds = ("peers_wake", "peers_lease", "peers_answer")
+    for kind in kinds:
+        (text,) = [s for s in sent if kind in s and not s.startswith("PREPARE")]
+        assert text.startswith(no_flush + "; "), text
+    with connection.cursor() as cur:
+        cur.execute("SELECT current_setting('synchronous_commit')")
+        assert cur.fetchone()[0] == "on"  # the session's own setting is untouched
+    sent.clear()
+    with transaction.atomic(), connection.execute_wrapper(
+            lambda execute, sql, *args: sent.append(sql) or execute(sql, *args)):
+        assert queue.answer("connector-a", item.pk, item.idempotency_key, {"status": 200}) == "duplicate"
+    assert sent and not any(no_flush in s for s in sent)
