@@ -163,6 +163,15 @@ def _answered_item(row: tuple) -> PeerWorkItem:
     return PeerWorkItem.from_db(connection.alias, list(_ANSWERED_COLUMNS), list(values.values()))
 
 
+def _heard_item(item: PeerWorkItem, result: dict[str, Any]) -> PeerWorkItem:
+    """``item`` answered with ``result``, as its notification told (the columns the answer set, other than the
+    result and status, are not read back: nobody waiting uses them)."""
+    done = PeerWorkItem(pk=item.pk, kind=item.kind, idempotency_key=item.idempotency_key, requester=item.requester,
+                        deadline=item.deadline, status=WorkStatus.DONE, result=result)
+    done._state.adding, done._state.db = False, connection.alias
+    return done
+
+
 def wait_for_answer(item: PeerWorkItem, timeout: float | None = None) -> PeerWorkItem | None:
     """The answered item, or None when its deadline passed first. An item nobody leased by then is marked
     EXPIRED (never handed out later); one a connector holds keeps going and its answer is still recorded."""
@@ -173,14 +182,23 @@ def wait_for_answer(item: PeerWorkItem, timeout: float | None = None) -> PeerWor
         return PeerWorkItem.objects.filter(pk=item.pk, status=WorkStatus.DONE).defer("payload").first()
 
     if _listening():
-        # Woken by its own answer only, through the process's one listener (peers.waiting).
-        def look() -> list[tuple]:
+        # Woken by its own answer only, through the process's one listener (peers.waiting), which hands over the
+        # answer itself when it came with the notification.
+        def look() -> list[PeerWorkItem]:
             with connection.cursor() as cur:
                 execute(cur, "peers_answered", _ANSWERED_SQL, [item.pk])
-                return cur.fetchall()
+                return [_answered_item(row) for row in cur.fetchall()]
 
-        rows = waiting.wait(str(item.pk), look, timeout, looked_at=getattr(item, "submitted_at", float("-inf")))
-        done = _answered_item(rows[0]) if rows else None
+        def heard(text: str) -> list[PeerWorkItem]:
+            try:
+                result = json.loads(text)
+            except ValueError:
+                return []  # not an answer this code wrote: look it up
+            return [_heard_item(item, result)] if isinstance(result, dict) else []
+
+        found = waiting.wait(str(item.pk), look, timeout, looked_at=getattr(item, "submitted_at", float("-inf")),
+                             heard=heard)
+        done = found[0] if found else None
     else:
         done = _poll(answered, timeout, look_first=False)
     if done is None:
@@ -309,13 +327,17 @@ _ANSWER_SQL = (
     " result = CASE WHEN w.kind = ANY(%s::text[]) AND w.deadline < %s"
     " THEN (first.result - 'body' - 'messages') || jsonb_build_object('body_forgotten', true) ELSE first.result END"
     " FROM first WHERE w.id = first.id AND w.idempotency_key = first.key AND w.status <> 'done'"
-    " RETURNING w.id, w.idempotency_key),"
-    " woken AS (SELECT pg_notify('peers_done', id::text) FROM done),"  # DONE_CHANNEL
+    " RETURNING w.id, w.idempotency_key, w.result),"
+    # The answer travels in the notification when it fits (7900: peers.waiting.NOTICE_ANSWER_MAX); its requester
+    # then sends no statement.
+    " woken AS (SELECT pg_notify('peers_done', CASE WHEN octet_length(result::text) <= 7900"
+    " THEN id::text || ' ' || result::text ELSE id::text END) FROM done),"  # DONE_CHANNEL
     " known AS (SELECT a.n FROM a WHERE EXISTS (SELECT 1 FROM peers_peerworkitem AS w"
     " WHERE w.id = a.id AND w.idempotency_key = a.key)),"
     " counted AS (UPDATE peers_incomingpeer SET answers = answers + (SELECT count(*) FROM known)"
     " WHERE id = %s AND EXISTS (SELECT 1 FROM known))"
-    " SELECT (a.id, a.key) IN (SELECT * FROM done), a.n IN (SELECT n FROM known), (SELECT count(*) FROM woken)"
+    " SELECT (a.id, a.key) IN (SELECT id, idempotency_key FROM done), a.n IN (SELECT n FROM known),"
+    " (SELECT count(*) FROM woken)"
     " FROM a ORDER BY a.n")
 
 

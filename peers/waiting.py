@@ -6,7 +6,9 @@ each answer would wake every waiting thread's database backend and every waiting
 every listening backend of the database; the payload is filtered by the receiver), and each wait would pay a
 ``LISTEN`` and an ``UNLISTEN``: work growing with the square of the devices enrolling at once. Here one thread
 per process listens on a connection of its own and wakes only the waiter of the item named, so a carried request
-costs its requester one look after its answer came, whatever else is waiting.
+costs its requester one look after its answer came, whatever else is waiting. An answer small enough travels in
+its notification (``<item id> <answer JSON>``, up to :data:`NOTICE_ANSWER_MAX` bytes of JSON: a SCEP CertRep does)
+and is handed to its waiter, which then sends no statement at all; a larger one is looked up.
 
 Nothing is lost when the listener is not listening: :meth:`Listener.covers` tells a waiter whether a ``LISTEN``
 was in place before its last look (otherwise an answer committed in between would have gone unheard), and a waiter
@@ -39,6 +41,9 @@ UNCOVERED_LOOK = 0.05
 #: A listener with no waiter for this long closes its connection and ends (an RA without traffic holds none).
 IDLE_CLOSE = 60.0
 _REMEMBERED = 4096  # notifications kept for waiters that register after theirs came
+#: The longest answer (its JSON text, in bytes) sent in a notification: PostgreSQL takes payloads under 8000 bytes,
+#: and the item id and a space go first.
+NOTICE_ANSWER_MAX = 7900
 
 
 class Listener:
@@ -50,6 +55,7 @@ class Listener:
         self._lock = threading.Lock()
         self._waiters: dict[str, set[threading.Event]] = {}
         self._heard: OrderedDict[str, None] = OrderedDict()
+        self._answers: dict[str, str] = {}  # answers that came with their notification, for registered waiters
         self._since: float | None = None  # time.monotonic() when the current LISTEN took effect
         self._pid: int | None = None
         self._stop = threading.Event()
@@ -60,7 +66,7 @@ class Listener:
         if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
             return
         if self._pid != os.getpid():  # a forked child: its parent's waiters are not here
-            self._waiters, self._heard = {}, OrderedDict()
+            self._waiters, self._heard, self._answers = {}, OrderedDict(), {}
         self._pid, self._since = os.getpid(), None
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="peers-answer-listener", daemon=True)
@@ -103,9 +109,18 @@ class Listener:
                     events.discard(event)
                     if not events:
                         del self._waiters[key]
+                        self._answers.pop(key, None)
 
-    def _wake(self, keys: set[str]) -> None:
+    def take_answer(self, key: str) -> str | None:
+        """The answer to ``key`` that came with its notification (its JSON text), once; None if none did."""
         with self._lock:
+            return self._answers.pop(key, None)
+
+    def _wake(self, keys: set[str], answers: dict[str, str] | None = None) -> None:
+        with self._lock:
+            for key, answer in (answers or {}).items():
+                if key in self._waiters:  # kept for a waiter only: the others look it up
+                    self._answers[key] = answer
             if "" in keys:  # no item named: everyone looks
                 targets = [e for events in self._waiters.values() for e in events]
             else:
@@ -142,10 +157,16 @@ class Listener:
                     if not raw.notifies:
                         select.select([raw], [], [], 1.0)
                     raw.poll()
-                    heard = {n.payload for n in raw.notifies}
+                    heard: set[str] = set()
+                    answers: dict[str, str] = {}
+                    for notice in raw.notifies:
+                        key, _, answer = notice.payload.partition(" ")
+                        heard.add(key)
+                        if answer:
+                            answers[key] = answer
                     raw.notifies.clear()
                     if heard:
-                        self._wake(heard)
+                        self._wake(heard, answers)
             except Exception:  # noqa: BLE001 - a lost database: waiters poll until it is back
                 logger.warning("The RA's answer listener lost its database connection; retrying in %.1f s",
                                backoff, exc_info=logger.isEnabledFor(logging.DEBUG))
@@ -172,9 +193,12 @@ def _connect() -> Any:
 listener = Listener()
 
 
-def wait(key: str, look: Callable[[], list[tuple]], timeout: float, *, looked_at: float) -> list[tuple]:
-    """Run ``look()`` until it returns rows or ``timeout`` seconds pass, looking when ``key``'s answer is notified.
-    ``looked_at``: time.monotonic() before the caller last saw no answer (before it submitted the item)."""
+def wait(key: str, look: Callable[[], list[Any]], timeout: float, *, looked_at: float,
+         heard: Callable[[str], list[Any]] | None = None) -> list[Any]:
+    """Run ``look()`` until it returns something or ``timeout`` seconds pass, looking when ``key``'s answer is
+    notified. ``looked_at``: time.monotonic() before the caller last saw no answer (before it submitted the item).
+    ``heard``: turns an answer that came with its notification (its text) into the result, instead of a look;
+    an empty result from it means "look"."""
     end = time.monotonic() + timeout
     with listener.waiting(key) as event:
         while True:
@@ -187,6 +211,11 @@ def wait(key: str, look: Callable[[], list[tuple]], timeout: float, *, looked_at
                 event.wait(min(remaining, UNCOVERED_LOOK))
             # else: a LISTEN newer than the last look is in place: one look now, covered from then on
             event.clear()
+            text = listener.take_answer(key) if heard is not None else None
+            if text is not None:
+                found = heard(text)
+                if found:
+                    return found
             looked_at = time.monotonic()
             rows = look()
             if rows:

@@ -111,9 +111,14 @@ def test_answers_posted_together_are_each_recorded_once():
     assert dict(PeerWorkItem.objects.values_list("pk", "result__body")) == {a.pk: "QQ==", b.pk: "Qg=="}
 
 
-def test_a_requester_is_woken_by_its_own_answer_only(fresh_listener):
+@pytest.mark.parametrize(("body", "looks"), [
+    ("QQ==", 0),  # the answer came with its notification: no statement at all
+    ("Q" * (waiting.NOTICE_ANSWER_MAX + 100), 1),  # too large to travel with it: one look
+])
+def test_a_requester_is_woken_by_its_own_answer_only(fresh_listener, body, looks):
     """The process's one listener wakes a requester for its own answer only: others' answers must not wake it into
-    a query, and its own connection neither LISTENs nor UNLISTENs."""
+    a query, and its own connection neither LISTENs nor UNLISTENs. An answer that fits in its notification is
+    handed over with it; a larger one is looked up once."""
     # Listening before the submit, as in a busy RA: a requester that came before the LISTEN (the process's first,
     # or the first after an idle close) looks once more when it is in place, which would count below.
     _listen_before_anything_is_submitted(fresh_listener)
@@ -127,16 +132,21 @@ def test_a_requester_is_woken_by_its_own_answer_only(fresh_listener):
     thread, out = _in_thread(wait_counting)
     time.sleep(0.3)
     for item in others:
-        queue.answer("connector-a", item.pk, item.idempotency_key, {"status": 200})
+        queue.answer("connector-a", item.pk, item.idempotency_key, {"status": 200, "body": "Qg=="})
         time.sleep(0.05)
-    queue.answer("connector-a", mine.pk, mine.idempotency_key, {"status": 200, "body": "QQ=="})
+    queue.answer("connector-a", mine.pk, mine.idempotency_key, {"status": 200, "body": body})
     thread.join(10)
-    assert out["value"].result["body"] == "QQ=="
+    answered = out["value"]
+    assert (answered.pk, answered.status, answered.result) == (mine.pk, WorkStatus.DONE, {"status": 200, "body": body})
     # Once (the session's first use): the prepared-statement registry's look-up and the PREPARE.
     statements = [s for s in statements if not s.startswith(("PREPARE", "SELECT name FROM pg_prepared_statements"))]
-    # One look, the one its own answer woke: none for the five other answers.
+    # None for the five other answers; one look at most, the one its own answer woke.
     look = f"EXECUTE {statement_name('peers_answered', queue._ANSWERED_SQL)}"
-    assert [s.split("(")[0] for s in statements] == [look], statements
+    assert [s.split("(")[0] for s in statements] == [look] * looks, statements
+
+
+def test_the_answer_statement_sends_answers_up_to_the_notice_limit():
+    assert f"octet_length(result::text) <= {waiting.NOTICE_ANSWER_MAX} " in queue._ANSWER_SQL
 
 
 @pytest.fixture
