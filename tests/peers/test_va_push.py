@@ -216,3 +216,44 @@ def test_a_ca_renewed_at_the_ca_is_renewed_on_the_node(client, va_node, link, ac
     # The same push again changes nothing.
     assert _push(client, link, {"cas": [{"name": "Renewing", "certificate": der}]}).status_code == 200
     assert CACertificate.objects.filter(ca=ca).count() == 2
+
+
+def test_an_ra_push_reads_only_the_new_certificates_it_sends(peer_ca, connector_binding, monkeypatch):
+    """To an RA only revocations go: certificates issued since the last look are followed by id, and only those
+    already revoked or on hold are read whole (every new certificate, read with its DER every two seconds, cost the
+    connector's carried requests their CPU). A VA still gets every new certificate."""
+    from peers import push, services
+    from pki.auth.access import Actor
+    from pki.revocation import revoke
+
+    actor = Actor.system_actor("test")
+    connector = services.add_connector(actor, name="to-node", url="https://127.0.0.1:1", binding="ra-link")
+
+    class Client:
+        def call(self, method, path, body, timeout=None):
+            return {}
+
+    pushers = {role: push.StatusPusher(Client(), connector, role) for role in ("ra", "va")}
+    for pusher in pushers.values():
+        pusher.resync()
+    template = Certificate.objects.filter(ca=peer_ca).exclude(is_ca=True).first()
+    new = []
+    for i in range(4):
+        row = Certificate.objects.get(pk=template.pk)
+        row.pk, row.serial, row.fingerprint_sha256 = None, f"7e57{i:04x}", f"{i:064x}"
+        row.save()
+        new.append(row)
+    revoke(actor, new[2], 1)
+    read: dict[str, list[str]] = {}
+    original = push.certificate_record
+
+    def recording(row, **kw):
+        read.setdefault(role, []).append(row.serial)
+        return original(row, **kw)
+
+    monkeypatch.setattr(push, "certificate_record", recording)
+    for role, pusher in pushers.items():
+        assert pusher.step() == (1 if role == "ra" else 4)
+        assert pusher.last_id == new[-1].pk
+    assert read["ra"] == [new[2].serial]
+    assert {r.serial for r in new} <= set(read["va"])  # with the window's older rows, which are not sent again
