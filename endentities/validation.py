@@ -10,11 +10,11 @@ resolved CA and certificate profile, the validity and the per-entity options. An
 from __future__ import annotations
 
 import math
-import secrets
 import string
 from typing import TYPE_CHECKING
 
 from pki.errors import ValidationError
+from pki.randomtext import random_text
 
 from .choices import TokenType
 from .extended import resolve_ca_and_profile, validate_extended
@@ -68,13 +68,13 @@ def generate_password(profile: EndEntityProfile, length: int = 16) -> str:
     """A random password, long enough for the profile's minimum strength over the generator's alphabet."""
     bits_per_char = math.log2(len(_GENERATED_ALPHABET))
     length = max(length, math.ceil((profile.password_min_strength_bits or 0) / bits_per_char))
-    return "".join(secrets.choice(_GENERATED_ALPHABET) for _ in range(length))
+    return random_text(_GENERATED_ALPHABET, length)
 
 
 def generate_username(profile: EndEntityProfile, length: int = 12) -> str:
     """``profile.username_prefix`` + random characters. Uniqueness is the database's (EndEntity.username is
     unique): a caller retries on the rare collision."""
-    return profile.username_prefix + "".join(secrets.choice(_GENERATED_ALPHABET) for _ in range(length))
+    return profile.username_prefix + random_text(_GENERATED_ALPHABET, length)
 
 
 def resolve_username(profile: EndEntityProfile, username: str) -> str:

@@ -21,7 +21,6 @@ only a wrong enrollment code's failed-login count (committed by ``enroll``) surv
 from __future__ import annotations
 
 import logging
-import secrets
 import string
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from pki.errors import PkiError
 from pki.issuance import IssuedCertificate
 from pki.models import Certificate
 from pki.models.approvals import ApprovalStatus
+from pki.randomtext import random_text
 from pki.services import approvals as core_approvals
 from pki.x509.altnames import format_altnames
 from pki.x509.dn import DNError, checked_dn, format_dn, parse_dn_pairs
@@ -82,7 +82,7 @@ def _issue_refused(alias: ScepAlias, username: str, exc: PkiError) -> m.ScepFail
 # --- usernames -----------------------------------------------------------------------------------------
 
 def _random(n: int) -> str:
-    return "".join(secrets.choice(_RANDOM_ALPHABET) for _ in range(n))
+    return random_text(_RANDOM_ALPHABET, n)
 
 
 def _affix(text: str) -> str:
