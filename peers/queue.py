@@ -27,7 +27,7 @@ import logging
 import select
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.conf import settings
@@ -59,6 +59,8 @@ def no_flush() -> list[tuple[str, str, list]]:
     """:data:`NO_FLUSH` for a statement that is its own transaction; nothing inside a caller's transaction (whose
     commit keeps the caller's durability)."""
     return [] if connection.in_atomic_block else [NO_FLUSH]
+
+
 #: Carried HTTP requests: an answer that comes after its requester's deadline is kept without its body.
 LATE_BODY_DROPPED = ("rest.call", "portal.page")
 
@@ -96,7 +98,7 @@ def submit(kind: str, payload: dict[str, Any], requester: str, timeout: float) -
 
 
 def _look_listening(channel: str, statement: Callable[[], tuple[str, str, list]], timeout: float,
-                    before: list[tuple[str, str, list]] = ()) -> list[tuple]:
+                    before: Sequence[tuple[str, str, list]] = ()) -> list[tuple]:
     """PostgreSQL: run ``statement()`` ((purpose, sql, params) as for :func:`pki.db.execute_in_one`) until it returns
     rows or ``timeout`` passes, sleeping between looks until a ``NOTIFY`` on ``channel``. ``LISTEN`` and ``UNLISTEN``
     travel with a look (one round trip each, no round trip of their own); five seconds without any notification
