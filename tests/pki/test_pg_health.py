@@ -43,6 +43,13 @@ def _backend_pid() -> int:
         return cur.fetchone()[0]
 
 
+def _until_readable(what: str) -> None:
+    """Wait until ``what`` the server sent reaches the kept connection's socket."""
+    deadline = time.monotonic() + 5
+    while not select.select([connection.connection], [], [], 0.05)[0]:
+        assert time.monotonic() < deadline, f"{what} never arrived"
+
+
 def test_the_backend_is_ours():
     assert connection.settings_dict["ENGINE"] == "pki.postgresql"
     assert connection.vendor == "postgresql"
@@ -62,10 +69,7 @@ def test_a_session_the_server_ended_is_replaced_before_the_next_query(asked):
             cur.execute("SELECT pg_terminate_backend(%s)", [pid])
     finally:
         other.close()
-    raw = connection.connection
-    deadline = time.monotonic() + 5
-    while not select.select([raw], [], [], 0.05)[0]:  # the server's notice reaches the socket
-        assert time.monotonic() < deadline, "the server's notice never arrived"
+    _until_readable("the server's notice")
     assert connection.is_usable() is False
     assert asked == [1]  # something came: Django's own check decided
     # As at a request's start: the dead session is closed, and the first query runs on a new one.
@@ -85,10 +89,7 @@ def test_a_notification_is_not_taken_for_a_lost_session(asked):
             cur.execute("NOTIFY pki_health_test")
     finally:
         other.close()
-    raw = connection.connection
-    deadline = time.monotonic() + 5
-    while not select.select([raw], [], [], 0.05)[0]:
-        assert time.monotonic() < deadline, "the notification never arrived"
+    _until_readable("the notification")
     assert connection.is_usable() is True  # asked with SELECT 1, which the live session answers
     assert asked == [1]
     assert _backend_pid() == pid
