@@ -117,6 +117,8 @@ def forward_portal(request: HttpRequest, view_func) -> HttpResponse:
                "content_type": request.META.get("CONTENT_TYPE", ""), "accept": request.META.get("HTTP_ACCEPT", ""),
                "body": base64.b64encode(body).decode(), "identity": forwarded,
                "csrf": request.META.get("CSRF_COOKIE", ""), "messages": pending}
+    if not queue.storable(payload):  # a %00 in the path: no page of the CA takes it, and no work item holds it
+        return _page(request, "Bad request", "The request holds a NUL character.", 400)
     done = carry_and_wait(request, WorkKind.PORTAL_PAGE, payload)
     if done is None:
         if request.method == "POST":
@@ -328,6 +330,9 @@ def _oidc_callback(request: HttpRequest) -> HttpResponse:
                            "started in this browser: log in again.")
     step = {"action": "finish", "state": state, "code": request.GET.get("code", "")[:4096],
             "error": request.GET.get("error", "")[:64]}
+    if not queue.storable(step):  # a %00 in the reply: no provider's code, and no work item holds it
+        return _login_page(request, PortalLoginForm(), 400, error="The provider's reply is not readable: log in "
+                           "again.")
     done = _carry_credential(request, {"oidc": step}, {})
     if done is None:
         return _ca_not_answering(request)

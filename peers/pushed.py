@@ -63,7 +63,10 @@ def _der(value: Any, what: str) -> bytes:
 def _when(value: Any, what: str, *, required: bool = False) -> dt.datetime | None:
     if value is None and not required:
         return None
-    parsed = parse_datetime(value) if isinstance(value, str) else None
+    try:
+        parsed = parse_datetime(value) if isinstance(value, str) else None
+    except ValueError:  # well formed, but no such time (February 30th, 25 o'clock)
+        parsed = None
     if parsed is None or parsed.tzinfo is None:
         raise BadRequest(f"{what} must be an ISO 8601 time with its offset.")
     return parsed

@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 import select
 import time
 import uuid
@@ -63,6 +64,28 @@ def no_flush() -> list[tuple[str, str, list]]:
 
 #: Carried HTTP requests: an answer that comes after its requester's deadline is kept without its body.
 LATE_BODY_DROPPED = ("rest.call", "portal.page")
+
+
+#: What PostgreSQL's text and jsonb cannot hold: a NUL character (a ``%00`` in a path or parameter, a ``\u0000`` in
+#: JSON) and a lone surrogate (a JSON ``\ud800``).
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
+
+
+def storable(value: Any) -> bool:
+    """Whether every text of a JSON value (keys included) can be stored: a work item's payload, an answer, a push.
+    Iterative, so a value nested as deep as JSON allows does not exhaust the stack."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if _UNSTORABLE.search(item):
+                return False
+        elif isinstance(item, dict):
+            pending.extend(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return True
 
 
 def _notify(channel: str, payload: str = "") -> None:

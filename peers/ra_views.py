@@ -18,6 +18,7 @@ import base64
 import binascii
 import json
 import logging
+import math
 from typing import Any
 
 from django.conf import settings
@@ -35,6 +36,7 @@ from .models import PushedScepAlias
 logger = logging.getLogger("peers")
 MAX_WAIT = 25.0
 MAX_ANSWERS = 2 * queue.MAX_LEASE
+MAX_ITEM_ID = 2**63 - 1  # a work item's id is a PostgreSQL bigint
 GET_OPERATIONS = ("GetCACaps", "GetCACert", "GetCACertChain", "GetNextCACert")
 
 
@@ -46,17 +48,30 @@ def _error(status: int, code: str, text: str) -> JsonResponse:
     return JsonResponse({"error_code": code, "error_message": text}, status=status)
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400: no JSON number PostgreSQL's jsonb takes back
+        raise ValueError(text)
+    return value
+
+
+def _no_constant(text: str) -> Any:
+    raise ValueError(text)  # NaN, Infinity: not JSON
+
+
 def _json(request: HttpRequest) -> dict[str, Any]:
     if request.content_type != "application/json":
         raise BadRequest("The body must be JSON (Content-Type: application/json).")
     try:
-        data = json.loads(request.body or b"{}")
+        data = json.loads(request.body or b"{}", parse_float=_finite, parse_constant=_no_constant)
     except RequestDataTooBig:
         raise
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise BadRequest("The body is not valid JSON.") from None
     if not isinstance(data, dict):
         raise BadRequest("The body must be a JSON object.")
+    if not queue.storable(data):
+        raise BadRequest("The body holds a NUL character or a lone surrogate.")
     return data
 
 
@@ -115,8 +130,8 @@ def _one_answer(value: Any) -> tuple[int, str, dict[str, Any]]:
     if not isinstance(value, dict):
         raise BadRequest(ANSWER_SHAPE)
     item_id, key, result = value.get("id"), value.get("key"), value.get("result")
-    if isinstance(item_id, bool) or not isinstance(item_id, int) or not isinstance(key, str) or len(key) > 64 \
-            or not isinstance(result, dict):
+    if isinstance(item_id, bool) or not isinstance(item_id, int) or not 0 < item_id <= MAX_ITEM_ID \
+            or not isinstance(key, str) or len(key) > 64 or not isinstance(result, dict):
         raise BadRequest(ANSWER_SHAPE)
     return item_id, key, result
 

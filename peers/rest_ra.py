@@ -140,6 +140,8 @@ def forward_rest(request: HttpRequest, view_func) -> HttpResponse:
     payload = {"method": request.method, "path": request.path_info, "query": request.META.get("QUERY_STRING", ""),
                "content_type": request.META.get("CONTENT_TYPE", ""), "accept": request.META.get("HTTP_ACCEPT", ""),
                "body": base64.b64encode(body).decode(), "identity": identity}
+    if not queue.storable(payload):  # a %00 in the path: no route of the CA takes it, and no work item holds it
+        return _json_error(400, "The request holds a NUL character.")
     done = carry_and_wait(request, WorkKind.REST_CALL, payload)
     if done is None:
         response = _json_error(503, "The CA did not answer in time; retry later.")
