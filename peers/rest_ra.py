@@ -65,7 +65,7 @@ def carry_and_wait(request: HttpRequest, kind: str, payload: dict[str, Any]) -> 
     # What stays in the RA's database: no credential (bearer token, password), no request body (an enrollment code)
     # and, once delivered, no answer body (a keystore). An item a connector still holds keeps its payload (its run
     # may need it); the CA answers a repeat of it from its record.
-    scrubbed = {k: v for k, v in payload.items() if k not in ("identity", "body")}
+    scrubbed = {k: v for k, v in payload.items() if k not in ("identity", "body", "csrf")}
     PeerWorkItem.objects.filter(pk=item.pk).exclude(status=WorkStatus.LEASED).update(payload=scrubbed)
     if done is not None and isinstance(done.result, dict):
         kept = {k: v for k, v in done.result.items() if k not in ("body", "messages")}
