@@ -26,6 +26,12 @@ class PeersConfig(AppConfig):
             ("/peer/carry/rest", "CA: carry REST calls from an RA (run as the caller, by the caller's rules)"),
             ("/peer/carry/portal", "CA: carry RA portal pages from an RA (run as the operator's certificate)"),
         ], order=75)
+        from django.contrib.auth.signals import user_logged_in
+
+        from .portal_ra import forget_on_local_login
+
+        # A login to an RA's own pages ends the RA portal session its browser held (peers.portal_ra).
+        user_logged_in.connect(forget_on_local_login, dispatch_uid="peers.portal_ra.forget_on_local_login")
         # A key binding a connector uses cannot be deleted.
         register_binding_user(connectors_using)
         if getattr(settings, "PKI_NODE_ROLE", "ca") == "ra":

@@ -154,6 +154,16 @@ def portal_session(request: HttpRequest) -> dict[str, str] | None:
     return None
 
 
+def forget_on_local_login(sender: Any, request: HttpRequest | None = None, **kwargs: Any) -> None:
+    """``user_logged_in``: a login to this node's own pages ends the RA portal session the browser held (another
+    operator's, on a shared browser), so carried pages do not go on running as them. Its record at the CA is not
+    carried a logout: it ends there when unused, and nobody here holds its key any more."""
+    session = getattr(request, "session", None)
+    if session is not None and session.pop(PORTAL_SESSION, None) is not None:
+        logger.info("RA portal session of this browser ended by a local login of %s",
+                    getattr(kwargs.get("user"), "username", "?"))
+
+
 def _carry_credential(request: HttpRequest, identity: dict[str, Any], extra: dict[str, Any],
                       timeout: float | None = None) -> PeerWorkItem | None:
     """Carry a login or logout and wait for the answer. Unlike a page, the credential (a password, a session key)

@@ -420,3 +420,21 @@ def test_an_admin_certificate_of_the_ca_is_refused_at_the_ras_own_admin_pages(ra
     assert page.status_code == 302 and page["Location"].startswith("/login/")
     api = admin.get("/api/v1/peers/incoming/", HTTP_ACCEPT="application/json")
     assert api.status_code in (401, 403)
+
+
+@pytest.mark.django_db
+def test_a_local_login_at_the_ra_ends_the_portal_session_this_browser_held(ra_node):
+    """A shared browser: an operator left an RA portal session (a key to their session at the CA) behind, and an RA
+    administrator logs in to this RA's own pages. Carried portal pages would go on running as the first operator,
+    though the person now at the browser logged in as someone else: the login forgets that session here."""
+    User.objects.create_user("ra-admin", password=PASSWORD)
+    browser = Client()
+    session = browser.session
+    session[PORTAL_SESSION] = {"key": "k" * 40, "username": "rita"}
+    session.save()
+    page = browser.get("/login/")
+    r = browser.post("/login/", {"username": "ra-admin", "password": PASSWORD,
+                                 "csrfmiddlewaretoken": csrf_token(page.content.decode())})
+    assert r.status_code == 302, r.content[-500:]
+    assert PORTAL_SESSION not in browser.session
+    assert "_auth_user_id" in browser.session
