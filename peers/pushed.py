@@ -215,7 +215,10 @@ def _store_crl(ca: CertificateAuthority, record: dict[str, Any]) -> bool:
         valid = False
     if not valid:
         raise BadRequest(f"A pushed CRL is not one CA '{ca.name}' signed.")
-    number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    try:
+        number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    except x509.ExtensionNotFound:  # its place among the CA's CRLs is its number (RFC 5280 5.2.3: required)
+        raise BadRequest(f"A pushed CRL of CA '{ca.name}' has no CRL number.") from None
     try:
         crl.extensions.get_extension_for_class(x509.DeltaCRLIndicator)
         delta = True

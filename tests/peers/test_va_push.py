@@ -82,6 +82,8 @@ def test_the_newest_change_wins_whatever_order_pushes_arrive_in(client, ra_node,
     ("not-a-list", lambda ca, c: {"certificates": {"a": 1}}),
     ("foreign-crl", lambda ca, c: {"crls": [{"ca": _fingerprint(ca), "der": base64.b64encode(_crl(
         ec.generate_private_key(ec.SECP256R1()), ca.certificate.subject, 7)).decode()}]}),
+    ("crl-without-number", lambda ca, c: {"crls": [{"ca": _fingerprint(ca), "der": base64.b64encode(_crl(
+        _ca_key(ca), ca.certificate.subject, None)).decode()}]}),
 ])
 def test_bad_pushes_are_refused_and_change_nothing(client, ra_node, peer_ca, make_cert, link, case, body):
     victim = make_cert(peer_ca, "victim")
@@ -94,10 +96,19 @@ def test_bad_pushes_are_refused_and_change_nothing(client, ra_node, peer_ca, mak
     assert not PushedRevocation.objects.exists() and not PushedCrl.objects.exists()
 
 
-def _crl(key, issuer: x509.Name, number: int, revoked: int | None = None) -> bytes:
+def _ca_key(ca):
+    from cryptotokens import services as tokens
+
+    return tokens.get_private_key(ca.crypto_token, ca.key_alias)
+
+
+def _crl(key, issuer: x509.Name, number: int | None, revoked: int | None = None) -> bytes:
+    """A CRL signed by ``key``; ``number`` None: one without a CRL number, which no CA of this project signs."""
     now = dt.datetime.now(dt.UTC)
     builder = (x509.CertificateRevocationListBuilder().issuer_name(issuer).last_update(now)
-               .next_update(now + dt.timedelta(hours=1)).add_extension(x509.CRLNumber(number), critical=False))
+               .next_update(now + dt.timedelta(hours=1)))
+    if number is not None:
+        builder = builder.add_extension(x509.CRLNumber(number), critical=False)
     if revoked is not None:
         builder = builder.add_revoked_certificate(x509.RevokedCertificateBuilder().serial_number(revoked)
                                                   .revocation_date(now).build())
