@@ -34,6 +34,7 @@ from django.utils.dateparse import parse_datetime
 from pki import audit
 from pki.auth.access import Actor
 from pki.choices import CertificateStatus
+from pki.errors import PkiError
 from pki.models import CACertificate, Certificate, CertificateAuthority
 from pki.x509.dn import format_dn
 
@@ -96,7 +97,10 @@ def _store_ca(record: Any, who: incoming.IncomingIdentity) -> CertificateAuthori
     same_subject = CertificateAuthority.objects.filter(subject_dn=subject).first()
     if same_subject is not None:
         return _renewed(same_subject, cert, der, fingerprint, who)
-    ca = import_ca(Actor.system_actor(who.actor.name), name, der)
+    try:
+        ca = import_ca(Actor.system_actor(who.actor.name), name, der)
+    except PkiError as exc:  # a certificate this node cannot keep as a CA (its subject DN too long, ...)
+        raise BadRequest(f"A pushed CA certificate: {exc}") from None
     audit.record("PEER_CA_PUSHED", who.actor.name, object_type="ca", object_id=ca.pk,
                  details={"name": ca.name, "subject": subject, "fingerprint": fingerprint})
     logger.info("Peer %s pushed CA %s: imported as external CA %s", who.actor.name, subject, ca.name)

@@ -382,6 +382,10 @@ def import_ca(actor: Actor, name: str, certificate_chain: bytes) -> CertificateA
     if CertificateAuthority.objects.filter(name=name).exists():
         raise ConflictError(f"A CA named '{name}' already exists.", field="name")
     subject_dn = format_dn(cert.subject)
+    limit = CertificateAuthority._meta.get_field("subject_dn").max_length
+    if len(subject_dn) > limit:
+        raise ValidationError(f"The CA certificate's subject DN is {len(subject_dn)} characters long; a CA's subject "
+                              f"DN here holds at most {limit}.", field="certificate")
     if CertificateAuthority.objects.filter(subject_dn=subject_dn).exists():
         raise ConflictError(f"A CA with subject DN '{subject_dn}' already exists.", field="subject_dn")
     der = cert.public_bytes(serialization.Encoding.DER)

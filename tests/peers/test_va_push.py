@@ -229,6 +229,25 @@ def test_a_ca_renewed_at_the_ca_is_renewed_on_the_node(client, va_node, link, ac
     assert CACertificate.objects.filter(ca=ca).count() == 2
 
 
+def test_a_pushed_ca_this_node_cannot_store_is_a_400(client, va_node, link):
+    """A CA certificate whose subject DN is longer than a CA's subject DN column: refused as a bad push (it was a
+    database error, a 500), and no CA is stored."""
+    from pki.models import CertificateAuthority
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(x509.oid.NameOID.ORGANIZATIONAL_UNIT_NAME, f"{i:02d}" + "u" * 60)
+                         for i in range(17)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now).not_valid_after(now + dt.timedelta(days=9))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(key, hashes.SHA256()))
+    cas = CertificateAuthority.objects.count()
+    der = base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
+    r = _push(client, link, {"cas": [{"name": "Long", "certificate": der}]})
+    assert r.status_code == 400 and "1024" in r.json()["error_message"], r.content
+    assert CertificateAuthority.objects.count() == cas
+
+
 def test_an_ra_push_reads_only_the_new_certificates_it_sends(peer_ca, connector_binding, monkeypatch):
     """To an RA only revocations go: certificates issued since the last look are followed by id, and only those
     already revoked or on hold are read whole (every new certificate, read with its DER every two seconds, cost the

@@ -125,6 +125,26 @@ def test_import_refuses_non_ca_certificates(root_ca, actor, csr_factory):
         import_ca(actor, "Junk", b"junk")
 
 
+def test_import_refuses_a_subject_dn_longer_than_a_ca_name_holds(db, actor):
+    """A CA certificate whose subject DN, as this CA writes it, exceeds the 1,024 characters a CA's subject DN column
+    holds: a ValidationError that changes nothing (the INSERT used to fail with a database error, a 500)."""
+    from datetime import UTC, datetime
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, f"{i:02d}" + "u" * 60) for i in range(17)])
+    now = datetime.now(UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now).not_valid_after(now + timedelta(days=9))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(key, hashes.SHA256()))
+    with pytest.raises(ValidationError, match="1024"):
+        import_ca(actor, "LongName", pem(cert))
+    assert not CertificateAuthority.objects.filter(name="LongName").exists()
+
+
 def test_renew_with_same_key(root_ca, actor):
     old = root_ca.certificate
     renewed = renew_ca(actor, root_ca)
