@@ -69,6 +69,8 @@ MIDDLEWARE = [
     # First, so it wraps every other entry: a lost or unreachable database answers 503 + Retry-After, and a
     # request that failed before doing anything is run once more on a new connection (pki/dbhealth.py).
     "pki.dbhealth.DatabaseUnavailableMiddleware",
+    # A NUL in the path or query string: 400 before any view looks it up (PostgreSQL's text cannot hold it).
+    "pki.http.nul.NulRefusalMiddleware",
     # The client's address for code handed no request (the SCEP RA shared secret's failure budget).
     "pki.auth.throttle.ClientAddressMiddleware",
     # /healthz, /readyz and /metrics answered here, before session/CSRF/auth work they never need; also counts
