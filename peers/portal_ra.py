@@ -117,7 +117,7 @@ def forward_portal(request: HttpRequest, view_func) -> HttpResponse:
                "content_type": request.META.get("CONTENT_TYPE", ""), "accept": request.META.get("HTTP_ACCEPT", ""),
                "body": base64.b64encode(body).decode(), "identity": forwarded,
                "csrf": request.META.get("CSRF_COOKIE", ""), "messages": pending}
-    if not queue.storable(payload):  # a %00 in the path: no page of the CA takes it, and no work item holds it
+    if not queue.storable(payload):  # as peers.rest_ra.forward_rest: after pki.http.nul, any other such text
         return _page(request, "Bad request", "The request holds a NUL character.", 400)
     done = carry_and_wait(request, WorkKind.PORTAL_PAGE, payload)
     if done is None:
@@ -340,7 +340,7 @@ def _oidc_callback(request: HttpRequest) -> HttpResponse:
                            "started in this browser: log in again.")
     step = {"action": "finish", "state": state, "code": request.GET.get("code", "")[:4096],
             "error": request.GET.get("error", "")[:64]}
-    if not queue.storable(step):  # a %00 in the reply: no provider's code, and no work item holds it
+    if not queue.storable(step):  # a NUL in the reply (pki.http.nul refuses one in the query string first)
         return _login_page(request, PortalLoginForm(), 400, error="The provider's reply is not readable: log in "
                            "again.")
     done = _carry_credential(request, {"oidc": step}, {})

@@ -140,7 +140,9 @@ def forward_rest(request: HttpRequest, view_func) -> HttpResponse:
     payload = {"method": request.method, "path": request.path_info, "query": request.META.get("QUERY_STRING", ""),
                "content_type": request.META.get("CONTENT_TYPE", ""), "accept": request.META.get("HTTP_ACCEPT", ""),
                "body": base64.b64encode(body).decode(), "identity": identity}
-    if not queue.storable(payload):  # a %00 in the path: no route of the CA takes it, and no work item holds it
+    # pki.http.nul refuses a NUL in the path or query string first; this keeps any other unstorable text (a
+    # header's) from failing the work item's INSERT with a 500.
+    if not queue.storable(payload):
         return _json_error(400, "The request holds a NUL character.")
     done = carry_and_wait(request, WorkKind.REST_CALL, payload)
     if done is None:
