@@ -15,6 +15,7 @@ from pki.auth.access import Actor
 from pki.choices import RevocationReason
 from pki.errors import ConflictError, NotFoundError, ValidationError
 from pki.ids import parse_db_id
+from pki.services.names import clean_name
 
 from ..choices import EndEntityStatus, TokenType
 from ..fields import field_type
@@ -148,9 +149,7 @@ def save_profile(actor: Actor, name: str, values: dict[str, Any], profile: EndEn
                  ) -> EndEntityProfile:
     """Create (``profile`` None) or edit an end entity profile. EMPTY (built-in) is fixed: clone it."""
     actor.require(EDIT_RULE)
-    name = (name or "").strip()
-    if not name:
-        raise ValidationError("A profile name is required.", field="name")
+    name = clean_name(name, "profile")
     values = validate_profile_values(values)
     m2m = {k: values.pop(k) for k in ("available_cas", "available_certificate_profiles") if k in values}
     if profile is not None and profile.builtin:

@@ -17,6 +17,7 @@ from ..ids import is_db_id
 from ..models import CertificateProfile
 from ..x509.extensions import CUSTOM_ENCODINGS, KEY_USAGES, eku_oid
 from ..x509.validity import ValidityError, parse_validity
+from .names import clean_name
 
 logger = logging.getLogger("pki.profiles")
 
@@ -134,6 +135,7 @@ def save_profile(actor: Actor, name: str, values: dict[str, Any], profile: Certi
                  ) -> CertificateProfile:
     """Create (``profile`` None) or edit a certificate profile. Built-in profiles are fixed."""
     actor.require("/ca_functionality/edit_certificate_profiles")
+    name = clean_name(name, "certificate profile")
     values = validate_profile_values({k: v for k, v in values.items() if k in EDITABLE_FIELDS})
     if profile is None:
         if CertificateProfile.objects.filter(name=name).exists():

@@ -28,6 +28,7 @@ from ..auth.resources import SUPERADMIN, known_paths
 from ..choices import MemberMatch
 from ..errors import AuthorizationDenied, ConflictError, NotFoundError, ValidationError
 from ..models import AccessRule, CertificateAuthority, Role, RoleMember, TrustedOAuthProvider
+from .names import clean_name
 from .users import user_exists
 
 VIEW_RULE = "/system_functionality/view_administrator_privileges"
@@ -100,12 +101,7 @@ def _require_covers(actor: Actor, role: Role, new_rules: Mapping[str, bool] | No
 # --- Roles -------------------------------------------------------------------------------------------
 
 def _clean_name(name: str) -> str:
-    name = (name or "").strip()
-    if not name:
-        raise ValidationError("A role needs a name.", field="name")
-    if len(name) > 255:
-        raise ValidationError("A role name is at most 255 characters.", field="name")
-    return name
+    return clean_name(name, "role")
 
 
 @transaction.atomic
