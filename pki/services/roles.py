@@ -100,15 +100,11 @@ def _require_covers(actor: Actor, role: Role, new_rules: Mapping[str, bool] | No
 
 # --- Roles -------------------------------------------------------------------------------------------
 
-def _clean_name(name: str) -> str:
-    return clean_name(name, "role")
-
-
 @transaction.atomic
 def create_role(actor: Actor, name: str, description: str = "") -> Role:
     """A new role without members or rules (it allows nothing yet)."""
     actor.require(EDIT_RULE)
-    name = _clean_name(name)
+    name = clean_name(name, "role")
     try:
         with transaction.atomic():
             role = Role.objects.create(name=name, description=(description or "").strip())
@@ -124,7 +120,7 @@ def edit_role(actor: Actor, role: Role, name: str, description: str | None = Non
     """Rename a role and/or change its description."""
     actor.require(EDIT_RULE)
     _require_covers(actor, role)
-    name = _clean_name(name)
+    name = clean_name(name, "role")
     old_name, old_description = role.name, role.description
     role.name = name
     if description is not None:
