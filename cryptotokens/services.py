@@ -39,11 +39,21 @@ def _code_context(token: CryptoToken) -> str:
 
 
 def key_pair_of(token: CryptoToken, alias: str) -> CryptoTokenKeyPair:
-    """The key pair ``alias`` of ``token``, or KeyPairNotFoundError."""
+    """The key pair ``alias`` of ``token``, or KeyPairNotFoundError (also for an alias with a NUL, which no key pair
+    has: PostgreSQL cannot even compare it)."""
     try:
+        if "\x00" in alias:
+            raise CryptoTokenKeyPair.DoesNotExist
         return CryptoTokenKeyPair.objects.get(token=token, alias=alias)
     except CryptoTokenKeyPair.DoesNotExist:
-        raise KeyPairNotFoundError(f"No key pair '{alias}' on crypto token '{token.name}'.") from None
+        shown = alias.replace("\x00", "\\x00")  # the message may be audited, and jsonb holds no NUL either
+        raise KeyPairNotFoundError(f"No key pair '{shown}' on crypto token '{token.name}'.") from None
+
+
+def _new_alias(alias: str) -> None:
+    """An alias for a new key pair: 1 to 255 characters, none of them a control character."""
+    if not alias or len(alias) > 255 or any(ord(c) < 32 or ord(c) == 127 for c in alias):
+        raise CryptoTokenError("A key pair alias of 1 to 255 characters, without control characters, is required.")
 
 
 def backend_for(token: CryptoToken):
@@ -159,8 +169,7 @@ def generate_key_pair(actor: Actor, token: CryptoToken, alias: str, key_spec: st
     """Generate a key pair under ``alias``; the alias must be new on this token."""
     actor.require(f"/cryptotoken/generate_keys/{token.pk}")
     spec = key_spec if isinstance(key_spec, KeySpec) else KeySpec.parse(key_spec)
-    if not alias or len(alias) > 255:
-        raise CryptoTokenError("A key pair alias of 1 to 255 characters is required.")
+    _new_alias(alias)
     backend = backend_for(token)
     backend.supported(spec)
     code = auth_code_of(token)
@@ -243,8 +252,7 @@ def adopt_key_pair(actor: Actor, token: CryptoToken, alias: str) -> CryptoTokenK
     alias: its public key and device reference are recorded, the private key never leaves the device. Needs the
     right to generate keys on the token (it adds a usable key pair), and is audited."""
     actor.require(f"/cryptotoken/generate_keys/{token.pk}")
-    if not alias or len(alias) > 255:
-        raise CryptoTokenError("A key pair alias of 1 to 255 characters is required.")
+    _new_alias(alias)
     token = CryptoToken.objects.get(pk=token.pk)
     if CryptoTokenKeyPair.objects.filter(token=token, alias=alias).exists():
         raise KeyPairExistsError(f"Key pair alias '{alias}' is already registered on crypto token '{token.name}'.")
@@ -282,6 +290,7 @@ def adopt_key_pair(actor: Actor, token: CryptoToken, alias: str) -> CryptoTokenK
 def import_private_key(actor: Actor, token: CryptoToken, alias: str, key: PrivateKeyTypes) -> CryptoTokenKeyPair:
     """Put an existing software key on a soft token (used for imports and tests)."""
     actor.require(f"/cryptotoken/generate_keys/{token.pk}")
+    _new_alias(alias)
     backend = backend_for(token)
     code = auth_code_of(token)
     generated = backend.import_private_key(alias, key, code)

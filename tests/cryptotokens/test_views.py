@@ -105,3 +105,23 @@ def test_edit_token(admin, soft_token_factory):
     r = viewer.post(f"/cryptotokens/{token.pk}/edit/", {"name": "Hijacked"})
     assert r.status_code == 403 and f"/cryptotoken/modify/{token.pk}".encode() in r.content
     assert CryptoToken.objects.get(pk=token.pk).name == "Edited"
+
+
+@pytest.mark.parametrize(("action", "data", "message"), [
+    ("test", {"alias": "a\x00b"}, "No key pair &#x27;a\\x00b&#x27;"),
+    ("remove", {"alias": "a\x00b"}, "No key pair &#x27;a\\x00b&#x27;"),
+    ("export", {"alias": "a\x00b", "password": "Export-Pass-1", "password_repeat": "Export-Pass-1"},
+     "Give a password"),  # a form: its alias field refuses the NUL (with this form's one message)
+    ("adopt", {"alias": "a\x00b"}, "without control characters"),
+    ("generate", {"alias": "a\nb", "key_spec": "P-256"}, "without control characters"),
+])
+def test_a_key_alias_with_a_nul_or_control_character_is_refused_on_the_page(admin, soft_token, tracebacks, action,
+                                                                             data, message):
+    """Test, remove and adopt read the alias straight from the request: a NUL there reached PostgreSQL, which raised
+    (a 500). A lookup now finds no such key pair; a new key pair's alias refuses control characters."""
+    admin.raise_request_exception = False
+    keys = CryptoTokenKeyPair.objects.count()
+    response = admin.post(f"/cryptotokens/{soft_token.pk}/{action}/", data, follow=True)
+    assert response.status_code == 200 and message in response.content.decode(), response.content.decode()[-800:]
+    assert CryptoTokenKeyPair.objects.count() == keys
+    assert not tracebacks.records
