@@ -41,13 +41,12 @@ def _code_context(token: CryptoToken) -> str:
 def key_pair_of(token: CryptoToken, alias: str) -> CryptoTokenKeyPair:
     """The key pair ``alias`` of ``token``, or KeyPairNotFoundError (also for an alias with a NUL, which no key pair
     has: PostgreSQL cannot even compare it)."""
-    try:
-        if "\x00" in alias:
-            raise CryptoTokenKeyPair.DoesNotExist
-        return CryptoTokenKeyPair.objects.get(token=token, alias=alias)
-    except CryptoTokenKeyPair.DoesNotExist:
-        shown = alias.replace("\x00", "\\x00")  # the message may be audited, and jsonb holds no NUL either
-        raise KeyPairNotFoundError(f"No key pair '{shown}' on crypto token '{token.name}'.") from None
+    if "\x00" not in alias:
+        entry = CryptoTokenKeyPair.objects.filter(token=token, alias=alias).first()
+        if entry is not None:
+            return entry
+    shown = alias.replace("\x00", "\\x00")  # the message may be audited, and jsonb holds no NUL either
+    raise KeyPairNotFoundError(f"No key pair '{shown}' on crypto token '{token.name}'.")
 
 
 def _new_alias(alias: str) -> None:
